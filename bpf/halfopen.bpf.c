@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * halfopen.bpf.c - XDP reply matcher for half-open TCP probes.
+ *
+ * Sees every packet arriving on the prober's interface. Only TCP segments and
+ * ICMP/ICMPv6 errors aimed at our source-port range are examined; everything
+ * else returns XDP_PASS untouched. A reply is valid when the probe index its
+ * cookie names exists and matches the reply's address and ports exactly.
+ *
+ * Actions (the half-open contract):
+ *  - SYN+ACK, valid or not: XDP_PASS. No socket owns the port, so the kernel
+ *    answers with RST and the backend never holds a half-open connection.
+ *  - valid RST or ICMP unreachable: XDP_DROP (consumed, nobody else wants it).
+ *  - anything invalid: XDP_PASS.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "halfopen.h"
+
+#define HO_INLINE static __always_inline
+#include "ho_cookie.h"
+
+/* <linux/icmp.h> does not build for -target bpf; the 8-byte header is all we need. */
+struct ho_icmphdr {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be32 rest;
+};
+
+#define ICMP_DEST_UNREACH 3
+#define ICMPV6_DEST_UNREACH 1
+#define IPPROTO_ICMPV6_ 58
+#define ETH_P_8021Q_ 0x8100
+#define ETH_P_8021AD_ 0x88A8
+#define IP_MF_OFFSET 0x3fff
+#define HO_MAX_VLAN 2
+
+/* Set by userspace between open and load. */
+const volatile struct ho_key cfg_key = {};
+const volatile __u16 cfg_sport_lo = 0; /* host order, inclusive */
+const volatile __u16 cfg_sport_hi = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct ho_probe);
+	__uint(max_entries, 1); /* resized by userspace before load */
+} probes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct ho_result);
+	__uint(max_entries, 1);
+} results SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, HO_CNT_MAX);
+} counters SEC(".maps");
+
+/* Probe indices whose verdict was just recorded, polled in batches. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+/* Keep the enums in BTF even where no code names them. */
+const volatile enum ho_state ho_btf_state_anchor;
+const volatile enum ho_counter ho_btf_counter_anchor;
+const volatile enum ho_family ho_btf_family_anchor;
+const volatile enum ho_sizes ho_btf_sizes_anchor;
+const volatile enum ho_result_flags ho_btf_flags_anchor;
+
+HO_INLINE void count(__u32 which)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &which);
+
+	if (c)
+		*c += 1;
+}
+
+/* A reply in normalised form, filled by the parsers. */
+struct reply {
+	__u32 a[4];     /* target address words, as loaded (network order) */
+	__be16 tport;   /* target port */
+	__be16 sport;   /* our source port */
+	__u32 seq;      /* the SYN's sequence number, host order */
+	__u8 family;
+	__u8 state;
+	__u8 ttl;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 flags;
+};
+
+HO_INLINE int ours(__be16 port)
+{
+	__u16 p = bpf_ntohs(port);
+
+	return p >= cfg_sport_lo && p <= cfg_sport_hi;
+}
+
+/* Validate the reply against the probe table and record the first verdict.
+ * A subprogram, not inlined: the SipHash body then exists once in the image. */
+static __noinline int record(struct reply *r)
+{
+	__u32 idx = r->seq ^ ho_cookie(cfg_key.k0, cfg_key.k1, r->a[0], r->a[1], r->a[2], r->a[3],
+				       r->tport, r->sport);
+	struct ho_probe *p = bpf_map_lookup_elem(&probes, &idx);
+	struct ho_result *res;
+	__u32 *w;
+
+	if (!p) {
+		count(HO_CNT_BAD_COOKIE);
+		return 0;
+	}
+	w = (__u32 *)p->addr;
+	if (p->family != r->family || p->dport != r->tport || p->sport != r->sport ||
+	    w[0] != r->a[0] || w[1] != r->a[1] || w[2] != r->a[2] || w[3] != r->a[3]) {
+		count(HO_CNT_BAD_MATCH);
+		return 0;
+	}
+	res = bpf_map_lookup_elem(&results, &idx);
+	if (!res)
+		return 0;
+	__sync_fetch_and_add(&res->replies, 1);
+	if (__sync_val_compare_and_swap(&res->state, HO_STATE_NONE, r->state) != HO_STATE_NONE) {
+		count(HO_CNT_DUPLICATE);
+		return 1;
+	}
+	res->reply_ns = bpf_ktime_get_ns();
+	res->ttl = r->ttl;
+	res->icmp_type = r->icmp_type;
+	res->icmp_code = r->icmp_code;
+	res->flags = r->flags;
+	count(r->state == HO_STATE_OPEN ? HO_CNT_SYNACK :
+	      r->state == HO_STATE_CLOSED ? HO_CNT_RST : HO_CNT_ICMP);
+	if (bpf_ringbuf_output(&events, &idx, sizeof(idx), BPF_RB_NO_WAKEUP))
+		count(HO_CNT_RINGBUF_FULL);
+	return 1;
+}
+
+/* TCP reply from the target: th points at a complete 20-byte header. */
+HO_INLINE int on_tcp(struct reply *r, struct tcphdr *th)
+{
+	if (!ours(th->dest))
+		return XDP_PASS;
+	count(HO_CNT_CANDIDATES);
+	r->tport = th->source;
+	r->sport = th->dest;
+	/* Both answers to a SYN acknowledge it: ack = seq + 1. */
+	if (!th->ack)
+		return XDP_PASS;
+	r->seq = bpf_ntohl(th->ack_seq) - 1;
+	if (th->syn && !th->rst) {
+		r->state = HO_STATE_OPEN;
+		record(r);
+		return XDP_PASS; /* the kernel answers it with RST */
+	}
+	if (th->rst && !th->syn) {
+		r->state = HO_STATE_CLOSED;
+		r->flags = HO_RF_ACK_MATCH;
+		return record(r) ? XDP_DROP : XDP_PASS;
+	}
+	return XDP_PASS;
+}
+
+/* The first 8 bytes of the TCP header quoted in an ICMP error: our SYN. */
+struct quoted_tcp {
+	__be16 source;
+	__be16 dest;
+	__be32 seq;
+};
+
+HO_INLINE int on_quoted_tcp(struct reply *r, struct quoted_tcp *q)
+{
+	if (!ours(q->source))
+		return XDP_PASS;
+	count(HO_CNT_CANDIDATES);
+	r->tport = q->dest;
+	r->sport = q->source;
+	r->seq = bpf_ntohl(q->seq);
+	r->state = HO_STATE_UNREACHABLE;
+	return record(r) ? XDP_DROP : XDP_PASS;
+}
+
+HO_INLINE int on_icmp4(struct reply *r, void *pos, void *end)
+{
+	struct ho_icmphdr *ic = pos;
+	struct iphdr *in;
+	struct quoted_tcp *q;
+	__u32 ihl;
+
+	if ((void *)(ic + 1) > end)
+		return XDP_PASS;
+	if (ic->type != ICMP_DEST_UNREACH)
+		return XDP_PASS;
+	in = (void *)(ic + 1);
+	if ((void *)(in + 1) > end) {
+		count(HO_CNT_MALFORMED);
+		return XDP_PASS;
+	}
+	if (in->protocol != IPPROTO_TCP)
+		return XDP_PASS;
+	ihl = in->ihl * 4;
+	if (ihl < sizeof(*in)) {
+		count(HO_CNT_MALFORMED);
+		return XDP_PASS;
+	}
+	q = (void *)in + ihl;
+	if ((void *)(q + 1) > end) {
+		count(HO_CNT_MALFORMED);
+		return XDP_PASS;
+	}
+	r->icmp_type = ic->type;
+	r->icmp_code = ic->code;
+	r->a[0] = 0;
+	r->a[1] = 0;
+	r->a[2] = bpf_htonl(0xffff);
+	r->a[3] = in->daddr;
+	r->family = HO_FAMILY_INET;
+	return on_quoted_tcp(r, q);
+}
+
+HO_INLINE int on_icmp6(struct reply *r, void *pos, void *end)
+{
+	struct ho_icmphdr *ic = pos;
+	struct ipv6hdr *in;
+	struct quoted_tcp *q;
+
+	if ((void *)(ic + 1) > end)
+		return XDP_PASS;
+	if (ic->type != ICMPV6_DEST_UNREACH)
+		return XDP_PASS;
+	in = (void *)(ic + 1);
+	q = (void *)(in + 1);
+	if ((void *)(q + 1) > end) {
+		count(HO_CNT_MALFORMED);
+		return XDP_PASS;
+	}
+	if (in->nexthdr != IPPROTO_TCP)
+		return XDP_PASS;
+	r->icmp_type = ic->type;
+	r->icmp_code = ic->code;
+	__builtin_memcpy(r->a, &in->daddr, 16);
+	r->family = HO_FAMILY_INET6;
+	return on_quoted_tcp(r, q);
+}
+
+HO_INLINE int on_ipv4(struct reply *r, void *pos, void *end)
+{
+	struct iphdr *ip = pos;
+	struct tcphdr *th;
+	__u32 ihl;
+
+	if ((void *)(ip + 1) > end)
+		return XDP_PASS;
+	ihl = ip->ihl * 4;
+	if (ihl < sizeof(*ip))
+		return XDP_PASS;
+	/* Replies to a SYN are never fragmented; a fragment is someone else's. */
+	if (ip->frag_off & bpf_htons(IP_MF_OFFSET))
+		return XDP_PASS;
+	r->ttl = ip->ttl;
+	pos += ihl;
+	if (ip->protocol == IPPROTO_ICMP)
+		return on_icmp4(r, pos, end);
+	if (ip->protocol != IPPROTO_TCP)
+		return XDP_PASS;
+	th = pos;
+	if ((void *)(th + 1) > end) {
+		/* Only count truncation when the visible part is aimed at us. */
+		if (pos + 4 <= end && ours(th->dest))
+			count(HO_CNT_MALFORMED);
+		return XDP_PASS;
+	}
+	r->a[0] = 0;
+	r->a[1] = 0;
+	r->a[2] = bpf_htonl(0xffff);
+	r->a[3] = ip->saddr;
+	r->family = HO_FAMILY_INET;
+	return on_tcp(r, th);
+}
+
+HO_INLINE int on_ipv6(struct reply *r, void *pos, void *end)
+{
+	struct ipv6hdr *ip6 = pos;
+	struct tcphdr *th;
+
+	if ((void *)(ip6 + 1) > end)
+		return XDP_PASS;
+	r->ttl = ip6->hop_limit;
+	pos = ip6 + 1;
+	/* Replies to our SYNs carry no extension headers; others are not ours. */
+	if (ip6->nexthdr == IPPROTO_ICMPV6_)
+		return on_icmp6(r, pos, end);
+	if (ip6->nexthdr != IPPROTO_TCP)
+		return XDP_PASS;
+	th = pos;
+	if ((void *)(th + 1) > end) {
+		if (pos + 4 <= end && ours(th->dest))
+			count(HO_CNT_MALFORMED);
+		return XDP_PASS;
+	}
+	__builtin_memcpy(r->a, &ip6->saddr, 16);
+	r->family = HO_FAMILY_INET6;
+	return on_tcp(r, th);
+}
+
+SEC("xdp")
+int halfopen_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct reply r = {};
+	void *pos;
+	__be16 proto;
+	int i;
+
+	count(HO_CNT_PACKETS);
+	if ((void *)(eth + 1) > end)
+		return XDP_PASS;
+	proto = eth->h_proto;
+	pos = eth + 1;
+#pragma unroll
+	for (i = 0; i < HO_MAX_VLAN; i++) {
+		struct vlan { __be16 tci; __be16 proto; } *vh = pos;
+
+		if (proto != bpf_htons(ETH_P_8021Q_) && proto != bpf_htons(ETH_P_8021AD_))
+			break;
+		if ((void *)(vh + 1) > end)
+			return XDP_PASS;
+		proto = vh->proto;
+		pos = vh + 1;
+	}
+	if (proto == bpf_htons(ETH_P_IP))
+		return on_ipv4(&r, pos, end);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return on_ipv6(&r, pos, end);
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,109 @@
+// Every failure crosses into JavaScript through Throw(), as one error class
+// with {code, errno, errname, syscall, log}. The class itself lives in
+// TypeScript (src/errors.ts) and is handed over once per thread.
+#include "common.h"
+
+#include <bpf/libbpf.h>
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+
+namespace ho {
+namespace {
+
+struct InstanceData {
+  Napi::FunctionReference error_class;
+};
+
+thread_local std::string *libbpf_log = nullptr;
+
+int LibbpfPrint(enum libbpf_print_level level, const char *fmt, va_list args) {
+  if (level == LIBBPF_DEBUG || !libbpf_log) return 0;
+  char buf[4096];
+  int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  if (n > 0) libbpf_log->append(buf, std::min<size_t>(n, sizeof(buf) - 1));
+  return 0;
+}
+
+Napi::Value SetErrorClass(const Napi::CallbackInfo &info) {
+  if (info.Length() != 1 || !info[0].IsFunction())
+    Throw(info.Env(), "E_INTERNAL", "setErrorClass(cls): cls must be a constructor");
+  auto *data = info.Env().GetInstanceData<InstanceData>();
+  data->error_class = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+const char *ErrnoName(int err) {
+  switch (err) {
+    case 524: return "ENOTSUPP";
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case ENOENT: return "ENOENT";
+    case EINVAL: return "EINVAL";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENOMEM: return "ENOMEM";
+    case ENODEV: return "ENODEV";
+    case ENOBUFS: return "ENOBUFS";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case E2BIG: return "E2BIG";
+    case ENETUNREACH: return "ENETUNREACH";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
+    case EMSGSIZE: return "EMSGSIZE";
+    case EAGAIN: return "EAGAIN";
+    case EBADF: return "EBADF";
+    default: return nullptr;
+  }
+}
+
+const char *CodeFor(int err, const char *fallback) {
+  return (err == EPERM || err == EACCES) ? "E_PRIVILEGE" : fallback;
+}
+
+void Throw(Napi::Env env, const char *code, const std::string &message, int err, const char *syscall,
+           const std::string &log) {
+  std::string msg = message;
+  if (err) {
+    const char *name = ErrnoName(err);
+    msg += ": ";
+    msg += err == 524 ? "operation not supported by the kernel" : strerror(err);
+    if (name) msg += std::string(" (") + name + ")";
+  }
+  auto *data = env.GetInstanceData<InstanceData>();
+  Napi::Object obj;
+  if (data && !data->error_class.IsEmpty()) {
+    obj = data->error_class.New({Napi::String::New(env, code), Napi::String::New(env, msg)});
+  } else {
+    obj = Napi::Error::New(env, msg).Value();
+    obj.Set("code", code);
+  }
+  if (err) {
+    obj.Set("errno", err);
+    if (const char *name = ErrnoName(err)) obj.Set("errname", name);
+  }
+  if (syscall) obj.Set("syscall", syscall);
+  if (!log.empty()) obj.Set("log", log);
+  throw Napi::Error(env, obj);
+}
+
+void LibbpfLogBegin() {
+  delete libbpf_log;
+  libbpf_log = new std::string();
+}
+
+std::string LibbpfLogEnd() {
+  std::string out = libbpf_log ? *libbpf_log : std::string();
+  delete libbpf_log;
+  libbpf_log = nullptr;
+  return out;
+}
+
+void InitErrors(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new InstanceData());
+  libbpf_set_print(LibbpfPrint);
+  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass));
+}
+
+}  // namespace ho

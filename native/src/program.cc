@@ -1,0 +1,281 @@
+// Program: one loaded instance of the XDP reply matcher (bpf/halfopen.bpf.c),
+// through its generated skeleton. Lifecycle: construct (open, configure,
+// load) → attach → mapBuffer/poll/counters → close. Attachment is a bpf_link,
+// so the kernel detaches the program when the process dies, however it dies.
+#include "common.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "halfopen.skel.h"
+
+namespace ho {
+namespace {
+
+class Program : public Napi::ObjectWrap<Program> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Program",
+                       {
+                           InstanceMethod("attach", &Program::Attach),
+                           InstanceMethod("detach", &Program::Detach),
+                           InstanceMethod("mapBuffer", &Program::MapBuffer),
+                           InstanceMethod("counters", &Program::Counters),
+                           InstanceMethod("poll", &Program::Poll),
+                           InstanceMethod("testRun", &Program::TestRun),
+                           InstanceMethod("fds", &Program::Fds),
+                           InstanceMethod("close", &Program::Close),
+                       });
+  }
+
+  // new Program({capacity, key: Buffer(16), sportLo, sportHi, ringbufBytes?})
+  explicit Program(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Program>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsObject()) Throw(env, "E_INTERNAL", "Program(options): options object expected");
+    auto opts = info[0].As<Napi::Object>();
+    capacity_ = opts.Get("capacity").As<Napi::Number>().Uint32Value();
+    auto key = opts.Get("key");
+    if (!key.IsBuffer() || key.As<Napi::Buffer<uint8_t>>().Length() != HO_KEY_SIZE)
+      Throw(env, "E_INTERNAL", "Program: key must be a 16-byte Buffer");
+    uint32_t sport_lo = opts.Get("sportLo").As<Napi::Number>().Uint32Value();
+    uint32_t sport_hi = opts.Get("sportHi").As<Napi::Number>().Uint32Value();
+    Napi::Value ring_v = opts.Get("ringbufBytes");
+    uint32_t ring = ring_v.IsNumber() ? ring_v.As<Napi::Number>().Uint32Value() : 0;
+    if (capacity_ == 0) Throw(env, "E_INTERNAL", "Program: capacity must be at least 1");
+    if (sport_lo == 0 || sport_lo > sport_hi || sport_hi > 65535)
+      Throw(env, "E_INTERNAL", "Program: invalid source-port range");
+
+    LibbpfLogBegin();
+    skel_ = halfopen__open();
+    if (!skel_) {
+      int err = errno;
+      Throw(env, CodeFor(err, "E_BPF"), "cannot open the XDP object", err, "bpf", LibbpfLogEnd());
+    }
+    memcpy(&skel_->rodata->cfg_key, key.As<Napi::Buffer<uint8_t>>().Data(), HO_KEY_SIZE);
+    skel_->rodata->cfg_sport_lo = sport_lo;
+    skel_->rodata->cfg_sport_hi = sport_hi;
+    bpf_map__set_max_entries(skel_->maps.probes, capacity_);
+    bpf_map__set_max_entries(skel_->maps.results, capacity_);
+    if (ring) bpf_map__set_max_entries(skel_->maps.events, ring);
+    int err = halfopen__load(skel_);
+    std::string log = LibbpfLogEnd();
+    if (err) {
+      err = -err;
+      halfopen__destroy(skel_);
+      skel_ = nullptr;
+      // libbpf reports a verifier rejection as EACCES/EINVAL with the log.
+      bool verifier = log.find("processed ") != std::string::npos || log.find("R0") != std::string::npos ||
+                      log.find("invalid") != std::string::npos;
+      if (err == EPERM)
+        Throw(env, "E_PRIVILEGE", "loading the XDP program needs CAP_BPF and CAP_NET_ADMIN (run as root)", err,
+              "bpf", log);
+      Throw(env, verifier ? "E_VERIFIER" : CodeFor(err, "E_BPF"), "cannot load the XDP program", err, "bpf", log);
+    }
+  }
+
+  ~Program() override { Release(); }
+
+ private:
+  void Release() {
+    if (rb_) ring_buffer__free(rb_);
+    rb_ = nullptr;
+    if (link_fd_ >= 0) close(link_fd_);
+    link_fd_ = -1;
+    if (skel_) halfopen__destroy(skel_);
+    skel_ = nullptr;
+  }
+
+  void Need(Napi::Env env) {
+    if (!skel_) Throw(env, "E_INTERNAL", "the XDP program is closed");
+  }
+
+  // attach(ifindex, mode: 'auto'|'native'|'generic') → 'native'|'generic'
+  Napi::Value Attach(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Need(env);
+    if (link_fd_ >= 0) Throw(env, "E_INTERNAL", "already attached");
+    int ifindex = info[0].As<Napi::Number>().Int32Value();
+    std::string mode = info.Length() > 1 ? info[1].As<Napi::String>().Utf8Value() : "auto";
+    int prog_fd = bpf_program__fd(skel_->progs.halfopen_xdp);
+    char ifname[IF_NAMESIZE] = "?";
+    if_indextoname(ifindex, ifname);
+
+    auto try_mode = [&](uint32_t flags) {
+      LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
+      int fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &opts);
+      return fd < 0 ? -errno : fd;
+    };
+    int fd = -EINVAL;
+    const char *got = nullptr;
+    if (mode == "auto" || mode == "native") {
+      fd = try_mode(XDP_FLAGS_DRV_MODE);
+      got = "native";
+    }
+    if (fd < 0 && (mode == "generic" || (mode == "auto" && fd != -EBUSY && fd != -EPERM && fd != -EEXIST))) {
+      fd = try_mode(XDP_FLAGS_SKB_MODE);
+      got = "generic";
+    }
+    if (fd < 0) {
+      int err = -fd;
+      std::string what = std::string("cannot attach XDP to ") + ifname;
+      if (err == EBUSY || err == EEXIST) what += " (another XDP program is attached there)";
+      if (err == EPERM) what += " (needs CAP_NET_ADMIN and CAP_BPF)";
+      Throw(env, CodeFor(err, "E_BPF"), what, err, "bpf_link_create");
+    }
+    link_fd_ = fd;
+    return Napi::String::New(env, got);
+  }
+
+  Napi::Value Detach(const Napi::CallbackInfo &info) {
+    if (link_fd_ >= 0) close(link_fd_);
+    link_fd_ = -1;
+    return info.Env().Undefined();
+  }
+
+  bpf_map *MapByName(Napi::Env env, const std::string &name) {
+    if (name == "probes") return skel_->maps.probes;
+    if (name == "results") return skel_->maps.results;
+    Throw(env, "E_INTERNAL", "no mmapable map named " + name);
+  }
+
+  // mapBuffer('probes'|'results') → ArrayBuffer over the map's memory (no copy).
+  Napi::Value MapBuffer(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Need(env);
+    bpf_map *map = MapByName(env, info[0].As<Napi::String>().Utf8Value());
+    size_t len = (size_t)bpf_map__value_size(map) * bpf_map__max_entries(map);
+    size_t page = sysconf(_SC_PAGESIZE);
+    size_t maplen = (len + page - 1) / page * page;
+    void *mem = mmap(nullptr, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+    if (mem == MAP_FAILED) Throw(env, CodeFor(errno, "E_BPF"), "cannot mmap map " + std::string(bpf_map__name(map)), errno, "mmap");
+    // The mapping outlives close(): it holds its own reference to the map.
+    return Napi::ArrayBuffer::New(env, mem, len, [maplen](Napi::Env, void *p) { munmap(p, maplen); });
+  }
+
+  // counters() → number[HO_CNT_MAX], summed over CPUs.
+  Napi::Value Counters(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Need(env);
+    int ncpu = libbpf_num_possible_cpus();
+    std::vector<uint64_t> vals(ncpu);
+    auto out = Napi::Array::New(env, HO_CNT_MAX);
+    int fd = bpf_map__fd(skel_->maps.counters);
+    for (uint32_t k = 0; k < HO_CNT_MAX; k++) {
+      if (bpf_map_lookup_elem(fd, &k, vals.data())) Throw(env, "E_BPF", "cannot read counters", errno, "bpf");
+      uint64_t sum = 0;
+      for (auto v : vals) sum += v;
+      out.Set(k, Napi::Number::New(env, (double)sum));
+    }
+    return out;
+  }
+
+  static int OnEvent(void *ctx, void *data, size_t size) {
+    if (size >= sizeof(uint32_t)) {
+      uint32_t idx;
+      memcpy(&idx, data, sizeof(idx));
+      static_cast<std::vector<uint32_t> *>(ctx)->push_back(idx);
+    }
+    return 0;
+  }
+
+  // poll() → Uint32Array of probe indices whose verdict was recorded since the last poll.
+  Napi::Value Poll(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Need(env);
+    if (!rb_) {
+      rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), OnEvent, &pending_, nullptr);
+      if (!rb_) Throw(env, "E_BPF", "cannot open the event ring buffer", errno, "mmap");
+    }
+    pending_.clear();
+    int n = ring_buffer__consume(rb_);
+    if (n < 0) Throw(env, "E_BPF", "cannot read the event ring buffer", -n, "epoll");
+    auto arr = Napi::Uint32Array::New(env, pending_.size());
+    if (!pending_.empty()) memcpy(arr.Data(), pending_.data(), pending_.size() * sizeof(uint32_t));
+    return arr;
+  }
+
+  // testRun(packet: Buffer, repeat = 1) → {retval, data: Buffer, duration}
+  Napi::Value TestRun(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Need(env);
+    auto pkt = info[0].As<Napi::Buffer<uint8_t>>();
+    uint32_t repeat = info.Length() > 1 ? info[1].As<Napi::Number>().Uint32Value() : 1;
+    std::vector<uint8_t> out(pkt.Length() + 256);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt.Data(), .data_out = out.data(),
+                .data_size_in = (uint32_t)pkt.Length(), .data_size_out = (uint32_t)out.size(), .repeat = (int)repeat);
+    if (bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.halfopen_xdp), &opts))
+      Throw(env, CodeFor(errno, "E_BPF"), "BPF_PROG_TEST_RUN failed", errno, "bpf");
+    auto res = Napi::Object::New(env);
+    res.Set("retval", opts.retval);
+    res.Set("data", Napi::Buffer<uint8_t>::Copy(env, out.data(), opts.data_size_out));
+    res.Set("duration", opts.duration);
+    return res;
+  }
+
+  Napi::Value Fds(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Need(env);
+    auto o = Napi::Object::New(env);
+    o.Set("prog", bpf_program__fd(skel_->progs.halfopen_xdp));
+    o.Set("probes", bpf_map__fd(skel_->maps.probes));
+    o.Set("results", bpf_map__fd(skel_->maps.results));
+    o.Set("counters", bpf_map__fd(skel_->maps.counters));
+    o.Set("link", link_fd_);
+    return o;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    Release();
+    return info.Env().Undefined();
+  }
+
+  struct halfopen *skel_ = nullptr;
+  struct ring_buffer *rb_ = nullptr;
+  std::vector<uint32_t> pending_;
+  int link_fd_ = -1;
+  uint32_t capacity_ = 0;
+};
+
+// cookie(key: Buffer(16), addr: Buffer(16), dport, sport) → u32; the sender's and XDP's formula.
+Napi::Value Cookie(const Napi::CallbackInfo &info) {
+  auto key = info[0].As<Napi::Buffer<uint8_t>>();
+  auto addr = info[1].As<Napi::Buffer<uint8_t>>();
+  if (key.Length() != 16 || addr.Length() != 16) Throw(info.Env(), "E_INTERNAL", "cookie(key, addr, ...): 16-byte buffers expected");
+  uint64_t k[2];
+  uint32_t a[4];
+  memcpy(k, key.Data(), 16);
+  memcpy(a, addr.Data(), 16);
+  uint16_t dport = htons(info[2].As<Napi::Number>().Uint32Value());
+  uint16_t sport = htons(info[3].As<Napi::Number>().Uint32Value());
+  return Napi::Number::New(info.Env(), ho_cookie(k[0], k[1], a[0], a[1], a[2], a[3], dport, sport));
+}
+
+// siphash24(key: Buffer(16), msg: Buffer(24)) → BigInt, for the reference test vectors.
+Napi::Value SipHash24(const Napi::CallbackInfo &info) {
+  auto key = info[0].As<Napi::Buffer<uint8_t>>();
+  auto msg = info[1].As<Napi::Buffer<uint8_t>>();
+  if (key.Length() != 16 || msg.Length() != 24) Throw(info.Env(), "E_INTERNAL", "siphash24: 16-byte key and 24-byte message expected");
+  uint64_t k[2], w[3];
+  memcpy(k, key.Data(), 16);
+  memcpy(w, msg.Data(), 24);
+  return Napi::BigInt::New(info.Env(), (uint64_t)ho_siphash24_3w(k[0], k[1], w[0], w[1], w[2]));
+}
+
+}  // namespace
+
+void InitProgram(Napi::Env env, Napi::Object exports) {
+  exports.Set("Program", Program::Define(env));
+  exports.Set("cookie", Napi::Function::New(env, Cookie));
+  exports.Set("siphash24", Napi::Function::New(env, SipHash24));
+}
+
+}  // namespace ho

@@ -1,0 +1,420 @@
+// Sender: builds SYNs straight from the shared probe table (the BPF map
+// `probes`, mmapped) and sends them in batches with sendmmsg, over a raw
+// IPPROTO_RAW socket (the kernel routes and resolves neighbours) or AF_PACKET
+// with PACKET_QDISC_BYPASS (we supply the Ethernet header; the faster path).
+// One Sender per worker thread. All senders of a run share one pacing state
+// in a SharedArrayBuffer (see Control below), so --rate is global.
+#include "common.h"
+
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace ho {
+namespace {
+
+// Slots of the shared BigInt64Array; mirrored in src/engine/control.ts.
+enum Control {
+  CTL_TAT_PS = 0,     // pacing: theoretical arrival time of the next packet, ps since CTL_BASE_NS
+  CTL_INTERVAL_PS,    // pacing: picoseconds per packet; 0 = unpaced
+  CTL_ABORT,          // non-zero: stop sending at the next batch
+  CTL_SENT,           // packets handed to the kernel, all senders
+  CTL_BASE_NS,        // CLOCK_MONOTONIC origin of CTL_TAT_PS
+  CTL_FAILED,         // packets the kernel refused, all senders
+  CTL_SLOTS = 8,
+};
+
+constexpr size_t kMaxFrame = 14 + 40 + 24;
+constexpr int kTtl = 64;
+constexpr uint16_t kWindow = 65535;
+
+int64_t MonoNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+uint32_t CsumAdd(uint32_t sum, const void *data, size_t len) {
+  const uint8_t *p = static_cast<const uint8_t *>(data);
+  while (len > 1) {
+    sum += (uint32_t)p[0] << 8 | p[1];
+    p += 2;
+    len -= 2;
+  }
+  if (len) sum += (uint32_t)p[0] << 8;
+  return sum;
+}
+
+uint16_t CsumFold(uint32_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return htons((uint16_t)~sum);
+}
+
+struct Frame {
+  uint8_t buf[kMaxFrame];
+  uint16_t len;
+  uint8_t family;
+  sockaddr_in6 dst;  // large enough for sockaddr_in too; raw path only
+};
+
+class Sender : public Napi::ObjectWrap<Sender> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Sender", {InstanceMethod("send", &Sender::Send), InstanceMethod("close", &Sender::Close)});
+  }
+
+  // new Sender({kind, probesFd, resultsFd, capacity, key, src4?, src6?, ifindex?, srcMac?, dstMac4?, dstMac6?,
+  //             mark?, batch?, control: BigInt64Array(SharedArrayBuffer)})
+  explicit Sender(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Sender>(info) {
+    Napi::Env env = info.Env();
+    auto o = info[0].As<Napi::Object>();
+    kind_packet_ = o.Get("kind").As<Napi::String>().Utf8Value() == "packet";
+    capacity_ = o.Get("capacity").As<Napi::Number>().Uint32Value();
+    batch_ = std::clamp<uint32_t>(OptNumber(o, "batch", 64), 1, 256);
+    ifindex_ = OptNumber(o, "ifindex", 0);
+    auto key = o.Get("key").As<Napi::Buffer<uint8_t>>();
+    if (key.Length() != 16) Throw(env, "E_INTERNAL", "Sender: key must be 16 bytes");
+    memcpy(key_, key.Data(), 16);
+    have4_ = CopyOpt(o, "src4", src4_, 4);
+    have6_ = CopyOpt(o, "src6", src6_, 16);
+    CopyOpt(o, "srcMac", src_mac_, 6);
+    have_mac4_ = CopyOpt(o, "dstMac4", dst_mac4_, 6);
+    have_mac6_ = CopyOpt(o, "dstMac6", dst_mac6_, 6);
+    auto ctl = o.Get("control").As<Napi::TypedArrayOf<int64_t>>();
+    if (ctl.ElementLength() < CTL_SLOTS) Throw(env, "E_INTERNAL", "Sender: control array too short");
+    ctl_ref_ = Napi::Persistent(ctl);  // keeps the SharedArrayBuffer alive
+    ctl_ = reinterpret_cast<int64_t *>(ctl.Data());
+    int mark = OptNumber(o, "mark", 0);
+
+    page_ = sysconf(_SC_PAGESIZE);
+    probes_len_ = RoundPage((size_t)capacity_ * sizeof(ho_probe));
+    results_len_ = RoundPage((size_t)capacity_ * sizeof(ho_result));
+    void *p = mmap(nullptr, probes_len_, PROT_READ, MAP_SHARED, o.Get("probesFd").As<Napi::Number>().Int32Value(), 0);
+    if (p == MAP_FAILED) Throw(env, "E_BPF", "Sender: cannot map the probe table", errno, "mmap");
+    probes_ = static_cast<const ho_probe *>(p);
+    p = mmap(nullptr, results_len_, PROT_READ | PROT_WRITE, MAP_SHARED, o.Get("resultsFd").As<Napi::Number>().Int32Value(), 0);
+    if (p == MAP_FAILED) {
+      int err = errno;
+      Release();
+      Throw(env, "E_BPF", "Sender: cannot map the results table", err, "mmap");
+    }
+    results_ = static_cast<ho_result *>(p);
+
+    if (kind_packet_) {
+      fd_packet_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);  // protocol 0: send only, never receives
+      if (fd_packet_ < 0) FailSocket(env, "AF_PACKET");
+      int one = 1;
+      setsockopt(fd_packet_, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
+      sockaddr_ll sll = {};
+      sll.sll_family = AF_PACKET;
+      sll.sll_ifindex = ifindex_;
+      if (bind(fd_packet_, reinterpret_cast<sockaddr *>(&sll), sizeof(sll))) FailSocket(env, "bind AF_PACKET");
+      if (mark) setsockopt(fd_packet_, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+    } else {
+      if (have4_) fd4_ = OpenRaw(env, AF_INET, mark);
+      if (have6_) fd6_ = OpenRaw(env, AF_INET6, mark);
+    }
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);  // pacing sleeps must wake on time
+  }
+
+  ~Sender() override { Release(); }
+
+ private:
+  // Optional numeric field: absent and undefined both mean the default.
+  static int64_t OptNumber(Napi::Object o, const char *name, int64_t def) {
+    Napi::Value v = o.Get(name);
+    return v.IsNumber() ? v.As<Napi::Number>().Int64Value() : def;
+  }
+
+  static bool CopyOpt(Napi::Object o, const char *name, uint8_t *dst, size_t len) {
+    if (!o.Has(name) || !o.Get(name).IsBuffer()) return false;
+    auto b = o.Get(name).As<Napi::Buffer<uint8_t>>();
+    if (b.Length() != len) return false;
+    memcpy(dst, b.Data(), len);
+    return true;
+  }
+
+  size_t RoundPage(size_t n) const { return (n + page_ - 1) / page_ * page_; }
+
+  [[noreturn]] void FailSocket(Napi::Env env, const char *what) {
+    int err = errno;
+    Release();
+    if (err == EPERM || err == EACCES)
+      Throw(env, "E_PRIVILEGE", std::string("sending SYNs needs CAP_NET_RAW (") + what + " socket)", err, "socket");
+    Throw(env, "E_SEND", std::string("cannot open the ") + what + " socket", err, "socket");
+  }
+
+  int OpenRaw(Napi::Env env, int family, int mark) {
+    // IPPROTO_RAW implies header inclusion for both families: we write the IP header.
+    int fd = socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (fd < 0) FailSocket(env, family == AF_INET ? "raw IPv4" : "raw IPv6");
+    if (mark) setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+    if (ifindex_ > 0) setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex_, sizeof(ifindex_));
+    int sndbuf = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    return fd;
+  }
+
+  void Release() {
+    if (fd4_ >= 0) close(fd4_);
+    if (fd6_ >= 0) close(fd6_);
+    if (fd_packet_ >= 0) close(fd_packet_);
+    fd4_ = fd6_ = fd_packet_ = -1;
+    if (probes_) munmap(const_cast<ho_probe *>(probes_), probes_len_);
+    if (results_) munmap(results_, results_len_);
+    probes_ = nullptr;
+    results_ = nullptr;
+  }
+
+  // Builds the SYN for probe idx into f. Returns false when the slot is unusable.
+  bool Build(uint32_t idx, const ho_probe &p, Frame &f) {
+    uint32_t a[4];
+    memcpy(a, p.addr, 16);
+    uint32_t seq = idx ^ ho_cookie(key_[0], key_[1], a[0], a[1], a[2], a[3], p.dport, p.sport);
+    bool v4 = p.family == HO_FAMILY_INET;
+    if (v4 ? !have4_ : !have6_) return false;
+    uint8_t *b = f.buf;
+    size_t l2 = 0;
+    if (kind_packet_) {
+      const uint8_t *dmac = v4 ? dst_mac4_ : dst_mac6_;
+      if (v4 ? !have_mac4_ : !have_mac6_) return false;
+      memcpy(b, dmac, 6);
+      memcpy(b + 6, src_mac_, 6);
+      uint16_t et = htons(v4 ? ETH_P_IP : ETH_P_IPV6);
+      memcpy(b + 12, &et, 2);
+      l2 = 14;
+    }
+    uint8_t *ip = b + l2;
+    size_t l3 = v4 ? 20 : 40;
+    uint8_t *tcp = ip + l3;
+    const size_t l4 = 24;  // 20-byte header + MSS option, like an ordinary SYN
+    uint32_t pseudo = 0;
+    if (v4) {
+      ip[0] = 0x45;
+      ip[1] = 0;
+      uint16_t tot = htons(l3 + l4);
+      memcpy(ip + 2, &tot, 2);
+      uint16_t id = htons((uint16_t)(seq >> 16));
+      memcpy(ip + 4, &id, 2);
+      ip[6] = 0x40;  // DF
+      ip[7] = 0;
+      ip[8] = kTtl;
+      ip[9] = IPPROTO_TCP;
+      ip[10] = ip[11] = 0;
+      memcpy(ip + 12, src4_, 4);
+      memcpy(ip + 16, p.addr + 12, 4);
+      uint16_t ck = CsumFold(CsumAdd(0, ip, 20));
+      memcpy(ip + 10, &ck, 2);
+      pseudo = CsumAdd(0, ip + 12, 8) + IPPROTO_TCP + l4;
+    } else {
+      uint32_t vtf = htonl(6u << 28);
+      memcpy(ip, &vtf, 4);
+      uint16_t plen = htons(l4);
+      memcpy(ip + 4, &plen, 2);
+      ip[6] = IPPROTO_TCP;
+      ip[7] = kTtl;
+      memcpy(ip + 8, src6_, 16);
+      memcpy(ip + 24, p.addr, 16);
+      pseudo = CsumAdd(0, ip + 8, 32) + IPPROTO_TCP + l4;
+    }
+    memcpy(tcp, &p.sport, 2);
+    memcpy(tcp + 2, &p.dport, 2);
+    uint32_t nseq = htonl(seq);
+    memcpy(tcp + 4, &nseq, 4);
+    memset(tcp + 8, 0, 4);
+    tcp[12] = (l4 / 4) << 4;
+    tcp[13] = 0x02;  // SYN
+    uint16_t win = htons(kWindow);
+    memcpy(tcp + 14, &win, 2);
+    tcp[16] = tcp[17] = 0;
+    tcp[18] = tcp[19] = 0;
+    uint16_t mss = htons(v4 ? 1460 : 1440);
+    tcp[20] = 2;
+    tcp[21] = 4;
+    memcpy(tcp + 22, &mss, 2);
+    uint16_t ck = CsumFold(CsumAdd(pseudo, tcp, l4));
+    memcpy(tcp + 16, &ck, 2);
+    f.len = l2 + l3 + l4;
+    f.family = p.family;
+    if (!kind_packet_) {
+      memset(&f.dst, 0, sizeof(f.dst));
+      if (v4) {
+        auto *s = reinterpret_cast<sockaddr_in *>(&f.dst);
+        s->sin_family = AF_INET;
+        memcpy(&s->sin_addr, p.addr + 12, 4);
+      } else {
+        f.dst.sin6_family = AF_INET6;
+        memcpy(&f.dst.sin6_addr, p.addr, 16);
+      }
+    }
+    return true;
+  }
+
+  // Reserves n packets' worth of time from the shared bucket and waits for it.
+  void Pace(uint32_t n) {
+    int64_t interval = __atomic_load_n(&ctl_[CTL_INTERVAL_PS], __ATOMIC_RELAXED);
+    if (interval <= 0) return;
+    int64_t base = __atomic_load_n(&ctl_[CTL_BASE_NS], __ATOMIC_RELAXED);
+    int64_t now_ps = (MonoNs() - base) * 1000;
+    int64_t old = __atomic_load_n(&ctl_[CTL_TAT_PS], __ATOMIC_RELAXED), start;
+    do {
+      start = std::max(old, now_ps);
+    } while (!__atomic_compare_exchange_n(&ctl_[CTL_TAT_PS], &old, start + (int64_t)n * interval, true,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    int64_t wait_ns = (start - now_ps) / 1000;
+    if (wait_ns <= 0) return;
+    int64_t until = base + start / 1000;
+    if (wait_ns > 20000) {
+      timespec ts = {(time_t)((until - 15000) / 1000000000LL), (long)((until - 15000) % 1000000000LL)};
+      while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+      }
+    }
+    while (MonoNs() < until) {
+    }
+  }
+
+  struct Stats {
+    uint64_t sent = 0, skipped = 0, failed = 0;
+    int err = 0;
+  };
+
+  // Sends frames[0..n) of one socket; returns how many the kernel took.
+  uint32_t Flush(int fd, Frame *frames, uint32_t n, Stats &st) {
+    mmsghdr msgs[256];
+    iovec iov[256];
+    for (uint32_t i = 0; i < n; i++) {
+      iov[i] = {frames[i].buf, frames[i].len};
+      msgs[i] = {};
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      if (!kind_packet_) {
+        msgs[i].msg_hdr.msg_name = &frames[i].dst;
+        msgs[i].msg_hdr.msg_namelen = frames[i].family == HO_FAMILY_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+      }
+    }
+    uint32_t done = 0;
+    int busy = 0;
+    while (done < n) {
+      int r = sendmmsg(fd, msgs + done, n - done, 0);
+      if (r > 0) {
+        done += r;
+        busy = 0;
+        continue;
+      }
+      int err = errno;
+      if ((err == ENOBUFS || err == EAGAIN || err == EINTR) && busy++ < 2000) {
+        timespec ts = {0, 50000};
+        nanosleep(&ts, nullptr);
+        continue;
+      }
+      // This message cannot go (no route, firewall, ...): count it and move on.
+      st.failed++;
+      if (!st.err) st.err = err;
+      done++;
+      busy = 0;
+    }
+    return n;
+  }
+
+  // send(lo, hi, onlyUnanswered) → {sent, skipped, failed, errno, aborted}
+  Napi::Value Send(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!probes_) Throw(env, "E_INTERNAL", "the sender is closed");
+    uint32_t lo = info[0].As<Napi::Number>().Uint32Value();
+    uint32_t hi = std::min(info[1].As<Napi::Number>().Uint32Value(), capacity_);
+    bool only_unanswered = info.Length() > 2 && info[2].ToBoolean();
+    std::vector<Frame> f4(batch_), f6(batch_);
+    uint32_t n4 = 0, n6 = 0;
+    Stats st;
+    bool aborted = false;
+    auto flush = [&](bool v4) {
+      uint32_t &n = v4 ? n4 : n6;
+      if (!n) return;
+      Frame *fr = v4 ? f4.data() : f6.data();
+      int fd = kind_packet_ ? fd_packet_ : (v4 ? fd4_ : fd6_);
+      uint32_t failed_before = st.failed;
+      Pace(n);
+      Flush(fd, fr, n, st);
+      uint32_t ok = n - (st.failed - failed_before);
+      st.sent += ok;
+      __atomic_fetch_add(&ctl_[CTL_SENT], (int64_t)ok, __ATOMIC_RELAXED);
+      if (st.failed != failed_before)
+        __atomic_fetch_add(&ctl_[CTL_FAILED], (int64_t)(st.failed - failed_before), __ATOMIC_RELAXED);
+      n = 0;
+    };
+    for (uint32_t i = lo; i < hi; i++) {
+      if (__atomic_load_n(&ctl_[CTL_ABORT], __ATOMIC_RELAXED)) {
+        aborted = true;
+        break;
+      }
+      const ho_probe &p = probes_[i];
+      if (p.family == HO_FAMILY_NONE ||
+          (only_unanswered && __atomic_load_n(&results_[i].state, __ATOMIC_RELAXED) != HO_STATE_NONE)) {
+        st.skipped++;
+        continue;
+      }
+      bool v4 = p.family == HO_FAMILY_INET;
+      // AF_PACKET carries both families on one socket, so one batch serves both.
+      bool use4 = kind_packet_ || v4;
+      Frame &fr = use4 ? f4[n4] : f6[n6];
+      if (!Build(i, p, fr)) {
+        st.failed++;
+        if (!st.err) st.err = EAFNOSUPPORT;
+        __atomic_fetch_add(&ctl_[CTL_FAILED], 1, __ATOMIC_RELAXED);
+        continue;
+      }
+      __atomic_store_n(&results_[i].sent_ns, (uint64_t)MonoNs(), __ATOMIC_RELAXED);
+      if (use4) {
+        if (++n4 == batch_) flush(true);
+      } else if (++n6 == batch_) {
+        flush(false);
+      }
+    }
+    flush(true);
+    flush(false);
+    auto r = Napi::Object::New(env);
+    r.Set("sent", (double)st.sent);
+    r.Set("skipped", (double)st.skipped);
+    r.Set("failed", (double)st.failed);
+    r.Set("errno", st.err);
+    if (st.err && ErrnoName(st.err)) r.Set("errname", ErrnoName(st.err));
+    r.Set("aborted", aborted);
+    return r;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    Release();
+    return info.Env().Undefined();
+  }
+
+  bool kind_packet_ = false;
+  uint32_t capacity_ = 0, batch_ = 64;
+  int ifindex_ = 0;
+  uint64_t key_[2] = {0, 0};
+  uint8_t src4_[4] = {}, src6_[16] = {}, src_mac_[6] = {}, dst_mac4_[6] = {}, dst_mac6_[6] = {};
+  bool have4_ = false, have6_ = false, have_mac4_ = false, have_mac6_ = false;
+  Napi::Reference<Napi::TypedArrayOf<int64_t>> ctl_ref_;
+  int64_t *ctl_ = nullptr;
+  size_t page_ = 4096, probes_len_ = 0, results_len_ = 0;
+  const ho_probe *probes_ = nullptr;
+  ho_result *results_ = nullptr;
+  int fd4_ = -1, fd6_ = -1, fd_packet_ = -1;
+};
+
+}  // namespace
+
+void InitSender(Napi::Env env, Napi::Object exports) { exports.Set("Sender", Sender::Define(env)); }
+
+}  // namespace ho

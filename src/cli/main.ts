@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// halfopen command line. Exit codes (sweep, demo): 0 done, 1 runtime failure,
+// 2 usage error; `check` has its own (Nagios) codes.
+import { Command, CommanderError } from 'commander';
+import { registerSweep } from './sweep';
+import { describe, isUsage } from './exit';
+
+// Read at run time so the compiled tree needs no copy of package.json.
+const version: string = require('../../../package.json').version;
+
+export function buildProgram(): Command {
+  const program = new Command('halfopen')
+    .description('TCP half-open prober and health checker: SYN out, verdict from the reply, RST back, no connection')
+    .version(version)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `halfopen: ${s}` : s) });
+  registerSweep(program, version);
+  program
+    .command('demo')
+    .description('build a throwaway fleet in network namespaces, sweep it, compare with ground truth, remove it')
+    .action(async () => {
+      const { demo } = await import('./demo');
+      process.exitCode = await demo();
+    });
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  try {
+    // nmap's two-letter -iL is not a flag shape commander accepts.
+    await program.parseAsync(process.argv.map((a) => (a === '-iL' ? '--input-list' : a)));
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with exitCode 0.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    process.stderr.write(`halfopen: ${describe(err)}\n`);
+    process.exitCode = isUsage(err) ? 2 : 1;
+  }
+}
+
+if (require.main === module) void main();

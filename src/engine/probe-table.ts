@@ -1,0 +1,99 @@
+// TypeScript's side of the shared tables (maps `probes` and `results`),
+// mmapped by the addon: writes probes, reads verdicts, no copies.
+import { HO_PROBE, HO_RESULT, HO_FAMILY_INET, HO_FAMILY_INET6, HO_STATE_NONE } from '../contract.generated';
+import { isV4 } from '../targets/address';
+
+export interface Verdict {
+  state: number;
+  /** Reply minus latest send, in ms; null if unknown. */
+  rttMs: number | null;
+  ttl: number;
+  icmpType: number;
+  icmpCode: number;
+  replies: number;
+}
+
+export class ProbeTable {
+  readonly capacity: number;
+  private readonly probes: Uint8Array;
+  private readonly probeView: DataView;
+  private readonly results: Uint8Array;
+  private readonly resultView: DataView;
+
+  constructor(probes: ArrayBuffer, results: ArrayBuffer) {
+    this.capacity = Math.floor(probes.byteLength / HO_PROBE.size);
+    this.probes = new Uint8Array(probes);
+    this.probeView = new DataView(probes);
+    this.results = new Uint8Array(results);
+    this.resultView = new DataView(results);
+  }
+
+  /** Writes slot i. addr is the 128-bit (IPv4-mapped for v4) address. */
+  set(i: number, addr: bigint, dport: number, sport: number): void {
+    const o = i * HO_PROBE.size;
+    const v = this.probeView;
+    // Network order: most significant 32-bit word first.
+    v.setUint32(o, Number((addr >> 96n) & 0xffff_ffffn));
+    v.setUint32(o + 4, Number((addr >> 64n) & 0xffff_ffffn));
+    v.setUint32(o + 8, Number((addr >> 32n) & 0xffff_ffffn));
+    v.setUint32(o + 12, Number(addr & 0xffff_ffffn));
+    v.setUint16(o + HO_PROBE.dport.offset, dport);
+    v.setUint16(o + HO_PROBE.sport.offset, sport);
+    v.setUint8(o + HO_PROBE.family.offset, isV4(addr) ? HO_FAMILY_INET : HO_FAMILY_INET6);
+  }
+
+  /** Fast path for IPv4: a is the 32-bit address. */
+  setV4(i: number, a: number, dport: number, sport: number): void {
+    const o = i * HO_PROBE.size;
+    const v = this.probeView;
+    v.setUint32(o, 0);
+    v.setUint32(o + 4, 0);
+    v.setUint32(o + 8, 0xffff);
+    v.setUint32(o + 12, a);
+    v.setUint16(o + HO_PROBE.dport.offset, dport);
+    v.setUint16(o + HO_PROBE.sport.offset, sport);
+    v.setUint8(o + HO_PROBE.family.offset, HO_FAMILY_INET);
+  }
+
+  /** Marks slots [from, to) unused and clears their verdicts. */
+  clear(from = 0, to = this.capacity): void {
+    this.probes.fill(0, from * HO_PROBE.size, to * HO_PROBE.size);
+    this.results.fill(0, from * HO_RESULT.size, to * HO_RESULT.size);
+  }
+
+  /** Clears verdicts only (a new round of checks on the same probes). */
+  clearResults(from = 0, to = this.capacity): void {
+    this.results.fill(0, from * HO_RESULT.size, to * HO_RESULT.size);
+  }
+
+  state(i: number): number {
+    return this.resultView.getUint32(i * HO_RESULT.size + HO_RESULT.state.offset, true);
+  }
+
+  verdict(i: number): Verdict | null {
+    const o = i * HO_RESULT.size;
+    const v = this.resultView;
+    const state = v.getUint32(o + HO_RESULT.state.offset, true);
+    if (state === HO_STATE_NONE) return null;
+    const s = HO_RESULT.sent_ns.offset, r = HO_RESULT.reply_ns.offset;
+    const diffNs = (v.getUint32(o + r + 4, true) - v.getUint32(o + s + 4, true)) * 2 ** 32 +
+      (v.getUint32(o + r, true) - v.getUint32(o + s, true));
+    return {
+      state,
+      // A reply older than the latest send answered an earlier SYN: RTT unknown.
+      rttMs: v.getUint32(o + s, true) === 0 && v.getUint32(o + s + 4, true) === 0 || diffNs < 0 ? null : diffNs / 1e6,
+      ttl: v.getUint8(o + HO_RESULT.ttl.offset),
+      icmpType: v.getUint8(o + HO_RESULT.icmp_type.offset),
+      icmpCode: v.getUint8(o + HO_RESULT.icmp_code.offset),
+      replies: v.getUint32(o + HO_RESULT.replies.offset, true),
+    };
+  }
+
+  /** The address stored in slot i, for tests and diagnostics. */
+  address(i: number): bigint {
+    const o = i * HO_PROBE.size;
+    let a = 0n;
+    for (let k = 0; k < 16; k += 4) a = (a << 32n) | BigInt(this.probeView.getUint32(o + k));
+    return a;
+  }
+}

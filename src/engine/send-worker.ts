@@ -1,0 +1,27 @@
+// Piscina worker: owns one native Sender (sockets + mmapped tables) per run
+// and sends the probe-index ranges it is given. Failures come back as plain
+// ErrorRecords, because structured clone would strip a HalfopenError's fields.
+import { native, NativeSender } from '../native/addon';
+import { toRecord } from '../errors';
+import type { SendTask, SendReply } from './send-task';
+
+let current: { runId: number; sender: NativeSender } | null = null;
+
+function handler(task: SendTask | { close: true }): SendReply | null {
+  try {
+    if ('close' in task) {
+      current?.sender.close();
+      current = null;
+      return null;
+    }
+    if (!current || current.runId !== task.runId) {
+      current?.sender.close();
+      current = { runId: task.runId, sender: new native.Sender(task.init) };
+    }
+    return { ok: true, ...current.sender.send(task.lo, task.hi, task.onlyUnanswered) };
+  } catch (err) {
+    return toRecord(err);
+  }
+}
+
+export = handler;

@@ -1,0 +1,235 @@
+// A throwaway fleet in network namespaces, for the demo, the integration
+// tests and the benchmarks:
+//
+//   prober ns  [hoNNNNp] ── veth ── [hoNNNNf]  fleet ns
+//   198.19.255.1/30                 198.19.255.2/30, AnyIP: every address of
+//   2001:2:0:ffff::1/64             the v4/v6 prefixes is local (route on lo)
+//
+// Listeners on `open` ports answer SYN+ACK, other ports RST; nftables drops
+// `drop` prefixes (filtered) and rejects `reject` prefixes with ICMP
+// unreachable. Only the benchmarking ranges 198.18.0.0/15 and 2001:2::/48
+// are used, and the prober namespace routes nothing else.
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ProbeState } from '../types';
+import { cidrRange, findRange, mergeRanges, AddrRange } from '../targets/ranges';
+import { formatAddress, mustParseAddress, isV4 } from '../targets/address';
+
+export interface FleetSpec {
+  /** AnyIP prefixes inside the fleet (198.18.0.0/15 and 2001:2::/48 only). */
+  v4?: string;
+  v6?: string;
+  /** Ports with a listener: open, unless dropped or rejected. */
+  open: number[];
+  /** Prefixes whose TCP is dropped (filtered). */
+  drop?: string[];
+  /** Prefixes whose TCP is rejected with ICMP unreachable. */
+  reject?: string[];
+  /** Tag in the namespace names, for humans. */
+  tag?: string;
+}
+
+export const PROBER_V4 = '198.19.255.1';
+export const FLEET_V4 = '198.19.255.2';
+export const PROBER_V6 = '2001:2:0:ffff::1';
+export const FLEET_V6 = '2001:2:0:ffff::2';
+
+const BENCH_V4 = cidrRange(mustParseAddress('198.18.0.0'), 15, 32);
+const BENCH_V6 = cidrRange(mustParseAddress('2001:2::'), 48, 128);
+
+function run(cmd: string, args: string[], input?: string): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')}: ${(e.stderr || e.message).trim()}`);
+  }
+}
+
+function parsePrefix(text: string): AddrRange {
+  const [a, len] = text.split('/');
+  const addr = mustParseAddress(a, 'fleet prefix');
+  const v4 = isV4(addr);
+  const r = cidrRange(addr, Number(len ?? (v4 ? 32 : 128)), v4 ? 32 : 128);
+  const bench = v4 ? BENCH_V4 : BENCH_V6;
+  if (r.lo < bench.lo || r.hi > bench.hi) throw new Error(`fleet prefix ${text} is outside the benchmarking ranges`);
+  return r;
+}
+
+/** Namespaces of fleets whose creating process is gone (killed runs). */
+export function removeStaleFleets(): string[] {
+  const removed: string[] = [];
+  let names: string[] = [];
+  try { names = fs.readdirSync('/run/netns'); } catch { return removed; }
+  for (const ns of names) {
+    const m = /^ho(\d+)x\d+[pf]$/.exec(ns);
+    if (!m || fs.existsSync(`/proc/${m[1]}`)) continue;
+    try { run('ip', ['netns', 'del', ns]); removed.push(ns); } catch { /* raced with another cleanup */ }
+  }
+  return removed;
+}
+
+let fleetSeq = 0;
+
+export class Fleet {
+  readonly prober: string;
+  readonly fleet: string;
+  readonly proberIf: string;
+  readonly fleetIf: string;
+  readonly spec: FleetSpec;
+  private listener: ChildProcess | null = null;
+  private accepts: string[] = [];
+  private readonly drop: AddrRange[];
+  private readonly reject: AddrRange[];
+  private readonly openPorts: Set<number>;
+  private removed = false;
+
+  private constructor(spec: FleetSpec) {
+    const id = `ho${process.pid}x${fleetSeq++}`;
+    this.prober = `${id}p`;
+    this.fleet = `${id}f`;
+    this.proberIf = `${id}p`.slice(-15);
+    this.fleetIf = `${id}f`.slice(-15);
+    this.spec = spec;
+    this.drop = mergeRanges((spec.drop ?? []).map(parsePrefix));
+    this.reject = mergeRanges((spec.reject ?? []).map(parsePrefix));
+    this.openPorts = new Set(spec.open);
+  }
+
+  /** Builds the namespaces, links, routes, firewall and listeners. */
+  static async create(spec: FleetSpec): Promise<Fleet> {
+    removeStaleFleets();
+    const f = new Fleet(spec);
+    try {
+      f.build();
+      await f.startListener();
+    } catch (err) {
+      f.remove();
+      throw err;
+    }
+    return f;
+  }
+
+  private build(): void {
+    const { prober: P, fleet: F, proberIf: pi, fleetIf: fi, spec } = this;
+    if (spec.v4) parsePrefix(spec.v4);
+    if (spec.v6) parsePrefix(spec.v6);
+    run('ip', ['netns', 'add', P]);
+    run('ip', ['netns', 'add', F]);
+    run('ip', ['link', 'add', pi, 'netns', P, 'type', 'veth', 'peer', 'name', fi, 'netns', F]);
+    const batch = (ns: string, lines: string[]) => run('ip', ['-n', ns, '-batch', '-'], lines.join('\n') + '\n');
+    const sys = (ns: string, kv: Record<string, string | number>) => {
+      for (const [k, v] of Object.entries(kv)) {
+        try { run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `${k}=${v}`]); } catch { /* not per-netns on this kernel */ }
+      }
+    };
+    // No DAD: addresses are usable at once. No ICMP rate limits: every reject answers.
+    sys(P, { 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 });
+    sys(F, {
+      'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0,
+      'net.ipv4.icmp_ratelimit': 0, 'net.ipv4.icmp_ratemask': 0, 'net.ipv4.icmp_msgs_per_sec': 100000000,
+      'net.ipv4.icmp_msgs_burst': 100000000, 'net.ipv6.icmp.ratelimit': 0,
+      'net.core.somaxconn': 65535, 'net.ipv4.tcp_max_syn_backlog': 262144,
+    });
+    batch(P, [`link set lo up`, `link set ${pi} up`, `addr add ${PROBER_V4}/30 dev ${pi}`, `addr add ${PROBER_V6}/64 dev ${pi} nodad`]);
+    batch(F, [`link set lo up`, `link set ${fi} up`, `addr add ${FLEET_V4}/30 dev ${fi}`, `addr add ${FLEET_V6}/64 dev ${fi} nodad`]);
+    const macP = run('ip', ['netns', 'exec', P, 'cat', `/sys/class/net/${pi}/address`]).trim();
+    const macF = run('ip', ['netns', 'exec', F, 'cat', `/sys/class/net/${fi}/address`]).trim();
+    const pr: string[] = [
+      `neigh replace ${FLEET_V4} lladdr ${macF} dev ${pi} nud permanent`,
+      `neigh replace ${FLEET_V6} lladdr ${macF} dev ${pi} nud permanent`,
+    ];
+    const fr: string[] = [
+      `neigh replace ${PROBER_V4} lladdr ${macP} dev ${fi} nud permanent`,
+      `neigh replace ${PROBER_V6} lladdr ${macP} dev ${fi} nud permanent`,
+    ];
+    if (spec.v4) { pr.push(`route add ${spec.v4} via ${FLEET_V4} dev ${pi}`); fr.push(`route add local ${spec.v4} dev lo`); }
+    if (spec.v6) { pr.push(`route add ${spec.v6} via ${FLEET_V6} dev ${pi}`); fr.push(`route add local ${spec.v6} dev lo`); }
+    batch(P, pr);
+    batch(F, fr);
+    const rules: string[] = [];
+    const set = (rs: AddrRange[], fam: 4 | 6) => rs.filter((r) => isV4(r.lo) === (fam === 4)).map(rangeText).join(', ');
+    for (const fam of [4, 6] as const) {
+      const ipk = fam === 4 ? 'ip' : 'ip6';
+      const d = set(this.drop, fam), r = set(this.reject, fam);
+      if (d) rules.push(`${ipk} daddr { ${d} } meta l4proto tcp drop`);
+      if (r) rules.push(`${ipk} daddr { ${r} } meta l4proto tcp reject with ${fam === 4 ? 'icmp type host-unreachable' : 'icmpv6 type addr-unreachable'}`);
+    }
+    if (rules.length) {
+      run('ip', ['netns', 'exec', F, 'nft', '-f', '-'],
+        `table inet halfopen_fleet {\n chain input {\n  type filter hook input priority 0; policy accept;\n  ${rules.join('\n  ')}\n }\n}\n`);
+    }
+  }
+
+  private startListener(): Promise<void> {
+    if (!this.spec.open.length) return Promise.resolve();
+    const script = path.join(__dirname, 'listener.js');
+    const child = spawn('ip', ['netns', 'exec', this.fleet, process.execPath, script, ...this.spec.open.map(String)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.listener = child;
+    let buf = '';
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('fleet listener did not start within 10 s')), 10_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        buf += d.toString();
+        let nl;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (line === 'ready') { clearTimeout(timer); resolve(); } else if (line.startsWith('accept ')) this.accepts.push(line);
+        }
+      });
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+      child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`fleet listener exited (${code}): ${err.trim()}`)); });
+    });
+  }
+
+  /** Connections the fleet's listeners accepted (a half-open probe makes none). */
+  acceptedConnections(): string[] { return [...this.accepts]; }
+
+  /** What a correct prober must report for addr:port. */
+  truth(addr: bigint, port: number): ProbeState {
+    if (findRange(this.drop, addr) >= 0) return 'filtered';
+    if (findRange(this.reject, addr) >= 0) return 'unreachable';
+    return this.openPorts.has(port) ? 'open' : 'closed';
+  }
+
+  /** Runs a command inside a namespace of this fleet. */
+  exec(ns: 'prober' | 'fleet', cmd: string, args: string[]): string {
+    return run('ip', ['netns', 'exec', ns === 'prober' ? this.prober : this.fleet, cmd, ...args]);
+  }
+
+  /** argv prefix that runs a command in the prober namespace. */
+  proberArgv(): string[] { return ['ip', 'netns', 'exec', this.prober]; }
+
+  /** TCP sockets in SYN-RECV on the fleet: a half-open probe must leave none. */
+  synRecvCount(): number {
+    return this.exec('fleet', 'ss', ['-Htn', 'state', 'syn-recv']).split('\n').filter(Boolean).length;
+  }
+
+  /** Interface statistics of the fleet-side veth (tx_dropped shows reply loss). */
+  fleetLinkStats(): { txPackets: number; txDropped: number; rxPackets: number } {
+    const j = JSON.parse(this.exec('fleet', 'ip', ['-s', '-j', 'link', 'show', this.fleetIf]))[0].stats64;
+    return { txPackets: j.tx.packets, txDropped: j.tx.dropped, rxPackets: j.rx.packets };
+  }
+
+  /** Removes everything; safe to call more than once. */
+  remove(): void {
+    if (this.removed) return;
+    this.removed = true;
+    if (this.listener && this.listener.exitCode === null) {
+      this.listener.stdin?.end();
+      this.listener.kill('SIGTERM');
+    }
+    for (const ns of [this.prober, this.fleet]) {
+      try { run('ip', ['netns', 'del', ns]); } catch { /* never created */ }
+    }
+  }
+}
+
+function rangeText(r: AddrRange): string {
+  return r.lo === r.hi ? formatAddress(r.lo) : `${formatAddress(r.lo)}-${formatAddress(r.hi)}`;
+}

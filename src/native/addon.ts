@@ -1,0 +1,76 @@
+// Typed view of the native addon (native/). Loading this module registers
+// HalfopenError with the addon for the current thread, so every native
+// failure arrives as a HalfopenError carrying code, errno, errname, syscall.
+import path from 'node:path';
+import { HalfopenError } from '../errors';
+
+export interface ProgramOptions {
+  capacity: number;
+  key: Buffer;
+  sportLo: number;
+  sportHi: number;
+  ringbufBytes?: number;
+}
+
+export interface TestRunResult { retval: number; data: Buffer; duration: number }
+
+export interface ProgramFds { prog: number; probes: number; results: number; counters: number; link: number }
+
+export interface NativeProgram {
+  attach(ifindex: number, mode?: 'auto' | 'native' | 'generic'): 'native' | 'generic';
+  detach(): void;
+  mapBuffer(name: 'probes' | 'results'): ArrayBuffer;
+  counters(): number[];
+  poll(): Uint32Array;
+  testRun(packet: Buffer, repeat?: number): TestRunResult;
+  fds(): ProgramFds;
+  close(): void;
+}
+
+export interface SenderOptions {
+  kind: 'raw' | 'packet';
+  probesFd: number;
+  resultsFd: number;
+  capacity: number;
+  key: Buffer;
+  src4?: Buffer;
+  src6?: Buffer;
+  ifindex?: number;
+  srcMac?: Buffer;
+  dstMac4?: Buffer;
+  dstMac6?: Buffer;
+  mark?: number;
+  batch?: number;
+  control: BigInt64Array;
+}
+
+export interface SendResult { sent: number; skipped: number; failed: number; errno: number; errname?: string; aborted: boolean }
+
+export interface NativeSender {
+  send(lo: number, hi: number, onlyUnanswered: boolean): SendResult;
+  close(): void;
+}
+
+interface Addon {
+  setErrorClass(cls: typeof HalfopenError): void;
+  Program: new (opts: ProgramOptions) => NativeProgram;
+  Sender: new (opts: SenderOptions) => NativeSender;
+  cookie(key: Buffer, addr: Buffer, dport: number, sport: number): number;
+  siphash24(key: Buffer, msg: Buffer): bigint;
+}
+
+function load(): Addon {
+  // dist/src/native/addon.js and src/native/addon.ts both sit three levels below the root.
+  const root = path.resolve(__dirname, '..', '..', __dirname.includes(`${path.sep}dist${path.sep}`) ? '..' : '');
+  const file = path.join(root, 'native', 'build', 'Release', 'halfopen.node');
+  let addon: Addon;
+  try {
+    addon = require(file) as Addon;
+  } catch (err) {
+    throw new HalfopenError('E_INTERNAL', `cannot load the native addon ${file} (run npm run build): ${(err as Error).message}`);
+  }
+  addon.setErrorClass(HalfopenError);
+  return addon;
+}
+
+export const native: Addon = load();

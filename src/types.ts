@@ -1,0 +1,18 @@
+// Result vocabulary shared by the engine, the outputs and the health checker.
+
+export type ProbeState = 'open' | 'closed' | 'filtered' | 'unreachable';
+
+/** One final verdict, in the field order of the ndjson contract (design.md section 3). */
+export interface ProbeResult {
+  ip: string;
+  port: number;
+  state: ProbeState;
+  /** syn-ack | rst | no-response | icmp-<type>-<code> */
+  reason: string;
+  /** Round-trip time in milliseconds, null when no reply came. */
+  rtt_ms: number | null;
+  /** TTL (IPv4) or hop limit (IPv6) of the reply, null when no reply came. */
+  ttl: number | null;
+  /** ISO-8601 time the verdict was reached. */
+  ts: string;
+}
