@@ -1,0 +1,145 @@
+// The probe space is a lazily indexed list of (address, port) probes. Nothing
+// is enumerated: merged address intervals × the port list, then explicit pairs.
+//
+// Order (what at(i) returns for ascending i):
+//   1. Range probes, address-major: addresses ascending over the merged ranges
+//      (so IPv6 below ::ffff:0:0/96, then IPv4, then the rest of IPv6), and for
+//      each address every port ascending. i → address index ⌊i/P⌋, port i mod P.
+//   2. Explicit pairs not already covered by ranges × ports, sorted by (address, port).
+// The scan order is decided by Permutation on top of this, so this order only
+// has to be stable and cheap to index.
+//
+// A space rebuilt from another one's `ranges`, `ports` and `pairs` is identical,
+// which is how it crosses worker-thread boundaries (bigints clone, classes don't).
+
+import { HalfopenError, targetError } from '../errors';
+import { ADDR_MAX, familyOf, Family, formatAddress } from './address';
+import { PORT_MAX, PORT_MIN } from './ports';
+import { AddrRange, findRange, mergeRanges, rangeSize, splitByFamily, subtractRanges } from './ranges';
+
+export interface AddrPort { addr: bigint; port: number }
+
+export interface ProbeSpaceInput {
+  ranges?: readonly AddrRange[];
+  ports?: readonly number[];
+  pairs?: readonly AddrPort[];
+  excludes?: readonly AddrRange[];
+}
+
+/** Largest space whose indices are all exact in a double. */
+export const MAX_PROBES = 2 ** 53;
+
+const cmpPair = (a: AddrPort, b: AddrPort): number => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : a.port - b.port);
+
+export class ProbeSpace {
+  /** Total number of probes. */
+  readonly size: number;
+  /** Probes contributed by ranges × ports; indices below this are range probes. */
+  readonly rangeProbes: number;
+  /** Addresses covered by `ranges`. */
+  readonly addressCount: number;
+  readonly families: Set<Family>;
+  /** Merged, excluded, single-family ranges, ascending. */
+  readonly ranges: readonly AddrRange[];
+  readonly ports: readonly number[];
+  /** Explicit pairs left after dedupe, excludes and range coverage, ascending. */
+  readonly pairs: readonly AddrPort[];
+
+  // First address index of each range, for the binary search in at().
+  private readonly starts: Float64Array;
+  private readonly portSet: Uint8Array;
+
+  constructor(input: ProbeSpaceInput) {
+    const inRanges = input.ranges ?? [];
+    const inPairs = input.pairs ?? [];
+    if (inRanges.length === 0 && inPairs.length === 0) throw new HalfopenError('E_EMPTY', 'no targets given');
+
+    this.portSet = new Uint8Array(PORT_MAX + 1);
+    for (const p of input.ports ?? []) {
+      if (!Number.isInteger(p) || p < PORT_MIN || p > PORT_MAX) throw targetError(`invalid port ${p}: expected 1-65535`);
+      this.portSet[p] = 1;
+    }
+    const ports: number[] = [];
+    for (let p = PORT_MIN; p <= PORT_MAX; p++) if (this.portSet[p]) ports.push(p);
+    if (inRanges.length > 0 && ports.length === 0) throw targetError('address targets given without any port to probe');
+    this.ports = ports;
+
+    for (const r of inRanges) {
+      if (r.lo < 0n || r.hi > ADDR_MAX) throw new RangeError(`address range outside the 128-bit space: ${r.lo}-${r.hi}`);
+      if (r.lo > r.hi) throw targetError(`invalid range ${formatAddress(r.lo)}-${formatAddress(r.hi)}: start is greater than end`);
+    }
+    const holes = mergeRanges(input.excludes ?? []);
+    const ranges = splitByFamily(subtractRanges(mergeRanges(inRanges), holes));
+    this.ranges = ranges;
+
+    let addrs = 0n;
+    this.starts = new Float64Array(ranges.length);
+    for (let k = 0; k < ranges.length; k++) {
+      // Exact whenever the space passes the 2^53 check below; otherwise that check throws.
+      this.starts[k] = Number(addrs);
+      addrs += rangeSize(ranges[k]);
+    }
+
+    const pairs: AddrPort[] = [];
+    const sorted = inPairs.map((p) => ({ addr: p.addr, port: p.port })).sort(cmpPair);
+    for (const p of sorted) {
+      if (!Number.isInteger(p.port) || p.port < PORT_MIN || p.port > PORT_MAX) throw targetError(`invalid port ${p.port} for ${formatAddress(p.addr)}: expected 1-65535`);
+      const prev = pairs[pairs.length - 1];
+      if (prev !== undefined && prev.addr === p.addr && prev.port === p.port) continue;
+      if (findRange(holes, p.addr) >= 0) continue;
+      if (this.portSet[p.port] && findRange(ranges, p.addr) >= 0) continue;
+      pairs.push(p);
+    }
+    this.pairs = pairs;
+
+    const total = addrs * BigInt(ports.length) + BigInt(pairs.length);
+    if (total === 0n) throw new HalfopenError('E_EMPTY', 'no targets left after excludes');
+    if (total > BigInt(MAX_PROBES)) {
+      throw targetError(`target space too large: ${total} probes exceeds the limit of 2^53; narrow the targets or ports, or add excludes`);
+    }
+    this.addressCount = Number(addrs);
+    this.rangeProbes = this.addressCount * ports.length;
+    this.size = Number(total);
+
+    const fams = new Set<Family>();
+    for (const r of ranges) fams.add(familyOf(r.lo));
+    for (const p of pairs) fams.add(familyOf(p.addr));
+    this.families = fams;
+  }
+
+  /** Probe number i, 0 <= i < size, in O(log R). */
+  at(i: number): AddrPort {
+    if (!(i >= 0 && i < this.size && Number.isInteger(i))) throw new RangeError(`probe index ${i} outside 0..${this.size - 1}`);
+    if (i >= this.rangeProbes) {
+      const p = this.pairs[i - this.rangeProbes];
+      return { addr: p.addr, port: p.port };
+    }
+    const P = this.ports.length;
+    // % is exact on doubles, and (i - r) / P divides an exact multiple, so this
+    // stays exact up to 2^53 where Math.floor(i / P) would not.
+    const r = i % P;
+    const a = (i - r) / P;
+    const s = this.starts;
+    let lo = 0, hi = s.length - 1;
+    while (lo < hi) {
+      const m = (lo + hi + 1) >>> 1;
+      if (s[m] <= a) lo = m; else hi = m - 1;
+    }
+    const off = a - s[lo];
+    // Skipping the bigint add matters when ranges are many single hosts.
+    return { addr: off === 0 ? this.ranges[lo].lo : this.ranges[lo].lo + BigInt(off), port: this.ports[r] };
+  }
+
+  /** Whether (addr, port) is one of the probes; O(log R + log pairs). */
+  has(addr: bigint, port: number): boolean {
+    if (port >= PORT_MIN && port <= PORT_MAX && this.portSet[port] && findRange(this.ranges, addr) >= 0) return true;
+    let a = 0, b = this.pairs.length - 1;
+    const key = { addr, port };
+    while (a <= b) {
+      const m = (a + b) >>> 1;
+      const c = cmpPair(this.pairs[m], key);
+      if (c < 0) a = m + 1; else if (c > 0) b = m - 1; else return true;
+    }
+    return false;
+  }
+}
