@@ -33,7 +33,9 @@ export async function demo(): Promise<number> {
       '--format', 'ndjson', '--timeout', '500', '--no-progress'];
     out.write(`sweep: ip netns exec ${fleet.prober} halfopen ${args.slice(1).join(' ')}\n\n`);
     const results: ProbeResult[] = [];
-    child = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    child = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let summary = '';
+    child.stderr!.on('data', (d: Buffer) => { summary += d.toString(); });
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -44,8 +46,11 @@ export async function demo(): Promise<number> {
         if (line) results.push(JSON.parse(line));
       }
     });
-    const code: number = await new Promise((resolve) => child!.on('exit', (c) => resolve(c ?? 1)));
-    if (code !== 0) return code;
+    const code: number = await new Promise((resolve) => child!.on('close', (c) => resolve(c ?? 1)));
+    if (code !== 0) {
+      process.stderr.write(summary);
+      return code;
+    }
 
     const byState = new Map<ProbeState, ProbeResult[]>();
     let wrong = 0;
@@ -61,7 +66,8 @@ export async function demo(): Promise<number> {
     }
     const accepted = fleet.acceptedConnections().length;
     const synRecv = fleet.synRecvCount();
-    out.write(`\nground truth: ${results.length - wrong}/${results.length} verdicts correct\n`);
+    out.write(`\n${summary}`);
+    out.write(`ground truth: ${results.length - wrong}/${results.length} verdicts correct\n`);
     out.write(`fleet servers: ${accepted} accepted connections, ${synRecv} half-open (SYN-RECV) sockets left\n`);
     return wrong === 0 && accepted === 0 && synRecv === 0 ? 0 : 1;
   } finally {

@@ -10,7 +10,7 @@ import { HalfopenError, fromRecord } from '../errors';
 import * as C from '../contract.generated';
 import { ProbeResult, ProbeState } from '../types';
 import { addressBytes, formatAddress, isV4, mustParseAddress } from '../targets/address';
-import { ProbeTable } from './probe-table';
+import { ProbeTable, Verdict } from './probe-table';
 import { createControl, abort, sentCount, failedCount } from './control';
 import { Route, routeTo, neighbourMac, macBytes } from './route';
 import type { SendTask, SendReply } from './send-task';
@@ -200,14 +200,10 @@ export class Engine {
 
     for (let base = 0; base < source.size && !signal?.aborted; base += cap) {
       const w = Math.min(cap, source.size - base);
-      const addrs: bigint[] = new Array(w);
-      const dports = new Uint16Array(w);
       table.clear(0, cap);
       emitted.fill(0);
       for (let i = 0; i < w; i++) {
         const p = source.at(base + i);
-        addrs[i] = p.addr;
-        dports[i] = p.port;
         table.set(i, p.addr, p.port, sportLo + ((base + i) % ports));
       }
       let answered = 0;
@@ -218,7 +214,7 @@ export class Engine {
         emitted[i] = 1;
         answered++;
         answeredTotal++;
-        const r = toResult(addrs[i], dports[i], v, ts);
+        const r = toResult(table.ip(i), table.port(i), v, ts);
         counts[r.state]++;
         onResult(r);
       };
@@ -265,7 +261,7 @@ export class Engine {
           if (emitted[i]) continue;
           emitted[i] = 1;
           counts.filtered++;
-          onResult({ ip: formatAddress(addrs[i]), port: dports[i], state: 'filtered', reason: 'no-response', rtt_ms: null, ttl: null, ts });
+          onResult({ ip: table.ip(i), port: table.port(i), state: 'filtered', reason: 'no-response', rtt_ms: null, ttl: null, ts });
         }
       }
     }
@@ -302,11 +298,12 @@ function sourceBytes(text: string): Buffer {
   return isV4(mustParseAddress(text)) ? b.subarray(12) : b;
 }
 
-function toResult(addr: bigint, port: number, v: NonNullable<ReturnType<ProbeTable['verdict']>>, ts: string): ProbeResult {
-  const base = { ip: formatAddress(addr), port, rtt_ms: v.rttMs === null ? null : Math.round(v.rttMs * 1000) / 1000, ttl: v.ttl, ts };
+function toResult(ip: string, port: number, v: Verdict, ts: string): ProbeResult {
+  const rtt = v.rttMs === null ? null : Math.round(v.rttMs * 1000) / 1000;
+  // Literal objects with one shape: this runs once per reply.
   switch (v.state) {
-    case C.HO_STATE_OPEN: return { ...base, state: 'open', reason: 'syn-ack' };
-    case C.HO_STATE_CLOSED: return { ...base, state: 'closed', reason: 'rst' };
-    default: return { ...base, state: 'unreachable', reason: `icmp-${v.icmpType}-${v.icmpCode}` };
+    case C.HO_STATE_OPEN: return { ip, port, state: 'open', reason: 'syn-ack', rtt_ms: rtt, ttl: v.ttl, ts };
+    case C.HO_STATE_CLOSED: return { ip, port, state: 'closed', reason: 'rst', rtt_ms: rtt, ttl: v.ttl, ts };
+    default: return { ip, port, state: 'unreachable', reason: `icmp-${v.icmpType}-${v.icmpCode}`, rtt_ms: rtt, ttl: v.ttl, ts };
   }
 }

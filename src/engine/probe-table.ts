@@ -1,7 +1,7 @@
 // TypeScript's side of the shared tables (maps `probes` and `results`),
 // mmapped by the addon: writes probes, reads verdicts, no copies.
 import { HO_PROBE, HO_RESULT, HO_FAMILY_INET, HO_FAMILY_INET6, HO_STATE_NONE } from '../contract.generated';
-import { isV4 } from '../targets/address';
+import { formatAddress, isV4 } from '../targets/address';
 
 export interface Verdict {
   state: number;
@@ -89,7 +89,21 @@ export class ProbeTable {
     };
   }
 
-  /** The address stored in slot i, for tests and diagnostics. */
+  /** Text form of slot i's address, without a bigint for IPv4 (the hot path). */
+  ip(i: number): string {
+    const o = i * HO_PROBE.size;
+    if (this.probes[o + HO_PROBE.family.offset] === HO_FAMILY_INET) {
+      const p = this.probes;
+      return `${p[o + 12]}.${p[o + 13]}.${p[o + 14]}.${p[o + 15]}`;
+    }
+    return formatAddress(this.address(i));
+  }
+
+  port(i: number): number {
+    return this.probeView.getUint16(i * HO_PROBE.size + HO_PROBE.dport.offset);
+  }
+
+  /** The address stored in slot i. */
   address(i: number): bigint {
     const o = i * HO_PROBE.size;
     let a = 0n;

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the three layers in order: the XDP object and its skeleton (bpf/),
+# the addon that embeds it (native/), and TypeScript (dist/). Incremental:
+# make and node-gyp's make rebuild only what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make -s -C bpf
+node scripts/gen-contract.js bpf/halfopen.bpf.o src/contract.generated.ts --check
+# node-gyp as bundled with npm (a separate node-gyp may need a newer Node).
+GYP="$(dirname "$(command -v npm)")/../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
+[ -f "$GYP" ] || GYP="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"
+NODEDIR=()
+[ -f /usr/include/node/node.h ] && NODEDIR=(--nodedir=/usr)
+if [ ! -f native/build/Makefile ]; then
+  node "$GYP" configure -C native "${NODEDIR[@]}" --silent
+fi
+# The skeleton is a header the gyp file does not know about: rebuild when it changes.
+if [ bpf/halfopen.skel.h -nt native/build/Release/halfopen.node ] 2>/dev/null; then
+  touch native/src/program.cc
+fi
+node "$GYP" build -C native "${NODEDIR[@]}" --silent
+node node_modules/typescript/bin/tsc -p .

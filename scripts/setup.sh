@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) set-up on Debian/Ubuntu as root: system packages,
+# npm packages, then the build. Every README command runs it first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ python3 iproute2 nftables util-linux)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing packages ${missing[*]}: run as root (or apt-get install them)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm ci when node_modules is missing or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+bash scripts/build.sh

@@ -1,0 +1,143 @@
+// BPF tier: packet fixtures run through the real compiled XDP program with
+// BPF_PROG_TEST_RUN. Each fixture states the action, the verdict recorded in
+// the results map and the counters that must move.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { native, NativeProgram } from '../../src/native/addon';
+import { ProbeTable } from '../../src/engine/probe-table';
+import * as C from '../../src/contract.generated';
+import { addressBytes, mustParseAddress } from '../../src/targets/address';
+import { tcpFrame, icmpUnreachFrame, udpFrame, TcpSpec } from '../helpers/packets';
+import { bpfSkipReason } from '../helpers/privileges';
+
+const XDP_DROP = 1, XDP_PASS = 2;
+const skip = bpfSkipReason();
+const KEY = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
+const ME4 = '198.19.255.1', ME6 = '2001:2:0:ffff::1';
+
+interface Slot { idx: number; addr: string; dport: number; sport: number }
+const S4: Slot = { idx: 3, addr: '198.18.0.7', dport: 80, sport: 61003 };
+const S6: Slot = { idx: 5, addr: '2001:2::7', dport: 443, sport: 61005 };
+
+const seqOf = (s: Slot) => (s.idx ^ native.cookie(KEY, Buffer.from(addressBytes(mustParseAddress(s.addr))), s.dport, s.sport)) >>> 0;
+const me = (s: Slot) => (s.addr.includes(':') ? ME6 : ME4);
+
+/** The target's answer to our SYN for slot s. */
+function reply(s: Slot, flags: TcpSpec['flags'], extra: Partial<TcpSpec> = {}): Buffer {
+  return tcpFrame({ src: s.addr, dst: me(s), sport: s.dport, dport: s.sport, seq: 1000, ack: (seqOf(s) + 1) >>> 0, flags, ...extra });
+}
+
+describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
+  let prog: NativeProgram;
+  let table: ProbeTable;
+
+  before(() => {
+    prog = new native.Program({ capacity: 16, key: KEY, sportLo: 61000, sportHi: 61999 });
+    table = new ProbeTable(prog.mapBuffer('probes'), prog.mapBuffer('results'));
+    for (const s of [S4, S6]) table.set(s.idx, mustParseAddress(s.addr), s.dport, s.sport);
+  });
+  after(() => prog?.close());
+
+  function runCase(pkt: Buffer) {
+    table.clearResults();
+    prog.poll();
+    const before = prog.counters();
+    const r = prog.testRun(pkt);
+    const after = prog.counters();
+    const delta: Record<string, number> = {};
+    C.COUNTER_NAMES.forEach((n, i) => { if (after[i] !== before[i]) delta[n] = after[i] - before[i]; });
+    return { action: r.retval, data: r.data, delta, events: [...prog.poll()] };
+  }
+
+  const cases: Array<{ name: string; pkt: () => Buffer; action: number; slot?: Slot; state?: number; counters: Record<string, number>; ttl?: number; icmp?: [number, number] }> = [
+    { name: 'IPv4 SYN+ACK → open, passed so the kernel resets it', pkt: () => reply(S4, { syn: true, ack: true }, { ttl: 61 }), action: XDP_PASS, slot: S4, state: C.HO_STATE_OPEN, ttl: 61, counters: { packets: 1, candidates: 1, synack: 1 } },
+    { name: 'IPv4 RST+ACK → closed, consumed', pkt: () => reply(S4, { rst: true, ack: true }), action: XDP_DROP, slot: S4, state: C.HO_STATE_CLOSED, counters: { packets: 1, candidates: 1, rst: 1 } },
+    { name: 'IPv4 ICMP host unreachable quoting our SYN → unreachable, consumed', pkt: () => icmpUnreachFrame('198.18.0.1', { src: ME4, dst: S4.addr, sport: S4.sport, dport: S4.dport, seq: seqOf(S4) }, 1), action: XDP_DROP, slot: S4, state: C.HO_STATE_UNREACHABLE, icmp: [3, 1], counters: { packets: 1, candidates: 1, icmp: 1 } },
+    { name: 'IPv6 SYN+ACK → open', pkt: () => reply(S6, { syn: true, ack: true }, { ttl: 60 }), action: XDP_PASS, slot: S6, state: C.HO_STATE_OPEN, ttl: 60, counters: { packets: 1, candidates: 1, synack: 1 } },
+    { name: 'IPv6 RST+ACK → closed', pkt: () => reply(S6, { rst: true, ack: true }), action: XDP_DROP, slot: S6, state: C.HO_STATE_CLOSED, counters: { packets: 1, candidates: 1, rst: 1 } },
+    { name: 'ICMPv6 address unreachable → unreachable', pkt: () => icmpUnreachFrame('2001:2::1', { src: ME6, dst: S6.addr, sport: S6.sport, dport: S6.dport, seq: seqOf(S6) }, 3), action: XDP_DROP, slot: S6, state: C.HO_STATE_UNREACHABLE, icmp: [1, 3], counters: { packets: 1, candidates: 1, icmp: 1 } },
+    { name: 'IPv4 header with options → still matched', pkt: () => reply(S4, { syn: true, ack: true }, { ipOptions: 2 }), action: XDP_PASS, slot: S4, state: C.HO_STATE_OPEN, counters: { packets: 1, candidates: 1, synack: 1 } },
+    { name: 'VLAN-tagged frame (802.1Q) → still matched', pkt: () => reply(S4, { rst: true, ack: true }, { vlan: [42] }), action: XDP_DROP, slot: S4, state: C.HO_STATE_CLOSED, counters: { packets: 1, candidates: 1, rst: 1 } },
+    { name: 'double-tagged frame (QinQ) → still matched', pkt: () => reply(S6, { syn: true, ack: true }, { vlan: [10, 20] }), action: XDP_PASS, slot: S6, state: C.HO_STATE_OPEN, counters: { packets: 1, candidates: 1, synack: 1 } },
+    { name: 'wrong cookie → passed, counted, nothing recorded', pkt: () => tcpFrame({ src: S4.addr, dst: ME4, sport: S4.dport, dport: S4.sport, ack: (seqOf(S4) ^ 0x5a5a0000) + 1, flags: { syn: true, ack: true } }), action: XDP_PASS, counters: { packets: 1, candidates: 1, bad_cookie: 1 } },
+    { name: 'spoofed source address with a valid index → bad match', pkt: () => tcpFrame({ src: '198.18.0.8', dst: ME4, sport: S4.dport, dport: S4.sport, ack: (S4.idx ^ native.cookie(KEY, Buffer.from(addressBytes(mustParseAddress('198.18.0.8'))), S4.dport, S4.sport)) + 1 >>> 0, flags: { rst: true, ack: true } }), action: XDP_PASS, counters: { packets: 1, candidates: 1, bad_match: 1 } },
+    { name: 'reply from another target port → not this probe', pkt: () => reply({ ...S4, dport: 81 }, { syn: true, ack: true }), action: XDP_PASS, counters: { packets: 1, candidates: 1, bad_match: 1 } },
+    { name: 'destination port outside our range → untouched', pkt: () => reply({ ...S4, sport: 40000 }, { syn: true, ack: true }), action: XDP_PASS, counters: { packets: 1 } },
+    { name: 'RST without ACK cannot be validated → passed', pkt: () => reply(S4, { rst: true }), action: XDP_PASS, counters: { packets: 1, candidates: 1 } },
+    { name: 'truncated TCP header → passed, malformed', pkt: () => reply(S4, { syn: true, ack: true }, { truncateTo: 14 + 20 + 10 }), action: XDP_PASS, counters: { packets: 1, malformed: 1 } },
+    { name: 'truncated IP header → passed untouched', pkt: () => reply(S4, { syn: true, ack: true }, { truncateTo: 14 + 12 }), action: XDP_PASS, counters: { packets: 1 } },
+    { name: 'ICMP quoting only 4 bytes of TCP → passed, malformed', pkt: () => icmpUnreachFrame('198.18.0.1', { src: ME4, dst: S4.addr, sport: S4.sport, dport: S4.dport, seq: seqOf(S4) }, 1, true), action: XDP_PASS, counters: { packets: 1, malformed: 1 } },
+    { name: 'IP fragment → passed untouched', pkt: () => reply(S4, { syn: true, ack: true }, { fragment: true }), action: XDP_PASS, counters: { packets: 1 } },
+    { name: 'UDP → passed untouched', pkt: () => udpFrame(S4.addr, ME4, 53, 61003), action: XDP_PASS, counters: { packets: 1 } },
+    { name: 'IPv4 EtherType with no IP header → passed', pkt: () => reply(S4, { syn: true, ack: true }).subarray(0, 14), action: XDP_PASS, counters: { packets: 1 } },
+    { name: 'ARP → passed untouched', pkt: () => Buffer.concat([reply(S4, { syn: true, ack: true }).subarray(0, 12), Buffer.from([0x08, 0x06]), Buffer.alloc(28)]), action: XDP_PASS, counters: { packets: 1 } },
+  ];
+
+  for (const c of cases) {
+    test(c.name, () => {
+      const pkt = c.pkt();
+      const r = runCase(pkt);
+      assert.equal(r.action, c.action, 'XDP action');
+      assert.deepEqual(r.delta, c.counters, 'counters');
+      assert.ok(r.data.equals(pkt), 'the packet leaves the program unmodified');
+      for (const s of [S4, S6]) {
+        const v = table.verdict(s.idx);
+        if (s === c.slot) {
+          assert.ok(v, 'verdict recorded');
+          assert.equal(v!.state, c.state);
+          assert.equal(v!.replies, 1);
+          if (c.ttl !== undefined) assert.equal(v!.ttl, c.ttl);
+          if (c.icmp) assert.deepEqual([v!.icmpType, v!.icmpCode], c.icmp);
+          assert.deepEqual(r.events, [s.idx], 'one ring-buffer event');
+        } else {
+          assert.equal(v, null, `no verdict for slot ${s.idx}`);
+        }
+      }
+      if (!c.slot) assert.deepEqual(r.events, []);
+    });
+  }
+
+  test('a second reply is a duplicate: counted, verdict unchanged, SYN+ACK still passed', () => {
+    table.clearResults();
+    prog.poll();
+    prog.testRun(reply(S4, { syn: true, ack: true }));
+    const before = prog.counters();
+    const r = prog.testRun(reply(S4, { rst: true, ack: true }));
+    const r2 = prog.testRun(reply(S4, { syn: true, ack: true }));
+    const after = prog.counters();
+    assert.equal(r.retval, XDP_DROP);
+    assert.equal(r2.retval, XDP_PASS);
+    assert.equal(after[C.HO_CNT_DUPLICATE] - before[C.HO_CNT_DUPLICATE], 2);
+    const v = table.verdict(S4.idx)!;
+    assert.equal(v.state, C.HO_STATE_OPEN);
+    assert.equal(v.replies, 3);
+    assert.deepEqual([...prog.poll()], [S4.idx], 'only the first verdict is an event');
+  });
+
+  test('an empty slot never matches', () => {
+    const ghost: Slot = { idx: 9, addr: '198.18.0.9', dport: 80, sport: 61009 };
+    const r = runCase(reply(ghost, { syn: true, ack: true }));
+    assert.equal(r.action, XDP_PASS);
+    assert.deepEqual(r.delta, { packets: 1, candidates: 1, bad_match: 1 });
+  });
+
+  test('an index beyond the table is a bad cookie', () => {
+    const far: Slot = { idx: 1 << 20, addr: S4.addr, dport: S4.dport, sport: S4.sport };
+    const r = runCase(reply(far, { syn: true, ack: true }));
+    assert.deepEqual(r.delta, { packets: 1, candidates: 1, bad_cookie: 1 });
+  });
+});
+
+describe('cookie and contract', () => {
+  test('SipHash-2-4 matches the reference algorithm (key 00..0f, message 00..17)', { skip: false }, () => {
+    const msg = Buffer.from([...Array(24).keys()]);
+    assert.equal(native.siphash24(KEY, msg), 0xb8ad50c6f649af94n);
+  });
+
+  test('src/contract.generated.ts matches the BTF of bpf/halfopen.bpf.o', () => {
+    const root = path.resolve(__dirname, '../../..');
+    execFileSync(process.execPath, [path.join(root, 'scripts/gen-contract.js'), path.join(root, 'bpf/halfopen.bpf.o'), path.join(root, 'src/contract.generated.ts'), '--check'], { stdio: 'pipe' });
+  });
+});

@@ -1,0 +1,158 @@
+// Integration tier: real namespaces, real XDP on veth, real listeners. The
+// prober runs inside its own namespace; nothing leaves the two namespaces.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { Fleet, FleetSpec } from '../../src/fleet/fleet';
+import { mustParseAddress } from '../../src/targets/address';
+import { netnsSkipReason } from '../helpers/privileges';
+import { runCli, startCli, collect, parseNdjson } from '../helpers/cli';
+
+const skip = netnsSkipReason();
+
+const SPEC: FleetSpec = {
+  tag: 'sweep',
+  v4: '198.18.0.0/20',
+  v6: '2001:2::/116',
+  open: [80],
+  drop: ['198.18.4.0/24', '2001:2::400/120'],
+  reject: ['198.18.5.0/24', '2001:2::500/120'],
+};
+
+function xdpAttached(fleet: Fleet): boolean {
+  return /\bxdp/.test(fleet.exec('prober', 'ip', ['-d', 'link', 'show', fleet.proberIf]));
+}
+
+function loadedMatchers(): number {
+  const out = execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' });
+  return (JSON.parse(out) as Array<{ name?: string }>).filter((p) => p.name === 'halfopen_xdp').length;
+}
+
+async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return cond();
+}
+
+describe('sweep against a namespace fleet', { skip }, () => {
+  let fleet: Fleet;
+  before(async () => { fleet = await Fleet.create(SPEC); });
+  after(() => fleet?.remove());
+
+  test('a /20 × 2 ports, IPv4 and IPv6 in one run, matches ground truth exactly', async () => {
+    const r = await runCli(['sweep', SPEC.v4!, SPEC.v6!, '-p', '80,81', '--format', 'ndjson', '--timeout', '500', '--rate', '50000', '--no-progress'], fleet);
+    assert.equal(r.code, 0, r.stderr);
+    const results = parseNdjson(r.stdout);
+    assert.equal(results.length, 2 * 4096 * 2, 'one verdict per probe');
+    const seen = new Set<string>();
+    const wrong: string[] = [];
+    const tally: Record<string, number> = {};
+    for (const x of results) {
+      const key = `${x.ip}:${x.port}`;
+      assert.ok(!seen.has(key), `duplicate verdict for ${key}`);
+      seen.add(key);
+      const want = fleet.truth(mustParseAddress(x.ip), x.port);
+      if (x.state !== want) wrong.push(`${key} ${x.state} (want ${want})`);
+      tally[`${x.state}/${x.reason}`] = (tally[`${x.state}/${x.reason}`] ?? 0) + 1;
+    }
+    assert.deepEqual(wrong.slice(0, 10), []);
+    // Per family: 3584 open on 80 (4096 - 2×256), 3584 closed on 81, 2×256 filtered, 2×256 unreachable.
+    assert.deepEqual(tally, {
+      'open/syn-ack': 7168, 'closed/rst': 7168, 'filtered/no-response': 1024,
+      'unreachable/icmp-3-1': 512, 'unreachable/icmp-1-3': 512,
+    });
+    assert.match(r.stderr, /16384 probes .* 7168 open, 7168 closed, 1024 filtered, 1024 unreachable/);
+    assert.deepEqual(fleet.acceptedConnections(), [], 'no connection reached the application');
+    assert.equal(fleet.synRecvCount(), 0, 'no half-open sockets left on the servers');
+    assert.equal(xdpAttached(fleet), false, 'XDP detached after the run');
+  });
+
+  test('the installed bin works through npx inside the namespace', async () => {
+    const out = execFileSync('ip', ['netns', 'exec', fleet.prober, 'npx', '--no-install', 'halfopen', 'sweep', '198.18.0.1', '198.18.4.1', '[2001:2::5]:81', '-p', '80', '--format', 'csv', '--timeout', '300', '--no-progress'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const rows = out.trim().split('\n').slice(1).map((l) => l.split(',').slice(0, 4).join(',')).sort();
+    assert.deepEqual(rows, ['198.18.0.1,80,open,syn-ack', '198.18.4.1,80,filtered,no-response', '2001:2::5,81,closed,rst']);
+  });
+
+  test('a killed run leaves no XDP program behind (bpf_link)', async () => {
+    const child = startCli(['sweep', SPEC.v4!, '-p', '80', '--rate', '200', '--format', 'ndjson', '--no-progress'], fleet);
+    const done = collect(child, 30_000);
+    assert.ok(await waitFor(() => xdpAttached(fleet), 10_000), 'XDP attached while the sweep runs');
+    child.kill('SIGKILL');
+    await done;
+    assert.ok(await waitFor(() => !xdpAttached(fleet), 5_000), 'XDP detached by the kernel');
+    assert.ok(await waitFor(() => loadedMatchers() === 0, 5_000), 'program unloaded');
+  });
+
+  test('Ctrl-C mid-sweep writes what is known, a summary, and detaches', async () => {
+    const child = startCli(['sweep', SPEC.v4!, '-p', '80', '--rate', '1000', '--format', 'ndjson', '--no-progress'], fleet);
+    const done = collect(child, 30_000);
+    assert.ok(await waitFor(() => xdpAttached(fleet), 10_000));
+    await new Promise((r) => setTimeout(r, 700));
+    child.kill('SIGINT');
+    const r = await done;
+    assert.equal(r.code, 130);
+    assert.match(r.stderr, /interrupted/);
+    assert.match(r.stderr, /probes in .*\(interrupted\)/);
+    const results = parseNdjson(r.stdout);
+    assert.ok(results.length > 0 && results.length < 4096, `partial results (${results.length})`);
+    for (const x of results) assert.equal(x.state, fleet.truth(mustParseAddress(x.ip), x.port));
+    assert.equal(xdpAttached(fleet), false);
+  });
+
+  test('a lost first SYN is retried into the right verdict', async () => {
+    // The fleet drops the first SYN to 198.18.3.3:80 (a 50-byte quota holds one 44-byte SYN).
+    const table = (name: string) => `table inet ${name} {\n chain input {\n  type filter hook input priority -10;\n` +
+      `  ip daddr 198.18.3.3 tcp dport 80 tcp flags syn quota until 50 bytes drop\n }\n}\n`;
+    const withDrop = async (name: string, args: string[]) => {
+      execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', '-f', '-'], { input: table(name) });
+      try {
+        return await runCli(['sweep', '198.18.3.3', '-p', '80', '--format', 'ndjson', '--timeout', '300', '--no-progress', ...args], fleet);
+      } finally {
+        execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', 'delete', 'table', 'inet', name]);
+      }
+    };
+    const once = await withDrop('ho_drop_once_a', ['--retries', '0']);
+    assert.equal(parseNdjson(once.stdout)[0].state, 'filtered', 'without a retry the lost SYN reads as filtered');
+    const retried = await withDrop('ho_drop_once_b', ['--retries', '1']);
+    assert.equal(parseNdjson(retried.stdout)[0].state, 'open');
+    assert.match(retried.stderr, /1 retried/);
+  });
+});
+
+describe('bad input: one line on stderr and exit 2', { skip }, () => {
+  let fleet: Fleet;
+  before(async () => { fleet = await Fleet.create({ tag: 'usage', v4: '198.18.0.0/24', open: [] }); });
+  after(() => fleet?.remove());
+
+  const cases: Array<[string, string[], RegExp]> = [
+    ['port 0', ['sweep', '198.18.0.1', '-p', '0'], /port/],
+    ['port above 65535', ['sweep', '198.18.0.1', '-p', '70000'], /port/],
+    ['malformed address', ['sweep', '198.18.0.300', '-p', '80'], /invalid target "198\.18\.0\.300"/],
+    ['malformed CIDR', ['sweep', '198.18.0.0/33', '-p', '80'], /198\.18\.0\.0\/33/],
+    ['empty after excludes', ['sweep', '198.18.0.0/30', '-p', '80', '--exclude', '198.18.0.0/29'], /no targets left after excludes/],
+    ['unknown interface', ['sweep', '198.18.0.1', '-p', '80', '--interface', 'nosuch0'], /unknown interface "nosuch0"/],
+    ['shard out of range', ['sweep', '198.18.0.0/24', '-p', '80', '--seed', '1', '--shard', '5/4'], /shard/],
+    ['rate not a number', ['sweep', '198.18.0.1', '-p', '80', '--rate', 'fast'], /invalid --rate "fast"/],
+    ['no ports', ['sweep', '198.18.0.1'], /no ports/],
+  ];
+  for (const [name, args, re] of cases) {
+    test(name, async () => {
+      const r = await runCli(args, fleet);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, re);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+      assert.equal(r.stdout, '');
+    });
+  }
+
+  test('without privileges: names the missing capabilities', async () => {
+    const r = await runCli(['sweep', '198.18.0.1', '-p', '80'], fleet, 30_000, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+  });
+});
