@@ -29,6 +29,12 @@ void InitErrors(Napi::Env env, Napi::Object exports);
 void InitProgram(Napi::Env env, Napi::Object exports);
 void InitSender(Napi::Env env, Napi::Object exports);
 
+// One mmap per BPF map per process, shared by the main thread and every sender
+// thread: mapping the same map again would only duplicate page-table entries
+// (and count the tables once more in RSS). Reference-counted; thread-safe.
+void *MapAcquire(int map_fd, size_t len, int prot, int *err);
+void MapRelease(void *addr);
+
 // libbpf's log during the current call on this thread (verifier output on load failure).
 void LibbpfLogBegin();
 std::string LibbpfLogEnd();

@@ -7,6 +7,11 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
 
 namespace ho {
 namespace {
@@ -98,6 +103,53 @@ std::string LibbpfLogEnd() {
   delete libbpf_log;
   libbpf_log = nullptr;
   return out;
+}
+
+namespace {
+struct Mapping {
+  void *addr;
+  size_t len;
+  int refs;
+};
+std::mutex maps_mu;
+std::map<uint32_t, Mapping> maps_by_id;  // BPF map id → mapping
+}  // namespace
+
+void *MapAcquire(int map_fd, size_t len, int prot, int *err) {
+  bpf_map_info info = {};
+  uint32_t info_len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(map_fd, &info, &info_len)) {
+    *err = errno;
+    return nullptr;
+  }
+  std::lock_guard<std::mutex> lock(maps_mu);
+  auto it = maps_by_id.find(info.id);
+  if (it != maps_by_id.end() && it->second.len >= len) {
+    it->second.refs++;
+    return it->second.addr;
+  }
+  // Always map read-write: one mapping serves readers and writers alike.
+  (void)prot;
+  void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+  if (p == MAP_FAILED) {
+    *err = errno;
+    return nullptr;
+  }
+  if (it == maps_by_id.end()) maps_by_id[info.id] = {p, len, 1};
+  else it->second = {p, len, 1};  // older, shorter mapping stays until its last release
+  return p;
+}
+
+void MapRelease(void *addr) {
+  std::lock_guard<std::mutex> lock(maps_mu);
+  for (auto it = maps_by_id.begin(); it != maps_by_id.end(); ++it) {
+    if (it->second.addr != addr) continue;
+    if (--it->second.refs == 0) {
+      munmap(addr, it->second.len);
+      maps_by_id.erase(it);
+    }
+    return;
+  }
 }
 
 void InitErrors(Napi::Env env, Napi::Object exports) {

@@ -155,10 +155,11 @@ class Program : public Napi::ObjectWrap<Program> {
     size_t len = (size_t)bpf_map__value_size(map) * bpf_map__max_entries(map);
     size_t page = sysconf(_SC_PAGESIZE);
     size_t maplen = (len + page - 1) / page * page;
-    void *mem = mmap(nullptr, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
-    if (mem == MAP_FAILED) Throw(env, CodeFor(errno, "E_BPF"), "cannot mmap map " + std::string(bpf_map__name(map)), errno, "mmap");
+    int err = 0;
+    void *mem = MapAcquire(bpf_map__fd(map), maplen, PROT_READ | PROT_WRITE, &err);
+    if (!mem) Throw(env, CodeFor(err, "E_BPF"), "cannot mmap map " + std::string(bpf_map__name(map)), err, "mmap");
     // The mapping outlives close(): it holds its own reference to the map.
-    return Napi::ArrayBuffer::New(env, mem, len, [maplen](Napi::Env, void *p) { munmap(p, maplen); });
+    return Napi::ArrayBuffer::New(env, mem, len, [](Napi::Env, void *p) { MapRelease(p); });
   }
 
   // counters() → number[HO_CNT_MAX], summed over CPUs.

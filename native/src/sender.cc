@@ -101,12 +101,12 @@ class Sender : public Napi::ObjectWrap<Sender> {
     page_ = sysconf(_SC_PAGESIZE);
     probes_len_ = RoundPage((size_t)capacity_ * sizeof(ho_probe));
     results_len_ = RoundPage((size_t)capacity_ * sizeof(ho_result));
-    void *p = mmap(nullptr, probes_len_, PROT_READ, MAP_SHARED, o.Get("probesFd").As<Napi::Number>().Int32Value(), 0);
-    if (p == MAP_FAILED) Throw(env, "E_BPF", "Sender: cannot map the probe table", errno, "mmap");
+    int err = 0;
+    void *p = MapAcquire(o.Get("probesFd").As<Napi::Number>().Int32Value(), probes_len_, PROT_READ, &err);
+    if (!p) Throw(env, "E_BPF", "Sender: cannot map the probe table", err, "mmap");
     probes_ = static_cast<const ho_probe *>(p);
-    p = mmap(nullptr, results_len_, PROT_READ | PROT_WRITE, MAP_SHARED, o.Get("resultsFd").As<Napi::Number>().Int32Value(), 0);
-    if (p == MAP_FAILED) {
-      int err = errno;
+    p = MapAcquire(o.Get("resultsFd").As<Napi::Number>().Int32Value(), results_len_, PROT_READ | PROT_WRITE, &err);
+    if (!p) {
       Release();
       Throw(env, "E_BPF", "Sender: cannot map the results table", err, "mmap");
     }
@@ -172,8 +172,8 @@ class Sender : public Napi::ObjectWrap<Sender> {
     if (fd6_ >= 0) close(fd6_);
     if (fd_packet_ >= 0) close(fd_packet_);
     fd4_ = fd6_ = fd_packet_ = -1;
-    if (probes_) munmap(const_cast<ho_probe *>(probes_), probes_len_);
-    if (results_) munmap(results_, results_len_);
+    if (probes_) MapRelease(const_cast<ho_probe *>(probes_));
+    if (results_) MapRelease(results_);
     probes_ = nullptr;
     results_ = nullptr;
   }

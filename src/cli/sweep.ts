@@ -7,7 +7,7 @@ import { HalfopenError, usageError } from '../errors';
 import { Engine, EngineOptions, ProbeSource } from '../engine/engine';
 import { parsePorts } from '../targets/ports';
 import { parseTargetSpec, readTargetFile, resolveHosts, parseExcludeList, readExcludeFile, ProbeSpace, AddrRange } from '../targets/target-set';
-import { mustParseAddress, isV4 } from '../targets/address';
+import { formatAddress, mustParseAddress, isV4 } from '../targets/address';
 import { Permutation, parseShard, shardSlice, Shard } from '../targets/permutation';
 import { createWriter, parseFormat, OutputFormat } from '../output/create-writer';
 import { SummaryCounter, formatSummaryLine } from '../output/summary';
@@ -34,6 +34,7 @@ export interface SweepOptions {
   progress?: boolean;
   sendPath: 'auto' | 'raw' | 'packet';
   xdpMode: 'auto' | 'native' | 'generic';
+  dryRun?: boolean;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -62,6 +63,7 @@ export function registerSweep(program: Command, version: string): void {
     .option('--progress', 'show progress on stderr (default when stderr is a terminal)')
     .option('--no-progress', 'never show progress')
     .option('--send-path <path>', 'auto, raw (IPPROTO_RAW socket) or packet (AF_PACKET)', choiceOption('--send-path', ['auto', 'raw', 'packet'] as const), 'auto' as const)
+    .option('--dry-run', 'print the probes in send order ("ADDRESS PORT" per line) and send nothing')
     .option('--xdp-mode <mode>', 'auto, native or generic', choiceOption('--xdp-mode', ['auto', 'native', 'generic'] as const), 'auto' as const)
     .action(async (targets: string[], opts: SweepOptions) => {
       await sweep(targets, opts, version, process.argv.slice(2));
@@ -103,6 +105,18 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   }
   if (shard && opts.seed === undefined) throw usageError('--shard needs --seed: every shard must use the same order');
   const source = orderedSource(space, seed, shard);
+  if (opts.dryRun) {
+    const out = opts.output ? fs.createWriteStream(opts.output) : process.stdout;
+    let buf = '';
+    for (let i = 0; i < source.size; i++) {
+      const p = source.at(i);
+      buf += `${formatAddress(p.addr)} ${p.port}\n`;
+      if (buf.length > 65536) { out.write(buf); buf = ''; }
+    }
+    out.write(buf);
+    if (out !== process.stdout) await new Promise<void>((r) => (out as fs.WriteStream).end(r));
+    return;
+  }
 
   const sources: { sourceIp4?: string; sourceIp6?: string } = {};
   for (const s of opts.sourceIp ?? []) {

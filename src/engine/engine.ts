@@ -71,6 +71,22 @@ const DEFAULTS = {
   capacity: 1 << 20, xdpMode: 'auto' as const, batch: 64, sendPath: 'raw' as const,
 };
 
+/** Probe-table slots per chunk: small enough to overlap chunks, large enough to batch. */
+const BLOCK = 65536;
+/** Earliest retry after a pass, whatever the RTTs seen. */
+const RETRY_MIN_MS = 50;
+
+interface Chunk {
+  block: number;
+  slot: number;      // first slot of the block
+  count: number;     // probes in this chunk
+  pass: number;      // 0 = first SYNs, then retries
+  phase: 'send' | 'wait';
+  pending: number;   // send tasks not yet finished
+  waitUntil: number; // Date.now() deadline of the current wait
+  answered: number;
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 let runCounter = 0;
@@ -170,6 +186,13 @@ export class Engine {
    * Probes every entry of `source` and calls `onResult` once per probe with
    * its final verdict, as verdicts arrive. Resolves when every probe has one
    * (or the signal aborted the run).
+   *
+   * The probe table is cut into blocks; each chunk of the source occupies one
+   * block while it goes send → wait → (retry → wait)… → final, and the block
+   * is refilled as soon as the chunk is final. Chunks overlap, so a sweep of
+   * any size streams through a fixed table with no stall between chunks.
+   * Retries go out once replies have gone quiet (a few RTTs); the full
+   * --timeout is only waited after a probe's last SYN.
    */
   async run(source: ProbeSource, onResult: (r: ProbeResult) => void, hooks: RunHooks = {}): Promise<RunStats> {
     const { signal, onProgress } = hooks;
@@ -181,91 +204,125 @@ export class Engine {
     signal?.addEventListener('abort', onAbort, { once: true });
     const before = this.prog.counters();
     const start = process.hrtime.bigint();
+    const elapsedS = () => Number(process.hrtime.bigint() - start) / 1e9;
     const counts: Record<ProbeState, number> = { open: 0, closed: 0, filtered: 0, unreachable: 0 };
     const sendErrors = new Set<string>();
-    let retried = 0;
-    let answeredTotal = 0;
-    let lastProgress = 0;
-    const progress = (): void => {
-      const now = Date.now();
-      if (!onProgress || now - lastProgress < 200) return;
-      lastProgress = now;
-      onProgress({ total: source.size, sent: sentCount(ctl), answered: answeredTotal, elapsedS: Number(process.hrtime.bigint() - start) / 1e9 });
-    };
-    const ports = sportHi - sportLo + 1;
-    const cap = this.table.capacity;
-    const emitted = new Uint8Array(cap);
     const table = this.table;
+    const cap = table.capacity;
+    const nblocks = Math.ceil(cap / BLOCK);
+    const block = Math.ceil(cap / nblocks);
+    const emitted = new Uint8Array(cap);
+    const chunks: (Chunk | null)[] = new Array(nblocks).fill(null);
+    const free: number[] = [];
+    for (let b = nblocks - 1; b >= 0; b--) free.push(b);
+    const ports = sportHi - sportLo + 1;
+    let next = 0, retried = 0, answeredTotal = 0, maxRttMs = 0, lastProgress = 0;
+    let failure: HalfopenError | null = null;
     this.prog.poll(); // drop events of earlier runs
 
-    for (let base = 0; base < source.size && !signal?.aborted; base += cap) {
-      const w = Math.min(cap, source.size - base);
-      table.clear(0, cap);
-      emitted.fill(0);
-      for (let i = 0; i < w; i++) {
-        const p = source.at(base + i);
-        table.set(i, p.addr, p.port, sportLo + ((base + i) % ports));
+    const emit = (slot: number, ts: string): void => {
+      if (emitted[slot]) return;
+      const v = table.verdict(slot);
+      if (!v) return;
+      const c = chunks[Math.floor(slot / block)];
+      if (!c) return;
+      emitted[slot] = 1;
+      c.answered++;
+      answeredTotal++;
+      if (v.rttMs !== null && v.rttMs > maxRttMs) maxRttMs = v.rttMs;
+      const r = toResult(table.ip(slot), table.port(slot), v, ts);
+      counts[r.state]++;
+      onResult(r);
+    };
+    const submit = (c: Chunk): void => {
+      const per = Math.ceil(c.count / this.senders);
+      c.phase = 'send';
+      for (let lo = c.slot; lo < c.slot + c.count; lo += per) {
+        const task: SendTask = { runId, init: { ...this.senderInit, control: ctl }, lo, hi: Math.min(c.slot + c.count, lo + per), onlyUnanswered: c.pass > 0 };
+        c.pending++;
+        this.pool.run(task).then((r: SendReply) => {
+          c.pending--;
+          if (!r.ok) failure ??= fromRecord(r);
+          else if (r.failed) sendErrors.add(r.errname ?? `errno ${r.errno}`);
+          if (r.ok && c.pass > 0) retried += r.sent;
+        }, (e: unknown) => {
+          c.pending--;
+          failure ??= new HalfopenError('E_SEND', `sender thread failed: ${(e as Error).message}`);
+        });
       }
-      let answered = 0;
-      const emit = (i: number, ts: string): void => {
-        if (emitted[i]) return;
-        const v = table.verdict(i);
-        if (!v) return;
-        emitted[i] = 1;
-        answered++;
-        answeredTotal++;
-        const r = toResult(table.ip(i), table.port(i), v, ts);
-        counts[r.state]++;
-        onResult(r);
-      };
-      const drain = (): void => {
-        const idx = this.prog.poll();
-        if (!idx.length) return;
-        const ts = new Date().toISOString();
-        for (const i of idx) if (i < w) emit(i, ts);
-        progress();
-      };
-
-      for (let pass = 0; pass <= retries && answered < w && !signal?.aborted; pass++) {
-        const sentBefore = sentCount(ctl);
-        const chunk = Math.ceil(w / this.senders);
-        const tasks: Promise<SendReply>[] = [];
-        for (let lo = 0; lo < w; lo += chunk) {
-          const task: SendTask = { runId, init: { ...this.senderInit, control: ctl }, lo, hi: Math.min(w, lo + chunk), onlyUnanswered: pass > 0 };
-          tasks.push(this.pool.run(task));
-        }
-        let pending = tasks.length;
-        const replies: SendReply[] = [];
-        tasks.forEach((t) => t.then((r) => { replies.push(r); pending--; }, (e) => { replies.push({ ok: false, code: 'E_SEND', message: String(e) }); pending--; }));
-        while (pending > 0) {
-          await sleep(2);
-          drain();
-        }
-        for (const r of replies) {
-          if (!r.ok) throw fromRecord(r);
-          if (r.failed) sendErrors.add(r.errname ?? `errno ${r.errno}`);
-        }
-        if (pass > 0) retried += sentCount(ctl) - sentBefore;
-        const deadline = Date.now() + timeoutMs;
-        while (answered < w && Date.now() < deadline && !signal?.aborted) {
-          await sleep(2);
-          drain();
-        }
-      }
-      // Events the ring buffer could not hold are still in the table.
-      const ts = new Date().toISOString();
-      drain();
-      for (let i = 0; i < w; i++) emit(i, ts);
+    };
+    const finalize = (c: Chunk, ts: string): void => {
+      for (let s = c.slot; s < c.slot + c.count; s++) emit(s, ts);
       if (!signal?.aborted) {
-        for (let i = 0; i < w; i++) {
-          if (emitted[i]) continue;
-          emitted[i] = 1;
+        for (let s = c.slot; s < c.slot + c.count; s++) {
+          if (emitted[s]) continue;
+          emitted[s] = 1;
           counts.filtered++;
-          onResult({ ip: table.ip(i), port: table.port(i), state: 'filtered', reason: 'no-response', rtt_ms: null, ttl: null, ts });
+          onResult({ ip: table.ip(s), port: table.port(s), state: 'filtered', reason: 'no-response', rtt_ms: null, ttl: null, ts });
         }
       }
+      chunks[c.block] = null;
+      free.push(c.block);
+    };
+
+    for (;;) {
+      if (failure) abort(ctl);
+      const stopping = !!signal?.aborted || !!failure;
+      // Keep the senders busy: up to two chunks sending at once, more queued would only delay retries.
+      let sending = 0;
+      for (const c of chunks) if (c && c.phase === 'send') sending++;
+      while (!stopping && next < source.size && free.length && sending < 2) {
+        const b = free.pop()!;
+        const count = Math.min(block, source.size - next);
+        const c: Chunk = { block: b, slot: b * block, count, pass: 0, phase: 'send', pending: 0, waitUntil: 0, answered: 0 };
+        table.clear(c.slot, c.slot + block);
+        emitted.fill(0, c.slot, c.slot + block);
+        for (let i = 0; i < count; i++) {
+          const p = source.at(next + i);
+          table.set(c.slot + i, p.addr, p.port, sportLo + ((next + i) % ports));
+        }
+        next += count;
+        chunks[b] = c;
+        submit(c);
+        sending++;
+      }
+      const idx = this.prog.poll();
+      const now = Date.now();
+      if (idx.length) {
+        const ts = new Date(now).toISOString();
+        for (const s of idx) if (s < cap) emit(s, ts);
+      }
+      let live = 0;
+      for (const c of chunks) {
+        if (!c) continue;
+        if (c.phase === 'send' && c.pending === 0) {
+          c.phase = 'wait';
+          c.waitUntil = now + (c.pass < retries ? Math.min(timeoutMs, Math.max(RETRY_MIN_MS, 4 * maxRttMs + 10)) : timeoutMs);
+        }
+        if (c.phase === 'wait' && !stopping) {
+          if (c.answered === c.count) finalize(c, new Date(now).toISOString());
+          else if (now >= c.waitUntil) {
+            if (c.pass < retries) { c.pass++; submit(c); } else finalize(c, new Date(now).toISOString());
+          }
+        }
+        if (chunks[c.block]) live++;
+      }
+      if (onProgress && now - lastProgress >= 200) {
+        lastProgress = now;
+        onProgress({ total: source.size, sent: sentCount(ctl), answered: answeredTotal, elapsedS: elapsedS() });
+      }
+      if (stopping) {
+        // Wait for the senders to notice, then report what is known.
+        if (chunks.some((c) => c && c.pending > 0)) { await sleep(2); continue; }
+        const ts = new Date().toISOString();
+        for (const c of chunks) if (c) finalize(c, ts);
+        break;
+      }
+      if (live === 0 && next >= source.size) break;
+      await sleep(2);
     }
     signal?.removeEventListener('abort', onAbort);
+    if (failure) throw failure;
     const after = this.prog.counters();
     const delta = Object.fromEntries(C.COUNTER_NAMES.map((n, i) => [n, after[i] - before[i]]));
     return {
@@ -276,7 +333,7 @@ export class Engine {
       counts,
       duplicates: delta.duplicate,
       invalid: delta.bad_cookie + delta.bad_match + delta.malformed,
-      elapsedS: Number(process.hrtime.bigint() - start) / 1e9,
+      elapsedS: elapsedS(),
       interrupted: !!signal?.aborted,
       sendErrors: [...sendErrors],
       counters: delta,

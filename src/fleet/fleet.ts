@@ -28,6 +28,8 @@ export interface FleetSpec {
   reject?: string[];
   /** Tag in the namespace names, for humans. */
   tag?: string;
+  /** Host names the prober namespace resolves (/etc/netns/<ns>/hosts, bind-mounted by ip netns exec). */
+  hosts?: Record<string, string[]>;
 }
 
 export const PROBER_V4 = '198.19.255.1';
@@ -66,6 +68,7 @@ export function removeStaleFleets(): string[] {
     const m = /^ho(\d+)x\d+[pf]$/.exec(ns);
     if (!m || fs.existsSync(`/proc/${m[1]}`)) continue;
     try { run('ip', ['netns', 'del', ns]); removed.push(ns); } catch { /* raced with another cleanup */ }
+    fs.rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
   }
   return removed;
 }
@@ -147,6 +150,11 @@ export class Fleet {
     if (spec.v4) { pr.push(`route add ${spec.v4} via ${FLEET_V4} dev ${pi}`); fr.push(`route add local ${spec.v4} dev lo`); }
     if (spec.v6) { pr.push(`route add ${spec.v6} via ${FLEET_V6} dev ${pi}`); fr.push(`route add local ${spec.v6} dev lo`); }
     batch(P, pr);
+    if (spec.hosts) {
+      fs.mkdirSync(`/etc/netns/${P}`, { recursive: true });
+      const lines = Object.entries(spec.hosts).flatMap(([name, addrs]) => addrs.map((a) => `${a} ${name}`));
+      fs.writeFileSync(`/etc/netns/${P}/hosts`, `127.0.0.1 localhost\n${lines.join('\n')}\n`);
+    }
     batch(F, fr);
     const rules: string[] = [];
     const set = (rs: AddrRange[], fam: 4 | 6) => rs.filter((r) => isV4(r.lo) === (fam === 4)).map(rangeText).join(', ');
@@ -226,6 +234,7 @@ export class Fleet {
     }
     for (const ns of [this.prober, this.fleet]) {
       try { run('ip', ['netns', 'del', ns]); } catch { /* never created */ }
+      fs.rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     }
   }
 }
