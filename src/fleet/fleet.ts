@@ -26,6 +26,8 @@ export interface FleetSpec {
   drop?: string[];
   /** Prefixes whose TCP is rejected with ICMP unreachable. */
   reject?: string[];
+  /** Prefixes whose TCP is answered with RST even on open ports (closed). */
+  closed?: string[];
   /** Tag in the namespace names, for humans. */
   tag?: string;
   /** Host names the prober namespace resolves (/etc/netns/<ns>/hosts, bind-mounted by ip netns exec). */
@@ -85,6 +87,7 @@ export class Fleet {
   private accepts: string[] = [];
   private readonly drop: AddrRange[];
   private readonly reject: AddrRange[];
+  private readonly closed: AddrRange[];
   private readonly openPorts: Set<number>;
   private removed = false;
 
@@ -97,6 +100,7 @@ export class Fleet {
     this.spec = spec;
     this.drop = mergeRanges((spec.drop ?? []).map(parsePrefix));
     this.reject = mergeRanges((spec.reject ?? []).map(parsePrefix));
+    this.closed = mergeRanges((spec.closed ?? []).map(parsePrefix));
     this.openPorts = new Set(spec.open);
   }
 
@@ -160,8 +164,9 @@ export class Fleet {
     const set = (rs: AddrRange[], fam: 4 | 6) => rs.filter((r) => isV4(r.lo) === (fam === 4)).map(rangeText).join(', ');
     for (const fam of [4, 6] as const) {
       const ipk = fam === 4 ? 'ip' : 'ip6';
-      const d = set(this.drop, fam), r = set(this.reject, fam);
+      const d = set(this.drop, fam), r = set(this.reject, fam), c = set(this.closed, fam);
       if (d) rules.push(`${ipk} daddr { ${d} } meta l4proto tcp drop`);
+      if (c) rules.push(`${ipk} daddr { ${c} } meta l4proto tcp reject with tcp reset`);
       if (r) rules.push(`${ipk} daddr { ${r} } meta l4proto tcp reject with ${fam === 4 ? 'icmp type host-unreachable' : 'icmpv6 type addr-unreachable'}`);
     }
     if (rules.length) {
@@ -202,6 +207,7 @@ export class Fleet {
   truth(addr: bigint, port: number): ProbeState {
     if (findRange(this.drop, addr) >= 0) return 'filtered';
     if (findRange(this.reject, addr) >= 0) return 'unreachable';
+    if (findRange(this.closed, addr) >= 0) return 'closed';
     return this.openPorts.has(port) ? 'open' : 'closed';
   }
 

@@ -70,6 +70,18 @@ describe('sweep against a namespace fleet', { skip }, () => {
     assert.equal(xdpAttached(fleet), false, 'XDP detached after the run');
   });
 
+  for (const variant of [['--send-path', 'raw'], ['--send-path', 'packet'], ['--xdp-mode', 'generic']]) {
+    test(`${variant.join(' ')}: the same exact verdicts`, async () => {
+      const r = await runCli(['sweep', '198.18.3.0/24', '198.18.4.0/30', '198.18.5.0/30', '2001:2::300/120', '-p', '80,81', '--format', 'ndjson',
+        '--timeout', '300', '--no-progress', ...variant], fleet);
+      assert.equal(r.code, 0, r.stderr);
+      const results = parseNdjson(r.stdout);
+      assert.equal(results.length, (256 + 4 + 4 + 256) * 2);
+      for (const x of results) assert.equal(x.state, fleet.truth(mustParseAddress(x.ip), x.port), `${x.ip}:${x.port}`);
+      if (variant[1] === 'generic') assert.match(r.stderr, /generic/);
+    });
+  }
+
   test('the installed bin works through npx inside the namespace', async () => {
     const out = execFileSync('ip', ['netns', 'exec', fleet.prober, 'npx', '--no-install', 'halfopen', 'sweep', '198.18.0.1', '198.18.4.1', '[2001:2::5]:81', '-p', '80', '--format', 'csv', '--timeout', '300', '--no-progress'],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
