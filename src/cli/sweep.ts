@@ -164,7 +164,9 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
       onProgress: showProgress ? (p) => {
         flush();
         const rate = p.sent / Math.max(p.elapsedS, 1e-3);
-        process.stderr.write(`\r\x1b[Ksent ${p.sent}/${p.total}  replies ${p.answered}  ${Math.round(rate)}/s`);
+        const left = Math.max(0, p.total - p.sent);
+        const eta = rate > 0 && left > 0 ? `  ETA ${Math.ceil(left / rate)} s` : '';
+        process.stderr.write(`\r\x1b[Ksent ${p.sent}/${p.total} (${Math.floor((100 * p.sent) / p.total)}%)  replies ${p.answered}  ${Math.round(rate)}/s${eta}`);
       } : undefined,
     });
   } finally {

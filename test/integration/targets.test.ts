@@ -84,6 +84,18 @@ describe('sweep target syntax, excludes, seeds and shards', { skip }, () => {
     assert.deepEqual(second, order.filter((_, i) => i % 3 === 1));
   });
 
+  test('--open -o FILE: only open ports, in the file, with --progress on stderr', async () => {
+    const file = path.join(dir, 'open.csv');
+    const r = await runCli(['sweep', '198.18.0.0/28', '-p', '80,81', '--open', '-o', file, '--format', 'csv', '--timeout', '300', '--progress'], fleet);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, '');
+    const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+    assert.equal(lines[0], 'ip,port,state,reason,rtt_ms,ttl,ts');
+    assert.equal(lines.length, 1 + 16);
+    for (const l of lines.slice(1)) assert.match(l, /^198\.18\.0\.\d+,80,open,syn-ack,/);
+    assert.match(r.stderr, /16 open, 16 closed/);
+  });
+
   test('a hostname that does not resolve is a usage error', async () => {
     const r = await runCli(['sweep', 'no-such-host.invalid', '-p', '80'], fleet);
     assert.equal(r.code, 2);
