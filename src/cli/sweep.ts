@@ -152,9 +152,8 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let stats;
   try {
-    stats = await engine.run(source, (r) => {
+    const stats = await engine.run(source, (r) => {
       counter.add(r);
       if (opts.open && r.state !== 'open') return;
       buf += writer.row(r);
@@ -169,18 +168,19 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
         process.stderr.write(`\r\x1b[Ksent ${p.sent}/${p.total} (${Math.floor((100 * p.sent) / p.total)}%)  replies ${p.answered}  ${Math.round(rate)}/s${eta}`);
       } : undefined,
     });
+    // Results and summary first: stopping the sender threads takes a while and changes nothing.
+    if (showProgress) process.stderr.write('\r\x1b[K');
+    const summary = counter.finish({ sent: stats.sent, retries: stats.retried, duplicates: stats.duplicates, invalid: stats.invalid });
+    buf += writer.footer(summary);
+    flush();
+    if (out !== process.stdout) await new Promise<void>((r) => (out as fs.WriteStream).end(r));
+    process.stderr.write(`${formatSummaryLine(summary)}${stats.interrupted ? ' (interrupted)' : ''}\n`);
+    if (engine.xdpMode === 'generic') warn('XDP ran in generic mode');
+    if (stats.sendErrors.length) warn(`${stats.failed} SYNs could not be sent (${stats.sendErrors.join(', ')})`);
+    if (stats.interrupted) process.exitCode = 130;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await engine.close();
   }
-  if (showProgress) process.stderr.write('\r\x1b[K');
-  const summary = counter.finish({ sent: stats.sent, retries: stats.retried, duplicates: stats.duplicates, invalid: stats.invalid });
-  buf += writer.footer(summary);
-  flush();
-  if (out !== process.stdout) await new Promise<void>((r) => (out as fs.WriteStream).end(r));
-  process.stderr.write(`${formatSummaryLine(summary)}${stats.interrupted ? ' (interrupted)' : ''}\n`);
-  if (engine.xdpMode === 'generic') warn('XDP ran in generic mode');
-  if (stats.sendErrors.length) warn(`${stats.failed} SYNs could not be sent (${stats.sendErrors.join(', ')})`);
-  if (stats.interrupted) process.exitCode = 130;
 }

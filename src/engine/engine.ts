@@ -95,7 +95,7 @@ export class Engine {
   readonly routes: { v4?: Route; v6?: Route };
   readonly xdpMode: 'native' | 'generic';
   readonly sendPath: 'raw' | 'packet';
-  private readonly prog: NativeProgram;
+  private readonly prog!: NativeProgram;
   private readonly table: ProbeTable;
   private readonly pool: Piscina;
   private readonly opts: Required<Pick<EngineOptions, 'sportLo' | 'sportHi' | 'rate' | 'retries' | 'timeoutMs' | 'batch'>> & EngineOptions;
@@ -138,8 +138,20 @@ export class Engine {
     }
     this.sendPath = sendPath;
 
+    // Sender threads boot while the main thread loads and attaches XDP.
+    this.pool = new Piscina({
+      filename: path.join(__dirname, 'send-worker.js'),
+      minThreads: senders,
+      maxThreads: senders,
+      idleTimeout: 60_000,
+    });
     const capacity = Math.max(1, Math.min(maxProbes, opts.capacity));
-    this.prog = new native.Program({ capacity, key: this.key, sportLo: opts.sportLo, sportHi: opts.sportHi });
+    try {
+      this.prog = new native.Program({ capacity, key: this.key, sportLo: opts.sportLo, sportHi: opts.sportHi });
+    } catch (err) {
+      void this.pool.destroy();
+      throw err;
+    }
     try {
       this.table = new ProbeTable(this.prog.mapBuffer('probes'), this.prog.mapBuffer('results'));
       this.xdpMode = this.prog.attach(route.ifindex, opts.xdpMode);
@@ -161,14 +173,9 @@ export class Engine {
         mark: opts.mark,
         batch: opts.batch,
       };
-      this.pool = new Piscina({
-        filename: path.join(__dirname, 'send-worker.js'),
-        minThreads: senders,
-        maxThreads: senders,
-        idleTimeout: 60_000,
-      });
     } catch (err) {
       this.prog.close();
+      void this.pool.destroy();
       throw err;
     }
   }
