@@ -72,7 +72,8 @@ struct Frame {
 class Sender : public Napi::ObjectWrap<Sender> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Sender", {InstanceMethod("send", &Sender::Send), InstanceMethod("close", &Sender::Close)});
+    return DefineClass(env, "Sender", {InstanceMethod("send", &Sender::Send), InstanceMethod("sendList", &Sender::SendList),
+                                       InstanceMethod("close", &Sender::Close)});
   }
 
   // new Sender({kind, probesFd, resultsFd, capacity, key, src4?, src6?, ifindex?, srcMac?, dstMac4?, dstMac6?,
@@ -328,13 +329,10 @@ class Sender : public Napi::ObjectWrap<Sender> {
     return n;
   }
 
-  // send(lo, hi, onlyUnanswered) → {sent, skipped, failed, errno, aborted}
-  Napi::Value Send(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
+  // Sends the SYNs of the slots `next` yields (until it returns false).
+  template <typename Next>
+  Napi::Value SendSlots(Napi::Env env, bool only_unanswered, Next next) {
     if (!probes_) Throw(env, "E_INTERNAL", "the sender is closed");
-    uint32_t lo = info[0].As<Napi::Number>().Uint32Value();
-    uint32_t hi = std::min(info[1].As<Napi::Number>().Uint32Value(), capacity_);
-    bool only_unanswered = info.Length() > 2 && info[2].ToBoolean();
     std::vector<Frame> f4(batch_), f6(batch_);
     uint32_t n4 = 0, n6 = 0;
     Stats st;
@@ -354,11 +352,13 @@ class Sender : public Napi::ObjectWrap<Sender> {
         __atomic_fetch_add(&ctl_[CTL_FAILED], (int64_t)(st.failed - failed_before), __ATOMIC_RELAXED);
       n = 0;
     };
-    for (uint32_t i = lo; i < hi; i++) {
+    uint32_t i;
+    while (next(i)) {
       if (__atomic_load_n(&ctl_[CTL_ABORT], __ATOMIC_RELAXED)) {
         aborted = true;
         break;
       }
+      if (i >= capacity_) continue;
       const ho_probe &p = probes_[i];
       if (p.family == HO_FAMILY_NONE ||
           (only_unanswered && __atomic_load_n(&results_[i].state, __ATOMIC_RELAXED) != HO_STATE_NONE)) {
@@ -392,6 +392,30 @@ class Sender : public Napi::ObjectWrap<Sender> {
     if (st.err && ErrnoName(st.err)) r.Set("errname", ErrnoName(st.err));
     r.Set("aborted", aborted);
     return r;
+  }
+
+  // send(lo, hi, onlyUnanswered) → {sent, skipped, failed, errno, aborted}
+  Napi::Value Send(const Napi::CallbackInfo &info) {
+    uint32_t lo = info[0].As<Napi::Number>().Uint32Value();
+    uint32_t hi = std::min(info[1].As<Napi::Number>().Uint32Value(), capacity_);
+    uint32_t cur = lo;
+    return SendSlots(info.Env(), info.Length() > 2 && info[2].ToBoolean(), [&](uint32_t &i) {
+      if (cur >= hi) return false;
+      i = cur++;
+      return true;
+    });
+  }
+
+  // sendList(slots: Uint32Array) → as send(); for health checks of scattered slots.
+  Napi::Value SendList(const Napi::CallbackInfo &info) {
+    auto slots = info[0].As<Napi::Uint32Array>();
+    size_t k = 0, n = slots.ElementLength();
+    const uint32_t *data = slots.Data();
+    return SendSlots(info.Env(), false, [&](uint32_t &i) {
+      if (k >= n) return false;
+      i = data[k++];
+      return true;
+    });
   }
 
   Napi::Value Close(const Napi::CallbackInfo &info) {

@@ -16,6 +16,14 @@ export function buildProgram(): Command {
     .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `halfopen: ${s}` : s) });
   registerSweep(program, version);
   program
+    .command('serve')
+    .description('sidecar daemon: continuous half-open checks with rise/fall, HTTP API, metrics, HAProxy agent-check')
+    .requiredOption('-c, --config <file>', 'YAML config (see README)')
+    .action(async (o: { config: string }) => {
+      const { serve } = await import('../daemon/serve');
+      await serve(o.config);
+    });
+  program
     .command('demo')
     .description('build a throwaway fleet in network namespaces, sweep it, compare with ground truth, remove it')
     .action(async () => {

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { Piscina } from 'piscina';
-import { native, NativeProgram, SenderOptions } from '../native/addon';
+import { native, NativeProgram, SenderOptions, SendResult } from '../native/addon';
 import { HalfopenError, fromRecord } from '../errors';
 import * as C from '../contract.generated';
 import { ProbeResult, ProbeState } from '../types';
@@ -345,6 +345,35 @@ export class Engine {
       sendErrors: [...sendErrors],
       counters: delta,
     };
+  }
+
+  // ── Health-check use (src/daemon/monitor.ts): slots programmed one by one,
+  // SYNs sent for scattered slots, verdicts read as they land.
+
+  private monitorCtl: BigInt64Array | null = null;
+  private readonly monitorRunId = ++runCounter;
+
+  /** Programs slot i for addr:port from source port sport and clears its verdict. */
+  setSlot(i: number, addr: bigint, port: number, sport: number): void {
+    this.table.clear(i, i + 1);
+    this.table.set(i, addr, port, sport);
+  }
+
+  clearSlot(i: number): void { this.table.clear(i, i + 1); }
+
+  verdict(i: number): Verdict | null { return this.table.verdict(i); }
+
+  /** Slots whose verdict landed since the last call. */
+  pollSlots(): Uint32Array { return this.prog.poll(); }
+
+  /** Sends one SYN for each slot, through the sender pool. */
+  async sendSlots(slots: Uint32Array): Promise<SendResult> {
+    if (this.closed) throw new HalfopenError('E_INTERNAL', 'engine is closed');
+    this.monitorCtl ??= createControl(this.opts.rate);
+    const task: SendTask = { runId: this.monitorRunId, init: { ...this.senderInit, control: this.monitorCtl }, lo: 0, hi: 0, onlyUnanswered: false, slots };
+    const r: SendReply = await this.pool.run(task);
+    if (!r.ok) throw fromRecord(r);
+    return r;
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,8 @@ export interface SendTask {
   lo: number;
   hi: number;
   onlyUnanswered: boolean;
+  /** When set, send these slots instead of lo..hi. */
+  slots?: Uint32Array;
 }
 
 export type SendReply = ({ ok: true } & SendResult) | ErrorRecord;

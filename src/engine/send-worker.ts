@@ -18,7 +18,8 @@ function handler(task: SendTask | { close: true }): SendReply | null {
       current?.sender.close();
       current = { runId: task.runId, sender: new native.Sender(task.init) };
     }
-    return { ok: true, ...current.sender.send(task.lo, task.hi, task.onlyUnanswered) };
+    const r = task.slots ? current.sender.sendList(task.slots) : current.sender.send(task.lo, task.hi, task.onlyUnanswered);
+    return { ok: true, ...r };
   } catch (err) {
     return toRecord(err);
   }

@@ -48,6 +48,7 @@ export interface SendResult { sent: number; skipped: number; failed: number; err
 
 export interface NativeSender {
   send(lo: number, hi: number, onlyUnanswered: boolean): SendResult;
+  sendList(slots: Uint32Array): SendResult;
   close(): void;
 }
 

@@ -1,0 +1,53 @@
+// State-change events: one NDJSON line each (file or stdout), and the
+// on_change hook run with the event in its environment, bounded by a timeout
+// and never awaited by the check loop.
+import fs from 'node:fs';
+import { spawn, ChildProcess } from 'node:child_process';
+import { ChangeEvent } from './monitor';
+
+export class EventSink {
+  private fd: number | null = null;
+  private readonly hooks = new Set<ChildProcess>();
+
+  constructor(private readonly target: string | undefined, private readonly hook: string | undefined, private readonly hookTimeoutMs: number,
+    private readonly warn: (m: string) => void) {
+    if (target && target !== '-') this.fd = fs.openSync(target, 'a');
+  }
+
+  emit(ev: ChangeEvent): void {
+    const line = JSON.stringify(ev) + '\n';
+    // Synchronous: an event is never lost on shutdown, and events are rare.
+    if (this.fd !== null) fs.writeSync(this.fd, line);
+    else if (this.target === '-') process.stdout.write(line);
+    if (this.hook) this.runHook(ev);
+  }
+
+  private runHook(ev: ChangeEvent): void {
+    const env = {
+      ...process.env,
+      HALFOPEN_EVENT: JSON.stringify(ev), HALFOPEN_BACKEND: ev.backend, HALFOPEN_ADDRESS: ev.address, HALFOPEN_PORT: String(ev.port),
+      HALFOPEN_FROM: ev.from, HALFOPEN_TO: ev.to, HALFOPEN_REASON: ev.reason, HALFOPEN_TIME: ev.time,
+    };
+    const child = spawn('/bin/sh', ['-c', this.hook!], { env, stdio: 'ignore' });
+    this.hooks.add(child);
+    const timer = setTimeout(() => {
+      this.warn(`hook for ${ev.backend} ran over ${this.hookTimeoutMs} ms: killed`);
+      child.kill('SIGKILL');
+    }, this.hookTimeoutMs);
+    child.on('error', (e) => this.warn(`hook for ${ev.backend} failed to start: ${e.message}`));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      this.hooks.delete(child);
+      if (code) this.warn(`hook for ${ev.backend} exited with ${code}`);
+    });
+  }
+
+  /** Waits up to `ms` for running hooks, then closes the event file. */
+  async close(ms = 2000): Promise<void> {
+    const end = Date.now() + ms;
+    while (this.hooks.size && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    for (const h of this.hooks) h.kill('SIGKILL');
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+}

@@ -1,0 +1,186 @@
+// `halfopen serve` configuration: YAML, validated field by field. Every error
+// names the file, the field path and what was expected.
+import fs from 'node:fs';
+import YAML from 'yaml';
+import { HalfopenError } from '../errors';
+import { parseAddress } from '../targets/address';
+
+export interface BackendConfig {
+  name: string;
+  host: string;
+  port: number;
+  weight?: number;
+  labels: Record<string, string>;
+  interval: number;
+  timeout: number;
+  rise: number;
+  fall: number;
+  fastinter: number;
+  downinter: number;
+  /** Fraction of the interval (0..1) by which each check time is moved at random. */
+  jitter: number;
+  initial: 'up' | 'down';
+}
+
+export interface ServeConfig {
+  backends: BackendConfig[];
+  listen: { http?: { host: string; port: number }; agent?: { host: string; port: number } };
+  hooks: { onChange?: string; timeout: number };
+  events?: string; // file path, or '-' for stdout
+  probe: { interface?: string; sourcePorts: { lo: number; hi: number }; senders: number; rate: number };
+}
+
+const TIMING_KEYS = ['interval', 'timeout', 'rise', 'fall', 'fastinter', 'downinter', 'jitter', 'initial'] as const;
+const DEFAULTS = { interval: 2000, timeout: 1000, rise: 2, fall: 3, jitter: 0.1, initial: 'up' as const };
+
+class Ctx {
+  constructor(readonly file: string) {}
+  fail(path: string, expected: string, got: unknown): never {
+    const shown = got === undefined ? 'nothing' : JSON.stringify(got);
+    throw new HalfopenError('E_CONFIG', `${this.file}: ${path}: expected ${expected}, got ${shown}`);
+  }
+}
+
+/** "2s", "500ms", "1m", or a number of milliseconds. */
+function duration(c: Ctx, path: string, v: unknown): number {
+  if (typeof v === 'number' && Number.isFinite(v) && v > 0) return v;
+  if (typeof v === 'string') {
+    const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(v.trim());
+    if (m) {
+      const n = Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1);
+      if (n > 0) return n;
+    }
+  }
+  return c.fail(path, 'a duration like 2s, 500ms or 1m', v);
+}
+
+function int(c: Ctx, path: string, v: unknown, min: number, max: number): number {
+  if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
+  return c.fail(path, `a whole number from ${min} to ${max}`, v);
+}
+
+function listen(c: Ctx, path: string, v: unknown): { host: string; port: number } {
+  // "9100", ":9100", "127.0.0.1:9100", "[::1]:9100" or a number
+  const s = typeof v === 'number' ? String(v) : typeof v === 'string' ? v : '';
+  const m = /^(?:(?:\[([^\]]+)\]|([^:[\]]*)):)?(\d+)$/.exec(s.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535) return c.fail(path, 'a listen address like 127.0.0.1:9100, [::1]:9100 or 9100', v);
+  const host = m[1] ?? (m[2] || '127.0.0.1');
+  if (m[1] !== undefined || m[2]) {
+    if (parseAddress(host) === null && host !== 'localhost') return c.fail(path, 'an IP address to listen on', host);
+  }
+  return { host, port };
+}
+
+function timing(c: Ctx, path: string, raw: Record<string, unknown>, base: Partial<BackendConfig>): Partial<BackendConfig> {
+  const out: Partial<BackendConfig> = { ...base };
+  for (const k of TIMING_KEYS) {
+    if (raw[k] === undefined) continue;
+    const p = `${path}${path ? '.' : ''}${k}`;
+    if (k === 'rise' || k === 'fall') out[k] = int(c, p, raw[k], 1, 1000);
+    else if (k === 'jitter') {
+      const v = raw[k];
+      const n = typeof v === 'string' && /^\d+(\.\d+)?%$/.test(v) ? Number(v.slice(0, -1)) / 100 : v;
+      if (typeof n !== 'number' || !(n >= 0 && n <= 1)) c.fail(p, 'a fraction from 0 to 1 or a percentage like 10%', v);
+      out.jitter = n as number;
+    } else if (k === 'initial') {
+      if (raw[k] !== 'up' && raw[k] !== 'down') c.fail(p, '"up" or "down"', raw[k]);
+      out.initial = raw[k] as 'up' | 'down';
+    } else out[k] = duration(c, p, raw[k]);
+  }
+  return out;
+}
+
+function obj(c: Ctx, path: string, v: unknown): Record<string, unknown> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) return c.fail(path, 'a mapping', v);
+  return v as Record<string, unknown>;
+}
+
+function known(c: Ctx, path: string, o: Record<string, unknown>, keys: readonly string[]): void {
+  for (const k of Object.keys(o)) if (!keys.includes(k)) c.fail(`${path}${path ? '.' : ''}${k}`, `one of the fields ${keys.join(', ')}`, k);
+}
+
+export function parseConfig(text: string, file = 'config'): ServeConfig {
+  const c = new Ctx(file);
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (err) {
+    throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const root = obj(c, '(top level)', doc);
+  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe']);
+  const defaults = obj(c, 'defaults', root.defaults);
+  known(c, 'defaults', defaults, TIMING_KEYS);
+  const base = timing(c, 'defaults', defaults, DEFAULTS);
+
+  if (!Array.isArray(root.backends) || root.backends.length === 0) c.fail('backends', 'a non-empty list of backends', root.backends);
+  const names = new Set<string>();
+  const backends: BackendConfig[] = (root.backends as unknown[]).map((raw, i) => {
+    const p = `backends[${i}]`;
+    const b = obj(c, p, raw);
+    known(c, p, b, ['name', 'host', 'port', 'weight', 'labels', ...TIMING_KEYS]);
+    if (typeof b.host !== 'string' || !b.host) c.fail(`${p}.host`, 'an address or hostname', b.host);
+    const port = int(c, `${p}.port`, b.port, 1, 65535);
+    const rawName = b.name === undefined ? `${b.host}:${port}` : b.name;
+    if (typeof rawName !== 'string' || !/^[A-Za-z0-9_.:\-[\]/]+$/.test(rawName)) c.fail(`${p}.name`, 'a name of letters, digits and _.:-', rawName);
+    const name = rawName as string;
+    if (names.has(name)) c.fail(`${p}.name`, 'a name not used by another backend', name);
+    names.add(name);
+    const labels = obj(c, `${p}.labels`, b.labels);
+    for (const [k, v] of Object.entries(labels)) {
+      if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(k)) c.fail(`${p}.labels`, 'label names like [a-zA-Z_][a-zA-Z0-9_]*', k);
+      if (typeof v !== 'string' && typeof v !== 'number') c.fail(`${p}.labels.${k}`, 'a string', v);
+    }
+    const t = timing(c, p, b, base) as BackendConfig;
+    const out: BackendConfig = {
+      name, host: b.host as string, port,
+      weight: b.weight === undefined ? undefined : int(c, `${p}.weight`, b.weight, 0, 256),
+      labels: Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])),
+      interval: t.interval, timeout: t.timeout, rise: t.rise, fall: t.fall, jitter: t.jitter, initial: t.initial,
+      fastinter: t.fastinter ?? t.interval, downinter: t.downinter ?? t.interval,
+    };
+    if (out.timeout > out.interval) c.fail(`${p}.timeout`, `at most the interval (${out.interval} ms)`, out.timeout);
+    return out;
+  });
+
+  const l = obj(c, 'listen', root.listen);
+  known(c, 'listen', l, ['http', 'agent']);
+  const hooks = obj(c, 'hooks', root.hooks);
+  known(c, 'hooks', hooks, ['on_change', 'timeout']);
+  if (hooks.on_change !== undefined && (typeof hooks.on_change !== 'string' || !hooks.on_change)) c.fail('hooks.on_change', 'a command line', hooks.on_change);
+  if (root.events !== undefined && (typeof root.events !== 'string' || !root.events)) c.fail('events', 'a file path, or "-" for stdout', root.events);
+  const probe = obj(c, 'probe', root.probe);
+  known(c, 'probe', probe, ['interface', 'source_ports', 'senders', 'rate']);
+  let sourcePorts = { lo: 62000, hi: 62999 };
+  if (probe.source_ports !== undefined) {
+    const m = /^(\d+)-(\d+)$/.exec(String(probe.source_ports));
+    const lo = m ? Number(m[1]) : NaN, hi = m ? Number(m[2]) : NaN;
+    if (!m || lo < 1 || hi > 65535 || lo > hi) c.fail('probe.source_ports', 'LO-HI within 1-65535', probe.source_ports);
+    sourcePorts = { lo, hi };
+  }
+  return {
+    backends,
+    listen: { http: l.http === undefined ? undefined : listen(c, 'listen.http', l.http), agent: l.agent === undefined ? undefined : listen(c, 'listen.agent', l.agent) },
+    hooks: { onChange: hooks.on_change as string | undefined, timeout: hooks.timeout === undefined ? 10_000 : duration(c, 'hooks.timeout', hooks.timeout) },
+    events: root.events as string | undefined,
+    probe: {
+      interface: probe.interface === undefined ? undefined : String(probe.interface),
+      sourcePorts,
+      senders: probe.senders === undefined ? 1 : int(c, 'probe.senders', probe.senders, 1, 64),
+      rate: probe.rate === undefined ? 0 : int(c, 'probe.rate', probe.rate, 0, 100_000_000),
+    },
+  };
+}
+
+export function loadConfig(file: string): ServeConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new HalfopenError('E_CONFIG', `${file}: cannot read the config: ${e.code ?? e.message}`, { errno: e.errno, syscall: e.syscall });
+  }
+  return parseConfig(text, file);
+}
