@@ -11,7 +11,8 @@ GYP="$(dirname "$(command -v npm)")/../lib/node_modules/npm/node_modules/node-gy
 [ -f "$GYP" ] || GYP="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"
 NODEDIR=()
 [ -f /usr/include/node/node.h ] && NODEDIR=(--nodedir=/usr)
-if [ ! -f native/build/Makefile ]; then
+# Reconfigure when binding.gyp changed (a new source file), not only on a fresh tree.
+if [ ! -f native/build/Makefile ] || [ native/binding.gyp -nt native/build/Makefile ]; then
   node "$GYP" configure -C native "${NODEDIR[@]}" --silent
 fi
 # The skeleton is a header the gyp file does not know about: rebuild when it changes.

@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Build: clang … g++. Fleets: iproute2, nftables. Real clients in tests and bench: haproxy,
-# chromium (status page), prometheus (promtool), zmap, masscan, nmap.
+# chromium (status page), prometheus (promtool), zmap, masscan, nmap; postfix (a private
+# instance in a namespace for the check test), monitoring-plugins-basic (check_tcp, bench).
 PKGS=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ python3 iproute2 nftables util-linux
-  haproxy chromium prometheus zmap masscan nmap)
+  haproxy chromium prometheus zmap masscan nmap postfix monitoring-plugins-basic)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -19,6 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "setup: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # Postfix as a package only: no system MTA is configured or started.
+  echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

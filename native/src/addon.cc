@@ -1,10 +1,12 @@
-// halfopen native addon: libbpf program control and the batched SYN sender.
+// halfopen native addon: libbpf program control, the batched SYN sender, and
+// the single half-open check (raw sockets, no XDP).
 #include "common.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ho::InitErrors(env, exports);
   ho::InitProgram(env, exports);
   ho::InitSender(env, exports);
+  ho::InitCheck(env, exports);
   return exports;
 }
 

@@ -1,20 +1,30 @@
 #!/usr/bin/env node
 // halfopen command line. Exit codes (sweep, demo): 0 done, 1 runtime failure,
 // 2 usage error; `check` has its own (Nagios) codes.
-import { Command, CommanderError } from 'commander';
-import { registerSweep } from './sweep';
+// commander and the sweep are required lazily: `halfopen check` runs every few
+// seconds per backend and dispatches (below) before either is loaded.
+import type { Command } from 'commander';
 import { describe, isUsage } from './exit';
 
 // Read at run time so the compiled tree needs no copy of package.json.
 const version: string = require('../../../package.json').version;
 
 export function buildProgram(): Command {
+  const { Command } = require('commander') as typeof import('commander');
+  const { registerSweep } = require('./sweep') as typeof import('./sweep');
   const program = new Command('halfopen')
     .description('TCP half-open prober and health checker: SYN out, verdict from the reply, RST back, no connection')
     .version(version)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `halfopen: ${s}` : s) });
   registerSweep(program, version);
+  // Listed for --help only: main() below runs `check` before commander loads.
+  program
+    .command('check')
+    .description('one half-open check, Nagios plugin semantics: check HOST PORT | check -H HOST -p PORT [-t SECONDS] [-4|-6] [--json]')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(() => (require('./check') as typeof import('./check')).run(process.argv.slice(3)));
   program
     .command('serve')
     .description('sidecar daemon: continuous half-open checks with rise/fall, HTTP API, metrics, HAProxy agent-check')
@@ -35,6 +45,7 @@ export function buildProgram(): Command {
 
 async function main(): Promise<void> {
   const program = buildProgram();
+  const { CommanderError } = require('commander') as typeof import('commander');
   try {
     // nmap's two-letter -iL is not a flag shape commander accepts.
     await program.parseAsync(process.argv.map((a) => (a === '-iL' ? '--input-list' : a)));
@@ -49,4 +60,7 @@ async function main(): Promise<void> {
   }
 }
 
-if (require.main === module) void main();
+if (require.main === module) {
+  if (process.argv[2] === 'check') (require('./check') as typeof import('./check')).run(process.argv.slice(3));
+  else void main();
+}
