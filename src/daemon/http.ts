@@ -2,7 +2,7 @@
 // /healthz and the status page at /.
 import http from 'node:http';
 import { Monitor, Backend } from './monitor';
-import { renderMetrics } from './metrics';
+import { metricChunks } from './metrics';
 import { STATUS_PAGE } from './status-page';
 
 export function backendJson(b: Backend) {
@@ -17,8 +17,29 @@ export function backendJson(b: Backend) {
     rtt_ms: b.last?.rtt_ms ?? null,
     since: new Date(b.since).toISOString(),
     counters: { checks: b.checks, ...b.counts, changes: b.changes, successes: b.health.successes, failures: b.health.failures, health: b.health.health },
-    history: b.history.map((h) => ({ ok: h.ok, state: h.state, rtt_ms: h.rtt_ms })),
+    history: b.history(),
   };
+}
+
+/** Large bodies go out in chunks, yielding between them: checks keep their schedule. */
+async function stream(res: http.ServerResponse, type: string, chunks: Iterable<string>): Promise<void> {
+  res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
+  for (const c of chunks) {
+    if (res.destroyed) return;
+    if (c) res.write(c);
+    await new Promise((r) => setImmediate(r));
+  }
+  res.end();
+}
+
+function* backendsJsonChunks(m: Monitor): Generator<string> {
+  const bs = m.list();
+  let out = '[';
+  for (let i = 0; i < bs.length; i++) {
+    out += (i ? ',' : '') + JSON.stringify(backendJson(bs[i]));
+    if ((i + 1) % 500 === 0) { yield out; out = ''; }
+  }
+  yield out + ']';
 }
 
 export function createHttpServer(getMonitor: () => Monitor): http.Server {
@@ -32,8 +53,8 @@ export function createHttpServer(getMonitor: () => Monitor): http.Server {
     const m = getMonitor();
     if (url.pathname === '/') return send(200, 'text/html; charset=utf-8', STATUS_PAGE);
     if (url.pathname === '/healthz') return send(200, 'text/plain', 'ok\n');
-    if (url.pathname === '/metrics') return send(200, 'text/plain; version=0.0.4; charset=utf-8', renderMetrics(m));
-    if (url.pathname === '/backends') return send(200, 'application/json', JSON.stringify(m.list().map(backendJson)));
+    if (url.pathname === '/metrics') return void stream(res, 'text/plain; version=0.0.4; charset=utf-8', metricChunks(m));
+    if (url.pathname === '/backends') return void stream(res, 'application/json', backendsJsonChunks(m));
     if (url.pathname.startsWith('/backends/')) {
       const b = m.get(decodeURIComponent(url.pathname.slice('/backends/'.length)));
       return b ? send(200, 'application/json', JSON.stringify(backendJson(b))) : send(404, 'application/json', '{"error":"no such backend"}');

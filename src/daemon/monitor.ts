@@ -1,5 +1,5 @@
 // The health-check loop of `halfopen serve`. Every backend owns one slot of
-// the engine's probe table. Each tick (10 ms): verdicts that landed in the
+// the engine's probe table. Each tick (20 ms): verdicts that landed in the
 // kernel are applied, checks past their timeout fail, and the checks that are
 // due go out in one batch through the sender pool. A silent backend only
 // costs its own timeout; nothing waits for it.
@@ -48,9 +48,13 @@ export class Backend {
   readonly counts: Record<CheckState, number> = { open: 0, closed: 0, filtered: 0, unreachable: 0 };
   changes = 0;
   checks = 0;
-  /** Worst lateness of a check behind its schedule, ms (scheduler health). */
-  lagMs = 0;
-  readonly history: CheckResult[] = [];
+  /** Recent results, oldest first, packed: 30 checks cost 150 bytes, not 30 objects. */
+  private readonly histState = new Uint8Array(HISTORY);
+  private readonly histRtt = new Float32Array(HISTORY);
+  private histLen = 0;
+  private histPos = 0;
+  /** Heap bookkeeping: entries carrying an older version are stale. */
+  version = 0;
 
   constructor(cfg: BackendConfig, addr: bigint, keep?: Backend) {
     this.cfg = cfg;
@@ -63,15 +67,89 @@ export class Backend {
       Object.assign(this.counts, keep.counts);
       this.changes = keep.changes;
       this.checks = keep.checks;
-      this.history.push(...keep.history);
+      this.histState.set(keep.histState);
+      this.histRtt.set(keep.histRtt);
+      this.histLen = keep.histLen;
+      this.histPos = keep.histPos;
     }
+  }
+
+  remember(r: CheckResult): void {
+    this.histState[this.histPos] = STATE_CODE[r.state];
+    this.histRtt[this.histPos] = r.rtt_ms ?? NaN;
+    this.histPos = (this.histPos + 1) % HISTORY;
+    if (this.histLen < HISTORY) this.histLen++;
+  }
+
+  history(): Array<{ ok: boolean; state: CheckState; rtt_ms: number | null }> {
+    const out = [];
+    for (let k = 0; k < this.histLen; k++) {
+      const i = (this.histPos - this.histLen + k + HISTORY) % HISTORY;
+      const state = STATES[this.histState[i]];
+      const rtt = this.histRtt[i];
+      out.push({ ok: state === 'open', state, rtt_ms: Number.isNaN(rtt) ? null : Math.round(rtt * 1000) / 1000 });
+    }
+    return out;
   }
 
   get state(): HealthState { return this.health.state; }
 }
 
 const HISTORY = 30;
-const TICK_MS = 10;
+// 20 ms: each tick costs a task post to the sender thread (~80 µs); checks start at most this late.
+const TICK_MS = 20;
+const STATES: CheckState[] = ['open', 'closed', 'filtered', 'unreachable'];
+const STATE_CODE: Record<CheckState, number> = { open: 0, closed: 1, filtered: 2, unreachable: 3 };
+/** Window over which halfopen_schedule_lag_seconds reports the worst lateness. */
+const LAG_WINDOW_MS = 10_000;
+
+/** Min-heap of (time, backend, version): the next moment each backend needs attention. */
+class WakeHeap {
+  private t: number[] = [];
+  private b: Backend[] = [];
+  private v: number[] = [];
+  get size(): number { return this.t.length; }
+  peek(): number { return this.t.length ? this.t[0] : Infinity; }
+  push(time: number, backend: Backend): void {
+    let i = this.t.length;
+    this.t.push(time); this.b.push(backend); this.v.push(backend.version);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (this.t[p] <= this.t[i]) break;
+      this.swap(i, p);
+      i = p;
+    }
+  }
+  /** Pops the earliest entry still current (its backend's version unchanged). */
+  pop(): Backend | null {
+    while (this.t.length) {
+      const b = this.b[0], v = this.v[0];
+      const lt = this.t.pop()!, lb = this.b.pop()!, lv = this.v.pop()!;
+      if (this.t.length) {
+        this.t[0] = lt; this.b[0] = lb; this.v[0] = lv;
+        let i = 0;
+        for (;;) {
+          const l = 2 * i + 1, r = l + 1;
+          let m = i;
+          if (l < this.t.length && this.t[l] < this.t[m]) m = l;
+          if (r < this.t.length && this.t[r] < this.t[m]) m = r;
+          if (m === i) break;
+          this.swap(i, m);
+          i = m;
+        }
+      }
+      if (b.version === v) return b;
+    }
+    return null;
+  }
+  clear(): void { this.t = []; this.b = []; this.v = []; }
+  private swap(i: number, j: number): void {
+    // Temporaries, not destructuring: [a, b] = [b, a] allocates an array each time.
+    const t = this.t[i]; this.t[i] = this.t[j]; this.t[j] = t;
+    const b = this.b[i]; this.b[i] = this.b[j]; this.b[j] = b;
+    const v = this.v[i]; this.v[i] = this.v[j]; this.v[j] = v;
+  }
+}
 
 /** Same backend, same check: reload keeps its state. */
 export function sameBackend(a: BackendConfig, b: BackendConfig): boolean {
@@ -84,6 +162,10 @@ export class Monitor extends EventEmitter {
   private readonly free: number[] = [];
   private backends = new Map<string, Backend>();
   private timer: NodeJS.Timeout | null = null;
+  private readonly heap = new WakeHeap();
+  private lagCur = 0;
+  private lagPrev = 0;
+  private lagWindowStart = Date.now();
   private sending = false;
   private readonly sportLo: number;
   private readonly sportRange: number;
@@ -142,11 +224,14 @@ export class Monitor extends EventEmitter {
       if (!b || b.slot !== old.slot) this.release(old);
     }
     this.backends = next;
+    this.heap.clear();
     for (const b of next.values()) {
+      this.wake(b);
       if (b.slot < 0) {
         const slot = this.free.pop();
         if (slot === undefined) throw new Error('probe table full');
         b.slot = slot;
+        this.engine.setSlot(b.slot, b.addr, b.cfg.port, this.sportLo + (b.slot % this.sportRange));
       }
       this.bySlot[b.slot] = b;
     }
@@ -169,30 +254,47 @@ export class Monitor extends EventEmitter {
     this.timer = null;
   }
 
+  /** (Re)schedules b at its next moment of interest: deadline while in flight, else nextAt. */
+  private wake(b: Backend): void {
+    b.version++;
+    this.heap.push(b.inflight ? b.inflight.deadline : b.nextAt, b);
+  }
+
+  /** Worst lateness behind schedule over the current window, ms. */
+  get lagMs(): number { return Math.max(this.lagPrev, this.lagCur); }
+
   /** One scheduling step; public for tests. */
   tick(now = Date.now()): void {
+    if (now - this.lagWindowStart >= LAG_WINDOW_MS) {
+      this.lagPrev = this.lagCur;
+      this.lagCur = 0;
+      this.lagWindowStart = now;
+    }
     for (const slot of this.engine.pollSlots()) {
       const b = this.bySlot[slot];
       if (b?.inflight) {
         const v = this.engine.verdict(slot);
-        if (v) this.complete(b, v, now);
+        if (v) { this.complete(b, v, now); this.wake(b); }
       }
     }
+    if (this.sending) return; // the due checks go out with the next batch
     const due: number[] = [];
-    for (const b of this.backends.values()) {
+    while (this.heap.peek() <= now) {
+      const b = this.heap.pop();
+      if (!b) break;
       if (b.inflight) {
-        if (now >= b.inflight.deadline) {
-          const v = this.engine.verdict(b.slot); // landed without an event (ring full)
-          this.complete(b, v, now);
-        } else continue;
+        // Past its deadline: a verdict that landed without an event (ring full) still counts.
+        this.complete(b, this.engine.verdict(b.slot), now);
+        if (b.nextAt > now) { this.wake(b); continue; }
       }
-      if (now < b.nextAt || this.sending) continue;
-      b.lagMs = Math.max(b.lagMs, now - b.nextAt);
+      const late = now - b.nextAt;
+      if (late > this.lagCur) this.lagCur = late;
       // A new source port each round: a late reply to an earlier check cannot
       // pass for this one (it no longer matches the table).
       b.round++;
-      this.engine.setSlot(b.slot, b.addr, b.cfg.port, this.sportLo + ((b.slot + b.round) % this.sportRange));
+      this.engine.rearmSlot(b.slot, this.sportLo + ((b.slot + b.round) % this.sportRange));
       b.inflight = { sentAt: now, deadline: now + b.cfg.timeout };
+      this.wake(b);
       due.push(b.slot);
     }
     if (due.length) {
@@ -220,8 +322,7 @@ export class Monitor extends EventEmitter {
     b.last = r;
     b.checks++;
     b.counts[r.state]++;
-    b.history.push(r);
-    if (b.history.length > HISTORY) b.history.shift();
+    b.remember(r);
     const t = b.health.record(r.ok);
     const interval = b.health.nextInterval(b.cfg);
     const jitter = interval * b.cfg.jitter * (Math.random() * 2 - 1);
@@ -253,7 +354,11 @@ export class Monitor extends EventEmitter {
     this.free.length = 0;
     this.bySlot.length = 0;
     for (let i = engine.capacity - 1; i >= 0; i--) this.free.push(i);
-    for (const b of this.backends.values()) { b.slot = -1; b.inflight = null; }
-    for (const b of this.backends.values()) { b.slot = this.free.pop()!; this.bySlot[b.slot] = b; }
+    for (const b of this.backends.values()) { b.slot = -1; b.inflight = null; this.wake(b); }
+    for (const b of this.backends.values()) {
+      b.slot = this.free.pop()!;
+      this.bySlot[b.slot] = b;
+      engine.setSlot(b.slot, b.addr, b.cfg.port, this.sportLo + (b.slot % this.sportRange));
+    }
   }
 }

@@ -39,7 +39,7 @@ function openEngine(cfg: ServeConfig, list: Array<{ addr: bigint }>): Engine {
   for (const { addr } of list) if (!samples.some((s) => isV4(s) === isV4(addr))) samples.push(addr);
   return Engine.open(samples, capacityFor(list.length), {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
-    senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22,
+    senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22, sendPath: 'auto',
     warn: (m) => log(`warning: ${m}`),
   });
 }
@@ -61,6 +61,7 @@ export async function serve(configPath: string): Promise<void> {
   monitor.on('change', (ev) => sink.emit(ev));
   monitor.on('error', (err) => log(`error: ${(err as Error).message}`));
   monitor.apply(list);
+  await engine.sendSlots(new Uint32Array(0)); // sender thread up before the first check is due
   monitor.start();
 
   const servers: Array<http.Server | net.Server> = [];

@@ -249,7 +249,7 @@ export class Engine {
         c.pending++;
         this.pool.run(task).then((r: SendReply) => {
           c.pending--;
-          if (!r.ok) failure ??= fromRecord(r);
+          if (!r.ok) failure ??= 'needInit' in r ? new HalfopenError('E_INTERNAL', 'sender thread lost its init') : fromRecord(r);
           else if (r.failed) sendErrors.add(r.errname ?? `errno ${r.errno}`);
           if (r.ok && c.pass > 0) retried += r.sent;
         }, (e: unknown) => {
@@ -361,6 +361,9 @@ export class Engine {
 
   clearSlot(i: number): void { this.table.clear(i, i + 1); }
 
+  /** Next check of an already programmed slot: new source port, cleared verdict. */
+  rearmSlot(i: number, sport: number): void { this.table.rearm(i, sport); }
+
   verdict(i: number): Verdict | null { return this.table.verdict(i); }
 
   /** Slots whose verdict landed since the last call. */
@@ -370,9 +373,10 @@ export class Engine {
   async sendSlots(slots: Uint32Array): Promise<SendResult> {
     if (this.closed) throw new HalfopenError('E_INTERNAL', 'engine is closed');
     this.monitorCtl ??= createControl(this.opts.rate);
-    const task: SendTask = { runId: this.monitorRunId, init: { ...this.senderInit, control: this.monitorCtl }, lo: 0, hi: 0, onlyUnanswered: false, slots };
-    const r: SendReply = await this.pool.run(task);
-    if (!r.ok) throw fromRecord(r);
+    const task: SendTask = { runId: this.monitorRunId, lo: 0, hi: 0, onlyUnanswered: false, slots };
+    let r: SendReply = await this.pool.run(task);
+    if (!r.ok && 'needInit' in r) r = await this.pool.run({ ...task, init: { ...this.senderInit, control: this.monitorCtl } });
+    if (!r.ok) throw 'needInit' in r ? new HalfopenError('E_INTERNAL', 'sender thread refused its init') : fromRecord(r);
     return r;
   }
 

@@ -55,6 +55,12 @@ export class ProbeTable {
     v.setUint8(o + HO_PROBE.family.offset, HO_FAMILY_INET);
   }
 
+  /** New source port for slot i and a cleared verdict: the next round of a health check. */
+  rearm(i: number, sport: number): void {
+    this.results.fill(0, i * HO_RESULT.size, (i + 1) * HO_RESULT.size);
+    this.probeView.setUint16(i * HO_PROBE.size + HO_PROBE.sport.offset, sport);
+  }
+
   /** Marks slots [from, to) unused and clears their verdicts. */
   clear(from = 0, to = this.capacity): void {
     this.probes.fill(0, from * HO_PROBE.size, to * HO_PROBE.size);

@@ -4,7 +4,9 @@ import type { ErrorRecord } from '../errors';
 
 export interface SendTask {
   runId: number;
-  init: SenderOptions;
+  /** Omitted once a worker has this run's sender: serializing it (and its
+   * SharedArrayBuffer) cost ~100 µs a task, the bulk of a health check batch. */
+  init?: SenderOptions;
   lo: number;
   hi: number;
   onlyUnanswered: boolean;
@@ -12,4 +14,5 @@ export interface SendTask {
   slots?: Uint32Array;
 }
 
-export type SendReply = ({ ok: true } & SendResult) | ErrorRecord;
+/** A worker without this run's sender answers needInit; the task is resent with init. */
+export type SendReply = ({ ok: true } & SendResult) | ErrorRecord | { ok: false; needInit: true };

@@ -15,6 +15,7 @@ function handler(task: SendTask | { close: true }): SendReply | null {
       return null;
     }
     if (!current || current.runId !== task.runId) {
+      if (!task.init) return { ok: false, needInit: true };
       current?.sender.close();
       current = { runId: task.runId, sender: new native.Sender(task.init) };
     }
