@@ -1,0 +1,100 @@
+// Shared contract of the benchmark scenarios (bench/*.ts) and the report
+// (bench/run.ts). A scenario measures every tool on the same work in the same
+// run and returns one ScenarioResult; the report prints medians (min–max) and
+// ratios against the baseline tool, and keeps the raw runs in JSON.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Fleet, FleetSpec } from '../src/fleet/fleet';
+
+export const ROOT = path.resolve(__dirname, '../..');
+export const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
+
+export interface BenchContext {
+  /** Smaller sizes and shorter durations: the whole suite in under 2 minutes. */
+  quick: boolean;
+  /** Repetitions per measurement (median, min, max are reported). */
+  runs: number;
+  /** Scratch directory, removed after the run. */
+  tmp: string;
+  log(msg: string): void;
+}
+
+/** One run of one tool: metric name → value. */
+export type Measurement = Record<string, number>;
+
+export interface Column {
+  key: string;
+  label: string;
+  digits?: number;
+  /** Ratio against the baseline is shown for this column (baseline / peer, or peer / baseline). */
+  ratio?: 'lower-is-better' | 'higher-is-better';
+}
+
+export interface ScenarioResult {
+  id: string;
+  title: string;
+  /** What was run and how: printed under the table. */
+  notes: string[];
+  columns: Column[];
+  /** Tool whose figures the ratios compare against (halfopen). */
+  baseline: string;
+  rows: Array<{ tool: string; settings: string; runs: Measurement[] }>;
+}
+
+export type Scenario = (ctx: BenchContext) => Promise<ScenarioResult>;
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
+};
+
+export const percentile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : NaN;
+};
+
+export const have = (bin: string): boolean => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
+
+/** First version line of a tool, or "not installed". */
+export function toolVersion(cmd: string): string {
+  const out = spawnSync('sh', ['-c', `${cmd} 2>&1 | head -3`], { encoding: 'utf8' }).stdout ?? '';
+  const line = out.split('\n').find((l) => /\d+\.\d+/.test(l));
+  return line ? line.trim().replace(/\s*\(.*\)\s*$/, '') : `${cmd.split(' ')[0]}: not installed`;
+}
+
+export async function withFleet<T>(spec: FleetSpec, fn: (f: Fleet) => Promise<T> | T): Promise<T> {
+  const f = await Fleet.create(spec);
+  try { return await fn(f); } finally { f.remove(); }
+}
+
+/**
+ * Runs argv inside the fleet's prober namespace under /usr/bin/time: wall
+ * seconds, CPU seconds (user + sys) and peak RSS in MB of the whole command.
+ */
+export function timed(fleet: Fleet, argv: string[], stdoutFile: string, tmp: string, timeoutMs = 600_000): { wall: number; cpu: number; rssMb: number; exit: number } {
+  const timeFile = path.join(tmp, 'time.txt');
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('ip', ['netns', 'exec', fleet.prober, '/usr/bin/time', '-o', timeFile, '-f', '%U %S %M', ...argv], {
+    stdio: ['ignore', fs.openSync(stdoutFile, 'w'), 'pipe'], timeout: timeoutMs,
+  });
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const [u, s, m] = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+  return { wall, cpu: u + s, rssMb: m / 1024, exit: r.status ?? -1 };
+}
+
+/** CPU ticks (user + sys, 1/100 s) a process has used so far, from /proc. */
+export function cpuTicks(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return Number(rest[11]) + Number(rest[12]);
+}
+
+/** Resident and peak resident memory of a process, MB. */
+export function memory(pid: number): { rssMb: number; hwmMb: number } {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0);
+  return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
