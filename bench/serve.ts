@@ -47,16 +47,6 @@ function installCounters(fleet: Fleet): () => Counters {
   };
 }
 
-function dropTable(fleet: Fleet, ip: string, on: boolean): void {
-  if (on) {
-    execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', '-f', '-'], {
-      input: `table inet bench_silent {\n chain input {\n  type filter hook input priority -10;\n  ip daddr ${ip} tcp dport 80 drop\n }\n}\n`,
-    });
-  } else {
-    execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', 'delete', 'table', 'inet', 'bench_silent']);
-  }
-}
-
 async function waitFor(cond: () => boolean, ms: number, step = 20): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) { if (cond()) return true; await sleep(step); }
@@ -111,12 +101,12 @@ async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counter
       const victim = bs[Math.floor(n / 2)];
       const state = () => JSON.parse(nsFetch(fleet, `http://127.0.0.1:9400/backends/${victim.name}`)).state;
       const t0 = Date.now();
-      dropTable(fleet, victim.ip, true);
+      fleet.block('bench_silent', victim.ip, 80, 'drop');
       try {
         await waitFor(() => state() === 'down', 15_000, 10);
         out.detectMs = Date.now() - t0;
       } finally {
-        dropTable(fleet, victim.ip, false);
+        fleet.unblock('bench_silent');
       }
     }
     return out;
@@ -151,12 +141,12 @@ async function runHaproxy(ctx: BenchContext, fleet: Fleet, count: () => Counters
     const victim = bs[Math.floor(n / 2)];
     const opState = () => admin('show servers state be').split('\n').find((l) => l.split(' ')[3] === victim.name)?.split(' ')[5];
     const t0 = Date.now();
-    dropTable(fleet, victim.ip, true);
+    fleet.block('bench_silent', victim.ip, 80, 'drop');
     try {
       await waitFor(() => opState() === '0', 15_000, 10);
       out.detectMs = Date.now() - t0;
     } finally {
-      dropTable(fleet, victim.ip, false);
+      fleet.unblock('bench_silent');
     }
     return out;
   } finally {

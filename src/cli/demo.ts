@@ -2,6 +2,8 @@
 // from a prober namespace, checks the verdicts against how the fleet was
 // built, and removes everything again (also on Ctrl-C).
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Fleet, FleetSpec } from '../fleet/fleet';
 import { mustParseAddress } from '../targets/address';
@@ -17,6 +19,56 @@ export const DEMO_FLEET: FleetSpec = {
   reject: ['198.18.0.224/27', '2001:2::e0/123'],
 };
 const DEMO_PORTS = '22,80,443';
+
+/**
+ * A few seconds of `halfopen serve` on the demo fleet: web2's listener stops
+ * (its port answers RST) and comes back; the events show it going down after
+ * `fall` failures and up after `rise` successes. True when both were seen.
+ */
+async function watch(fleet: Fleet, out: NodeJS.WritableStream, track: (c: ReturnType<typeof spawn>) => void): Promise<boolean> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-demo-'));
+  const config = path.join(dir, 'serve.yaml');
+  fs.writeFileSync(config, `defaults: { interval: 300ms, timeout: 200ms, fastinter: 100ms, rise: 2, fall: 2, jitter: 0 }
+events: "-"
+backends:
+  - { name: web1, host: 198.18.0.10, port: 80 }
+  - { name: web2, host: 198.18.0.11, port: 443 }
+  - { name: web6, host: "2001:2::10", port: 80 }
+  - { name: dropped, host: 198.18.0.200, port: 80 }
+`);
+  out.write(`\nwatch: ip netns exec ${fleet.prober} halfopen serve --config ${config}  (rise 2, fall 2, every 300 ms)\n`);
+  const child = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, path.join(__dirname, 'main.js'), 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  track(child);
+  const t0 = Date.now();
+  const seen = new Set<string>();
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const e = JSON.parse(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+      seen.add(`${e.backend} ${e.to}`);
+      const n = e.to === 'down' ? e.consecutive.failures : e.consecutive.successes;
+      out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  ${e.backend.padEnd(8)} ${e.from} → ${e.to}  (${e.reason}, after ${n} ${e.to === 'down' ? 'failures' : 'successes'})\n`);
+    }
+  });
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  try {
+    await wait(1200);
+    out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  web2's listener stops (198.18.0.11:443 answers RST)\n`);
+    fleet.block('halfopen_demo', '198.18.0.11', 443, 'reset');
+    await wait(1500);
+    out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  web2's listener is back\n`);
+    fleet.unblock('halfopen_demo');
+    await wait(1500);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return seen.has('web2 down') && seen.has('web2 up') && seen.has('dropped down');
+}
 
 export async function demo(): Promise<number> {
   requirePrivileges();
@@ -64,12 +116,14 @@ export async function demo(): Promise<number> {
       const ex = rs[0] ? `${rs[0].ip} port ${rs[0].port} (${rs[0].reason}${rs[0].rtt_ms !== null ? `, ${rs[0].rtt_ms} ms` : ''})` : '';
       out.write(`${state.padEnd(12)}${String(rs.length).padStart(7)}  ${ex}\n`);
     }
-    const accepted = fleet.acceptedConnections().length;
-    const synRecv = fleet.synRecvCount();
     out.write(`\n${summary}`);
     out.write(`ground truth: ${results.length - wrong}/${results.length} verdicts correct\n`);
-    out.write(`fleet servers: ${accepted} accepted connections, ${synRecv} half-open (SYN-RECV) sockets left\n`);
-    return wrong === 0 && accepted === 0 && synRecv === 0 ? 0 : 1;
+
+    const watched = await watch(fleet, out, (c) => { child = c; });
+    const accepted = fleet.acceptedConnections().length;
+    const synRecv = fleet.synRecvCount();
+    out.write(`\nfleet servers: ${accepted} accepted connections, ${synRecv} half-open (SYN-RECV) sockets left\n`);
+    return wrong === 0 && watched && accepted === 0 && synRecv === 0 ? 0 : 1;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

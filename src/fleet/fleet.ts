@@ -200,6 +200,21 @@ export class Fleet {
     });
   }
 
+  /**
+   * Makes addr:port answer RST ('reset': a stopped listener) or nothing
+   * ('drop': a silent backend) until unblock(name). name: an nft table name.
+   */
+  block(name: string, addr: string, port: number, action: 'reset' | 'drop'): void {
+    const fam = addr.includes(':') ? 'ip6' : 'ip';
+    const verdict = action === 'reset' ? 'reject with tcp reset' : 'drop';
+    run('ip', ['netns', 'exec', this.fleet, 'nft', '-f', '-'],
+      `table inet ${name} {\n chain input {\n  type filter hook input priority -10;\n  ${fam} daddr ${addr} tcp dport ${port} ${verdict}\n }\n}\n`);
+  }
+
+  unblock(name: string): void {
+    run('ip', ['netns', 'exec', this.fleet, 'nft', 'delete', 'table', 'inet', name]);
+  }
+
   /** Connections the fleet's listeners accepted (a half-open probe makes none). */
   acceptedConnections(): string[] { return [...this.accepts]; }
 

@@ -1,7 +1,7 @@
 // Runs `halfopen serve` inside a fleet's prober namespace and talks to it
 // there (HTTP, agent) with small Node clients, since the test process itself
 // lives outside the namespace.
-import { ChildProcess, execFileSync } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import { Fleet } from '../../src/fleet/fleet';
 import { startCli } from './cli';
 
@@ -63,12 +63,6 @@ export async function waitFor(cond: () => boolean, ms: number, step = 25): Promi
 
 /** Makes one fleet address answer RST on a port (a stopped listener), or undoes it. */
 export function setClosed(fleet: Fleet, table: string, addr: string, port: number, closed: boolean): void {
-  if (closed) {
-    const fam = addr.includes(':') ? 'ip6' : 'ip';
-    execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', '-f', '-'], {
-      input: `table inet ${table} {\n chain input {\n  type filter hook input priority -10;\n  ${fam} daddr ${addr} tcp dport ${port} reject with tcp reset\n }\n}\n`,
-    });
-  } else {
-    execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', 'delete', 'table', 'inet', table]);
-  }
+  if (closed) fleet.block(table, addr, port, 'reset');
+  else fleet.unblock(table);
 }
