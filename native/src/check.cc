@@ -23,6 +23,7 @@
 // neither break nor silently alter the check. The mark is applied explicitly
 // (options.mark, from the MARK environment variable) with SO_MARK.
 #include "common.h"
+#include "syn.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -107,22 +108,6 @@ void LocalPortRange(int *lo, int *hi) {
 }
 
 // ---- packets -------------------------------------------------------------
-
-uint32_t CsumAdd(uint32_t sum, const void *data, size_t len) {
-  const uint8_t *p = static_cast<const uint8_t *>(data);
-  while (len > 1) {
-    sum += (uint32_t)p[0] << 8 | p[1];
-    p += 2;
-    len -= 2;
-  }
-  if (len) sum += (uint32_t)p[0] << 8;
-  return sum;
-}
-
-uint16_t CsumFold(uint32_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return htons((uint16_t)~sum);
-}
 
 uint16_t Get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 uint32_t Get32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
@@ -405,58 +390,10 @@ class Checker {
 
   // Builds and sends the SYN of attempt i. Returns 0 or errno.
   int Send(int i) {
-    uint8_t pkt[40 + 24];
-    const size_t l3 = v6_ ? 40 : 20, l4 = 24;  // 20-byte TCP header + MSS option, like an ordinary SYN
-    uint8_t *ip = pkt, *tcp = pkt + l3;
-    uint16_t sport = sport_base_ + i;
-    uint32_t seq = att_[i].seq;
-    uint32_t pseudo;
-    if (!v6_) {
-      ip[0] = 0x45;
-      ip[1] = 0;
-      uint16_t tot = htons(l3 + l4);
-      memcpy(ip + 2, &tot, 2);
-      uint16_t id;
-      Random(&id, sizeof(id));
-      memcpy(ip + 4, &id, 2);
-      ip[6] = 0x40;  // DF
-      ip[7] = 0;
-      ip[8] = 64;
-      ip[9] = IPPROTO_TCP;
-      ip[10] = ip[11] = 0;
-      memcpy(ip + 12, src_, 4);
-      memcpy(ip + 16, dst_, 4);
-      uint16_t ck = CsumFold(CsumAdd(0, ip, 20));
-      memcpy(ip + 10, &ck, 2);
-      pseudo = CsumAdd(0, ip + 12, 8) + IPPROTO_TCP + l4;
-    } else {
-      uint32_t vtf = htonl(6u << 28);
-      memcpy(ip, &vtf, 4);
-      uint16_t plen = htons(l4);
-      memcpy(ip + 4, &plen, 2);
-      ip[6] = IPPROTO_TCP;
-      ip[7] = 64;
-      memcpy(ip + 8, src_, 16);
-      memcpy(ip + 24, dst_, 16);
-      pseudo = CsumAdd(0, ip + 8, 32) + IPPROTO_TCP + l4;
-    }
-    uint16_t nsport = htons(sport), ndport = htons(dport_);
-    memcpy(tcp, &nsport, 2);
-    memcpy(tcp + 2, &ndport, 2);
-    uint32_t nseq = htonl(seq);
-    memcpy(tcp + 4, &nseq, 4);
-    memset(tcp + 8, 0, 4);
-    tcp[12] = (l4 / 4) << 4;
-    tcp[13] = kTcpSyn;
-    tcp[14] = 0xff;  // window 65535
-    tcp[15] = 0xff;
-    tcp[16] = tcp[17] = tcp[18] = tcp[19] = 0;
-    uint16_t mss = htons(v6_ ? 1440 : 1460);
-    tcp[20] = 2;
-    tcp[21] = 4;
-    memcpy(tcp + 22, &mss, 2);
-    uint16_t ck = CsumFold(CsumAdd(pseudo, tcp, l4));
-    memcpy(tcp + 16, &ck, 2);
+    uint8_t pkt[40 + kSynTcpLen];
+    uint16_t id = 0;
+    if (!v6_) Random(&id, sizeof(id));
+    size_t len = WriteSyn(pkt, v6_, src_, dst_, htons((uint16_t)(sport_base_ + i)), htons(dport_), att_[i].seq, id);
 
     sockaddr_storage ss;
     socklen_t salen = FillDst(&ss);
@@ -467,7 +404,7 @@ class Checker {
     int64_t before = ClockNs(CLOCK_MONOTONIC);
     ssize_t r;
     do {
-      r = SysSendto(tx_.fd, pkt, l3 + l4, 0, reinterpret_cast<sockaddr *>(&ss), salen);
+      r = SysSendto(tx_.fd, pkt, len, 0, reinterpret_cast<sockaddr *>(&ss), salen);
     } while (r < 0 && errno == EINTR);
     if (r < 0) return errno;
     att_[i].mono_ns = before;

@@ -5,6 +5,7 @@
 // One Sender per worker thread. All senders of a run share one pacing state
 // in a SharedArrayBuffer (see Control below), so --rate is global.
 #include "common.h"
+#include "syn.h"
 
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
@@ -37,29 +38,11 @@ enum Control {
 };
 
 constexpr size_t kMaxFrame = 14 + 40 + 24;
-constexpr int kTtl = 64;
-constexpr uint16_t kWindow = 65535;
 
 int64_t MonoNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-uint32_t CsumAdd(uint32_t sum, const void *data, size_t len) {
-  const uint8_t *p = static_cast<const uint8_t *>(data);
-  while (len > 1) {
-    sum += (uint32_t)p[0] << 8 | p[1];
-    p += 2;
-    len -= 2;
-  }
-  if (len) sum += (uint32_t)p[0] << 8;
-  return sum;
-}
-
-uint16_t CsumFold(uint32_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return htons((uint16_t)~sum);
 }
 
 struct Frame {
@@ -198,56 +181,9 @@ class Sender : public Napi::ObjectWrap<Sender> {
       l2 = 14;
     }
     uint8_t *ip = b + l2;
-    size_t l3 = v4 ? 20 : 40;
-    uint8_t *tcp = ip + l3;
-    const size_t l4 = 24;  // 20-byte header + MSS option, like an ordinary SYN
-    uint32_t pseudo = 0;
-    if (v4) {
-      ip[0] = 0x45;
-      ip[1] = 0;
-      uint16_t tot = htons(l3 + l4);
-      memcpy(ip + 2, &tot, 2);
-      uint16_t id = htons((uint16_t)(seq >> 16));
-      memcpy(ip + 4, &id, 2);
-      ip[6] = 0x40;  // DF
-      ip[7] = 0;
-      ip[8] = kTtl;
-      ip[9] = IPPROTO_TCP;
-      ip[10] = ip[11] = 0;
-      memcpy(ip + 12, src4_, 4);
-      memcpy(ip + 16, p.addr + 12, 4);
-      uint16_t ck = CsumFold(CsumAdd(0, ip, 20));
-      memcpy(ip + 10, &ck, 2);
-      pseudo = CsumAdd(0, ip + 12, 8) + IPPROTO_TCP + l4;
-    } else {
-      uint32_t vtf = htonl(6u << 28);
-      memcpy(ip, &vtf, 4);
-      uint16_t plen = htons(l4);
-      memcpy(ip + 4, &plen, 2);
-      ip[6] = IPPROTO_TCP;
-      ip[7] = kTtl;
-      memcpy(ip + 8, src6_, 16);
-      memcpy(ip + 24, p.addr, 16);
-      pseudo = CsumAdd(0, ip + 8, 32) + IPPROTO_TCP + l4;
-    }
-    memcpy(tcp, &p.sport, 2);
-    memcpy(tcp + 2, &p.dport, 2);
-    uint32_t nseq = htonl(seq);
-    memcpy(tcp + 4, &nseq, 4);
-    memset(tcp + 8, 0, 4);
-    tcp[12] = (l4 / 4) << 4;
-    tcp[13] = 0x02;  // SYN
-    uint16_t win = htons(kWindow);
-    memcpy(tcp + 14, &win, 2);
-    tcp[16] = tcp[17] = 0;
-    tcp[18] = tcp[19] = 0;
-    uint16_t mss = htons(v4 ? 1460 : 1440);
-    tcp[20] = 2;
-    tcp[21] = 4;
-    memcpy(tcp + 22, &mss, 2);
-    uint16_t ck = CsumFold(CsumAdd(pseudo, tcp, l4));
-    memcpy(tcp + 16, &ck, 2);
-    f.len = l2 + l3 + l4;
+    size_t l3l4 = v4 ? WriteSyn(ip, false, src4_, p.addr + 12, p.sport, p.dport, seq, (uint16_t)(seq >> 16))
+                     : WriteSyn(ip, true, src6_, p.addr, p.sport, p.dport, seq, 0);
+    f.len = l2 + l3l4;
     f.family = p.family;
     if (!kind_packet_) {
       memset(&f.dst, 0, sizeof(f.dst));
