@@ -53,6 +53,17 @@ async function waitFor(cond: () => boolean, ms: number, step = 20): Promise<bool
   return cond();
 }
 
+/** Drops all TCP to ip:80 from now on; ms until isDown() holds (NaN if not within 15 s). */
+async function detection(fleet: Fleet, ip: string, isDown: () => boolean): Promise<number> {
+  const t0 = Date.now();
+  fleet.block('bench_silent', ip, 80, 'drop');
+  try {
+    return (await waitFor(isDown, 15_000, 10)) ? Date.now() - t0 : NaN;
+  } finally {
+    fleet.unblock('bench_silent');
+  }
+}
+
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const done = new Promise((r) => child.once('exit', r));
@@ -99,15 +110,7 @@ async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counter
     };
     if (detect) {
       const victim = bs[Math.floor(n / 2)];
-      const state = () => JSON.parse(nsFetch(fleet, `http://127.0.0.1:9400/backends/${victim.name}`)).state;
-      const t0 = Date.now();
-      fleet.block('bench_silent', victim.ip, 80, 'drop');
-      try {
-        await waitFor(() => state() === 'down', 15_000, 10);
-        out.detectMs = Date.now() - t0;
-      } finally {
-        fleet.unblock('bench_silent');
-      }
+      out.detectMs = await detection(fleet, victim.ip, () => JSON.parse(nsFetch(fleet, `http://127.0.0.1:9400/backends/${victim.name}`)).state === 'down');
     }
     return out;
   } finally {
@@ -140,14 +143,7 @@ async function runHaproxy(ctx: BenchContext, fleet: Fleet, count: () => Counters
     const out: Measurement = { cpuPct: s.cpuPct, rssMb: s.rssMb, peakRssMb: s.hwmMb, checksPerSec: s.perSec, connections: count().acks - c0.acks };
     const victim = bs[Math.floor(n / 2)];
     const opState = () => admin('show servers state be').split('\n').find((l) => l.split(' ')[3] === victim.name)?.split(' ')[5];
-    const t0 = Date.now();
-    fleet.block('bench_silent', victim.ip, 80, 'drop');
-    try {
-      await waitFor(() => opState() === '0', 15_000, 10);
-      out.detectMs = Date.now() - t0;
-    } finally {
-      fleet.unblock('bench_silent');
-    }
+    out.detectMs = await detection(fleet, victim.ip, () => opState() === '0');
     return out;
   } finally {
     await stopChild(child);
