@@ -44,7 +44,8 @@ const BENCH_V6 = cidrRange(mustParseAddress('2001:2::'), 48, 128);
 
 function run(cmd: string, args: string[], input?: string): string {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+    // Large outputs are normal here (a 10,000-backend /metrics is ~6 MB): lift the 1 MB default.
+    return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 28 });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     throw new Error(`${cmd} ${args.join(' ')}: ${(e.stderr || e.message).trim()}`);
