@@ -124,7 +124,7 @@ async function runHaproxy(ctx: BenchContext, fleet: Fleet, count: () => Counters
   fs.mkdirSync(dir, { recursive: true });
   const sock = path.join(dir, 'stats.sock');
   fs.writeFileSync(path.join(dir, 'haproxy.cfg'), [
-    'global', `  stats socket ${sock} mode 600 level admin`, '  spread-checks 5', '  maxconn 8000', // ~2 fds each; the hard fd limit here is 20,000
+    'global', `  stats socket ${sock} mode 600 level admin`, '  spread-checks 5', '  maxconn 1000', // HAProxy reserves ~2 fds per maxconn plus one per server; the fd limit here is 20,000
     'defaults', '  mode tcp', '  timeout connect 500ms', '  timeout client 5s', '  timeout server 5s', `  timeout check ${TIMEOUT_MS}ms`,
     `  default-server check inter ${INTER_MS}ms fastinter ${FASTINTER_MS}ms rise ${RISE} fall ${FALL}`,
     'backend be',
