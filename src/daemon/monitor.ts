@@ -327,7 +327,6 @@ export class Monitor extends EventEmitter {
     const interval = b.health.nextInterval(b.cfg);
     const jitter = interval * b.cfg.jitter * (Math.random() * 2 - 1);
     b.nextAt = Math.max(now, started + interval + jitter);
-    this.emit('result', b, r);
     if (t) {
       b.changes++;
       b.since = now;
