@@ -1,58 +1,64 @@
-// node dist/bench/check.js [--runs N] [--port P]
-// Whole-process time of one health check, as farmguardian pays it (one
-// process per backend per interval): bare `node -e 0`, check_tcp_half_open,
-// `halfopen check`, the nmap wrapper it replaces, and monitoring-plugins'
-// check_tcp (a full connect). All run inside the prober namespace of a
-// throwaway fleet against an open port, interleaved round-robin so drift hits
-// every command alike. Prints a markdown table: median, p95, min per command,
-// and halfopen − node.
+// Single check: whole-process time of one health check, as farmguardian pays
+// it (one process per backend per interval): bare `node -e 0` (the floor for
+// any Node program), `halfopen check`, check_tcp_half_open, the nmap wrapper
+// it replaces, and monitoring-plugins' check_tcp (a full connect). All run
+// inside the prober namespace of a throwaway fleet against an open port,
+// interleaved round-robin so drift hits every command alike.
+//
+// A scenario of `npm run bench` (checkScenario); also runs alone:
+//   node dist/bench/check.js [--runs N]
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
+import { BenchContext, Column, MAIN, ROOT, Scenario, ScenarioResult, have, median, percentile, sleep } from './lib';
 
-const ROOT = path.resolve(__dirname, '../..');
 const BIN = path.join(ROOT, 'dist/src/cli/check-tcp-half-open.js');
-const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
 const CHECK_TCP = '/usr/lib/nagios/plugins/check_tcp';
 const HOST = '198.18.0.7';
+const PORT = 80;
 
-interface Cmd { name: string; argv: string[]; expect: RegExp | null }
-interface Measured { name: string; ms: number[]; failures: string[] }
+interface Cmd { name: string; settings: string; argv: string[]; expect: string | null }
+interface Measured { name: string; ms: number[]; ok: boolean[]; failures: string[] }
 
-const argv = process.argv.slice(2);
-const opt = (name: string, def: number) => {
-  const i = argv.indexOf(name);
-  const v = i >= 0 ? Number(argv[i + 1]) : def;
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} expects a positive whole number`);
-  return v;
-};
+const COLUMNS: Column[] = [
+  // `ms@p95`: the report's notation for the 95th percentile of `ms` over the runs.
+  { key: 'ms', label: 'median ms (min–max)', digits: 1, ratio: 'lower-is-better' },
+  { key: 'ms@p95', label: 'p95 ms', digits: 1, ratio: 'lower-is-better' },
+];
 
 /** Inside the namespace: run every command `runs` times, round-robin, after one warm-up each. */
 function inner(cmds: Cmd[], runs: number): Measured[] {
-  const out = cmds.map((c) => ({ name: c.name, ms: [] as number[], failures: [] as string[] }));
+  const out: Measured[] = cmds.map((c) => ({ name: c.name, ms: [], ok: [], failures: [] }));
   for (let round = -1; round < runs; round++) {
     cmds.forEach((c, i) => {
       const t0 = process.hrtime.bigint();
       const r = spawnSync(c.argv[0], c.argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       if (round < 0) return; // warm-up: page cache, first exec
+      const ok = r.status === 0 && (!c.expect || new RegExp(c.expect).test(r.stdout));
       out[i].ms.push(ms);
-      const ok = r.status === 0 && (!c.expect || c.expect.test(r.stdout));
+      out[i].ok.push(ok);
       if (!ok) out[i].failures.push(`exit ${r.status}: ${(r.stdout + r.stderr).trim().slice(0, 200)}`);
     });
   }
   return out;
 }
 
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
-const median = (xs: number[]) => { const s = sorted(xs); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
-const p95 = (xs: number[]) => { const s = sorted(xs); return s[Math.min(s.length - 1, Math.ceil(0.95 * s.length) - 1)]; };
-const f1 = (x: number) => x.toFixed(1);
-
-function have(file: string): boolean {
-  try { execFileSync('sh', ['-c', `command -v ${file}`], { stdio: 'ignore' }); return true; } catch { return false; }
+/** Inside the namespace: n native checks in this one process (no process start-up). */
+function nativeOnly(host: string, port: number, n: number): { us: number[]; rttUs: number[] } {
+  const { native } = require('../src/native/addon') as typeof import('../src/native/addon');
+  const addr = Buffer.from(host.split('.').map(Number));
+  const us: number[] = [], rttUs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = native.check({ family: 4, addr, port, timeoutMs: 2000 });
+    us.push(Number(process.hrtime.bigint() - t0) / 1e3);
+    if (r.state !== 'open' || r.rttNs === null) throw new Error(`native check: ${JSON.stringify(r)}`);
+    rttUs.push(r.rttNs / 1e3);
+  }
+  return { us, rttUs };
 }
 
 /** nmap and check_tcp are the peers; install them from Debian when missing (root). */
@@ -72,97 +78,102 @@ function ensurePeers(): string[] {
   }
 }
 
-async function outer(): Promise<void> {
-  const runs = opt('--runs', 20);
-  const port = opt('--port', 80);
-  if (process.getuid?.() !== 0) throw new Error('bench/check needs root (namespaces, raw sockets)');
+/** Runs this file with args inside the prober namespace; its stdout. A Ctrl-C stops the scenario. */
+function inNamespace(fleet: Fleet, args: string[]): string {
+  try {
+    return execFileSync('ip', ['netns', 'exec', fleet.prober, process.execPath, __filename, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  } catch (err) {
+    const e = err as { status?: number | null; signal?: string | null };
+    if (e.status === 130 || e.status === 143 || e.signal) throw new Error(`interrupted: the measuring process was stopped (${e.signal ?? `exit ${e.status}`})`);
+    throw err;
+  }
+}
+
+export const checkScenario: Scenario = async (ctx: BenchContext): Promise<ScenarioResult> => {
+  const runs = ctx.runs;
+  if (process.getuid?.() !== 0) throw new Error('the check scenario needs root (namespaces, raw sockets)');
   const notes = ensurePeers();
-  const fleet = await Fleet.create({ tag: 'chkbench', v4: '198.18.0.0/24', open: [port] });
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ho-bench-check-'));
-  const EMPTY = path.join(tmp, 'empty.js');
-  fs.writeFileSync(EMPTY, '');
-  let results: Measured[];
-  let native: { us: number[]; rttUs: number[] };
+  const fleet = await Fleet.create({ tag: 'chkbench', v4: '198.18.0.0/24', open: [PORT] });
+  const P = String(PORT);
   const cmds: Cmd[] = [
-    { name: '`node -e 0`', argv: [process.execPath, '-e', '0'], expect: null },
-    // Running any file pays for the CommonJS loader, which -e 0 skips.
-    { name: '`node empty.js`', argv: [process.execPath, EMPTY], expect: null },
-    { name: '`check_tcp_half_open HOST P`', argv: [process.execPath, BIN, HOST, String(port)], expect: /^TCP OK - / },
-    { name: '`halfopen check HOST P`', argv: [process.execPath, MAIN, 'check', HOST, String(port)], expect: /^TCP OK - / },
+    { name: 'halfopen check', settings: `halfopen check HOST ${P}`, argv: [process.execPath, MAIN, 'check', HOST, P], expect: '^TCP OK - ' },
+    { name: 'check_tcp_half_open', settings: `check_tcp_half_open HOST ${P} (same program, its own entry point)`, argv: [process.execPath, BIN, HOST, P], expect: '^TCP OK - ' },
+    { name: 'node -e 0', settings: 'bare Node start-up: the floor of any Node program', argv: [process.execPath, '-e', '0'], expect: null },
   ];
   if (have('nmap'))
     cmds.push({
-      name: 'nmap wrapper (`nmap -n -sS -p P-(P+1) HOST -e IF \\| grep open \\| grep P`)',
-      argv: ['sh', '-c', `nmap -n -sS -p ${port}-${port + 1} ${HOST} -e ${fleet.proberIf} | grep open | grep ${port}`],
+      name: 'nmap wrapper',
+      settings: `nmap -n -sS -p ${P}-${PORT + 1} HOST -e IF | grep open | grep ${P}`,
+      argv: ['sh', '-c', `nmap -n -sS -p ${P}-${PORT + 1} ${HOST} -e ${fleet.proberIf} | grep open | grep ${P}`],
       expect: null,
     });
+  if (fs.existsSync(CHECK_TCP))
+    cmds.push({ name: 'check_tcp', settings: `check_tcp -H HOST -p ${P} (full connect: the service sees it)`, argv: [CHECK_TCP, '-H', HOST, '-p', P], expect: '^TCP OK' });
   // What a per-call XDP design would pay: load, attach, one probe, detach.
   cmds.push({
-    name: '`halfopen sweep HOST -p P` (XDP load + attach + detach per call)',
-    argv: [process.execPath, MAIN, 'sweep', HOST, '-p', String(port), '--format', 'ndjson', '--timeout', '300', '--no-progress'],
-    expect: /"state":"open"/,
+    name: 'halfopen sweep (1 probe)',
+    settings: `halfopen sweep HOST -p ${P} --timeout 300: XDP load, attach and detach on every call`,
+    argv: [process.execPath, MAIN, 'sweep', HOST, '-p', P, '--format', 'ndjson', '--timeout', '300', '--no-progress'],
+    expect: '"state":"open"',
   });
-  if (fs.existsSync(CHECK_TCP)) cmds.push({ name: '`check_tcp -H HOST -p P` (full connect)', argv: [CHECK_TCP, '-H', HOST, '-p', String(port)], expect: /^TCP OK/ });
+  let results: Measured[];
+  let native: { us: number[]; rttUs: number[] };
   try {
-    const out = execFileSync('ip', ['netns', 'exec', fleet.prober, process.execPath, __filename, '--inner', JSON.stringify({ cmds: cmds.map((c) => ({ ...c, expect: c.expect?.source ?? null })), runs })], {
-      encoding: 'utf8', maxBuffer: 64 << 20,
-    });
-    results = JSON.parse(out);
-    native = JSON.parse(execFileSync('ip', ['netns', 'exec', fleet.prober, process.execPath, __filename, '--native', HOST, String(port), String(runs * 10)], { encoding: 'utf8' }));
-    if (fleet.synRecvCount() !== 0) notes.push(`${fleet.synRecvCount()} SYN-RECV sockets left on the fleet`);
+    ctx.log(`${cmds.length} commands × ${runs} runs, interleaved`);
+    results = JSON.parse(inNamespace(fleet, ['--inner', JSON.stringify({ cmds, runs })]));
+    native = JSON.parse(inNamespace(fleet, ['--native', HOST, P, String(runs * 10)]));
+    const synRecv = fleet.synRecvCount();
+    if (synRecv !== 0) notes.push(`${synRecv} SYN-RECV sockets left on the fleet`);
+    await sleep(300); // the listener's "accept" lines arrive on this event loop, blocked until now
+    const accepts = fleet.acceptedConnections().length;
+    const expected = cmds.some((c) => c.name === 'check_tcp') ? runs + 1 : 0;
+    notes.push(accepts === expected
+      ? `The fleet's listener accepted ${accepts} connections: exactly check_tcp's full connects (${runs} + 1 warm-up). The half-open checks and nmap completed none.`
+      : `The fleet's listener accepted ${accepts} connections where check_tcp accounts for ${expected}.`);
   } finally {
     fleet.remove();
-    fs.rmSync(tmp, { recursive: true, force: true });
   }
+  for (const r of results) ctx.log(`${r.name}: median ${median(r.ms).toFixed(1)} ms, p95 ${percentile(r.ms, 95).toFixed(1)} ms${r.failures.length ? `, ${r.failures.length} failed` : ''}`);
+  const byName = (n: string) => results.find((r) => r.name === n);
+  const ho = byName('halfopen check'), node = byName('node -e 0');
+  notes.unshift(`${runs} runs of each command after one warm-up, round-robin, inside the prober namespace against an open port (${HOST}:${P}); whole-process time from spawn to exit.`);
+  if (ho && node) notes.push(`halfopen check − node -e 0: median ${(median(ho.ms) - median(node.ms)).toFixed(1)} ms, p95 ${(percentile(ho.ms, 95) - percentile(node.ms, 95)).toFixed(1)} ms: nearly all of a check is Node starting.`);
+  notes.push(`The native check alone, ${native.us.length} calls in one process: median ${median(native.us).toFixed(0)} µs (p95 ${percentile(native.us, 95).toFixed(0)} µs), of which the round trip is ${median(native.rttUs).toFixed(0)} µs.`);
+  notes.push('nmap needs `-e IF` inside the namespace. check_tcp is faster because it is a small C program, but it completes the handshake: the service logs a connection.');
+  for (const r of results) for (const f of r.failures.slice(0, 3)) notes.push(`failure in ${r.name}: ${f}`);
+  return {
+    id: 'check',
+    title: 'Single check: whole-process time of one check on an open port',
+    notes,
+    columns: COLUMNS,
+    baseline: 'halfopen check',
+    rows: cmds.map((c) => {
+      const r = byName(c.name)!;
+      return { tool: c.name, settings: c.settings, runs: r.ms.map((ms, i) => ({ ms, ok: r.ok[i] ? 1 : 0 })) };
+    }),
+  };
+};
 
-  const by = (prefix: string) => results.find((r) => r.name.startsWith(prefix));
-  const lines = [
-    `## halfopen check: whole-process time, ${runs} runs each, inside the prober namespace, open port`,
-    '',
-    '| command | median ms | p95 ms | min ms | failed runs |',
-    '|---|---:|---:|---:|---:|',
-    ...results.map((r) => `| ${r.name} | ${f1(median(r.ms))} | ${f1(p95(r.ms))} | ${f1(Math.min(...r.ms))} | ${r.failures.length} |`),
-    '',
-  ];
-  const node = by('`node -e'), bin = by('`check_tcp_half_open'), main = by('`halfopen check'), nmap = by('nmap'), ctcp = by('`check_tcp ');
-  if (node && bin) {
-    const d = median(bin.ms) - median(node.ms), d95 = p95(bin.ms) - p95(node.ms);
-    lines.push(`- check_tcp_half_open − node: median ${f1(d)} ms, p95 ${f1(d95)} ms (target: at most 20 ms) → ${d <= 20 ? 'met' : 'NOT met'}`);
+if (require.main === module) {
+  const argv = process.argv.slice(2);
+  if (argv[0] === '--native') {
+    process.stdout.write(JSON.stringify(nativeOnly(argv[1], Number(argv[2]), Number(argv[3]))));
+  } else if (argv[0] === '--inner') {
+    const spec = JSON.parse(argv[1]) as { cmds: Cmd[]; runs: number };
+    process.stdout.write(JSON.stringify(inner(spec.cmds, spec.runs)));
+  } else {
+    // Alone: node dist/bench/check.js [--runs N]
+    const i = argv.indexOf('--runs');
+    const runs = i >= 0 ? Number(argv[i + 1]) : 50;
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ho-bench-check-'));
+    void (async () => {
+      const { renderScenario } = await import('./report');
+      try {
+        const r = await checkScenario({ quick: false, runs, tmp, log: (m) => process.stderr.write(`check: ${m}\n`) });
+        process.stdout.write(renderScenario({ id: r.id, status: 'ok', seconds: 0, result: r }));
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
+      }
+    })().catch((err) => { process.stderr.write(`bench/check: ${(err as Error).message}\n`); process.exitCode = 1; });
   }
-  if (node && main) lines.push(`- halfopen check − node: median ${f1(median(main.ms) - median(node.ms))} ms, p95 ${f1(p95(main.ms) - p95(node.ms))} ms`);
-  if (bin && nmap) lines.push(`- nmap wrapper / check_tcp_half_open: ${(median(nmap.ms) / median(bin.ms)).toFixed(1)}× the median time → ${median(bin.ms) < median(nmap.ms) ? 'halfopen is faster' : 'halfopen is NOT faster'}`);
-  if (bin && ctcp) lines.push(`- check_tcp (completes the handshake, the service logs a connection): median ${f1(median(ctcp.ms))} ms`);
-  lines.push(`- the native check alone, in one process (${native.us.length} calls): median ${median(native.us).toFixed(0)} µs, p95 ${p95(native.us).toFixed(0)} µs per call, of which the round trip is ${median(native.rttUs).toFixed(0)} µs; the rest of a check_tcp_half_open run is Node starting`);
-  for (const r of results) for (const f of r.failures.slice(0, 3)) lines.push(`- failure in ${r.name}: ${f}`);
-  for (const n of notes) lines.push(`- note: ${n}`);
-  process.stdout.write(`${lines.join('\n')}\n`);
-  if (results.some((r) => r.failures.length)) process.exitCode = 1;
-}
-
-/** Inside the namespace: n native checks in this one process (no process start-up). */
-function nativeOnly(host: string, port: number, n: number): { us: number[]; rttUs: number[] } {
-  const { native } = require('../src/native/addon') as typeof import('../src/native/addon');
-  const addr = Buffer.from(host.split('.').map(Number));
-  const us: number[] = [], rttUs: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = native.check({ family: 4, addr, port, timeoutMs: 2000 });
-    us.push(Number(process.hrtime.bigint() - t0) / 1e3);
-    if (r.state !== 'open' || r.rttNs === null) throw new Error(`native check: ${JSON.stringify(r)}`);
-    rttUs.push(r.rttNs / 1e3);
-  }
-  return { us, rttUs };
-}
-
-if (argv[0] === '--native') {
-  process.stdout.write(JSON.stringify(nativeOnly(argv[1], Number(argv[2]), Number(argv[3]))));
-} else if (argv[0] === '--inner') {
-  const spec = JSON.parse(argv[1]) as { cmds: Array<Omit<Cmd, 'expect'> & { expect: string | null }>; runs: number };
-  const cmds = spec.cmds.map((c) => ({ ...c, expect: c.expect === null ? null : new RegExp(c.expect) }));
-  process.stdout.write(JSON.stringify(inner(cmds, spec.runs)));
-} else {
-  outer().catch((err) => {
-    process.stderr.write(`bench/check: ${(err as Error).message}\n`);
-    process.exitCode = 1;
-  });
 }

@@ -1,199 +1,203 @@
-// npm run bench [-- --quick] [--runs N] [--only a,b]
-// Sweep benchmarks against a namespace fleet: halfopen and its peers on the
-// same work in the same run. Correctness is scored against the fleet's ground
-// truth (how it was built), never against another tool. Prints markdown and
-// writes it with the raw JSON to bench/results/.
-import { execFileSync, spawnSync } from 'node:child_process';
+// npm run bench [-- --quick] [--runs N] [--check-runs N] [--only id,id] [--list]
+//
+// Runs every benchmark scenario in order, each on its own namespace fleet,
+// halfopen and its peers on the same work in the same run: sweeps (zmap,
+// masscan, nmap), the send-path ceiling, the single check, the sidecar
+// (bench/serve.ts, when present). A failing scenario is reported as failed
+// and the others run on. Prints the markdown report and writes it, the raw
+// runs as JSON and an SVG chart to bench/results/.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Fleet, FleetSpec, PROBER_V4 } from '../src/fleet/fleet';
-import { mustParseAddress, formatAddress } from '../src/targets/address';
+import { spawnSync } from 'node:child_process';
+import { BenchContext, ROOT, Scenario } from './lib';
+import { sweep65k, sweep1m, sweep16m } from './sweep';
+import { sendPathScenario } from './send-path';
+import { checkScenario } from './check';
+import { Report, ScenarioOutcome, machineFacts, num, renderMarkdown, renderSvg } from './report';
 
-const ROOT = path.resolve(__dirname, '../..');
-const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const runs = Number(args[args.indexOf('--runs') + 1]) || (quick ? 1 : 3);
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : null;
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-bench-'));
-
-interface Measure { wall: number; cpu: number; rssMb: number; open: number; missed: number; falseOpen: number; exit: number }
-interface Row { scenario: string; tool: string; probes: number; settings: string; runs: Measure[] }
-const rows: Row[] = [];
-
-function timed(fleet: Fleet, argv: string[], stdoutFile: string): { wall: number; cpu: number; rssMb: number; exit: number } {
-  const timeFile = path.join(tmp, 'time.txt');
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync('ip', ['netns', 'exec', fleet.prober, '/usr/bin/time', '-o', timeFile, '-f', '%U %S %M', ...argv], {
-    stdio: ['ignore', fs.openSync(stdoutFile, 'w'), 'pipe'], timeout: 600_000,
-  });
-  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  const [u, s, m] = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
-  return { wall, cpu: u + s, rssMb: m / 1024, exit: r.status ?? -1 };
+interface Entry {
+  id: string;
+  about: string;
+  /** Loaded lazily: serve.ts is written separately and may be missing. */
+  load: () => Scenario | string;
+  fullOnly?: boolean;
+  /**
+   * Run after the others, and in a full run only while the whole run stays
+   * within its 15-minute budget (an explicit --only always runs it).
+   */
+  ifTimeAllows?: boolean;
+  /** Repetitions for this scenario instead of --runs. */
+  runs?: (o: Options) => number;
 }
 
-function score(fleet: Fleet, opens: Set<string>, targets: Array<[bigint, number]>): { open: number; missed: number; falseOpen: number } {
-  let missed = 0, falseOpen = 0, truthOpen = 0;
-  for (const [a, p] of targets) {
-    const want = fleet.truth(a, p) === 'open';
-    const got = opens.has(`${formatAddress(a)} ${p}`);
-    if (want) truthOpen++;
-    if (want && !got) missed++;
-    if (!want && got) falseOpen++;
+interface Options { quick: boolean; runs: number; checkRuns: number; only: string[] | null; list: boolean }
+
+const SCENARIOS: Entry[] = [
+  { id: 'sweep65k', about: '65,536 targets × 1 port: halfopen, zmap, masscan, nmap (quick: 4,096)', load: () => sweep65k },
+  { id: 'sweep1m', about: '1,048,576 probes, 16 ports × a /16: halfopen, masscan, zmap (once per port), nmap on a 4,096-target subset (quick: 65,536)', load: () => sweep1m },
+  {
+    id: 'sweep16m',
+    about: '16,777,216 probes to an IPv6 /104 that drops everything: flat memory (~50 s; not in quick mode; runs last, when the run has time left in its 15-minute budget)',
+    load: () => sweep16m, fullOnly: true, ifTimeAllows: true,
+  },
+  { id: 'send-path', about: 'send-path ceiling: 1,048,576 SYNs into XDP_DROP, raw vs AF_PACKET, 1 vs 2 senders (quick: 65,536)', load: () => sendPathScenario },
+  { id: 'check', about: 'single check: halfopen check vs the nmap wrapper vs check_tcp, whole-process time (50 runs; quick: 10)', load: () => checkScenario, runs: (o) => o.checkRuns },
+  {
+    id: 'serve',
+    about: 'sidecar: halfopen serve vs HAProxy doing its own TCP checks (bench/serve.ts)',
+    load: () => {
+      try {
+        // Plain require: serve.ts is written separately, and run.ts must build without it.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const m = require('./serve') as { serveScenario?: Scenario };
+        return m.serveScenario ?? 'bench/serve.ts exports no serveScenario';
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        return e.code === 'MODULE_NOT_FOUND' && /['"]\.\/serve['"]/.test(e.message) ? 'bench/serve.ts is not there (or was not built)' : `bench/serve.ts does not load: ${e.message}`;
+      }
+    },
+  },
+];
+
+function usage(msg: string): never {
+  process.stderr.write(`bench: ${msg}\nusage: npm run bench [-- --quick] [--runs N] [--check-runs N] [--only ${SCENARIOS.map((s) => s.id).join(',')}] [--list]\n`);
+  process.exit(2);
+}
+
+function parse(argv: string[]): Options {
+  const o: Options = { quick: false, runs: 0, checkRuns: 0, only: null, list: false };
+  const int = (flag: string, v: string | undefined) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) usage(`${flag} expects a positive whole number, got "${v ?? ''}"`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') o.quick = true;
+    else if (a === '--list') o.list = true;
+    else if (a === '--runs') o.runs = int(a, argv[++i]);
+    else if (a === '--check-runs') o.checkRuns = int(a, argv[++i]);
+    else if (a === '--only') {
+      const v = argv[++i];
+      if (!v) usage('--only expects scenario ids, e.g. --only sweep65k,check');
+      o.only = v.split(',').filter(Boolean);
+      // A prefix selects a family: --only sweep runs sweep65k, sweep1m and sweep16m.
+      for (const id of o.only) if (!SCENARIOS.some((s) => s.id.startsWith(id))) usage(`unknown scenario "${id}" (see --list)`);
+    } else usage(`unknown option "${a}"`);
   }
-  void truthOpen;
-  return { open: opens.size, missed, falseOpen };
+  o.runs ||= o.quick ? 1 : 3;
+  o.checkRuns ||= o.quick ? 10 : 50;
+  return o;
 }
 
-function v4Targets(prefix: string, ports: number[]): Array<[bigint, number]> {
-  const [a, len] = prefix.split('/');
-  const base = mustParseAddress(a);
-  const n = 2 ** (32 - Number(len));
-  const out: Array<[bigint, number]> = [];
-  for (let i = 0; i < n; i++) for (const p of ports) out.push([base + BigInt(i), p]);
-  return out;
-}
+/** The default run must finish within 15 minutes; sweep16m (~50 s) starts only before this. */
+const BUDGET_START_LAST_S = 12.5 * 60;
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
-const fmt = (xs: number[], d = 2) => `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})`;
-
-async function withFleet(spec: FleetSpec, fn: (f: Fleet) => Promise<void> | void): Promise<void> {
-  const f = await Fleet.create(spec);
-  try { await fn(f); } finally { f.remove(); }
-}
-
-function readLines(file: string): string[] { return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean); }
-
-function halfopenOpens(file: string): Set<string> {
-  const s = new Set<string>();
-  for (const l of readLines(file)) { const r = JSON.parse(l); if (r.state === 'open') s.add(`${r.ip} ${r.port}`); }
-  return s;
-}
-
-function record(scenario: string, tool: string, probes: number, settings: string, m: Measure): void {
-  let row = rows.find((r) => r.scenario === scenario && r.tool === tool);
-  if (!row) rows.push(row = { scenario, tool, probes, settings, runs: [] });
-  row.runs.push(m);
-  process.stderr.write(`  ${scenario} ${tool}: ${m.wall.toFixed(2)} s, missed ${m.missed}, false ${m.falseOpen}, rss ${m.rssMb.toFixed(0)} MB\n`);
-}
-
-const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
-
-async function sweep65k(): Promise<void> {
-  // 65,536 targets on one port: 65,024 open, 512 answer RST.
-  const prefix = quick ? '198.18.0.0/20' : '198.18.0.0/16';
-  const closed = quick ? ['198.18.15.0/24'] : ['198.18.254.0/23'];
-  const name = quick ? 'sweep 4k×1' : 'sweep 65k×1';
-  await withFleet({ tag: 'bench', v4: prefix, open: [80], closed }, async (fleet) => {
-    const targets = v4Targets(prefix, [80]);
-    const gw = fleet.exec('fleet', 'cat', [`/sys/class/net/${fleet.fleetIf}/address`]).trim();
-    const me = fleet.exec('prober', 'cat', [`/sys/class/net/${fleet.proberIf}/address`]).trim();
-    for (let i = 0; i < runs; i++) {
-      const out = path.join(tmp, 'out.txt');
-      let t = timed(fleet, [process.execPath, MAIN, 'sweep', prefix, '-p', '80', '--rate', '0', '--timeout', '1000', '--format', 'ndjson', '--no-progress'], out);
-      record(name, 'halfopen', targets.length, '--rate 0 --timeout 1000', { ...t, ...score(fleet, halfopenOpens(out), targets) });
-      if (have('zmap')) {
-        t = timed(fleet, ['zmap', '-q', '--disable-syslog', '-p', '80', '-i', fleet.proberIf, '-S', PROBER_V4, '-G', gw, '-b', '/dev/null',
-          '-r', '300000', '-c', '1', '-o', out, prefix], path.join(tmp, 'zmap.stdout'));
-        const opens = new Set(readLines(out).filter((l) => /^\d/.test(l)).map((l) => `${l.trim()} 80`));
-        record(name, 'zmap 2.1', targets.length, '-r 300000 -c 1', { ...t, ...score(fleet, opens, targets) });
-      }
-      if (have('masscan')) {
-        t = timed(fleet, ['masscan', prefix, '-p80', '--rate', '300000', '--adapter', fleet.proberIf, '--adapter-ip', PROBER_V4,
-          '--adapter-mac', me, '--router-mac', gw, '--wait', '1', '-oL', out], path.join(tmp, 'masscan.stdout'));
-        const opens = new Set(readLines(out).filter((l) => l.startsWith('open')).map((l) => { const f = l.split(' '); return `${f[3]} ${f[2]}`; }));
-        record(name, 'masscan 1.3', targets.length, '--rate 300000 --wait 1', { ...t, ...score(fleet, opens, targets) });
-      }
-    }
-    if (have('nmap')) {
-      // nmap on a 4,096-target subset: at full size it takes minutes.
-      const sub = quick ? '198.18.0.0/22' : '198.18.0.0/20';
-      const subTargets = v4Targets(sub, [80]);
-      for (let i = 0; i < runs; i++) {
-        const out = path.join(tmp, 'nmap.txt');
-        const t = timed(fleet, ['nmap', '-n', '-Pn', '-sS', '-p', '80', '-e', fleet.proberIf, '--min-rate', '20000', '-T5', '-oG', out, sub], path.join(tmp, 'nmap.stdout'));
-        const opens = new Set(readLines(out).filter((l) => l.includes('80/open/')).map((l) => `${l.split(' ')[1]} 80`));
-        record(`${name} (nmap subset)`, 'nmap 7.93', subTargets.length, '-sS -T5 --min-rate 20000', { ...t, ...score(fleet, opens, subTargets) });
-      }
-    }
-  });
-}
-
-async function sweep1m(): Promise<void> {
-  const prefix = quick ? '198.18.0.0/20' : '198.18.0.0/16';
-  const name = quick ? 'sweep 4k×16' : 'sweep 65k×16 (1M)';
-  const ports = Array.from({ length: 16 }, (_, i) => 80 + i);
-  await withFleet({ tag: 'bench', v4: prefix, open: [80, 81, 82, 83] }, async (fleet) => {
-    const targets = v4Targets(prefix, ports);
-    for (let i = 0; i < runs; i++) {
-      const out = path.join(tmp, 'out.txt');
-      const t = timed(fleet, [process.execPath, MAIN, 'sweep', prefix, '-p', '80-95', '--rate', '0', '--format', 'ndjson', '--no-progress'], out);
-      // Every verdict, not only opens, must match.
-      let wrong = 0, n = 0;
-      for (const l of readLines(out)) { const r = JSON.parse(l); n++; if (fleet.truth(mustParseAddress(r.ip), r.port) !== r.state) wrong++; }
-      const s = score(fleet, halfopenOpens(out), targets);
-      record(name, 'halfopen', targets.length, '--rate 0', { ...t, ...s, falseOpen: s.falseOpen + wrong + (targets.length - n) });
-    }
-  });
-}
-
-async function sweep16m(): Promise<void> {
-  const prefix = quick ? '2001:2::/112' : '2001:2::/104';
-  const probes = quick ? 65536 : 16777216;
-  const name = quick ? 'sweep 65k dropped (v6)' : 'sweep 16M dropped (v6 /104)';
-  await withFleet({ tag: 'bench', v6: prefix, open: [], drop: [prefix] }, async (fleet) => {
-    for (let i = 0; i < Math.min(runs, quick ? 1 : 1); i++) {
-      const out = path.join(tmp, 'out.txt');
-      const t = timed(fleet, [process.execPath, MAIN, 'sweep', prefix, '-p', '80', '--rate', '0', '--retries', '0', '--timeout', '500', '--format', 'ndjson', '--no-progress'], out);
-      const lines = Number(execFileSync('wc', ['-l', out], { encoding: 'utf8' }).split(' ')[0]);
-      record(name, 'halfopen', probes, '--rate 0 --retries 0', { ...t, open: 0, missed: probes - lines, falseOpen: 0 });
-    }
-  });
-}
-
-function report(): string {
-  const facts = [
-    `cores ${os.availableParallelism()}, kernel ${os.release()}, node ${process.version}`,
-    ...['zmap --version', 'masscan --version', 'nmap --version'].map((c) => {
-      const out = spawnSync('sh', ['-c', `${c} 2>&1 | grep -m1 -iE '(zmap|masscan|nmap).*[0-9]+\\.[0-9]'`], { encoding: 'utf8' }).stdout.trim();
-      return out.replace(/\s*\(.*\)\s*$/, '') || `${c.split(' ')[0]}: not installed`;
-    }),
-  ];
-  let md = `# halfopen sweep benchmarks\n\n${new Date().toISOString()} · ${facts.join(' · ')}\n\n`;
-  md += `Median over ${runs} run(s), (min–max). Correctness against the fleet's ground truth. Wall includes process start and, for peers, their fixed cool-down.\n\n`;
-  for (const scenario of [...new Set(rows.map((r) => r.scenario))]) {
-    const rs = rows.filter((r) => r.scenario === scenario);
-    const ho = rs.find((r) => r.tool === 'halfopen');
-    md += `## ${scenario}\n\n| tool | settings | wall s | probes/s | missed open | wrong | CPU s | peak RSS MB | wall vs halfopen |\n|---|---|---|---|---|---|---|---|---|\n`;
-    for (const r of rs) {
-      const wall = r.runs.map((m) => m.wall);
-      const ratio = ho && r !== ho ? `${(median(wall) / median(ho.runs.map((m) => m.wall))).toFixed(2)}×` : '';
-      md += `| ${r.tool} | \`${r.settings}\` | ${fmt(wall)} | ${Math.round(r.probes / median(wall))} | ${fmt(r.runs.map((m) => m.missed), 0)} | ${fmt(r.runs.map((m) => m.falseOpen), 0)} | ${fmt(r.runs.map((m) => m.cpu))} | ${fmt(r.runs.map((m) => m.rssMb), 0)} | ${ratio} |\n`;
-    }
-    md += '\n';
-  }
-  return md;
-}
+const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
 
 async function main(): Promise<void> {
-  const scenarios: Record<string, () => Promise<void>> = { sweep65k, sweep1m, sweep16m };
+  const opts = parse(process.argv.slice(2));
+  if (opts.list) {
+    for (const s of SCENARIOS) process.stdout.write(`${s.id.padEnd(10)} ${s.about}\n`);
+    return;
+  }
+  if (process.getuid?.() !== 0) usage('needs root: namespaces, XDP and raw sockets');
+  const t0 = process.hrtime.bigint();
+  const since = () => Number(process.hrtime.bigint() - t0) / 1e9;
+  const startedAt = new Date().toISOString();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-bench-'));
+
+  // Ctrl-C or SIGTERM. Node runs this handler only between synchronous waits
+  // for children: a Ctrl-C also stops the measured child, which stops its
+  // scenario (stopIfInterrupted) and runs its finally blocks; then this
+  // removes whatever namespaces of this process are left and exits.
+  // (Fleet listeners exit by themselves when their stdin, our pipe, closes.)
+  const onSignal = (sig: NodeJS.Signals) => {
+    process.stderr.write(`\nbench: ${sig}: removing this run's namespaces\n`);
+    let names: string[] = [];
+    try { names = fs.readdirSync('/run/netns'); } catch { /* none */ }
+    for (const ns of names) if (new RegExp(`^ho${process.pid}x\\d+[pf]$`).test(ns)) spawnSync('ip', ['netns', 'del', ns]);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const outcomes: ScenarioOutcome[] = [];
+  const selected = SCENARIOS.filter((s) => !opts.only || opts.only.some((id) => s.id.startsWith(id)));
+  const order = [...selected.filter((s) => !s.ifTimeAllows), ...selected.filter((s) => s.ifTimeAllows)];
   try {
-    for (const [name, fn] of Object.entries(scenarios)) {
-      if (only && !only.includes(name)) continue;
-      process.stderr.write(`${name}…\n`);
-      await fn();
+    for (const s of order) {
+      // One turn of the event loop: a pending Ctrl-C runs its handler (below) before the next fleet is built.
+      await new Promise((r) => setImmediate(r));
+      const s0 = since();
+      if (s.fullOnly && opts.quick) {
+        outcomes.push({ id: s.id, status: 'skipped', seconds: 0, reason: `Not run in quick mode: ${s.about}.` });
+        continue;
+      }
+      if (s.ifTimeAllows && !opts.only?.includes(s.id) && since() > BUDGET_START_LAST_S) {
+        const reason = `Skipped to keep the run within 15 minutes: ${num(since() / 60, 1)} min had gone by. \`npm run bench -- --only ${s.id}\` runs it alone.`;
+        process.stderr.write(`bench: ${s.id}: ${reason}\n`);
+        outcomes.push({ id: s.id, status: 'skipped', seconds: 0, reason });
+        continue;
+      }
+      const scenario = s.load();
+      if (typeof scenario === 'string') {
+        process.stderr.write(`bench: ${s.id}: skipped: ${scenario}\n`);
+        outcomes.push({ id: s.id, status: 'skipped', seconds: 0, reason: `Skipped: ${scenario}.` });
+        continue;
+      }
+      process.stderr.write(`bench: ${s.id} (${s.about})\n`);
+      const ctx: BenchContext = {
+        quick: opts.quick,
+        runs: s.runs ? s.runs(opts) : opts.runs,
+        tmp,
+        log: (m) => process.stderr.write(`  [${since().toFixed(0).padStart(4)} s] ${s.id}: ${m}\n`),
+      };
+      try {
+        const result = await scenario(ctx);
+        outcomes.push({ id: s.id, status: 'ok', seconds: since() - s0, result });
+      } catch (err) {
+        // Ctrl-C stopped the measured child: stop the whole run, as the user asked.
+        if (/^interrupted\b/.test((err as Error).message ?? '')) onSignal('SIGINT');
+        const msg = (err as Error).stack ?? String(err);
+        process.stderr.write(`bench: ${s.id} FAILED: ${msg}\n`);
+        outcomes.push({ id: s.id, status: 'failed', seconds: since() - s0, error: msg });
+      }
+      process.stderr.write(`bench: ${s.id} took ${(since() - s0).toFixed(0)} s\n`);
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-  const md = report();
+
+  await new Promise((r) => setImmediate(r)); // an interrupted run writes no report
+  const argv = process.argv.slice(2);
+  const report: Report = {
+    startedAt,
+    command: `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
+    totalSeconds: since(),
+    quick: opts.quick,
+    runs: opts.runs,
+    checkRuns: opts.checkRuns,
+    machine: machineFacts(),
+    // In the order of SCENARIOS, whatever order they ran in.
+    scenarios: SCENARIOS.map((s) => outcomes.find((o) => o.id === s.id)).filter((o): o is ScenarioOutcome => !!o),
+  };
+  const md = renderMarkdown(report);
   process.stdout.write(md);
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const dir = path.join(ROOT, 'bench/results');
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, `sweep-${quick ? 'quick-' : ''}${stamp}.md`), md);
-  fs.writeFileSync(path.join(dir, `sweep-${quick ? 'quick-' : ''}${stamp}.json`), JSON.stringify(rows, null, 2));
+  const base = path.join(dir, `${stamp()}${opts.quick ? '-quick' : ''}${opts.only ? '-partial' : ''}`);
+  fs.writeFileSync(`${base}.md`, md);
+  fs.writeFileSync(`${base}.json`, JSON.stringify(report, null, 1) + '\n');
+  fs.writeFileSync(`${base}.svg`, renderSvg(report));
+  // latest.md is the latest complete run at the default sizes: quick and partial runs keep their own files.
+  if (!opts.quick && !opts.only) fs.copyFileSync(`${base}.md`, path.join(dir, 'latest.md'));
+  const failed = outcomes.filter((o) => o.status === 'failed').map((o) => o.id);
+  process.stderr.write(`bench: wrote ${path.relative(ROOT, base)}.{md,json,svg}${!opts.quick && !opts.only ? ' and bench/results/latest.md' : ''}\n`);
+  process.stderr.write(`bench: total ${since().toFixed(0)} s (${(since() / 60).toFixed(1)} min)${failed.length ? `; failed: ${failed.join(', ')}` : ''}\n`);
+  if (failed.length) process.exitCode = 1;
 }
 
-void main().catch((e) => { process.stderr.write(`bench: ${e.stack ?? e}\n`); process.exitCode = 1; });
+void main().catch((e) => { process.stderr.write(`bench: ${(e as Error).stack ?? e}\n`); process.exitCode = 1; });
