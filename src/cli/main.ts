@@ -61,6 +61,12 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  if (process.argv[2] === 'check') (require('./check') as typeof import('./check')).run(process.argv.slice(3));
-  else void main();
+  const [cmd, ...rest] = process.argv.slice(2);
+  if (cmd === 'check') (require('./check') as typeof import('./check')).run(rest);
+  else {
+    // Once a sweep has written its results and detached XDP, stopping the
+    // sender threads one by one only adds wall time: exit (Linux writes to
+    // pipes and files synchronously, so nothing written is lost).
+    void main().then(() => { if (cmd === 'sweep') process.exit(); });
+  }
 }

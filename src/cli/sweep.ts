@@ -94,8 +94,13 @@ export function orderedSource(space: ProbeSpace, seed: bigint, shard?: Shard): P
   return { size: slice.count, at: (i: number) => space.at(perm.at(slice.first + i * slice.step)) };
 }
 
+/** HALFOPEN_DEBUG=1: milliseconds since process start at each phase, on stderr. */
+const phase = (name: string) => { if (process.env.HALFOPEN_DEBUG) process.stderr.write(`halfopen: +${performance.now().toFixed(1)} ms ${name}\n`); };
+
 async function sweep(targets: string[], opts: SweepOptions, version: string, argv: string[]): Promise<void> {
+  phase('arguments parsed');
   const space = await buildSpace(targets, opts);
+  phase('targets resolved');
   const shard = opts.shard ? parseShard(opts.shard) : undefined;
   let seed: bigint;
   try {
@@ -137,6 +142,8 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     sendPath: opts.sendPath, xdpMode: opts.xdpMode, warn,
   };
   const engine = Engine.open(samples, source.size, engineOpts);
+  phase(`engine open: XDP ${engine.xdpMode} on ${engine.interface}, ${engine.sendPath} sends`);
+  let first = true;
 
   const out = opts.output ? fs.createWriteStream(opts.output) : process.stdout;
   const writer = createWriter(opts.format, { version, args: argv });
@@ -154,6 +161,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   process.on('SIGTERM', onSignal);
   try {
     const stats = await engine.run(source, (r) => {
+      if (first) { first = false; phase('first verdict'); }
       counter.add(r);
       if (opts.open && r.state !== 'open') return;
       buf += writer.row(r);
@@ -168,6 +176,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
         process.stderr.write(`\r\x1b[Ksent ${p.sent}/${p.total} (${Math.floor((100 * p.sent) / p.total)}%)  replies ${p.answered}  ${Math.round(rate)}/s${eta}`);
       } : undefined,
     });
+    phase('last verdict');
     // Results and summary first: stopping the sender threads takes a while and changes nothing.
     if (showProgress) process.stderr.write('\r\x1b[K');
     const summary = counter.finish({ sent: stats.sent, retries: stats.retried, duplicates: stats.duplicates, invalid: stats.invalid });
@@ -181,6 +190,9 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await engine.close();
+    // XDP goes now; the sender threads stop with the process (see main.ts).
+    engine.detach();
+    void engine.close();
+    phase('XDP detached');
   }
 }

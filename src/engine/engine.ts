@@ -73,6 +73,8 @@ const DEFAULTS = {
 
 /** Probe-table slots per chunk: small enough to overlap chunks, large enough to batch. */
 const BLOCK = 65536;
+/** Probes written to the table before they are handed to the senders. */
+const FILL_STEP = 4096;
 /** Earliest retry after a pass, whatever the RTTs seen. */
 const RETRY_MIN_MS = 50;
 
@@ -241,11 +243,12 @@ export class Engine {
       counts[r.state]++;
       onResult(r);
     };
-    const submit = (c: Chunk): void => {
-      const per = Math.ceil(c.count / this.senders);
+    /** Sends slots [lo, hi) of chunk c, split over the sender threads. */
+    const submit = (c: Chunk, lo = c.slot, hi = c.slot + c.count): void => {
+      const per = Math.ceil((hi - lo) / this.senders);
       c.phase = 'send';
-      for (let lo = c.slot; lo < c.slot + c.count; lo += per) {
-        const task: SendTask = { runId, init: { ...this.senderInit, control: ctl }, lo, hi: Math.min(c.slot + c.count, lo + per), onlyUnanswered: c.pass > 0 };
+      for (let a = lo; a < hi; a += per) {
+        const task: SendTask = { runId, init: { ...this.senderInit, control: ctl }, lo: a, hi: Math.min(hi, a + per), onlyUnanswered: c.pass > 0 };
         c.pending++;
         this.pool.run(task).then((r: SendReply) => {
           c.pending--;
@@ -284,13 +287,18 @@ export class Engine {
         const c: Chunk = { block: b, slot: b * block, count, pass: 0, phase: 'send', pending: 0, waitUntil: 0, answered: 0 };
         table.clear(c.slot, c.slot + block);
         emitted.fill(0, c.slot, c.slot + block);
-        for (let i = 0; i < count; i++) {
-          const p = source.at(next + i);
-          table.set(c.slot + i, p.addr, p.port, sportLo + ((next + i) % ports));
+        chunks[b] = c;
+        // Filled in sub-blocks, each sent as soon as it is written: the first
+        // SYNs leave while the rest of the chunk is still being filled.
+        for (let sub = 0; sub < count; sub += FILL_STEP) {
+          const end = Math.min(count, sub + FILL_STEP);
+          for (let i = sub; i < end; i++) {
+            const p = source.at(next + i);
+            table.set(c.slot + i, p.addr, p.port, sportLo + ((next + i) % ports));
+          }
+          submit(c, c.slot + sub, c.slot + end);
         }
         next += count;
-        chunks[b] = c;
-        submit(c);
         sending++;
       }
       const idx = this.prog.poll();
@@ -380,11 +388,17 @@ export class Engine {
     return r;
   }
 
+  /** Detaches and unloads the XDP program now; close() still stops the threads. */
+  detach(): void {
+    this.prog.detach();
+    this.prog.close();
+  }
+
+  /** Detaches XDP and stops the sender threads. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.prog.detach();
-    this.prog.close();
+    this.detach();
     await this.pool.destroy();
   }
 }

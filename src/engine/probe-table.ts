@@ -30,6 +30,7 @@ export class ProbeTable {
 
   /** Writes slot i. addr is the 128-bit (IPv4-mapped for v4) address. */
   set(i: number, addr: bigint, dport: number, sport: number): void {
+    if (isV4(addr)) return this.setV4(i, Number(addr & 0xffff_ffffn), dport, sport);
     const o = i * HO_PROBE.size;
     const v = this.probeView;
     // Network order: most significant 32-bit word first.
