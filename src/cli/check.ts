@@ -321,12 +321,23 @@ export async function main(argv: readonly string[], deps: CheckDeps = {}): Promi
 function writeStdout(text: string): void {
   const fs = require('node:fs') as typeof import('node:fs');
   const buf = Buffer.from(text);
+  let waits = 0;
   for (let off = 0; off < buf.length;) {
     try {
       off += fs.writeSync(1, buf, off);
     } catch (err) {
-      // A closed stdout (EPIPE) must not change the exit code, which is the verdict.
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+      const code = (err as NodeJS.ErrnoException).code;
+      // A non-blocking stdout that is full: wait 1 ms for the reader (at most ~5 s).
+      if (code === 'EAGAIN' && ++waits < 5000) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+        continue;
+      }
+      // The exit code is the verdict and stands; a reader that went away (EPIPE)
+      // needs no word, anything else is said on stderr rather than lost silently.
+      if (code !== 'EPIPE') {
+        try { fs.writeSync(2, `check_tcp_half_open: cannot write the result to stdout: ${code ?? err}\n`); } catch { /* nowhere left to say it */ }
+      }
+      return;
     }
   }
 }
