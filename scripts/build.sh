@@ -21,3 +21,5 @@ if [ bpf/halfopen.skel.h -nt native/build/Release/halfopen.node ] 2>/dev/null; t
 fi
 node "$GYP" build -C native "${NODEDIR[@]}" --silent
 node node_modules/typescript/bin/tsc -p .
+# npm ci links the bins before they are built, so it cannot mark them executable.
+chmod +x dist/src/cli/main.js dist/src/cli/check-tcp-half-open.js
