@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build: clang … g++. Fleets: iproute2, nftables. Real clients in tests and bench: haproxy,
+# Build: clang … g++. Fleets: iproute2, nftables, procps (sysctl). Bench: time. Real clients in tests and bench: haproxy,
 # chromium (status page), prometheus (promtool), zmap, masscan, nmap; postfix (a private
 # instance in a namespace for the check test), monitoring-plugins-basic (check_tcp, bench).
-PKGS=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ python3 iproute2 nftables util-linux
+PKGS=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ python3 iproute2 nftables util-linux procps time
   haproxy chromium prometheus zmap masscan nmap postfix monitoring-plugins-basic)
 missing=()
 for p in "${PKGS[@]}"; do
