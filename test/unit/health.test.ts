@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Health } from '../../src/health/state-machine';
 import { parseConfig } from '../../src/health/config';
 import { HalfopenError } from '../../src/errors';
+import { tickFor } from '../../src/daemon/monitor';
 
 describe('Health (HAProxy rise/fall)', () => {
   test('from up: down after exactly `fall` consecutive failures', () => {
@@ -98,4 +99,14 @@ backends:
       assert.throws(() => parseConfig(text, 'x.yaml'), (e: unknown) => e instanceof HalfopenError && e.code === 'E_CONFIG' && re.test(e.message));
     });
   }
+});
+
+describe('monitor tick', () => {
+  const b = (interval: number, timeout: number) => ({ interval, timeout }) as Parameters<typeof tickFor>[0] extends Iterable<infer T> ? T : never;
+  test('a tenth of the shortest interval or timeout, within 10-50 ms', () => {
+    assert.equal(tickFor([b(1000, 500)]), 50);
+    assert.equal(tickFor([b(1000, 500), b(400, 200)]), 20);
+    assert.equal(tickFor([b(100, 50)]), 10);
+    assert.equal(tickFor([b(60_000, 5000)]), 50);
+  });
 });
