@@ -41,7 +41,8 @@ export class Backend {
   readonly health: Health;
   slot = -1;
   nextAt = 0;
-  inflight: { sentAt: number; deadline: number } | null = null;
+  /** planned: when the check was due; the next one is due an interval after that, not after the send. */
+  inflight: { sentAt: number; deadline: number; planned: number } | null = null;
   last: CheckResult | null = null;
   since = Date.now();
   round = 0;
@@ -309,7 +310,7 @@ export class Monitor extends EventEmitter {
       // pass for this one (it no longer matches the table).
       b.round++;
       this.engine.rearmSlot(b.slot, this.sportLo + ((b.slot + b.round) % this.sportRange));
-      b.inflight = { sentAt: now, deadline: now + b.cfg.timeout };
+      b.inflight = { sentAt: now, deadline: now + b.cfg.timeout, planned: b.nextAt };
       this.wake(b);
       due.push(b.slot);
     }
@@ -324,7 +325,8 @@ export class Monitor extends EventEmitter {
   }
 
   private complete(b: Backend, v: Verdict | null, now: number): void {
-    const started = b.inflight!.sentAt;
+    // From the planned time: lateness of one tick must not stretch every period.
+    const started = b.inflight!.planned;
     b.inflight = null;
     let r: CheckResult;
     if (!v) r = { ok: false, state: 'filtered', reason: 'no-response', rtt_ms: null, ts: now };
