@@ -1,5 +1,8 @@
 // Result vocabulary shared by the engine, the outputs and the health checker.
 
+/** RTTs are reported in ms with three decimals (µs): finer digits are timer noise. */
+export const roundMs = (ms: number): number => Math.round(ms * 1000) / 1000;
+
 export type ProbeState = 'open' | 'closed' | 'filtered' | 'unreachable';
 
 /** One final verdict, in the field order of the ndjson contract (design.md section 3). */

@@ -17,6 +17,7 @@ import { HalfopenError, usageError } from '../errors';
 import { effectiveCaps } from './privileges';
 import { addressBytes, formatAddress, isV4, parseAddress } from '../targets/address';
 import type { CheckOptions, CheckResult } from '../native/addon';
+import { roundMs } from '../types';
 
 export const EXIT_OK = 0;
 export const EXIT_CRITICAL = 2;
@@ -201,7 +202,6 @@ export function icmpDescription(family: 4 | 6, type: number, code: number): stri
 }
 
 const secs = (ns: number): string => (ns / 1e9).toFixed(6);
-const roundMs = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 /** The Nagios status line (with perfdata) and the exit code of an outcome. */
 export function formatOutcome(o: Outcome): { code: number; line: string } {

@@ -5,8 +5,8 @@
 // costs its own timeout; nothing waits for it.
 import { EventEmitter } from 'node:events';
 import { Engine } from '../engine/engine';
-import { Verdict } from '../engine/probe-table';
-import * as C from '../contract.generated';
+import { Verdict, describeVerdict } from '../engine/probe-table';
+import { roundMs } from '../types';
 import { formatAddress } from '../targets/address';
 import { BackendConfig } from '../health/config';
 import { Health, HealthState } from '../health/state-machine';
@@ -88,7 +88,7 @@ export class Backend {
       const i = (this.histPos - this.histLen + k + HISTORY) % HISTORY;
       const state = STATES[this.histState[i]];
       const rtt = this.histRtt[i];
-      out.push({ ok: state === 'open', state, rtt_ms: Number.isNaN(rtt) ? null : Math.round(rtt * 1000) / 1000 });
+      out.push({ ok: state === 'open', state, rtt_ms: Number.isNaN(rtt) ? null : roundMs(rtt) });
     }
     return out;
   }
@@ -331,11 +331,9 @@ export class Monitor extends EventEmitter {
     let r: CheckResult;
     if (!v) r = { ok: false, state: 'filtered', reason: 'no-response', rtt_ms: null, ts: now };
     else {
-      const rtt = v.rttMs === null ? null : Math.round(v.rttMs * 1000) / 1000;
-      if (v.state === C.HO_STATE_OPEN) r = { ok: true, state: 'open', reason: 'syn-ack', rtt_ms: rtt, ts: now };
-      else if (v.state === C.HO_STATE_CLOSED) r = { ok: false, state: 'closed', reason: 'rst', rtt_ms: rtt, ts: now };
-      else r = { ok: false, state: 'unreachable', reason: `icmp-${v.icmpType}-${v.icmpCode}`, rtt_ms: rtt, ts: now };
-      if (rtt !== null) this.observe(rtt / 1000);
+      const d = describeVerdict(v);
+      r = { ok: d.state === 'open', state: d.state, reason: d.reason, rtt_ms: d.rttMs, ts: now };
+      if (d.rttMs !== null) this.observe(d.rttMs / 1000);
     }
     b.last = r;
     b.checks++;

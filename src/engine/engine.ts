@@ -10,7 +10,7 @@ import { HalfopenError, fromRecord } from '../errors';
 import * as C from '../contract.generated';
 import { ProbeResult, ProbeState } from '../types';
 import { addressBytes, formatAddress, isV4, mustParseAddress } from '../targets/address';
-import { ProbeTable, Verdict } from './probe-table';
+import { ProbeTable, Verdict, describeVerdict } from './probe-table';
 import { createControl, abort, sentCount, failedCount } from './control';
 import { Route, routeTo, neighbourMac, macBytes } from './route';
 import type { SendTask, SendReply } from './send-task';
@@ -242,11 +242,12 @@ export class Engine {
       onResult(r);
     };
     /** Sends the chunk's slots, split over the sender threads. */
-    const submit = (c: Chunk, lo = c.slot, hi = c.slot + c.count): void => {
-      const per = Math.ceil((hi - lo) / this.senders);
+    const submit = (c: Chunk): void => {
+      const end = c.slot + c.count;
+      const per = Math.ceil(c.count / this.senders);
       c.phase = 'send';
-      for (let a = lo; a < hi; a += per) {
-        const task: SendTask = { runId, init: { ...this.senderInit, control: ctl }, lo: a, hi: Math.min(hi, a + per), onlyUnanswered: c.pass > 0 };
+      for (let lo = c.slot; lo < end; lo += per) {
+        const task: SendTask = { runId, init: { ...this.senderInit, control: ctl }, lo, hi: Math.min(end, lo + per), onlyUnanswered: c.pass > 0 };
         c.pending++;
         this.pool.run(task).then((r: SendReply) => {
           c.pending--;
@@ -405,11 +406,6 @@ function sourceBytes(text: string): Buffer {
 }
 
 function toResult(ip: string, port: number, v: Verdict, ts: string): ProbeResult {
-  const rtt = v.rttMs === null ? null : Math.round(v.rttMs * 1000) / 1000;
-  // Literal objects with one shape: this runs once per reply.
-  switch (v.state) {
-    case C.HO_STATE_OPEN: return { ip, port, state: 'open', reason: 'syn-ack', rtt_ms: rtt, ttl: v.ttl, ts };
-    case C.HO_STATE_CLOSED: return { ip, port, state: 'closed', reason: 'rst', rtt_ms: rtt, ttl: v.ttl, ts };
-    default: return { ip, port, state: 'unreachable', reason: `icmp-${v.icmpType}-${v.icmpCode}`, rtt_ms: rtt, ttl: v.ttl, ts };
-  }
+  const d = describeVerdict(v);
+  return { ip, port, state: d.state, reason: d.reason, rtt_ms: d.rttMs, ttl: v.ttl, ts };
 }

@@ -1,7 +1,8 @@
 // TypeScript's side of the shared tables (maps `probes` and `results`),
 // mmapped by the addon: writes probes, reads verdicts, no copies.
-import { HO_PROBE, HO_RESULT, HO_FAMILY_INET, HO_FAMILY_INET6, HO_STATE_NONE } from '../contract.generated';
+import { HO_PROBE, HO_RESULT, HO_FAMILY_INET, HO_FAMILY_INET6, HO_STATE_NONE, HO_STATE_OPEN, HO_STATE_CLOSED } from '../contract.generated';
 import { formatAddress, isV4 } from '../targets/address';
+import { roundMs, type ProbeState } from '../types';
 
 export interface Verdict {
   state: number;
@@ -11,6 +12,14 @@ export interface Verdict {
   icmpType: number;
   icmpCode: number;
   replies: number;
+}
+
+/** A recorded verdict in the result vocabulary (state, reason, RTT rounded to µs): one mapping for sweeps and health checks. */
+export function describeVerdict(v: Verdict): { state: Exclude<ProbeState, 'filtered'>; reason: string; rttMs: number | null } {
+  const rttMs = v.rttMs === null ? null : roundMs(v.rttMs);
+  if (v.state === HO_STATE_OPEN) return { state: 'open', reason: 'syn-ack', rttMs };
+  if (v.state === HO_STATE_CLOSED) return { state: 'closed', reason: 'rst', rttMs };
+  return { state: 'unreachable', reason: `icmp-${v.icmpType}-${v.icmpCode}`, rttMs };
 }
 
 export class ProbeTable {

@@ -1,5 +1,5 @@
-import type { ProbeResult } from '../types';
-import { ResultWriter, roundMs } from './writer';
+import { roundMs, type ProbeResult } from '../types';
+import { ResultWriter } from './writer';
 
 export const CSV_HEADER = 'ip,port,state,reason,rtt_ms,ttl,ts';
 

@@ -1,5 +1,5 @@
-import type { ProbeResult } from '../types';
-import { ResultWriter, roundMs } from './writer';
+import { roundMs, type ProbeResult } from '../types';
+import { ResultWriter } from './writer';
 
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029]/;
 const str = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);

@@ -23,9 +23,6 @@ export interface WriterOptions {
   startTime?: Date;
 }
 
-/** Milliseconds rounded to microseconds: finer digits are timer noise. */
-export const roundMs = (ms: number): number => Math.round(ms * 1000) / 1000;
-
 /** The command line as one line of text. */
 export function commandLine(opts: WriterOptions): string {
   return ['halfopen', ...(opts.args ?? [])].join(' ').replace(/[\r\n]+/g, ' ');

@@ -1,6 +1,6 @@
-import type { ProbeResult } from '../types';
+import { roundMs, type ProbeResult } from '../types';
 import { formatSummaryLine, SweepSummary } from './summary';
-import { commandLine, ResultWriter, roundMs, unixSeconds, WriterOptions } from './writer';
+import { commandLine, ResultWriter, unixSeconds, WriterOptions } from './writer';
 
 const ENTITIES: Record<string, string> = {
   '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;',
