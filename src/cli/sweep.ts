@@ -130,10 +130,8 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   }
   requirePrivileges();
 
-  // One sample address per family finds the route (and the interface to attach to).
-  const samples: bigint[] = [];
-  for (const r of space.ranges) if (!samples.some((s) => isV4(s) === isV4(r.lo))) samples.push(r.lo);
-  for (const p of space.pairs) if (!samples.some((s) => isV4(s) === isV4(p.addr))) samples.push(p.addr);
+  // The first address of each family finds the route (and the interface to attach to).
+  const samples = [...space.ranges.map((r) => r.lo), ...space.pairs.map((p) => p.addr)];
 
   const warn = (m: string) => process.stderr.write(`halfopen: warning: ${m}\n`);
   const engineOpts: EngineOptions = {

@@ -9,7 +9,7 @@ import net from 'node:net';
 import { Engine } from '../engine/engine';
 import { HalfopenError } from '../errors';
 import { BackendConfig, ServeConfig, loadConfig } from '../health/config';
-import { parseAddress, isV4 } from '../targets/address';
+import { parseAddress } from '../targets/address';
 import { requirePrivileges } from '../cli/privileges';
 import { Monitor } from './monitor';
 import { createHttpServer } from './http';
@@ -35,9 +35,7 @@ async function resolveBackends(cfg: ServeConfig): Promise<Array<{ cfg: BackendCo
 const capacityFor = (n: number) => Math.max(1024, 2 * n);
 
 function openEngine(cfg: ServeConfig, list: Array<{ addr: bigint }>): Engine {
-  const samples: bigint[] = [];
-  for (const { addr } of list) if (!samples.some((s) => isV4(s) === isV4(addr))) samples.push(addr);
-  return Engine.open(samples, capacityFor(list.length), {
+  return Engine.open(list.map((b) => b.addr), capacityFor(list.length), {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
     senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22, sendPath: 'auto',
     warn: (m) => log(`warning: ${m}`),

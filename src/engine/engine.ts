@@ -104,8 +104,8 @@ export class Engine {
   private closed = false;
 
   /**
-   * Opens an engine for probes to `samples` (one address per family that will
-   * be probed, used to find the route) with room for `maxProbes` at once.
+   * Opens an engine for probes to `samples` (addresses that will be probed; the
+   * first of each family finds the route) with room for `maxProbes` at once.
    */
   static open(samples: bigint[], maxProbes: number, options: EngineOptions = {}): Engine {
     return new Engine(samples, maxProbes, options);
