@@ -98,3 +98,13 @@ export function memory(pid: number): { rssMb: number; hwmMb: number } {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls cond every `step` ms until it holds or `ms` pass; its final value. */
+export async function waitFor(cond: () => boolean, ms: number, step = 20): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await sleep(step);
+  }
+  return cond();
+}

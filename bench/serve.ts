@@ -10,7 +10,7 @@ import { spawn, ChildProcess, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
-import { BenchContext, ScenarioResult, Measurement, MAIN, cpuTicks, memory, sleep, withFleet, have } from './lib';
+import { BenchContext, ScenarioResult, Measurement, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, have } from './lib';
 
 const INTER_MS = 1000, TIMEOUT_MS = 500, FASTINTER_MS = 250, RISE = 2, FALL = 3;
 
@@ -45,12 +45,6 @@ function installCounters(fleet: Fleet): () => Counters {
     const [syns, acks] = [...out.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
     return { syns, acks };
   };
-}
-
-async function waitFor(cond: () => boolean, ms: number, step = 20): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) { if (cond()) return true; await sleep(step); }
-  return cond();
 }
 
 /** Drops all TCP to ip:80 from now on; ms until isDown() holds (NaN if not within 15 s). */

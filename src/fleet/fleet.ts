@@ -232,6 +232,11 @@ export class Fleet {
     return run('ip', ['netns', 'exec', ns === 'prober' ? this.prober : this.fleet, cmd, ...args]);
   }
 
+  /** Whether an XDP program is attached to the prober's veth. */
+  xdpAttached(): boolean {
+    return /\bxdp/.test(this.exec('prober', 'ip', ['-d', 'link', 'show', this.proberIf]));
+  }
+
   /** argv prefix that runs a command in the prober namespace. */
   proberArgv(): string[] { return ['ip', 'netns', 'exec', this.prober]; }
 

@@ -7,6 +7,7 @@ import { Fleet, FleetSpec } from '../../src/fleet/fleet';
 import { mustParseAddress } from '../../src/targets/address';
 import { netnsSkipReason } from '../helpers/privileges';
 import { runCli, startCli, collect, parseNdjson } from '../helpers/cli';
+import { waitFor } from '../helpers/serve';
 
 const skip = netnsSkipReason();
 
@@ -19,22 +20,9 @@ const SPEC: FleetSpec = {
   reject: ['198.18.5.0/24', '2001:2::500/120'],
 };
 
-function xdpAttached(fleet: Fleet): boolean {
-  return /\bxdp/.test(fleet.exec('prober', 'ip', ['-d', 'link', 'show', fleet.proberIf]));
-}
-
 function loadedMatchers(): number {
   const out = execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' });
   return (JSON.parse(out) as Array<{ name?: string }>).filter((p) => p.name === 'halfopen_xdp').length;
-}
-
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return cond();
 }
 
 describe('sweep against a namespace fleet', { skip }, () => {
@@ -67,7 +55,7 @@ describe('sweep against a namespace fleet', { skip }, () => {
     assert.match(r.stderr, /16384 probes .* 7168 open, 7168 closed, 1024 filtered, 1024 unreachable/);
     assert.deepEqual(fleet.acceptedConnections(), [], 'no connection reached the application');
     assert.equal(fleet.synRecvCount(), 0, 'no half-open sockets left on the servers');
-    assert.equal(xdpAttached(fleet), false, 'XDP detached after the run');
+    assert.equal(fleet.xdpAttached(), false, 'XDP detached after the run');
   });
 
   for (const variant of [['--send-path', 'raw'], ['--send-path', 'packet'], ['--xdp-mode', 'generic']]) {
@@ -92,17 +80,17 @@ describe('sweep against a namespace fleet', { skip }, () => {
   test('a killed run leaves no XDP program behind (bpf_link)', async () => {
     const child = startCli(['sweep', SPEC.v4!, '-p', '80', '--rate', '200', '--format', 'ndjson', '--no-progress'], fleet);
     const done = collect(child, 30_000);
-    assert.ok(await waitFor(() => xdpAttached(fleet), 10_000), 'XDP attached while the sweep runs');
+    assert.ok(await waitFor(() => fleet.xdpAttached(), 10_000), 'XDP attached while the sweep runs');
     child.kill('SIGKILL');
     await done;
-    assert.ok(await waitFor(() => !xdpAttached(fleet), 5_000), 'XDP detached by the kernel');
+    assert.ok(await waitFor(() => !fleet.xdpAttached(), 5_000), 'XDP detached by the kernel');
     assert.ok(await waitFor(() => loadedMatchers() === 0, 5_000), 'program unloaded');
   });
 
   test('Ctrl-C mid-sweep writes what is known, a summary, and detaches', async () => {
     const child = startCli(['sweep', SPEC.v4!, '-p', '80', '--rate', '1000', '--format', 'ndjson', '--no-progress'], fleet);
     const done = collect(child, 30_000);
-    assert.ok(await waitFor(() => xdpAttached(fleet), 10_000));
+    assert.ok(await waitFor(() => fleet.xdpAttached(), 10_000));
     await new Promise((r) => setTimeout(r, 700));
     child.kill('SIGINT');
     const r = await done;
@@ -112,7 +100,7 @@ describe('sweep against a namespace fleet', { skip }, () => {
     const results = parseNdjson(r.stdout);
     assert.ok(results.length > 0 && results.length < 4096, `partial results (${results.length})`);
     for (const x of results) assert.equal(x.state, fleet.truth(mustParseAddress(x.ip), x.port));
-    assert.equal(xdpAttached(fleet), false);
+    assert.equal(fleet.xdpAttached(), false);
   });
 
   test('a lost first SYN is retried into the right verdict', async () => {
