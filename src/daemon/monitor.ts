@@ -1,8 +1,21 @@
-// The health-check loop of `halfopen serve`. Every backend owns one slot of
-// the engine's probe table. Each tick (10–50 ms, see tickFor): verdicts that landed in the
+// The health-check loop of `halfopen serve`. Every backend owns a few slots
+// of the engine's probe table (depthFor): one per check that may be in flight
+// at once. Each tick (10–50 ms, see tickFor): verdicts that landed in the
 // kernel are applied, checks past their timeout fail, and the checks that are
 // due go out in one batch through the sender pool. A silent backend only
 // costs its own timeout; nothing waits for it.
+//
+// A backend checks from its first slot whenever that one is free, so a
+// healthy fleet touches one slot per backend, adjacent in the table; the
+// others carry checks that overlap. Checks are due on their own clock, not after the previous one finished:
+// the next is due one interval (fastinter, downinter) after the previous was
+// due, even while that one still waits for its reply. An up backend whose
+// latest check is still unanswered one fastinter after it was due is suspect:
+// its next check goes out then, without waiting for the timeout. So a backend
+// that falls silent is down (fall - 1) x fastinter + timeout after the first
+// unanswered check, not fall x timeout. Results are applied in the order the
+// checks were sent, each check exactly once: an answer to a newer check
+// settles every older one still waiting as unanswered.
 import { EventEmitter } from 'node:events';
 import { Engine } from '../engine/engine';
 import { Verdict, describeVerdict } from '../engine/probe-table';
@@ -39,13 +52,26 @@ export class Backend {
   readonly addr: bigint;
   readonly address: string;
   readonly health: Health;
-  slot = -1;
+  /** Probe-table slots, one per check that may be in flight (depthFor); slot0 = slots[0]. */
+  slots: number[] = [];
+  slot0 = -1;
+  /**
+   * Checks in flight, oldest first, as indices into slots packed 3 bits each
+   * (depth <= 8): scalars, so the hot path touches no extra objects.
+   */
+  inflight = 0;
+  queue = 0;
+  /** When the oldest check in flight fails unanswered. */
+  headDeadline = 0;
+  /** When the next check is due. */
   nextAt = 0;
-  /** planned: when the check was due; the next one is due an interval after that, not after the send. */
-  inflight: { sentAt: number; deadline: number; planned: number } | null = null;
+  /** Checks sent; each gets a new source port. */
+  round = 0;
+  readonly depth: number;
+  /** When the newest check was due; the next is due an interval after that. */
+  lastPlanned = 0;
   last: CheckResult | null = null;
   since = Date.now();
-  round = 0;
   readonly counts: Record<CheckState, number> = { open: 0, closed: 0, filtered: 0, unreachable: 0 };
   changes = 0;
   checks = 0;
@@ -62,6 +88,7 @@ export class Backend {
     this.addr = addr;
     this.address = formatAddress(addr);
     this.health = keep?.health ?? new Health(cfg.rise, cfg.fall, cfg.initial);
+    this.depth = depthFor(cfg);
     if (keep) {
       this.last = keep.last;
       this.since = keep.since;
@@ -94,6 +121,25 @@ export class Backend {
   }
 
   get state(): HealthState { return this.health.state; }
+  get pending(): number { return this.inflight; }
+  /** Slot of the i-th check in flight, oldest first. */
+  queued(i: number): number {
+    const k = (this.queue >>> (3 * i)) & 7;
+    return k === 0 ? this.slot0 : this.slots[k];
+  }
+}
+
+/** Most checks of one backend in flight at once. */
+const MAX_DEPTH = 8;
+/**
+ * Slots a backend needs: checks go out at the shortest of its intervals and
+ * each waits up to its timeout, so timeout / spacing + 1 may overlap
+ * (a 500 ms timeout at a 250 ms fastinter: 3; a timeout shorter than every
+ * interval: 1). Beyond MAX_DEPTH the next check waits for a slot.
+ */
+export function depthFor(c: BackendConfig): number {
+  const spacing = Math.max(1, Math.min(c.interval, c.fastinter, c.downinter));
+  return Math.min(MAX_DEPTH, Math.floor(c.timeout / spacing) + 1);
 }
 
 const HISTORY = 30;
@@ -171,6 +217,8 @@ export class Monitor extends EventEmitter {
   private engine: Engine;
   private readonly bySlot: (Backend | undefined)[] = [];
   private readonly free: number[] = [];
+  /** Per slot: when its check in flight fails unanswered. */
+  private deadline: Float64Array;
   private backends = new Map<string, Backend>();
   private timer: NodeJS.Timeout | null = null;
   private tickMs = 50;
@@ -194,6 +242,7 @@ export class Monitor extends EventEmitter {
     this.sportLo = sportLo;
     this.sportRange = sportHi - sportLo + 1;
     for (let i = engine.capacity - 1; i >= 0; i--) this.free.push(i);
+    this.deadline = new Float64Array(engine.capacity);
   }
 
   list(): Backend[] { return [...this.backends.values()]; }
@@ -220,11 +269,17 @@ export class Monitor extends EventEmitter {
       const old = this.backends.get(cfg.name);
       const keep = old && sameBackend(old.cfg, cfg) && old.addr === addr ? old : undefined;
       const b = new Backend(cfg, addr, keep);
-      if (keep) {
-        b.slot = keep.slot;
-        b.nextAt = keep.nextAt;
+      if (keep && keep.depth === b.depth) {
+        b.slots = keep.slots;
+        b.slot0 = keep.slot0;
+        b.headDeadline = keep.headDeadline;
         b.inflight = keep.inflight;
+        b.nextAt = keep.nextAt;
+        b.queue = keep.queue;
         b.round = keep.round;
+        b.lastPlanned = keep.lastPlanned;
+      } else if (keep) {
+        b.nextAt = keep.nextAt; // same schedule, new slots (the timing changed)
       } else {
         // Spread first checks evenly over the interval, then jitter: no herd.
         b.nextAt = now + Math.floor((cfg.interval * (i + Math.random())) / list.length);
@@ -233,7 +288,7 @@ export class Monitor extends EventEmitter {
     });
     for (const [name, old] of this.backends) {
       const b = next.get(name);
-      if (!b || b.slot !== old.slot) this.release(old);
+      if (!b || b.slots !== old.slots) this.release(old);
     }
     this.backends = next;
     this.heap.clear();
@@ -242,23 +297,34 @@ export class Monitor extends EventEmitter {
       this.tickMs = tick;
       if (this.timer) { this.stop(); this.start(); }
     }
+    this.allocate([...next.values()].filter((b) => !b.slots.length));
     for (const b of next.values()) {
+      for (const s of b.slots) this.bySlot[s] = b;
       this.wake(b);
-      if (b.slot < 0) {
-        const slot = this.free.pop();
-        if (slot === undefined) throw new Error('probe table full');
-        b.slot = slot;
-        this.engine.setSlot(b.slot, b.addr, b.cfg.port, this.sportLo + (b.slot % this.sportRange));
+    }
+  }
+
+  /** First slots for all, then the extra ones: first slots of neighbours are adjacent in the table. */
+  private allocate(list: Backend[]): void {
+    if (this.free.length < list.reduce((n, b) => n + b.depth, 0)) throw new Error('probe table full');
+    for (let k = 0; k < MAX_DEPTH; k++) {
+      for (const b of list) {
+        if (k >= b.depth) continue;
+        const slot = this.free.pop()!;
+        b.slots.push(slot);
+        if (k === 0) b.slot0 = slot;
+        this.engine.setSlot(slot, b.addr, b.cfg.port, this.sportLo + (slot % this.sportRange));
       }
-      this.bySlot[b.slot] = b;
     }
   }
 
   private release(b: Backend): void {
-    if (b.slot < 0 || this.bySlot[b.slot] !== b) return;
-    this.engine.clearSlot(b.slot);
-    this.bySlot[b.slot] = undefined;
-    this.free.push(b.slot);
+    for (const slot of b.slots) {
+      if (this.bySlot[slot] !== b) continue;
+      this.engine.clearSlot(slot);
+      this.bySlot[slot] = undefined;
+      this.free.push(slot);
+    }
   }
 
   start(): void {
@@ -271,10 +337,20 @@ export class Monitor extends EventEmitter {
     this.timer = null;
   }
 
-  /** (Re)schedules b at its next moment of interest: deadline while in flight, else nextAt. */
+  /**
+   * When b's next check is due: nextAt, or sooner for an up backend whose
+   * newest check is still unanswered one fastinter after it was due (suspect).
+   */
+  private dueAt(b: Backend): number {
+    if (b.inflight && b.health.state === 'up') return Math.min(b.nextAt, b.lastPlanned + b.cfg.fastinter);
+    return b.nextAt;
+  }
+
+  /** (Re)schedules b at its next moment of interest: its next check, or its oldest check's deadline. */
   private wake(b: Backend): void {
     b.version++;
-    this.heap.push(b.inflight ? b.inflight.deadline : b.nextAt, b);
+    const due = this.dueAt(b);
+    this.heap.push(b.inflight ? Math.min(due, b.headDeadline) : due, b);
   }
 
   /** Worst lateness behind schedule over the current window, ms. */
@@ -289,30 +365,31 @@ export class Monitor extends EventEmitter {
     }
     for (const slot of this.engine.pollSlots()) {
       const b = this.bySlot[slot];
-      if (b?.inflight) {
-        const v = this.engine.verdict(slot);
-        if (v) { this.complete(b, v, now); this.wake(b); }
-      }
+      if (b && b.inflight && this.settle(b, now)) this.wake(b);
     }
     if (this.sending) return; // the due checks go out with the next batch
     const due: number[] = [];
     while (this.heap.peek() <= now) {
       const b = this.heap.pop();
       if (!b) break;
-      if (b.inflight) {
-        // Past its deadline: a verdict that landed without an event (ring full) still counts.
-        this.complete(b, this.engine.verdict(b.slot), now);
-        if (b.nextAt > now) { this.wake(b); continue; }
-      }
-      const late = now - b.nextAt;
+      if (b.inflight) this.settle(b, now);
+      const at = this.dueAt(b);
+      if (at > now || b.inflight >= b.depth) { this.wake(b); continue; } // not due, or every slot still waiting
+      const late = now - at;
       if (late > this.lagCur) this.lagCur = late;
+      let k = 0;
+      if (b.inflight) while (this.isQueued(b, k)) k++;
+      const slot = k === 0 ? b.slot0 : b.slots[k];
       // A new source port each round: a late reply to an earlier check cannot
       // pass for this one (it no longer matches the table).
-      b.round++;
-      this.engine.rearmSlot(b.slot, this.sportLo + ((b.slot + b.round) % this.sportRange));
-      b.inflight = { sentAt: now, deadline: now + b.cfg.timeout, planned: b.nextAt };
+      this.engine.rearmSlot(slot, this.sportLo + ((slot + ++b.round) % this.sportRange));
+      this.deadline[slot] = now + b.cfg.timeout;
+      b.lastPlanned = at;
+      if (!b.inflight) b.headDeadline = now + b.cfg.timeout;
+      b.queue |= k << (3 * b.inflight++);
+      this.schedule(b);
       this.wake(b);
-      due.push(b.slot);
+      due.push(slot);
     }
     if (due.length) {
       this.sending = true;
@@ -324,10 +401,50 @@ export class Monitor extends EventEmitter {
     }
   }
 
+  /** The next check: one interval (per the current health) after the newest was due, jittered. */
+  private schedule(b: Backend): void {
+    const interval = b.health.nextInterval(b.cfg);
+    b.nextAt = b.lastPlanned + interval + interval * b.cfg.jitter * (Math.random() * 2 - 1);
+  }
+
+  /**
+   * Applies b's finished checks, oldest first: answered ones, ones past their
+   * deadline, and older ones a newer answer has overtaken. Returns whether any
+   * was applied.
+   */
+  private settle(b: Backend, now: number): boolean {
+    if (b.inflight === 1) { // the common case: one check in flight
+      const v = this.engine.verdict(b.queued(0));
+      if (!v && b.headDeadline > now) return false;
+      b.inflight = 0;
+      b.queue = 0;
+      this.complete(b, v, now);
+      this.schedule(b);
+      return true;
+    }
+    let answered = b.inflight - 1; // checks up to this one (oldest = 0) a newer answer has overtaken
+    while (answered >= 0 && !this.engine.answered(b.queued(answered))) answered--;
+    let settled = 0;
+    while (b.inflight) {
+      const v = this.engine.verdict(b.queued(0));
+      if (!v && settled > answered && b.headDeadline > now) break;
+      b.queue >>>= 3;
+      b.inflight--;
+      settled++;
+      if (b.inflight) b.headDeadline = this.deadline[b.queued(0)];
+      this.complete(b, v, now);
+    }
+    if (!settled) return false;
+    this.schedule(b);
+    return true;
+  }
+
+  private isQueued(b: Backend, k: number): boolean {
+    for (let i = 0; i < b.inflight; i++) if (((b.queue >>> (3 * i)) & 7) === k) return true;
+    return false;
+  }
+
   private complete(b: Backend, v: Verdict | null, now: number): void {
-    // From the planned time: lateness of one tick must not stretch every period.
-    const started = b.inflight!.planned;
-    b.inflight = null;
     let r: CheckResult;
     if (!v) r = { ok: false, state: 'filtered', reason: 'no-response', rtt_ms: null, ts: now };
     else {
@@ -340,9 +457,6 @@ export class Monitor extends EventEmitter {
     b.counts[r.state]++;
     b.remember(r);
     const t = b.health.record(r.ok);
-    const interval = b.health.nextInterval(b.cfg);
-    const jitter = interval * b.cfg.jitter * (Math.random() * 2 - 1);
-    b.nextAt = Math.max(now, started + interval + jitter);
     if (t) {
       b.changes++;
       b.since = now;
@@ -369,11 +483,13 @@ export class Monitor extends EventEmitter {
     this.free.length = 0;
     this.bySlot.length = 0;
     for (let i = engine.capacity - 1; i >= 0; i--) this.free.push(i);
-    for (const b of this.backends.values()) { b.slot = -1; b.inflight = null; this.wake(b); }
-    for (const b of this.backends.values()) {
-      b.slot = this.free.pop()!;
-      this.bySlot[b.slot] = b;
-      engine.setSlot(b.slot, b.addr, b.cfg.port, this.sportLo + (b.slot % this.sportRange));
+    this.deadline = new Float64Array(engine.capacity);
+    const list = [...this.backends.values()];
+    for (const b of list) { b.inflight = 0; b.queue = 0; b.slots = []; } // checks in flight in the old table are dropped, not counted
+    this.allocate(list);
+    for (const b of list) {
+      for (const s of b.slots) this.bySlot[s] = b;
+      this.wake(b);
     }
   }
 }

@@ -11,7 +11,7 @@ import { HalfopenError } from '../errors';
 import { BackendConfig, ServeConfig, loadConfig } from '../health/config';
 import { parseAddress } from '../targets/address';
 import { requirePrivileges } from '../cli/privileges';
-import { Monitor } from './monitor';
+import { Monitor, depthFor } from './monitor';
 import { createHttpServer } from './http';
 import { createAgentServer } from './agent';
 import { EventSink } from './events';
@@ -32,10 +32,12 @@ async function resolveBackends(cfg: ServeConfig): Promise<Array<{ cfg: BackendCo
   }));
 }
 
-const capacityFor = (n: number) => Math.max(1024, 2 * n);
+/** Slots for a backend list (depthFor each), with room to grow on reload. */
+const slotsFor = (list: Array<{ cfg: BackendConfig }>) => list.reduce((n, b) => n + depthFor(b.cfg), 0);
+const capacityFor = (list: Array<{ cfg: BackendConfig }>) => Math.max(1024, 2 * slotsFor(list));
 
-function openEngine(cfg: ServeConfig, list: Array<{ addr: bigint }>): Engine {
-  return Engine.open(list.map((b) => b.addr), capacityFor(list.length), {
+function openEngine(cfg: ServeConfig, list: Array<{ cfg: BackendConfig; addr: bigint }>): Engine {
+  return Engine.open(list.map((b) => b.addr), capacityFor(list), {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
     senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22, sendPath: 'auto',
     warn: (m) => log(`warning: ${m}`),
@@ -92,7 +94,7 @@ export async function serve(configPath: string): Promise<void> {
       const nextList = await resolveBackends(next);
       if (JSON.stringify(next.listen) !== JSON.stringify(cfg.listen) || JSON.stringify(next.probe) !== JSON.stringify(cfg.probe))
         log('warning: listen and probe settings take effect at restart only');
-      if (nextList.length > engine.capacity) {
+      if (slotsFor(nextList) > engine.capacity) {
         const bigger = openEngineAfterClose(engine, next, nextList);
         engine = await bigger;
         monitor.replaceEngine(engine);
@@ -129,7 +131,7 @@ export async function serve(configPath: string): Promise<void> {
   });
 }
 
-async function openEngineAfterClose(old: Engine, cfg: ServeConfig, list: Array<{ addr: bigint }>): Promise<Engine> {
+async function openEngineAfterClose(old: Engine, cfg: ServeConfig, list: Array<{ cfg: BackendConfig; addr: bigint }>): Promise<Engine> {
   // One XDP program per interface: the old one must go before the new attaches.
   await old.close();
   return openEngine(cfg, list);

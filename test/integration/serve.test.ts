@@ -88,6 +88,26 @@ describe('halfopen serve', { skip }, () => {
     assert.match(fs.readFileSync(`${dir}/hook.log`, 'utf8'), /web2 up down rst\n/);
   });
 
+  test('a backend that falls silent is down within interval + (fall-1) x fastinter + timeout, then comes back', async () => {
+    const t0 = Date.now();
+    fleet.block('serve_silent', '198.18.0.1', 80, 'drop');
+    let detectMs: number;
+    try {
+      assert.ok(await waitFor(() => events(dir).some((e) => e.backend === 'web1' && e.to === 'down'), 5000), serve.stderr);
+      detectMs = Date.now() - t0;
+    } finally {
+      fleet.unblock('serve_silent');
+    }
+    const down = events(dir).find((e) => e.backend === 'web1' && e.to === 'down');
+    assert.equal(down.reason, 'no-response');
+    assert.equal(down.consecutive.failures, 3);
+    // The first unanswered check goes out within one interval (400); the next
+    // two follow at fastinter (100) while it waits out its timeout (200).
+    // Checked one after another it would be up to 400 + 3 x 200.
+    assert.ok(detectMs <= 400 + 2 * 100 + 200 + 100, `detected in ${detectMs} ms`);
+    assert.ok(await waitFor(() => serve.json(HTTP, '/backends/web1').state === 'up', 5000));
+  });
+
   test('agent-check replies: up with weight, down with reason, unknown names', () => {
     assert.equal(serve.agent(AGENT, 'web1\n'), 'up 50%\n');
     assert.equal(serve.agent(AGENT, 'web6\n'), 'up\n');
