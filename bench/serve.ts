@@ -1,7 +1,8 @@
 // Scenario 4, the sidecar: `halfopen serve` against HAProxy doing its own TCP
 // checks of the same backends (check inter 1s), for a fixed time each.
 // Per tool: CPU share of one core, RSS, checks actually performed per second,
-// and detection latency when one backend stops answering (its SYNs dropped).
+// and detection latency when backends stop answering (their SYNs dropped):
+// 20 backends at once, so the spread over where each was in its interval shows.
 // The fleet's firewall counts, per phase (one tool at a time), the SYNs that
 // reach backend ports (checks performed) and the handshake-completing ACKs
 // (connections established). HAProxy 2.6's plain TCP checks on Linux delay
@@ -13,6 +14,20 @@ import { Fleet } from '../src/fleet/fleet';
 import { BenchContext, ScenarioResult, Measurement, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, have } from './lib';
 
 const INTER_MS = 1000, TIMEOUT_MS = 500, FASTINTER_MS = 250, RISE = 2, FALL = 3;
+/** Backends silenced at once in the detection measurement. */
+const VICTIMS = 20;
+
+/** Timing of one configuration: the check interval and the fastinter used while a backend changes state. */
+interface Timing { inter: number; fastinter: number }
+const FAST: Timing = { inter: INTER_MS, fastinter: FASTINTER_MS };
+/** HAProxy's default: fastinter = inter. */
+const DEFAULT_FAST: Timing = { inter: INTER_MS, fastinter: INTER_MS };
+/** The issue's bound on detection: fall x fastinter + timeout + 100 ms. */
+const statedBound = (t: Timing) => FALL * t.fastinter + TIMEOUT_MS + 100;
+/** Default jitter of the steady interval (config default 10 %). */
+const JITTER = 0.1;
+/** halfopen's own worst case: the first check within one jittered interval, fall - 1 more at fastinter, the last fails at its timeout; one tick late at most. */
+const halfopenBound = (t: Timing) => t.inter * (1 + JITTER) + (FALL - 1) * t.fastinter + TIMEOUT_MS + 50;
 
 function backends(n: number): Array<{ name: string; ip: string; port: number }> {
   // 198.18.0.0/16 × ports 80, 81: up to 131,072 backends, all open.
@@ -47,15 +62,34 @@ function installCounters(fleet: Fleet): () => Counters {
   };
 }
 
-/** Drops all TCP to ip:80 from now on; ms until isDown() holds (NaN if not within 15 s). */
-async function detection(fleet: Fleet, ip: string, isDown: () => boolean): Promise<number> {
+/** Victims spread over the backend list. */
+const victimsOf = (bs: Array<{ name: string; ip: string; port: number }>) =>
+  Array.from({ length: Math.min(VICTIMS, bs.length) }, (_, k) => bs[Math.floor(((k + 0.5) * bs.length) / VICTIMS)]);
+
+/**
+ * Drops every packet to the victims from now on and waits until downAt() has
+ * a time for each (15 s at most). Returns detection ms per victim (NaN if
+ * never): the moment the tool marked it down minus the moment the drop rule
+ * was in place.
+ */
+async function detection(fleet: Fleet, victims: Array<{ name: string; ip: string }>, downAt: () => Map<string, number>): Promise<{ median: number; max: number; min: number; missed: number }> {
+  execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', '-f', '-'], {
+    input: `table inet bench_silent {\n chain input {\n  type filter hook input priority -30;\n  ip daddr { ${victims.map((v) => v.ip).join(', ')} } drop\n }\n}\n`,
+  });
   const t0 = Date.now();
-  fleet.block('bench_silent', ip, 80, 'drop');
   try {
-    return (await waitFor(isDown, 15_000, 10)) ? Date.now() - t0 : NaN;
+    await waitFor(() => victims.every((v) => downAt().has(v.name)), 15_000, 20);
+    const d = downAt();
+    const ms = victims.map((v) => (d.has(v.name) ? d.get(v.name)! - t0 : NaN)).filter(Number.isFinite);
+    ms.sort((a, b) => a - b);
+    return { median: ms.length ? ms[Math.floor(ms.length / 2)] : NaN, max: ms.length ? ms[ms.length - 1] : NaN, min: ms.length ? ms[0] : NaN, missed: victims.length - ms.length };
   } finally {
-    fleet.unblock('bench_silent');
+    execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', 'delete', 'table', 'inet', 'bench_silent']);
   }
+}
+
+function detectFields(d: { median: number; max: number; min: number; missed: number }, t: Timing): Measurement {
+  return { detectMs: d.median, detectMinMs: d.min, detectMaxMs: d.max, detectMissed: d.missed, statedBoundMs: statedBound(t) };
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
@@ -77,12 +111,16 @@ async function sample(pid: number, seconds: number, counter: () => number): Prom
   return { cpuPct: (t1 - t0) / seconds, rssMb: memory(pid).rssMb, hwmMb: hwm, perSec: (c1 - c0) / seconds };
 }
 
-async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counters, n: number, inter: number, seconds: number, detect: boolean): Promise<Measurement> {
+/** seconds = 0: detection only, no steady-state sample. detect: the timing for the detection measurement, or null for none. */
+async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counters, n: number, inter: number, seconds: number, detect: Timing | null): Promise<Measurement> {
   const bs = backends(n);
-  const cfg = path.join(ctx.tmp, `serve-${n}.yaml`);
+  const fastinter = detect?.fastinter ?? FASTINTER_MS;
+  const cfg = path.join(ctx.tmp, `serve-${n}-${fastinter}.yaml`);
+  const events = path.join(ctx.tmp, `serve-${n}-${fastinter}.ndjson`);
   fs.writeFileSync(cfg, [
-    `defaults: { interval: ${inter}ms, timeout: ${TIMEOUT_MS}ms, fastinter: ${FASTINTER_MS}ms, rise: ${RISE}, fall: ${FALL} }`,
+    `defaults: { interval: ${inter}ms, timeout: ${TIMEOUT_MS}ms, fastinter: ${fastinter}ms, rise: ${RISE}, fall: ${FALL} }`,
     'listen: { http: "127.0.0.1:9400" }',
+    `events: ${events}`,
     'backends:',
     ...bs.map((b) => `  - { name: ${b.name}, host: ${b.ip}, port: ${b.port} }`),
   ].join('\n') + '\n');
@@ -94,17 +132,29 @@ async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counter
     if (child.exitCode !== null) throw new Error(`serve exited: ${err}`);
     const c0 = count();
     await sleep(Math.min(inter, 5000) + 2000); // every backend checked at least once
-    const s = await sample(child.pid!, seconds, () => count().syns);
-    const m = nsFetch(fleet, 'http://127.0.0.1:9400/metrics');
-    const out: Measurement = {
-      cpuPct: s.cpuPct, rssMb: s.rssMb, peakRssMb: s.hwmMb, checksPerSec: s.perSec,
-      lagMs: metric(m, 'halfopen_schedule_lag_seconds') * 1000,
-      up: metric(m, 'halfopen_backends\\{state="up"\\}'),
-      connections: count().acks - c0.acks,
-    };
+    let out: Measurement = {};
+    if (seconds) {
+      const s = await sample(child.pid!, seconds, () => count().syns);
+      const m = nsFetch(fleet, 'http://127.0.0.1:9400/metrics');
+      out = {
+        cpuPct: s.cpuPct, rssMb: s.rssMb, peakRssMb: s.hwmMb, checksPerSec: s.perSec,
+        lagMs: metric(m, 'halfopen_schedule_lag_seconds') * 1000,
+        up: metric(m, 'halfopen_backends\\{state="up"\\}'),
+        connections: count().acks - c0.acks,
+      };
+    }
     if (detect) {
-      const victim = bs[Math.floor(n / 2)];
-      out.detectMs = await detection(fleet, victim.ip, () => JSON.parse(nsFetch(fleet, `http://127.0.0.1:9400/backends/${victim.name}`)).state === 'down');
+      // The daemon's own event times (same clock as this process).
+      const downAt = () => {
+        const m = new Map<string, number>();
+        for (const line of fs.existsSync(events) ? fs.readFileSync(events, 'utf8').split('\n') : []) {
+          if (!line) continue;
+          const e = JSON.parse(line) as { backend: string; to: string; time: string };
+          if (e.to === 'down' && !m.has(e.backend)) m.set(e.backend, Date.parse(e.time));
+        }
+        return m;
+      };
+      Object.assign(out, detectFields(await detection(fleet, victimsOf(bs), downAt), detect), { ownBoundMs: halfopenBound(detect) });
     }
     return out;
   } finally {
@@ -112,32 +162,52 @@ async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counter
   }
 }
 
-async function runHaproxy(ctx: BenchContext, fleet: Fleet, count: () => Counters, n: number, seconds: number): Promise<Measurement> {
+async function runHaproxy(ctx: BenchContext, fleet: Fleet, count: () => Counters, n: number, seconds: number, detect: Timing): Promise<Measurement> {
   const bs = backends(n);
-  const dir = path.join(ctx.tmp, `haproxy-${n}`);
+  const dir = path.join(ctx.tmp, `haproxy-${n}-${detect.fastinter}`);
   fs.mkdirSync(dir, { recursive: true });
   const sock = path.join(dir, 'stats.sock');
   fs.writeFileSync(path.join(dir, 'haproxy.cfg'), [
     'global', `  stats socket ${sock} mode 600 level admin`, '  spread-checks 5', '  maxconn 1000', // HAProxy reserves ~2 fds per maxconn plus one per server; the fd limit here is 20,000
-    'defaults', '  mode tcp', '  timeout connect 500ms', '  timeout client 5s', '  timeout server 5s', `  timeout check ${TIMEOUT_MS}ms`,
-    `  default-server check inter ${INTER_MS}ms fastinter ${FASTINTER_MS}ms rise ${RISE} fall ${FALL}`,
+    '  log stderr format raw local0 notice', // "Server be/bN is DOWN" lines, read as they come
+    'defaults', '  mode tcp', '  log global', '  timeout connect 500ms', '  timeout client 5s', '  timeout server 5s', `  timeout check ${TIMEOUT_MS}ms`,
+    `  default-server check inter ${detect.inter}ms fastinter ${detect.fastinter}ms rise ${RISE} fall ${FALL}`,
     'backend be',
     ...bs.map((b) => `  server ${b.name} ${b.ip}:${b.port}`),
   ].join('\n') + '\n');
   const child = spawn('ip', ['netns', 'exec', fleet.prober, 'haproxy', '-db', '-f', path.join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  child.stderr!.on('data', (d) => { err += d; });
+  const down = new Map<string, number>();
+  let partial = '';
+  child.stderr!.on('data', (d) => {
+    const now = Date.now();
+    const text = partial + d;
+    const lines = text.split('\n');
+    partial = lines.pop()!;
+    for (const l of lines) {
+      const m = /Server be\/(\S+) is DOWN/.exec(l);
+      if (m && !down.has(m[1])) down.set(m[1], now);
+      else if (!m && err.length < 65536) err += l + '\n';
+    }
+  });
   const admin = (cmd: string) => fleet.exec('prober', process.execPath, ['-e',
     `const s = require('net').connect(${JSON.stringify(sock)}, () => s.write(${JSON.stringify(cmd + '\n')})); let b = ''; s.on('data', d => b += d); s.on('close', () => process.stdout.write(b)); s.on('error', () => {});`]);
   try {
     if (!(await waitFor(() => fs.existsSync(sock) || child.exitCode !== null, 30_000)) || child.exitCode !== null) throw new Error(`haproxy did not start: ${err}`);
     await sleep(INTER_MS + 2000);
-    const c0 = count();
-    const s = await sample(child.pid!, seconds, () => count().syns);
-    const out: Measurement = { cpuPct: s.cpuPct, rssMb: s.rssMb, peakRssMb: s.hwmMb, checksPerSec: s.perSec, connections: count().acks - c0.acks };
-    const victim = bs[Math.floor(n / 2)];
-    const opState = () => admin('show servers state be').split('\n').find((l) => l.split(' ')[3] === victim.name)?.split(' ')[5];
-    out.detectMs = await detection(fleet, victim.ip, () => opState() === '0');
+    let out: Measurement = {};
+    if (seconds) {
+      const c0 = count();
+      const s = await sample(child.pid!, seconds, () => count().syns);
+      out = { cpuPct: s.cpuPct, rssMb: s.rssMb, peakRssMb: s.hwmMb, checksPerSec: s.perSec, connections: count().acks - c0.acks };
+    }
+    const victims = victimsOf(bs);
+    Object.assign(out, detectFields(await detection(fleet, victims, () => down), detect));
+    // Cross-check the log against HAProxy's own state.
+    const state = admin('show servers state be').split('\n');
+    for (const v of victims) {
+      if (state.find((l) => l.split(' ')[3] === v.name)?.split(' ')[5] !== '0') throw new Error(`HAProxy logged ${v.name} DOWN but its state is not down`);
+    }
     return out;
   } finally {
     await stopChild(child);
@@ -149,19 +219,25 @@ export async function serveScenario(ctx: BenchContext): Promise<ScenarioResult> 
   const sizes = ctx.quick ? [1000] : [1000, 10_000];
   const big = ctx.quick ? 0 : 100_000;
   const rows: ScenarioResult['rows'] = [];
+  const timing = (t: Timing) => `interval ${t.inter / 1000}s, timeout ${TIMEOUT_MS}ms, fall ${FALL}, fastinter ${t.fastinter}ms`;
   await withFleet({ tag: 'serve', v4: '198.18.0.0/16', open: [80, 81] }, async (fleet) => {
     const count = installCounters(fleet);
     for (const n of sizes) {
       ctx.log(`  serve: halfopen, ${n} backends at ${INTER_MS} ms, ${seconds} s`);
-      rows.push({ tool: `halfopen serve (${n})`, settings: `interval 1s, timeout ${TIMEOUT_MS}ms, fall ${FALL}, fastinter ${FASTINTER_MS}ms`, runs: [await runHalfopen(ctx, fleet, count, n, INTER_MS, seconds, true)] });
+      rows.push({ tool: `halfopen serve (${n})`, settings: timing(FAST), runs: [await runHalfopen(ctx, fleet, count, n, INTER_MS, seconds, FAST)] });
       if (have('haproxy')) {
         ctx.log(`  serve: HAProxy, ${n} backends at inter ${INTER_MS} ms, ${seconds} s`);
-        rows.push({ tool: `HAProxy 2.6 checks (${n})`, settings: `check inter 1s timeout check ${TIMEOUT_MS}ms fall ${FALL} fastinter ${FASTINTER_MS}ms`, runs: [await runHaproxy(ctx, fleet, count, n, seconds)] });
+        rows.push({ tool: `HAProxy 2.6 checks (${n})`, settings: `check ${timing(FAST)}`, runs: [await runHaproxy(ctx, fleet, count, n, seconds, FAST)] });
       }
     }
+    // Detection only, with HAProxy's default fastinter (= inter).
+    const n = sizes[0];
+    ctx.log(`  serve: detection with fastinter = interval, ${n} backends`);
+    rows.push({ tool: `halfopen serve (${n}, fastinter = inter)`, settings: timing(DEFAULT_FAST), runs: [await runHalfopen(ctx, fleet, count, n, INTER_MS, 0, DEFAULT_FAST)] });
+    if (have('haproxy')) rows.push({ tool: `HAProxy 2.6 checks (${n}, fastinter = inter)`, settings: `check ${timing(DEFAULT_FAST)}`, runs: [await runHaproxy(ctx, fleet, count, n, 0, DEFAULT_FAST)] });
     if (big) {
       ctx.log(`  serve: halfopen, ${big} backends at 10 s, ${seconds} s`);
-      rows.push({ tool: `halfopen serve (${big})`, settings: 'interval 10s', runs: [await runHalfopen(ctx, fleet, count, big, 10_000, seconds, false)] });
+      rows.push({ tool: `halfopen serve (${big})`, settings: 'interval 10s', runs: [await runHalfopen(ctx, fleet, count, big, 10_000, seconds, null)] });
     }
   });
   return {
@@ -170,14 +246,20 @@ export async function serveScenario(ctx: BenchContext): Promise<ScenarioResult> 
     notes: [
       `${seconds} s of steady state per tool after a warm-up, one run each. CPU is the share of one core (user + sys of the process).`,
       'checks/s: SYNs reaching backend ports, counted in the fleet\'s firewall while only that tool runs. Connections: handshake-completing ACKs counted the same way (halfopen must make none; HAProxy 2.6\'s plain TCP checks on Linux delay that ACK and reset, so they make none either).',
-      `Detection: one backend's SYNs are dropped from then on; time until the tool marks it down (halfopen: /backends; HAProxy: srv_op_state). Expected bound: first check within one interval, then ${FALL} failures of ${TIMEOUT_MS} ms each.`,
+      `Detection: ${VICTIMS} backends spread over the list have every packet dropped at once; for each, the time from the drop rule until the tool marked it down (halfopen: its NDJSON event; HAProxy: its "is DOWN" log line, cross-checked with srv_op_state). The columns give the median, min and max over the ${VICTIMS}; none may be missed.`,
+      `Stated bound: fall × fastinter + timeout + 100 ms. halfopen's worst case is interval × (1 + jitter) + (fall − 1) × fastinter + timeout + one tick (${halfopenBound(FAST)} ms at fastinter ${FASTINTER_MS} ms, ${halfopenBound(DEFAULT_FAST)} ms at fastinter = interval): the first check after the stop comes up to one interval later (no prober can see a stop before it checks), then unanswered checks overlap at fastinter instead of waiting out each timeout. So the stated bound is reachable when fastinter is about the interval, as with HAProxy's default fastinter = inter (second pair of rows); with a fastinter much shorter than the interval, the wait for the first check alone can exceed it, for any prober.`,
       'The fleet\'s kernel shares the same 2 cores; its work for the replies is partly charged to whichever process sent the packet.',
     ],
     columns: [
       { key: 'cpuPct', label: 'CPU % of a core', digits: 1, ratio: 'lower-is-better' },
       { key: 'rssMb', label: 'RSS MB', digits: 0, ratio: 'lower-is-better' },
       { key: 'checksPerSec', label: 'checks/s', digits: 0 },
-      { key: 'detectMs', label: 'detection ms', digits: 0 },
+      { key: 'detectMs', label: `detection ms, median of ${VICTIMS}`, digits: 0 },
+      { key: 'detectMinMs', label: 'min', digits: 0 },
+      { key: 'detectMaxMs', label: 'max', digits: 0 },
+      { key: 'statedBoundMs', label: 'stated bound ms', digits: 0 },
+      { key: 'ownBoundMs', label: 'halfopen worst case ms', digits: 0 },
+      { key: 'detectMissed', label: 'not detected', digits: 0 },
       { key: 'connections', label: 'connections established with backends', digits: 0 },
       { key: 'lagMs', label: 'schedule lag ms', digits: 0 },
     ],

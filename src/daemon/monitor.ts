@@ -401,10 +401,15 @@ export class Monitor extends EventEmitter {
     }
   }
 
-  /** The next check: one interval (per the current health) after the newest was due, jittered. */
+  /**
+   * The next check: one interval (per the current health) after the newest
+   * was due. Jitter spreads the steady schedule; fastinter steps are not
+   * jittered, so a backend changing state is decided on time.
+   */
   private schedule(b: Backend): void {
     const interval = b.health.nextInterval(b.cfg);
-    b.nextAt = b.lastPlanned + interval + interval * b.cfg.jitter * (Math.random() * 2 - 1);
+    b.nextAt = b.lastPlanned + interval;
+    if (!b.health.transitioning) b.nextAt += interval * b.cfg.jitter * (Math.random() * 2 - 1);
   }
 
   /**
