@@ -2,7 +2,7 @@
 // (bench/run.ts). A scenario measures every tool on the same work in the same
 // run and returns one ScenarioResult; the report prints medians (min–max) and
 // ratios against the baseline tool, and keeps the raw runs in JSON.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Fleet, FleetSpec } from '../src/fleet/fleet';
@@ -107,4 +107,41 @@ export async function waitFor(cond: () => boolean, ms: number, step = 20): Promi
     await sleep(step);
   }
   return cond();
+}
+
+/**
+ * A one-line XDP program returning `action` for every packet, compiled at
+ * bench time: XDP_DROP is the send-path fleet; XDP_PASS gives the fleet-side
+ * veth its NAPI context (veth only runs NAPI with an XDP program or GRO).
+ */
+export function compileXdp(tmp: string, action: 'XDP_DROP' | 'XDP_PASS'): string {
+  const name = action.toLowerCase().replace('_', '-');
+  const src = path.join(tmp, `${name}.c`);
+  const obj = path.join(tmp, `${name}.o`);
+  fs.writeFileSync(src, `#include <linux/bpf.h>\n__attribute__((section("xdp"), used)) int prog(struct xdp_md *ctx) { return ${action}; }\nchar _license[] __attribute__((section("license"), used)) = "GPL";\n`);
+  const arch = execFileSync('uname', ['-m'], { encoding: 'utf8' }).trim();
+  execFileSync('clang', ['-O2', '-target', 'bpf', `-I/usr/include/${arch}-linux-gnu`, '-c', src, '-o', obj], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return obj;
+}
+
+/** Attaches obj to the fleet-side veth: native (xdpdrv) if it can, else generic. */
+export function attachXdp(fleet: Fleet, obj: string): string {
+  let last = '';
+  for (const mode of ['xdpdrv', 'xdpgeneric']) {
+    const r = spawnSync('ip', ['-n', fleet.fleet, 'link', 'set', 'dev', fleet.fleetIf, mode, 'obj', obj, 'sec', 'xdp'], { encoding: 'utf8' });
+    if (r.status === 0) return mode === 'xdpdrv' ? 'native' : 'generic';
+    last = r.stderr.trim();
+  }
+  throw new Error(`could not attach ${path.basename(obj)} to ${fleet.fleetIf}: ${last}`);
+}
+
+export function detachXdp(fleet: Fleet): void {
+  for (const mode of ['xdpdrv', 'xdpgeneric']) spawnSync('ip', ['-n', fleet.fleet, 'link', 'set', 'dev', fleet.fleetIf, mode, 'off'], { stdio: 'ignore' });
+}
+
+/** CPU time of the whole machine (every process, kernel and softirq), in 1/100 s. */
+export function machineTicks(): number {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
 }

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
-import { BenchContext, Column, MAIN, Measurement, Scenario, ScenarioResult, withFleet } from './lib';
+import { BenchContext, Column, MAIN, Measurement, Scenario, ScenarioResult, withFleet, compileXdp, attachXdp, detachXdp } from './lib';
 import { stopIfInterrupted } from './sweep';
 
 const COLUMNS: Column[] = [
@@ -20,36 +20,6 @@ const COLUMNS: Column[] = [
   { key: 'cpuUsPerSyn', label: 'CPU µs per SYN', digits: 2 },
   { key: 'rssMb', label: 'peak RSS MB', digits: 0 },
 ];
-
-const DROP_C = `// XDP_DROP for every packet: the fleet side of the send-path benchmark.
-#include <linux/bpf.h>
-__attribute__((section("xdp"), used)) int drop(struct xdp_md *ctx) { return XDP_DROP; }
-char _license[] __attribute__((section("license"), used)) = "GPL";
-`;
-
-function compileDrop(tmp: string): string {
-  const src = path.join(tmp, 'xdp-drop.c');
-  const obj = path.join(tmp, 'xdp-drop.o');
-  fs.writeFileSync(src, DROP_C);
-  const arch = execFileSync('uname', ['-m'], { encoding: 'utf8' }).trim();
-  execFileSync('clang', ['-O2', '-target', 'bpf', `-I/usr/include/${arch}-linux-gnu`, '-c', src, '-o', obj], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return obj;
-}
-
-/** Attaches the drop program to the fleet-side veth: native (xdpdrv) if it can, else generic. */
-function attachDrop(fleet: Fleet, obj: string): string {
-  let last = '';
-  for (const mode of ['xdpdrv', 'xdpgeneric']) {
-    const r = spawnSync('ip', ['-n', fleet.fleet, 'link', 'set', 'dev', fleet.fleetIf, mode, 'obj', obj, 'sec', 'xdp'], { encoding: 'utf8' });
-    if (r.status === 0) return mode === 'xdpdrv' ? 'native' : 'generic';
-    last = r.stderr.trim();
-  }
-  throw new Error(`could not attach XDP_DROP to ${fleet.fleetIf}: ${last}`);
-}
-
-function detachDrop(fleet: Fleet): void {
-  for (const mode of ['xdpdrv', 'xdpgeneric']) spawnSync('ip', ['-n', fleet.fleet, 'link', 'set', 'dev', fleet.fleetIf, mode, 'off'], { stdio: 'ignore' });
-}
 
 interface LinkCounters { fleetRx: number; proberTx: number; proberTxDropped: number }
 
@@ -75,7 +45,7 @@ interface Config { tool: string; settings: string; argv: string[] }
 export const sendPathScenario: Scenario = async (ctx: BenchContext): Promise<ScenarioResult> => {
   const prefix = ctx.quick ? '198.18.0.0/20' : '198.18.0.0/16';
   const probes = (ctx.quick ? 4096 : 65536) * 16;
-  const obj = compileDrop(ctx.tmp);
+  const obj = compileXdp(ctx.tmp, 'XDP_DROP');
   const configs: Config[] = [];
   for (const sendPath of ['packet', 'raw'] as const)
     for (const senders of [2, 1]) {
@@ -89,7 +59,7 @@ export const sendPathScenario: Scenario = async (ctx: BenchContext): Promise<Sce
   const rows: ScenarioResult['rows'] = configs.map((c) => ({ tool: c.tool, settings: c.settings, runs: [] as Measurement[] }));
   let xdpMode = '';
   await withFleet({ tag: 'bench', v4: prefix, open: [] }, async (fleet) => {
-    xdpMode = attachDrop(fleet, obj);
+    xdpMode = attachXdp(fleet, obj);
     try {
       for (let i = 0; i < ctx.runs; i++) {
         ctx.log(`run ${i + 1}/${ctx.runs}`);
@@ -111,7 +81,7 @@ export const sendPathScenario: Scenario = async (ctx: BenchContext): Promise<Sce
         });
       }
     } finally {
-      detachDrop(fleet);
+      detachXdp(fleet);
     }
   });
   return {

@@ -11,7 +11,7 @@ import { spawn, ChildProcess, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
-import { BenchContext, ScenarioResult, Measurement, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, have } from './lib';
+import { BenchContext, ScenarioResult, Measurement, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, have, compileXdp, attachXdp, detachXdp, machineTicks } from './lib';
 
 const INTER_MS = 1000, TIMEOUT_MS = 500, FASTINTER_MS = 250, RISE = 2, FALL = 3;
 /** Backends silenced at once in the detection measurement. */
@@ -102,13 +102,25 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** Samples CPU and memory of pid over `seconds`; also returns a counter's delta. */
-async function sample(pid: number, seconds: number, counter: () => number): Promise<{ cpuPct: number; rssMb: number; hwmMb: number; perSec: number }> {
-  const t0 = cpuTicks(pid), c0 = counter();
+async function sample(pid: number, seconds: number, counter: () => number): Promise<{ cpuPct: number; machinePct: number; rssMb: number; hwmMb: number; perSec: number }> {
+  const t0 = cpuTicks(pid), m0 = machineTicks(), c0 = counter();
   let hwm = 0;
   const end = Date.now() + seconds * 1000;
   while (Date.now() < end) { await sleep(1000); hwm = Math.max(hwm, memory(pid).rssMb); }
-  const t1 = cpuTicks(pid), c1 = counter();
-  return { cpuPct: (t1 - t0) / seconds, rssMb: memory(pid).rssMb, hwmMb: hwm, perSec: (c1 - c0) / seconds };
+  const t1 = cpuTicks(pid), m1 = machineTicks(), c1 = counter();
+  return { cpuPct: (t1 - t0) / seconds, machinePct: (m1 - m0) / seconds, rssMb: memory(pid).rssMb, hwmMb: hwm, perSec: (c1 - c0) / seconds };
+}
+
+/**
+ * With `on`, the fleet-side veth runs NAPI in its own kernel thread, so the
+ * fleet's work for each check (and the prober kernel's work for the reply,
+ * which it triggers) is charged to that thread instead of to the process
+ * that sent the SYN, as on a real network where the backends are other
+ * machines. veth only has NAPI with an XDP program (or GRO): an XDP_PASS one.
+ */
+function fleetNapiThread(fleet: Fleet, obj: string, on: boolean): void {
+  const threaded = (v: number) => execFileSync('ip', ['netns', 'exec', fleet.fleet, 'sh', '-c', `echo ${v} > /sys/class/net/${fleet.fleetIf}/threaded`]);
+  if (on) { attachXdp(fleet, obj); threaded(1); } else { threaded(0); detachXdp(fleet); }
 }
 
 /** seconds = 0: detection only, no steady-state sample. detect: the timing for the detection measurement, or null for none. */
@@ -137,7 +149,7 @@ async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counter
       const s = await sample(child.pid!, seconds, () => count().syns);
       const m = nsFetch(fleet, 'http://127.0.0.1:9400/metrics');
       out = {
-        cpuPct: s.cpuPct, rssMb: s.rssMb, peakRssMb: s.hwmMb, checksPerSec: s.perSec,
+        cpuPct: s.cpuPct, machinePct: s.machinePct, rssMb: s.rssMb, peakRssMb: s.hwmMb, checksPerSec: s.perSec,
         lagMs: metric(m, 'halfopen_schedule_lag_seconds') * 1000,
         up: metric(m, 'halfopen_backends\\{state="up"\\}'),
         connections: count().acks - c0.acks,
@@ -162,16 +174,17 @@ async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counter
   }
 }
 
-async function runHaproxy(ctx: BenchContext, fleet: Fleet, count: () => Counters, n: number, seconds: number, detect: Timing): Promise<Measurement> {
+async function runHaproxy(ctx: BenchContext, fleet: Fleet, count: () => Counters, n: number, seconds: number, detect: Timing | null): Promise<Measurement> {
   const bs = backends(n);
-  const dir = path.join(ctx.tmp, `haproxy-${n}-${detect.fastinter}`);
+  const t = detect ?? FAST;
+  const dir = path.join(ctx.tmp, `haproxy-${n}-${t.fastinter}-${detect ? 'd' : 's'}`);
   fs.mkdirSync(dir, { recursive: true });
   const sock = path.join(dir, 'stats.sock');
   fs.writeFileSync(path.join(dir, 'haproxy.cfg'), [
     'global', `  stats socket ${sock} mode 600 level admin`, '  spread-checks 5', '  maxconn 1000', // HAProxy reserves ~2 fds per maxconn plus one per server; the fd limit here is 20,000
     '  log stderr format raw local0 notice', // "Server be/bN is DOWN" lines, read as they come
     'defaults', '  mode tcp', '  log global', '  timeout connect 500ms', '  timeout client 5s', '  timeout server 5s', `  timeout check ${TIMEOUT_MS}ms`,
-    `  default-server check inter ${detect.inter}ms fastinter ${detect.fastinter}ms rise ${RISE} fall ${FALL}`,
+    `  default-server check inter ${t.inter}ms fastinter ${t.fastinter}ms rise ${RISE} fall ${FALL}`,
     'backend be',
     ...bs.map((b) => `  server ${b.name} ${b.ip}:${b.port}`),
   ].join('\n') + '\n');
@@ -199,8 +212,9 @@ async function runHaproxy(ctx: BenchContext, fleet: Fleet, count: () => Counters
     if (seconds) {
       const c0 = count();
       const s = await sample(child.pid!, seconds, () => count().syns);
-      out = { cpuPct: s.cpuPct, rssMb: s.rssMb, peakRssMb: s.hwmMb, checksPerSec: s.perSec, connections: count().acks - c0.acks };
+      out = { cpuPct: s.cpuPct, machinePct: s.machinePct, rssMb: s.rssMb, peakRssMb: s.hwmMb, checksPerSec: s.perSec, connections: count().acks - c0.acks };
     }
+    if (!detect) return out;
     const victims = victimsOf(bs);
     Object.assign(out, detectFields(await detection(fleet, victims, () => down), detect));
     // Cross-check the log against HAProxy's own state.
@@ -235,6 +249,17 @@ export async function serveScenario(ctx: BenchContext): Promise<ScenarioResult> 
     ctx.log(`  serve: detection with fastinter = interval, ${n} backends`);
     rows.push({ tool: `halfopen serve (${n}, fastinter = inter)`, settings: timing(DEFAULT_FAST), runs: [await runHalfopen(ctx, fleet, count, n, INTER_MS, 0, DEFAULT_FAST)] });
     if (have('haproxy')) rows.push({ tool: `HAProxy 2.6 checks (${n}, fastinter = inter)`, settings: `check ${timing(DEFAULT_FAST)}`, runs: [await runHaproxy(ctx, fleet, count, n, 0, DEFAULT_FAST)] });
+    // The same at the largest size, with the fleet's kernel in its own thread.
+    const threadSeconds = ctx.quick ? 10 : 30, tn = sizes[sizes.length - 1];
+    const pass = compileXdp(ctx.tmp, 'XDP_PASS');
+    fleetNapiThread(fleet, pass, true);
+    try {
+      ctx.log(`  serve: halfopen and HAProxy, ${tn} backends, fleet NAPI in its own thread, ${threadSeconds} s`);
+      rows.push({ tool: `halfopen serve (${tn}, fleet in its own thread)`, settings: timing(FAST), runs: [await runHalfopen(ctx, fleet, count, tn, INTER_MS, threadSeconds, null)] });
+      if (have('haproxy')) rows.push({ tool: `HAProxy 2.6 checks (${tn}, fleet in its own thread)`, settings: `check ${timing(FAST)}`, runs: [await runHaproxy(ctx, fleet, count, tn, threadSeconds, null)] });
+    } finally {
+      fleetNapiThread(fleet, pass, false);
+    }
     if (big) {
       ctx.log(`  serve: halfopen, ${big} backends at 10 s, ${seconds} s`);
       rows.push({ tool: `halfopen serve (${big})`, settings: 'interval 10s', runs: [await runHalfopen(ctx, fleet, count, big, 10_000, seconds, null)] });
@@ -248,10 +273,11 @@ export async function serveScenario(ctx: BenchContext): Promise<ScenarioResult> 
       'checks/s: SYNs reaching backend ports, counted in the fleet\'s firewall while only that tool runs. Connections: handshake-completing ACKs counted the same way (halfopen must make none; HAProxy 2.6\'s plain TCP checks on Linux delay that ACK and reset, so they make none either).',
       `Detection: ${VICTIMS} backends spread over the list have every packet dropped at once; for each, the time from the drop rule until the tool marked it down (halfopen: its NDJSON event; HAProxy: its "is DOWN" log line, cross-checked with srv_op_state). The columns give the median, min and max over the ${VICTIMS}; none may be missed.`,
       `Stated bound: fall × fastinter + timeout + 100 ms. halfopen's worst case is interval × (1 + jitter) + (fall − 1) × fastinter + timeout + one tick (${halfopenBound(FAST)} ms at fastinter ${FASTINTER_MS} ms, ${halfopenBound(DEFAULT_FAST)} ms at fastinter = interval): the first check after the stop comes up to one interval later (no prober can see a stop before it checks), then unanswered checks overlap at fastinter instead of waiting out each timeout. So the stated bound is reachable when fastinter is about the interval, as with HAProxy's default fastinter = inter (second pair of rows); with a fastinter much shorter than the interval, the wait for the first check alone can exceed it, for any prober.`,
-      'The fleet\'s kernel shares the same 2 cores; its work for the replies is partly charged to whichever process sent the packet.',
+      'The fleet\'s kernel shares the same 2 cores. On a veth pair it does its work for a SYN (and the prober kernel its work for the reply) inside the send call of whichever process sent it, so both tools\' CPU includes the backends\' side of every check. Rows marked "fleet in its own thread" run the fleet-side veth\'s NAPI in a kernel thread (an XDP_PASS program gives veth NAPI; /sys/class/net/IF/threaded = 1), which moves that work out of the tools, as on a real network. Machine CPU is every process and the kernel on both cores (/proc/stat), fleet included.',
     ],
     columns: [
       { key: 'cpuPct', label: 'CPU % of a core', digits: 1, ratio: 'lower-is-better' },
+      { key: 'machinePct', label: 'machine CPU % of a core', digits: 1, ratio: 'lower-is-better' },
       { key: 'rssMb', label: 'RSS MB', digits: 0, ratio: 'lower-is-better' },
       { key: 'checksPerSec', label: 'checks/s', digits: 0 },
       { key: 'detectMs', label: `detection ms, median of ${VICTIMS}`, digits: 0 },

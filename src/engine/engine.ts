@@ -115,16 +115,21 @@ export class Engine {
     const opts = { ...DEFAULTS, ...options };
     this.opts = opts;
     const senders = Math.max(1, opts.senders ?? os.availableParallelism());
-    const v4 = samples.find(isV4), v6 = samples.find((a) => !isV4(a));
-    this.routes = {
-      v4: v4 !== undefined ? routeTo(formatAddress(v4), { dev: opts.interface, src: opts.sourceIp4 }) : undefined,
-      v6: v6 !== undefined ? routeTo(formatAddress(v6), { dev: opts.interface, src: opts.sourceIp6 }) : undefined,
-    };
+    // Sender threads boot while the main thread looks up the route and loads and attaches XDP.
+    this.pool = new Piscina({
+      filename: path.join(__dirname, 'send-worker.js'),
+      minThreads: senders,
+      maxThreads: senders,
+      idleTimeout: 60_000,
+    });
+    try {
+      this.routes = lookUpRoutes(samples, opts);
+    } catch (err) {
+      void this.pool.destroy();
+      throw err;
+    }
     const r4 = this.routes.v4, r6 = this.routes.v6;
-    const route = r4 ?? r6;
-    if (!route) throw new HalfopenError('E_EMPTY', 'no targets to probe');
-    if (r4 && r6 && r4.dev !== r6.dev)
-      throw new HalfopenError('E_INTERFACE', `IPv4 targets route via ${r4.dev} and IPv6 via ${r6.dev}: pass --interface`);
+    const route = (r4 ?? r6)!;
 
     let sendPath: 'raw' | 'packet' = opts.sendPath === 'packet' ? 'packet' : 'raw';
     let mac4: string | null = null, mac6: string | null = null;
@@ -133,18 +138,13 @@ export class Engine {
       mac6 = r6 ? neighbourMac(r6) : null;
       const complete = (!r4 || mac4) && (!r6 || mac6);
       if (complete) sendPath = 'packet';
-      else if (opts.sendPath === 'packet')
+      else if (opts.sendPath === 'packet') {
+        void this.pool.destroy();
         throw new HalfopenError('E_INTERFACE', `AF_PACKET needs the next hop's MAC in the neighbour table (ip neigh show dev ${route.dev})`);
+      }
     }
     this.sendPath = sendPath;
 
-    // Sender threads boot while the main thread loads and attaches XDP.
-    this.pool = new Piscina({
-      filename: path.join(__dirname, 'send-worker.js'),
-      minThreads: senders,
-      maxThreads: senders,
-      idleTimeout: 60_000,
-    });
     const capacity = Math.max(1, Math.min(maxProbes, opts.capacity));
     try {
       this.prog = new native.Program({ capacity, key: this.key, sportLo: opts.sportLo, sportHi: opts.sportHi });
@@ -400,6 +400,20 @@ export class Engine {
     this.detach();
     await this.pool.destroy();
   }
+}
+
+/** The route to the first target of each family; both must leave by the same interface. */
+function lookUpRoutes(samples: bigint[], opts: EngineOptions): { v4?: Route; v6?: Route } {
+  const v4 = samples.find(isV4), v6 = samples.find((a) => !isV4(a));
+  const routes = {
+    v4: v4 !== undefined ? routeTo(formatAddress(v4), { dev: opts.interface, src: opts.sourceIp4 }) : undefined,
+    v6: v6 !== undefined ? routeTo(formatAddress(v6), { dev: opts.interface, src: opts.sourceIp6 }) : undefined,
+  };
+  const r4 = routes.v4, r6 = routes.v6;
+  if (!(r4 ?? r6)) throw new HalfopenError('E_EMPTY', 'no targets to probe');
+  if (r4 && r6 && r4.dev !== r6.dev)
+    throw new HalfopenError('E_INTERFACE', `IPv4 targets route via ${r4.dev} and IPv6 via ${r6.dev}: pass --interface`);
+  return routes;
 }
 
 /** Source address bytes for the sender's IP headers: 4 for IPv4, 16 for IPv6. */

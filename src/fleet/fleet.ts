@@ -11,6 +11,7 @@
 // are used, and the prober namespace routes nothing else.
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ProbeState } from '../types';
 import { cidrRange, findRange, mergeRanges, AddrRange } from '../targets/ranges';
@@ -78,6 +79,15 @@ export function removeStaleFleets(): string[] {
 
 let fleetSeq = 0;
 
+/**
+ * veth queues per direction, one per core: like a multiqueue NIC, replies
+ * spread over receive queues that each core drains on its own. With one
+ * queue, every reply waits in a single 256-slot XDP ring that one core
+ * drains, and a burst from several cores overflows it (the fleet side's
+ * tx_dropped).
+ */
+const QUEUES = ['numtxqueues', String(Math.max(1, os.availableParallelism())), 'numrxqueues', String(Math.max(1, os.availableParallelism()))];
+
 export class Fleet {
   readonly prober: string;
   readonly fleet: string;
@@ -125,7 +135,7 @@ export class Fleet {
     if (spec.v6) parsePrefix(spec.v6);
     run('ip', ['netns', 'add', P]);
     run('ip', ['netns', 'add', F]);
-    run('ip', ['link', 'add', pi, 'netns', P, 'type', 'veth', 'peer', 'name', fi, 'netns', F]);
+    run('ip', ['link', 'add', pi, 'netns', P, ...QUEUES, 'type', 'veth', 'peer', 'name', fi, 'netns', F, ...QUEUES]);
     const batch = (ns: string, lines: string[]) => run('ip', ['-n', ns, '-batch', '-'], lines.join('\n') + '\n');
     const sys = (ns: string, kv: Record<string, string | number>) => {
       for (const [k, v] of Object.entries(kv)) {

@@ -9,11 +9,12 @@ export function ndjsonWriter(): ResultWriter {
   return {
     header: () => '',
     // Built by hand to pin the key order and skip an intermediate object per row.
-    // Strings are quoted directly unless they hold something JSON must escape:
-    // this is the hot path of big sweeps, and JSON.stringify per field costs.
+    // This is the hot path of big sweeps, and JSON.stringify per field costs.
+    // ip (an address in text form), state (an enum) and ts (ISO-8601) never
+    // hold a character JSON escapes and are quoted as they are; reason is checked.
     row: (r: ProbeResult) =>
-      `{"ip":${str(r.ip)},"port":${r.port},"state":${str(r.state)},"reason":${str(r.reason)},` +
-      `"rtt_ms":${r.rtt_ms === null ? 'null' : roundMs(r.rtt_ms)},"ttl":${r.ttl},"ts":${str(r.ts)}}\n`,
+      `{"ip":"${r.ip}","port":${r.port},"state":"${r.state}","reason":${str(r.reason)},` +
+      `"rtt_ms":${r.rtt_ms === null ? 'null' : roundMs(r.rtt_ms)},"ttl":${r.ttl},"ts":"${r.ts}"}\n`,
     footer: () => '',
   };
 }
