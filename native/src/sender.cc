@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace ho {
@@ -154,7 +155,10 @@ class Sender : public Napi::ObjectWrap<Sender> {
   void Release() {
     if (fd4_ >= 0) close(fd4_);
     if (fd6_ >= 0) close(fd6_);
-    if (fd_packet_ >= 0) close(fd_packet_);
+    // Releasing an AF_PACKET socket waits out an RCU grace period (~10 ms on
+    // this kind of machine): a short-lived thread takes that wait, so neither
+    // the sender thread nor the process's exit does.
+    if (fd_packet_ >= 0) std::thread([fd = fd_packet_] { close(fd); }).detach();
     fd4_ = fd6_ = fd_packet_ = -1;
     if (probes_) MapRelease(const_cast<ho_probe *>(probes_));
     if (results_) MapRelease(results_);

@@ -247,7 +247,11 @@ export class Engine {
       const per = Math.ceil(c.count / this.senders);
       c.phase = 'send';
       for (let lo = c.slot; lo < end; lo += per) {
-        const task: SendTask = { runId, init: { ...this.senderInit, control: ctl }, lo, hi: Math.min(end, lo + per), onlyUnanswered: c.pass > 0 };
+        const task: SendTask = {
+          runId, init: { ...this.senderInit, control: ctl }, lo, hi: Math.min(end, lo + per), onlyUnanswered: c.pass > 0,
+          // Nothing left to hand out: the senders close after this (a retry pass reopens them).
+          closeAfter: next >= source.size,
+        };
         c.pending++;
         this.pool.run(task).then((r: SendReply) => {
           c.pending--;
@@ -293,8 +297,8 @@ export class Engine {
           const p = source.at(next + i);
           table.set(c.slot + i, p.addr, p.port, sportLo + ((next + i) % ports));
         }
-        submit(c);
         next += count;
+        submit(c);
         sending++;
       }
       const idx = this.prog.poll();

@@ -12,6 +12,8 @@ export interface SendTask {
   onlyUnanswered: boolean;
   /** When set, send these slots instead of lo..hi. */
   slots?: Uint32Array;
+  /** Close the sender once this task is sent (the sweep's last sends; a retry reopens it). */
+  closeAfter?: boolean;
 }
 
 /** A worker without this run's sender answers needInit; the task is resent with init. */

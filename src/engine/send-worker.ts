@@ -7,11 +7,15 @@ import type { SendTask, SendReply } from './send-task';
 
 let current: { runId: number; sender: NativeSender } | null = null;
 
+function closeSender(): void {
+  current?.sender.close();
+  current = null;
+}
+
 function handler(task: SendTask | { close: true }): SendReply | null {
   try {
     if ('close' in task) {
-      current?.sender.close();
-      current = null;
+      closeSender();
       return null;
     }
     if (!current || current.runId !== task.runId) {
@@ -20,6 +24,9 @@ function handler(task: SendTask | { close: true }): SendReply | null {
       current = { runId: task.runId, sender: new native.Sender(task.init) };
     }
     const r = task.slots ? current.sender.sendList(task.slots) : current.sender.send(task.lo, task.hi, task.onlyUnanswered);
+    // The sweep's last sends: release the sockets now, while the main thread
+    // waits for replies, not in the process's exit (see Sender::Release).
+    if (task.closeAfter) closeSender();
     return { ok: true, ...r };
   } catch (err) {
     return toRecord(err);
