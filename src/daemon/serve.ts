@@ -32,9 +32,9 @@ async function resolveBackends(cfg: ServeConfig): Promise<Array<{ cfg: BackendCo
   }));
 }
 
-/** Slots for a backend list (depthFor each), with room to grow on reload. */
+/** Slots for a backend list (depthFor each), with a quarter more to grow into on reload (beyond that, a reload opens a larger table). */
 const slotsFor = (list: Array<{ cfg: BackendConfig }>) => list.reduce((n, b) => n + depthFor(b.cfg), 0);
-const capacityFor = (list: Array<{ cfg: BackendConfig }>) => Math.max(1024, 2 * slotsFor(list));
+const capacityFor = (list: Array<{ cfg: BackendConfig }>) => { const n = slotsFor(list); return Math.max(1024, n + (n >> 2)); };
 
 function openEngine(cfg: ServeConfig, list: Array<{ cfg: BackendConfig; addr: bigint }>): Engine {
   return Engine.open(list.map((b) => b.addr), capacityFor(list), {
