@@ -159,7 +159,7 @@ export function renderMarkdown(rep: Report): string {
     '',
     `Machine: ${m.cores}, ${m.memory}, ${m.kernel} (${m.os}), ${m.node}; ${m.halfopen}; ${[m.zmap, m.masscan, m.nmap, m.haproxy, m.check_tcp, m.clang, m.libbpf, m.iproute2].join(', ')}.`,
     '',
-    `Every figure is the median over repeated runs with (min–max): ${rep.runs} run(s) per sweep and send-path measurement, ${rep.checkRuns} per command in the single check; the runs column says how many. ` +
+    `Every figure is the median over repeated runs with (min–max): ${rep.runs} run(s) per sweep and send-path measurement (5 for the 65,536-target sweep), ${rep.checkRuns} per command in the single check; the runs column says how many. ` +
       'Correctness is scored against the fleet\'s ground truth (how the namespaces were built), never against another tool. Wall time is the whole process, start-up included. ' +
       'The fleet\'s kernel runs on the same cores as the tools.',
     '',

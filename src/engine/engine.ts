@@ -10,7 +10,7 @@ import { HalfopenError, fromRecord } from '../errors';
 import * as C from '../contract.generated';
 import { ProbeResult, ProbeState } from '../types';
 import { addressBytes, formatAddress, isV4, mustParseAddress } from '../targets/address';
-import { ProbeTable, Verdict, describeVerdict } from './probe-table';
+import { ProbeTable, Verdict } from './probe-table';
 import { createControl, abort, sentCount, failedCount } from './control';
 import { Route, routeTo, neighbourMac, macBytes } from './route';
 import type { SendTask, SendReply } from './send-task';
@@ -229,15 +229,14 @@ export class Engine {
 
     const emit = (slot: number, ts: string): void => {
       if (emitted[slot]) return;
-      const v = table.verdict(slot);
-      if (!v) return;
       const c = chunks[Math.floor(slot / block)];
       if (!c) return;
+      const r = table.result(slot, ts);
+      if (!r) return;
       emitted[slot] = 1;
       c.answered++;
       answeredTotal++;
-      if (v.rttMs !== null && v.rttMs > maxRttMs) maxRttMs = v.rttMs;
-      const r = toResult(table.ip(slot), table.port(slot), v, ts);
+      if (r.rtt_ms !== null && r.rtt_ms > maxRttMs) maxRttMs = r.rtt_ms;
       counts[r.state]++;
       onResult(r);
     };
@@ -426,7 +425,3 @@ function sourceBytes(text: string): Buffer {
   return isV4(mustParseAddress(text)) ? b.subarray(12) : b;
 }
 
-function toResult(ip: string, port: number, v: Verdict, ts: string): ProbeResult {
-  const d = describeVerdict(v);
-  return { ip, port, state: d.state, reason: d.reason, rtt_ms: d.rttMs, ttl: v.ttl, ts };
-}

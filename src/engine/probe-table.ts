@@ -2,7 +2,7 @@
 // mmapped by the addon: writes probes, reads verdicts, no copies.
 import { HO_PROBE, HO_RESULT, HO_FAMILY_INET, HO_FAMILY_INET6, HO_STATE_NONE, HO_STATE_OPEN, HO_STATE_CLOSED } from '../contract.generated';
 import { formatAddress, isV4 } from '../targets/address';
-import { roundMs, type ProbeState } from '../types';
+import { roundMs, type ProbeResult, type ProbeState } from '../types';
 
 export interface Verdict {
   state: number;
@@ -86,18 +86,42 @@ export class ProbeTable {
     return this.resultView.getUint32(i * HO_RESULT.size + HO_RESULT.state.offset, true);
   }
 
+  /**
+   * Slot i's verdict as a result row, read straight from the table: the
+   * sweep's hot path (no Verdict in between). Null while there is none.
+   */
+  result(i: number, ts: string): ProbeResult | null {
+    const o = i * HO_RESULT.size;
+    const v = this.resultView;
+    const state = v.getUint32(o + HO_RESULT.state.offset, true);
+    if (state === HO_STATE_NONE) return null;
+    const rtt = this.rttMs(o);
+    const ttl = v.getUint8(o + HO_RESULT.ttl.offset);
+    const ip = this.ip(i), port = this.port(i), rtt_ms = rtt === null ? null : roundMs(rtt);
+    if (state === HO_STATE_OPEN) return { ip, port, state: 'open', reason: 'syn-ack', rtt_ms, ttl, ts };
+    if (state === HO_STATE_CLOSED) return { ip, port, state: 'closed', reason: 'rst', rtt_ms, ttl, ts };
+    const reason = `icmp-${v.getUint8(o + HO_RESULT.icmp_type.offset)}-${v.getUint8(o + HO_RESULT.icmp_code.offset)}`;
+    return { ip, port, state: 'unreachable', reason, rtt_ms, ttl, ts };
+  }
+
+  /** Reply minus latest send of the result at byte offset o, ms; null when unknown. */
+  private rttMs(o: number): number | null {
+    const v = this.resultView;
+    const s = HO_RESULT.sent_ns.offset, r = HO_RESULT.reply_ns.offset;
+    const diffNs = (v.getUint32(o + r + 4, true) - v.getUint32(o + s + 4, true)) * 2 ** 32 +
+      (v.getUint32(o + r, true) - v.getUint32(o + s, true));
+    // A reply older than the latest send answered an earlier SYN: RTT unknown.
+    return v.getUint32(o + s, true) === 0 && v.getUint32(o + s + 4, true) === 0 || diffNs < 0 ? null : diffNs / 1e6;
+  }
+
   verdict(i: number): Verdict | null {
     const o = i * HO_RESULT.size;
     const v = this.resultView;
     const state = v.getUint32(o + HO_RESULT.state.offset, true);
     if (state === HO_STATE_NONE) return null;
-    const s = HO_RESULT.sent_ns.offset, r = HO_RESULT.reply_ns.offset;
-    const diffNs = (v.getUint32(o + r + 4, true) - v.getUint32(o + s + 4, true)) * 2 ** 32 +
-      (v.getUint32(o + r, true) - v.getUint32(o + s, true));
     return {
       state,
-      // A reply older than the latest send answered an earlier SYN: RTT unknown.
-      rttMs: v.getUint32(o + s, true) === 0 && v.getUint32(o + s + 4, true) === 0 || diffNs < 0 ? null : diffNs / 1e6,
+      rttMs: this.rttMs(o),
       ttl: v.getUint8(o + HO_RESULT.ttl.offset),
       icmpType: v.getUint8(o + HO_RESULT.icmp_type.offset),
       icmpCode: v.getUint8(o + HO_RESULT.icmp_code.offset),
