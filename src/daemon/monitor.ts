@@ -121,11 +121,17 @@ export class Backend {
   }
 
   get state(): HealthState { return this.health.state; }
-  get pending(): number { return this.inflight; }
+  /** Index into slots of the i-th check in flight, oldest first. */
+  queuedIndex(i: number): number { return (this.queue >>> (3 * i)) & 7; }
   /** Slot of the i-th check in flight, oldest first. */
   queued(i: number): number {
-    const k = (this.queue >>> (3 * i)) & 7;
+    const k = this.queuedIndex(i);
     return k === 0 ? this.slot0 : this.slots[k];
+  }
+  /** Whether slots[k] carries a check in flight. */
+  isQueued(k: number): boolean {
+    for (let i = 0; i < this.inflight; i++) if (this.queuedIndex(i) === k) return true;
+    return false;
   }
 }
 
@@ -244,8 +250,15 @@ export class Monitor extends EventEmitter {
     this.engine = engine;
     this.sportLo = sportLo;
     this.sportRange = sportHi - sportLo + 1;
-    for (let i = engine.capacity - 1; i >= 0; i--) this.free.push(i);
-    this.deadline = new Float64Array(engine.capacity);
+    this.deadline = this.emptyTable(engine.capacity);
+  }
+
+  /** Every slot free, lowest first out; returns the per-slot deadlines for that size. */
+  private emptyTable(capacity: number): Float64Array {
+    this.free.length = 0;
+    this.bySlot.length = 0;
+    for (let i = capacity - 1; i >= 0; i--) this.free.push(i);
+    return new Float64Array(capacity);
   }
 
   list(): Backend[] { return [...this.backends.values()]; }
@@ -381,7 +394,7 @@ export class Monitor extends EventEmitter {
       const late = now - at;
       if (late > this.lagCur) this.lagCur = late;
       let k = 0;
-      if (b.inflight) while (this.isQueued(b, k)) k++;
+      if (b.inflight) while (b.isQueued(k)) k++;
       const slot = k === 0 ? b.slot0 : b.slots[k];
       // A new source port each round: a late reply to an earlier check cannot
       // pass for this one (it no longer matches the table).
@@ -447,11 +460,6 @@ export class Monitor extends EventEmitter {
     return true;
   }
 
-  private isQueued(b: Backend, k: number): boolean {
-    for (let i = 0; i < b.inflight; i++) if (((b.queue >>> (3 * i)) & 7) === k) return true;
-    return false;
-  }
-
   private complete(b: Backend, v: Verdict | null, now: number): void {
     // The last result is updated in place: a new object per check would live
     // one interval, get promoted, and die in the old generation, and those
@@ -492,10 +500,7 @@ export class Monitor extends EventEmitter {
   /** Swaps in a new engine (a larger table after a reload); backends keep their state. */
   replaceEngine(engine: Engine): void {
     this.engine = engine;
-    this.free.length = 0;
-    this.bySlot.length = 0;
-    for (let i = engine.capacity - 1; i >= 0; i--) this.free.push(i);
-    this.deadline = new Float64Array(engine.capacity);
+    this.deadline = this.emptyTable(engine.capacity);
     const list = [...this.backends.values()];
     for (const b of list) { b.inflight = 0; b.queue = 0; b.slots = []; } // checks in flight in the old table are dropped, not counted
     this.allocate(list);

@@ -122,37 +122,26 @@ export class Engine {
       maxThreads: senders,
       idleTimeout: 60_000,
     });
+    // One clean-up for every failure below: the threads, and XDP once loaded.
     try {
       this.routes = lookUpRoutes(samples, opts);
-    } catch (err) {
-      void this.pool.destroy();
-      throw err;
-    }
-    const r4 = this.routes.v4, r6 = this.routes.v6;
-    const route = (r4 ?? r6)!;
+      const r4 = this.routes.v4, r6 = this.routes.v6;
+      const route = (r4 ?? r6)!;
 
-    let sendPath: 'raw' | 'packet' = opts.sendPath === 'packet' ? 'packet' : 'raw';
-    let mac4: string | null = null, mac6: string | null = null;
-    if (opts.sendPath !== 'raw' && route.mac) {
-      mac4 = r4 ? neighbourMac(r4) : null;
-      mac6 = r6 ? neighbourMac(r6) : null;
-      const complete = (!r4 || mac4) && (!r6 || mac6);
-      if (complete) sendPath = 'packet';
-      else if (opts.sendPath === 'packet') {
-        void this.pool.destroy();
-        throw new HalfopenError('E_INTERFACE', `AF_PACKET needs the next hop's MAC in the neighbour table (ip neigh show dev ${route.dev})`);
+      let sendPath: 'raw' | 'packet' = opts.sendPath === 'packet' ? 'packet' : 'raw';
+      let mac4: string | null = null, mac6: string | null = null;
+      if (opts.sendPath !== 'raw' && route.mac) {
+        mac4 = r4 ? neighbourMac(r4) : null;
+        mac6 = r6 ? neighbourMac(r6) : null;
+        const complete = (!r4 || mac4) && (!r6 || mac6);
+        if (complete) sendPath = 'packet';
+        else if (opts.sendPath === 'packet')
+          throw new HalfopenError('E_INTERFACE', `AF_PACKET needs the next hop's MAC in the neighbour table (ip neigh show dev ${route.dev})`);
       }
-    }
-    this.sendPath = sendPath;
+      this.sendPath = sendPath;
 
-    const capacity = Math.max(1, Math.min(maxProbes, opts.capacity));
-    try {
+      const capacity = Math.max(1, Math.min(maxProbes, opts.capacity));
       this.prog = new native.Program({ capacity, key: this.key, sportLo: opts.sportLo, sportHi: opts.sportHi });
-    } catch (err) {
-      void this.pool.destroy();
-      throw err;
-    }
-    try {
       this.table = new ProbeTable(this.prog.mapBuffer('probes'), this.prog.mapBuffer('results'));
       this.xdpMode = this.prog.attach(route.ifindex, opts.xdpMode);
       if (this.xdpMode === 'generic' && opts.xdpMode === 'auto')
@@ -174,7 +163,7 @@ export class Engine {
         batch: opts.batch,
       };
     } catch (err) {
-      this.prog.close();
+      (this.prog as NativeProgram | undefined)?.close();
       void this.pool.destroy();
       throw err;
     }

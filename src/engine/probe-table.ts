@@ -14,12 +14,19 @@ export interface Verdict {
   replies: number;
 }
 
-/** A recorded verdict in the result vocabulary (state, reason, RTT rounded to µs): one mapping for sweeps and health checks. */
+/** A recorded state in the result vocabulary: one mapping for sweeps and health checks. */
+export function stateName(state: number): Exclude<ProbeState, 'filtered'> {
+  return state === HO_STATE_OPEN ? 'open' : state === HO_STATE_CLOSED ? 'closed' : 'unreachable';
+}
+
+/** The reason that goes with a recorded state (ICMP type and code for unreachable). */
+export function reasonOf(state: number, icmpType: number, icmpCode: number): string {
+  return state === HO_STATE_OPEN ? 'syn-ack' : state === HO_STATE_CLOSED ? 'rst' : `icmp-${icmpType}-${icmpCode}`;
+}
+
+/** A recorded verdict in the result vocabulary (state, reason, RTT rounded to µs). */
 export function describeVerdict(v: Verdict): { state: Exclude<ProbeState, 'filtered'>; reason: string; rttMs: number | null } {
-  const rttMs = v.rttMs === null ? null : roundMs(v.rttMs);
-  if (v.state === HO_STATE_OPEN) return { state: 'open', reason: 'syn-ack', rttMs };
-  if (v.state === HO_STATE_CLOSED) return { state: 'closed', reason: 'rst', rttMs };
-  return { state: 'unreachable', reason: `icmp-${v.icmpType}-${v.icmpCode}`, rttMs };
+  return { state: stateName(v.state), reason: reasonOf(v.state, v.icmpType, v.icmpCode), rttMs: v.rttMs === null ? null : roundMs(v.rttMs) };
 }
 
 export class ProbeTable {
@@ -96,12 +103,11 @@ export class ProbeTable {
     const state = v.getUint32(o + HO_RESULT.state.offset, true);
     if (state === HO_STATE_NONE) return null;
     const rtt = this.rttMs(o);
-    const ttl = v.getUint8(o + HO_RESULT.ttl.offset);
-    const ip = this.ip(i), port = this.port(i), rtt_ms = rtt === null ? null : roundMs(rtt);
-    if (state === HO_STATE_OPEN) return { ip, port, state: 'open', reason: 'syn-ack', rtt_ms, ttl, ts };
-    if (state === HO_STATE_CLOSED) return { ip, port, state: 'closed', reason: 'rst', rtt_ms, ttl, ts };
-    const reason = `icmp-${v.getUint8(o + HO_RESULT.icmp_type.offset)}-${v.getUint8(o + HO_RESULT.icmp_code.offset)}`;
-    return { ip, port, state: 'unreachable', reason, rtt_ms, ttl, ts };
+    return {
+      ip: this.ip(i), port: this.port(i), state: stateName(state),
+      reason: reasonOf(state, v.getUint8(o + HO_RESULT.icmp_type.offset), v.getUint8(o + HO_RESULT.icmp_code.offset)),
+      rtt_ms: rtt === null ? null : roundMs(rtt), ttl: v.getUint8(o + HO_RESULT.ttl.offset), ts,
+    };
   }
 
   /** Reply minus latest send of the result at byte offset o, ms; null when unknown. */

@@ -108,7 +108,7 @@ describe('serve scheduler', () => {
     // The 1250 check was answered at 1251: the 1000 one counts as failed first, then the answer.
     assert.deepEqual(b.history().map((h) => h.state), ['open', 'filtered', 'open']);
     assert.equal(b.state, 'up');
-    assert.equal(b.pending, 0);
+    assert.equal(b.inflight, 0);
   });
 
   test('a late reply to an overtaken check is not counted twice', async () => {
@@ -137,6 +137,6 @@ describe('serve scheduler', () => {
     await run(2990);
     assert.equal(b.depth, 4);
     assert.deepEqual(table.sends.map((s) => s.t), [0, 300, 600, 900, 1200, 1500, 1800, 2100, 2400, 2700]);
-    assert.ok(b.pending <= b.depth);
+    assert.ok(b.inflight <= b.depth);
   });
 });
