@@ -97,17 +97,8 @@ export function memory(pid: number): { rssMb: number; hwmMb: number } {
   return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls cond every `step` ms until it holds or `ms` pass; its final value. */
-export async function waitFor(cond: () => boolean, ms: number, step = 20): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await sleep(step);
-  }
-  return cond();
-}
+export { setTimeout as sleep } from 'node:timers/promises';
+export { waitFor } from '../src/wait';
 
 /**
  * A one-line XDP program returning `action` for every packet, compiled at

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Fleet, FleetSpec } from '../fleet/fleet';
 import { mustParseAddress } from '../targets/address';
 import { ProbeResult, ProbeState } from '../types';
@@ -53,15 +54,14 @@ backends:
       out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  ${e.backend.padEnd(8)} ${e.from} → ${e.to}  (${e.reason}, after ${n} ${e.to === 'down' ? 'failures' : 'successes'})\n`);
     }
   });
-  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
   try {
-    await wait(1200);
+    await sleep(1200);
     out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  web2's listener stops (198.18.0.11:443 answers RST)\n`);
     fleet.block('halfopen_demo', '198.18.0.11', 443, 'reset');
-    await wait(1500);
+    await sleep(1500);
     out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  web2's listener is back\n`);
     fleet.unblock('halfopen_demo');
-    await wait(1500);
+    await sleep(1500);
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));

@@ -3,6 +3,7 @@
 // and never awaited by the check loop.
 import fs from 'node:fs';
 import { spawn, ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ChangeEvent } from './monitor';
 
 export class EventSink {
@@ -45,7 +46,7 @@ export class EventSink {
   /** Waits up to `ms` for running hooks, then closes the event file. */
   async close(ms = 2000): Promise<void> {
     const end = Date.now() + ms;
-    while (this.hooks.size && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    while (this.hooks.size && Date.now() < end) await sleep(20);
     for (const h of this.hooks) h.kill('SIGKILL');
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;

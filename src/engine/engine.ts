@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Piscina } from 'piscina';
 import { native, NativeProgram, SenderOptions, SendResult } from '../native/addon';
 import { HalfopenError, fromRecord } from '../errors';
@@ -86,8 +87,6 @@ interface Chunk {
   waitUntil: number; // Date.now() deadline of the current wait
   answered: number;
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 let runCounter = 0;
 

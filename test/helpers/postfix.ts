@@ -25,7 +25,7 @@ function idOf(kind: 'passwd' | 'group', name: string): number {
   return Number(line.split(':')[2]);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export class PostfixInstance {
   readonly dir: string;

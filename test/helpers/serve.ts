@@ -4,6 +4,7 @@
 import { ChildProcess } from 'node:child_process';
 import { Fleet } from '../../src/fleet/fleet';
 import { startCli } from './cli';
+import { waitFor } from '../../src/wait';
 
 export class ServeProcess {
   readonly child: ChildProcess;
@@ -52,14 +53,7 @@ export class ServeProcess {
   wait(): Promise<number | null> { return this.exited; }
 }
 
-export async function waitFor(cond: () => boolean, ms: number, step = 25): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, step));
-  }
-  return cond();
-}
+export { waitFor };
 
 /** Makes one fleet address answer RST on a port (a stopped listener), or undoes it. */
 export function setClosed(fleet: Fleet, table: string, addr: string, port: number, closed: boolean): void {

@@ -53,7 +53,7 @@ function nft(fleet: Fleet, ns: 'prober' | 'fleet', ruleset: string): void {
   execFileSync('ip', ['netns', 'exec', ns === 'prober' ? fleet.prober : fleet.fleet, 'nft', '-f', '-'], { input: ruleset });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** N plain TCP connects (what nc -z or check_tcp do), one after another, from the prober namespace. */
 function plainConnects(fleet: Fleet, host: string, port: number, n: number): string {

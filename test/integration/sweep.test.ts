@@ -3,6 +3,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Fleet, FleetSpec } from '../../src/fleet/fleet';
 import { mustParseAddress } from '../../src/targets/address';
 import { netnsSkipReason } from '../helpers/privileges';
@@ -91,7 +92,7 @@ describe('sweep against a namespace fleet', { skip }, () => {
     const child = startCli(['sweep', SPEC.v4!, '-p', '80', '--rate', '1000', '--format', 'ndjson', '--no-progress'], fleet);
     const done = collect(child, 30_000);
     assert.ok(await waitFor(() => fleet.xdpAttached(), 10_000));
-    await new Promise((r) => setTimeout(r, 700));
+    await sleep(700);
     child.kill('SIGINT');
     const r = await done;
     assert.equal(r.code, 130);
