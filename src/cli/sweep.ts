@@ -91,7 +91,12 @@ export function orderedSource(space: ProbeSpace, seed: bigint, shard?: Shard): P
   const perm = new Permutation(space.size, seed);
   const slice = shard ? shardSlice(space.size, shard) : { first: 0, step: 1, count: space.size };
   if (slice.count === 0) throw new HalfopenError('E_EMPTY', `shard ${shard!.index}/${shard!.count} is empty: the sweep has only ${space.size} probes`);
-  return { size: slice.count, at: (i: number) => space.at(perm.at(slice.first + i * slice.step)) };
+  const { first, step } = slice;
+  return {
+    size: slice.count,
+    at: (i) => space.at(perm.at(first + i * step)),
+    writeTo: (table, slot, i, sport) => space.writeTo(table, slot, perm.at(first + i * step), sport),
+  };
 }
 
 /** HALFOPEN_DEBUG=1: milliseconds since process start at each phase, on stderr. */

@@ -11,6 +11,7 @@ import { HalfopenError, fromRecord } from '../errors';
 import * as C from '../contract.generated';
 import { ProbeResult, ProbeState } from '../types';
 import { addressBytes, formatAddress, isV4, mustParseAddress } from '../targets/address';
+import type { ProbeSink } from '../targets/probe-space';
 import { ProbeTable, Verdict } from './probe-table';
 import { createControl, abort, sentCount, failedCount } from './control';
 import { Route, routeTo, neighbourMac, macBytes } from './route';
@@ -19,6 +20,8 @@ import type { SendTask, SendReply } from './send-task';
 export interface ProbeSource {
   readonly size: number;
   at(i: number): { addr: bigint; port: number };
+  /** Writes entry i to the probe table's `slot` with source port `sport` (see ProbeSpace.writeTo). */
+  writeTo(table: ProbeSink, slot: number, i: number, sport: number): void;
 }
 
 export interface EngineOptions {
@@ -74,6 +77,8 @@ const DEFAULTS = {
 
 /** Probe-table slots per chunk: small enough to overlap chunks, large enough to batch. */
 const BLOCK = 65536;
+/** The first piece handed to idle senders (see run()). */
+const FIRST_PIECE = 4096;
 /** Earliest retry after a pass, whatever the RTTs seen. */
 const RETRY_MIN_MS = 50;
 
@@ -228,16 +233,15 @@ export class Engine {
       counts[r.state]++;
       onResult(r);
     };
-    /** Sends the chunk's slots, split over the sender threads. */
-    const submit = (c: Chunk): void => {
-      const end = c.slot + c.count;
-      const per = Math.ceil(c.count / this.senders);
+    /** Sends slots [from, to) of the chunk (all of it by default), split over the sender threads. */
+    const submit = (c: Chunk, from = c.slot, to = c.slot + c.count): void => {
+      const per = Math.ceil((to - from) / this.senders);
       c.phase = 'send';
-      for (let lo = c.slot; lo < end; lo += per) {
+      for (let lo = from; lo < to; lo += per) {
         const task: SendTask = {
-          runId, init: { ...this.senderInit, control: ctl }, lo, hi: Math.min(end, lo + per), onlyUnanswered: c.pass > 0,
+          runId, init: { ...this.senderInit, control: ctl }, lo, hi: Math.min(to, lo + per), onlyUnanswered: c.pass > 0,
           // Nothing left to hand out: the senders close after this (a retry pass reopens them).
-          closeAfter: next >= source.size,
+          closeAfter: next >= source.size && to === c.slot + c.count,
         };
         c.pending++;
         this.pool.run(task).then((r: SendReply) => {
@@ -278,14 +282,21 @@ export class Engine {
         table.clear(c.slot, c.slot + block);
         emitted.fill(0, c.slot, c.slot + block);
         chunks[b] = c;
-        // The whole chunk, then one task per sender: handing out 4,096-probe
-        // sub-blocks as they were written measured 18 % slower on 1M probes.
-        for (let i = 0; i < count; i++) {
-          const p = source.at(next + i);
-          table.set(c.slot + i, p.addr, p.port, sportLo + ((next + i) % ports));
+        // While another chunk is sending, write this one whole and hand it out
+        // as one task per sender (4,096-probe pieces measured 18 % slower on 1M
+        // probes). With the senders idle (a run's first chunk), hand out pieces
+        // of growing size as they are written: writing a whole chunk takes
+        // longer than sending its first piece, and the senders would wait.
+        let piece = sending === 0 ? FIRST_PIECE : count;
+        for (let done = 0; done < count;) {
+          const n = Math.min(piece, count - done);
+          const first = next + done;
+          for (let i = 0; i < n; i++) source.writeTo(table, c.slot + done + i, first + i, sportLo + ((first + i) % ports));
+          done += n;
+          if (done === count) next += count;
+          submit(c, c.slot + done - n, c.slot + done);
+          piece *= 4;
         }
-        next += count;
-        submit(c);
         sending++;
       }
       const idx = this.prog.poll();

@@ -13,11 +13,17 @@
 // which is how it crosses worker-thread boundaries (bigints clone, classes don't).
 
 import { HalfopenError, targetError } from '../errors';
-import { ADDR_MAX, familyOf, Family, formatAddress } from './address';
+import { ADDR_MAX, familyOf, Family, formatAddress, isV4, v4ToNumber } from './address';
 import { PORT_MAX, PORT_MIN } from './ports';
 import { AddrRange, findRange, mergeRanges, rangeSize, splitByFamily, subtractRanges } from './ranges';
 
 export interface AddrPort { addr: bigint; port: number }
+
+/** Where probes are written (the engine's probe table): IPv4 as a 32-bit number, anything else as a bigint. */
+export interface ProbeSink {
+  setV4(slot: number, a: number, port: number, sport: number): void;
+  set(slot: number, addr: bigint, port: number, sport: number): void;
+}
 
 export interface ProbeSpaceInput {
   ranges?: readonly AddrRange[];
@@ -47,6 +53,8 @@ export class ProbeSpace {
 
   // First address index of each range, for the binary search in at().
   private readonly starts: Float64Array;
+  // Each range's first address as a 32-bit number if it is IPv4, else -1 (writeTo's bigint-free path).
+  private readonly lo4: Float64Array;
   private readonly portSet: Uint8Array;
 
   constructor(input: ProbeSpaceInput) {
@@ -74,7 +82,9 @@ export class ProbeSpace {
 
     let addrs = 0n;
     this.starts = new Float64Array(ranges.length);
+    this.lo4 = new Float64Array(ranges.length);
     for (let k = 0; k < ranges.length; k++) {
+      this.lo4[k] = isV4(ranges[k].lo) ? v4ToNumber(ranges[k].lo) : -1;
       // Exact whenever the space passes the 2^53 check below; otherwise that check throws.
       this.starts[k] = Number(addrs);
       addrs += rangeSize(ranges[k]);
@@ -109,7 +119,7 @@ export class ProbeSpace {
 
   /** Probe number i, 0 <= i < size, in O(log R). */
   at(i: number): AddrPort {
-    if (!(i >= 0 && i < this.size && Number.isInteger(i))) throw new RangeError(`probe index ${i} outside 0..${this.size - 1}`);
+    this.check(i);
     if (i >= this.rangeProbes) {
       const p = this.pairs[i - this.rangeProbes];
       return { addr: p.addr, port: p.port };
@@ -119,15 +129,47 @@ export class ProbeSpace {
     // stays exact up to 2^53 where Math.floor(i / P) would not.
     const r = i % P;
     const a = (i - r) / P;
+    const k = this.rangeOf(a);
+    const off = a - this.starts[k];
+    // Skipping the bigint add matters when ranges are many single hosts.
+    return { addr: off === 0 ? this.ranges[k].lo : this.ranges[k].lo + BigInt(off), port: this.ports[r] };
+  }
+
+  /**
+   * Writes probe i to `sink` at `slot` with source port `sport`: at() without
+   * the object, and without bigints for IPv4 ranges, which is what a sweep
+   * fills its probe table with.
+   */
+  writeTo(sink: ProbeSink, slot: number, i: number, sport: number): void {
+    this.check(i);
+    if (i >= this.rangeProbes) {
+      const p = this.pairs[i - this.rangeProbes];
+      sink.set(slot, p.addr, p.port, sport);
+      return;
+    }
+    const P = this.ports.length;
+    const r = i % P;
+    const a = (i - r) / P;
+    const k = this.rangeOf(a);
+    const off = a - this.starts[k];
+    const lo4 = this.lo4[k];
+    if (lo4 >= 0) sink.setV4(slot, lo4 + off, this.ports[r], sport);
+    else sink.set(slot, this.ranges[k].lo + BigInt(off), this.ports[r], sport);
+  }
+
+  private check(i: number): void {
+    if (!(i >= 0 && i < this.size && Number.isInteger(i))) throw new RangeError(`probe index ${i} outside 0..${this.size - 1}`);
+  }
+
+  /** The range holding address index a (binary search over the starts). */
+  private rangeOf(a: number): number {
     const s = this.starts;
     let lo = 0, hi = s.length - 1;
     while (lo < hi) {
       const m = (lo + hi + 1) >>> 1;
       if (s[m] <= a) lo = m; else hi = m - 1;
     }
-    const off = a - s[lo];
-    // Skipping the bigint add matters when ranges are many single hosts.
-    return { addr: off === 0 ? this.ranges[lo].lo : this.ranges[lo].lo + BigInt(off), port: this.ports[r] };
+    return lo;
   }
 
   /** Whether (addr, port) is one of the probes; O(log R + log pairs). */

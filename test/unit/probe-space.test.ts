@@ -212,6 +212,22 @@ describe('ProbeSpace', () => {
     for (const i of [-1, 4, 1.5, NaN, Infinity]) assert.throws(() => s.at(i), RangeError, String(i));
   });
 
+  test('writeTo() writes what at() returns: IPv4 as a number, IPv6 and pairs as bigints', () => {
+    const s = space(['10.0.0.0/28', '2001:db8::/126', '::ffff:0:0/127', '255.255.255.254/31'], [22, 80],
+      { pairs: [P('192.0.2.1:8080'), P('[2001:db8::1:5]:443')], excludes: [R('10.0.0.3')] });
+    const written: string[] = [];
+    const sink = {
+      setV4: (slot: number, a: number, port: number, sport: number) => { written[slot] = `${formatAddress(V4_MIN + BigInt(a))}:${port}/${sport}`; },
+      set: (slot: number, addr: bigint, port: number, sport: number) => { written[slot] = `${probe({ addr, port })}/${sport}`; },
+    };
+    let v4 = 0;
+    const counting = { ...sink, setV4: (slot: number, a: number, port: number, sport: number) => { v4++; sink.setV4(slot, a, port, sport); } };
+    for (let i = 0; i < s.size; i++) s.writeTo(counting, s.size - 1 - i, i, 1000 + i);
+    assert.deepEqual(written, all(s).map((p, i) => `${p}/${1000 + i}`).reverse());
+    assert.equal(v4, (15 + 2 + 2) * 2, 'every IPv4 range probe took the number path');
+    assert.throws(() => s.writeTo(sink, 0, s.size, 0), RangeError);
+  });
+
   test('rebuilding from ranges, ports and pairs gives the same space', () => {
     const s = space(['10.0.0.0/28', '2001:db8::/126'], [22, 80], { pairs: [P('192.0.2.1:8080')], excludes: [R('10.0.0.3')] });
     const copy = new ProbeSpace(structuredClone({ ranges: s.ranges, ports: s.ports, pairs: s.pairs }));
