@@ -7,9 +7,13 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/ethtool.h>
 #include <linux/if_link.h>
+#include <linux/sockios.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -260,6 +264,25 @@ Napi::Value Cookie(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), ho_cookie(k[0], k[1], a[0], a[1], a[2], a[3], dport, sport));
 }
 
+// driverName(ifindex) → the interface's driver as ethtool reports it ("veth",
+// "mlx5_core", …), or "" when the interface has none or cannot be asked.
+Napi::Value DriverName(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  char ifname[IF_NAMESIZE] = {};
+  if (!if_indextoname(info[0].As<Napi::Number>().Uint32Value(), ifname)) return Napi::String::New(env, "");
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Napi::String::New(env, "");
+  struct ethtool_drvinfo drv = {};
+  drv.cmd = ETHTOOL_GDRVINFO;
+  struct ifreq ifr = {};
+  memcpy(ifr.ifr_name, ifname, strnlen(ifname, IF_NAMESIZE - 1));
+  ifr.ifr_data = reinterpret_cast<char *>(&drv);
+  int rc = ioctl(fd, SIOCETHTOOL, &ifr);
+  close(fd);
+  if (rc < 0) return Napi::String::New(env, "");
+  return Napi::String::New(env, std::string(drv.driver, strnlen(drv.driver, sizeof(drv.driver))));
+}
+
 // siphash24(key: Buffer(16), msg: Buffer(24)) → BigInt, for the reference test vectors.
 Napi::Value SipHash24(const Napi::CallbackInfo &info) {
   auto key = info[0].As<Napi::Buffer<uint8_t>>();
@@ -277,6 +300,7 @@ void InitProgram(Napi::Env env, Napi::Object exports) {
   exports.Set("Program", Program::Define(env));
   exports.Set("cookie", Napi::Function::New(env, Cookie));
   exports.Set("siphash24", Napi::Function::New(env, SipHash24));
+  exports.Set("driverName", Napi::Function::New(env, DriverName));
 }
 
 }  // namespace ho

@@ -64,7 +64,7 @@ export function registerSweep(program: Command, version: string): void {
     .option('--no-progress', 'never show progress')
     .option('--send-path <path>', 'auto, raw (IPPROTO_RAW socket) or packet (AF_PACKET)', choiceOption('--send-path', ['auto', 'raw', 'packet'] as const), 'auto' as const)
     .option('--dry-run', 'print the probes in send order ("ADDRESS PORT" per line) and send nothing')
-    .option('--xdp-mode <mode>', 'auto, native or generic', choiceOption('--xdp-mode', ['auto', 'native', 'generic'] as const), 'auto' as const)
+    .option('--xdp-mode <mode>', 'auto (generic on veth, else native with generic as fallback), native or generic', choiceOption('--xdp-mode', ['auto', 'native', 'generic'] as const), 'auto' as const)
     .action(async (targets: string[], opts: SweepOptions) => {
       await sweep(targets, opts, version, process.argv.slice(2));
     });
@@ -187,7 +187,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     flush();
     if (out !== process.stdout) await new Promise<void>((r) => (out as fs.WriteStream).end(r));
     process.stderr.write(`${formatSummaryLine(summary)}${stats.interrupted ? ' (interrupted)' : ''}\n`);
-    if (engine.xdpMode === 'generic') warn('XDP ran in generic mode');
+    if (engine.xdpFellBack) warn('XDP ran in generic mode');
     if (stats.sendErrors.length) warn(`${stats.failed} SYNs could not be sent (${stats.sendErrors.join(', ')})`);
     if (stats.interrupted) process.exitCode = 130;
   } finally {

@@ -75,6 +75,20 @@ const DEFAULTS = {
   capacity: 1 << 20, xdpMode: 'auto' as const, batch: 64, sendPath: 'raw' as const,
 };
 
+/**
+ * The XDP mode to ask for. `auto` means generic on veth: veth's native mode
+ * pays off for frames redirected in from another device's XDP, but replies the
+ * peer's TCP stack sends arrive as skbs, and a native program makes veth run
+ * each through its own NAPI poll and first copy it into a page-pool page
+ * (skb_pp_cow_data). Generic XDP runs on the skb where it is: measured on the
+ * namespace fleet, a 65,536-probe sweep takes 6 % less wall time and serve at
+ * 10,000 backends 0.8 % of a core less system time. Elsewhere, native with
+ * generic as the fallback.
+ */
+export function xdpModeFor(wanted: 'auto' | 'native' | 'generic', driver: string): 'auto' | 'native' | 'generic' {
+  return wanted === 'auto' && driver === 'veth' ? 'generic' : wanted;
+}
+
 /** Probe-table slots per chunk: small enough to overlap chunks, large enough to batch. */
 const BLOCK = 65536;
 /** The first piece handed to idle senders (see run()). */
@@ -98,6 +112,8 @@ let runCounter = 0;
 export class Engine {
   readonly routes: { v4?: Route; v6?: Route };
   readonly xdpMode: 'native' | 'generic';
+  /** `auto` wanted native XDP and the interface's driver has none. */
+  readonly xdpFellBack: boolean = false;
   readonly sendPath: 'raw' | 'packet';
   private readonly prog!: NativeProgram;
   private readonly table: ProbeTable;
@@ -147,9 +163,10 @@ export class Engine {
       const capacity = Math.max(1, Math.min(maxProbes, opts.capacity));
       this.prog = new native.Program({ capacity, key: this.key, sportLo: opts.sportLo, sportHi: opts.sportHi });
       this.table = new ProbeTable(this.prog.mapBuffer('probes'), this.prog.mapBuffer('results'));
-      this.xdpMode = this.prog.attach(route.ifindex, opts.xdpMode);
-      if (this.xdpMode === 'generic' && opts.xdpMode === 'auto')
-        opts.warn?.(`${route.dev} has no native XDP support: using generic XDP (slower)`);
+      const mode = xdpModeFor(opts.xdpMode, native.driverName(route.ifindex));
+      this.xdpMode = this.prog.attach(route.ifindex, mode);
+      this.xdpFellBack = this.xdpMode === 'generic' && mode === 'auto';
+      if (this.xdpFellBack) opts.warn?.(`${route.dev} has no native XDP support: using generic XDP (slower)`);
       const fds = this.prog.fds();
       this.senderInit = {
         kind: sendPath,

@@ -89,6 +89,8 @@ interface Addon {
   Sender: new (opts: SenderOptions) => NativeSender;
   cookie(key: Buffer, addr: Buffer, dport: number, sport: number): number;
   siphash24(key: Buffer, msg: Buffer): bigint;
+  /** The interface's driver as ethtool names it ("veth", "mlx5_core", …); "" if unknown. */
+  driverName(ifindex: number): string;
   /** One half-open check on raw sockets (no XDP); blocks for at most timeoutMs. */
   check(opts: CheckOptions): CheckResult;
 }
