@@ -8,7 +8,12 @@
  * cookie names exists and matches the reply's address and ports exactly.
  *
  * Actions (the half-open contract):
- *  - SYN+ACK, valid or not: XDP_PASS. No socket owns the port, so the kernel
+ *  - valid SYN+ACK (first or duplicate), with cfg_rst_tx set: rewritten in
+ *    place into the RST the kernel would send (seq = its ack, no ACK flag) and
+ *    sent back with XDP_TX. Userspace sets cfg_rst_tx in generic mode only,
+ *    where XDP_TX is the device's own transmit function; a native XDP_TX is up
+ *    to the driver (veth drops it unless its peer runs NAPI).
+ *  - any other SYN+ACK: XDP_PASS. No socket owns the port, so the kernel
  *    answers with RST and the backend never holds a half-open connection.
  *  - valid RST or ICMP unreachable: XDP_DROP (consumed, nobody else wants it).
  *  - anything invalid: XDP_PASS.
@@ -47,6 +52,10 @@ struct ho_icmphdr {
 const volatile struct ho_key cfg_key = {};
 const volatile __u16 cfg_sport_lo = 0; /* host order, inclusive */
 const volatile __u16 cfg_sport_hi = 0;
+
+/* Set by userspace after attach (.bss, mmapped): answer valid SYN+ACKs with
+ * an XDP_TX RST instead of passing them to the kernel. */
+__u32 cfg_rst_tx = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -104,7 +113,12 @@ struct reply {
 	__u8 icmp_type;
 	__u8 icmp_code;
 	__u8 flags;
+	__u8 l3_off;    /* offset of the IP header in the frame */
+	__u8 plain_ip;  /* IPv4 without options or IPv6 without extension headers */
 };
+
+/* Internal action: on_tcp asks the entry point to send an RST (see reset()). */
+#define HO_ACT_RESET 0x100
 
 HO_INLINE int ours(__be16 port)
 {
@@ -167,7 +181,8 @@ HO_INLINE int on_tcp(struct reply *r, struct tcphdr *th)
 	r->seq = bpf_ntohl(th->ack_seq) - 1;
 	if (th->syn && !th->rst) {
 		r->state = HO_STATE_OPEN;
-		record(r);
+		if (record(r) && cfg_rst_tx && r->plain_ip)
+			return HO_ACT_RESET;
 		return XDP_PASS; /* the kernel answers it with RST */
 	}
 	if (th->rst && !th->syn) {
@@ -292,6 +307,7 @@ HO_INLINE int on_ipv4(struct reply *r, void *pos, void *end)
 	r->a[2] = bpf_htonl(0xffff);
 	r->a[3] = ip->saddr;
 	r->family = HO_FAMILY_INET;
+	r->plain_ip = ihl == sizeof(*ip);
 	return on_tcp(r, th);
 }
 
@@ -317,7 +333,152 @@ HO_INLINE int on_ipv6(struct reply *r, void *pos, void *end)
 	}
 	__builtin_memcpy(r->a, &ip6->saddr, 16);
 	r->family = HO_FAMILY_INET6;
+	r->plain_ip = 1;
 	return on_tcp(r, th);
+}
+
+/* Ones' complement sum helpers (RFC 1071). Words are summed as loaded, so the
+ * byte order of the sum is the packet's; constants go in with bpf_htons. */
+HO_INLINE __u16 csum_fold(__u32 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+HO_INLINE __u32 csum_words(const __u16 *w, int n)
+{
+	__u32 s = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < n; i++)
+		s += w[i];
+	return s;
+}
+
+#define RST_TTL 64
+
+/*
+ * Turns the valid SYN+ACK in the frame into the RST the kernel would answer it
+ * with (RFC 9293 3.10.7.1: seq = the SYN+ACK's ack, RST alone, no options) and
+ * returns XDP_TX. Ethernet and VLAN tags stay, MACs and addresses swap, the
+ * frame is trimmed to the bare headers.
+ *
+ * The TCP checksum: a SYN+ACK the sender's stack handed over unfinished
+ * (CHECKSUM_PARTIAL: same host, veth) carries only the pseudo-header sum in
+ * its checksum field, and the skb keeps that mark when it goes back out; the
+ * RST must then carry its own pseudo-header sum, for whoever finishes it. Any
+ * other SYN+ACK gets a full checksum.
+ *
+ * Anything unexpected returns XDP_PASS before the frame is touched, and the
+ * kernel sends the RST as it always did.
+ */
+HO_INLINE int reset(struct xdp_md *ctx, struct reply *r)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 l3 = r->l3_off, l4, hlen, addrs, len_in;
+	__be32 seq;
+	__be16 sport, dport;
+	struct tcphdr *th;
+	__u32 pseudo;
+	int partial;
+
+	if (l3 > ETH_HLEN + 4 * HO_MAX_VLAN)
+		return XDP_PASS;
+	l4 = l3 + (r->family == HO_FAMILY_INET ? sizeof(struct iphdr) : sizeof(struct ipv6hdr));
+	th = data + l4;
+	if ((void *)(th + 1) > end)
+		return XDP_PASS;
+	if (r->family == HO_FAMILY_INET) {
+		struct iphdr *ip = data + l3;
+
+		if ((void *)(ip + 1) > end)
+			return XDP_PASS;
+		addrs = csum_words((__u16 *)&ip->saddr, 4);
+		len_in = bpf_ntohs(ip->tot_len) - sizeof(*ip);
+	} else {
+		struct ipv6hdr *ip6 = data + l3;
+
+		if ((void *)(ip6 + 1) > end)
+			return XDP_PASS;
+		addrs = csum_words((__u16 *)&ip6->saddr, 16);
+		len_in = bpf_ntohs(ip6->payload_len);
+	}
+	/* The pseudo-header: addresses, protocol, TCP length. */
+	partial = th->check == csum_fold(addrs + bpf_htons(IPPROTO_TCP) + bpf_htons(len_in));
+	seq = th->ack_seq;
+	sport = th->dest;
+	dport = th->source;
+
+	hlen = l4 + sizeof(struct tcphdr);
+	if (bpf_xdp_adjust_tail(ctx, (int)hlen - (int)(end - data)))
+		return XDP_PASS;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (l3 > ETH_HLEN + 4 * HO_MAX_VLAN)
+		return XDP_PASS;
+
+	{
+		struct ethhdr *eth = data;
+		__u8 mac[ETH_ALEN];
+
+		if ((void *)(eth + 1) > end)
+			return XDP_PASS;
+		__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+		__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+	}
+	if (r->family == HO_FAMILY_INET) {
+		struct iphdr *ip = data + l3;
+		__be32 a;
+
+		if ((void *)(ip + 1) > end)
+			return XDP_PASS;
+		a = ip->saddr;
+		ip->saddr = ip->daddr;
+		ip->daddr = a;
+		ip->tos = 0;
+		ip->tot_len = bpf_htons(sizeof(*ip) + sizeof(struct tcphdr));
+		ip->id = 0;
+		ip->frag_off = bpf_htons(0x4000); /* DF */
+		ip->ttl = RST_TTL;
+		/* Summed from the values written, not read back from the frame. */
+		ip->check = ~csum_fold(addrs + bpf_htons(0x4500) +
+				       bpf_htons(sizeof(*ip) + sizeof(struct tcphdr)) + bpf_htons(0x4000) +
+				       bpf_htons(RST_TTL << 8 | IPPROTO_TCP));
+	} else {
+		struct ipv6hdr *ip6 = data + l3;
+		struct in6_addr a;
+
+		if ((void *)(ip6 + 1) > end)
+			return XDP_PASS;
+		__builtin_memcpy(&a, &ip6->saddr, sizeof(a));
+		__builtin_memcpy(&ip6->saddr, &ip6->daddr, sizeof(a));
+		__builtin_memcpy(&ip6->daddr, &a, sizeof(a));
+		*(__be32 *)ip6 = bpf_htonl(0x60000000); /* version 6, no traffic class or flow label */
+		ip6->payload_len = bpf_htons(sizeof(struct tcphdr));
+		ip6->hop_limit = RST_TTL;
+	}
+
+	th = data + l4;
+	if ((void *)(th + 1) > end)
+		return XDP_PASS;
+	th->source = sport;
+	th->dest = dport;
+	th->seq = seq;
+	th->ack_seq = 0;
+	((__u8 *)th)[12] = (sizeof(*th) / 4) << 4; /* data offset 5, no options */
+	((__u8 *)th)[13] = 0x04;                    /* RST */
+	th->window = 0;
+	th->urg_ptr = 0;
+	/* Swapping the addresses leaves their sum as it was. */
+	pseudo = addrs + bpf_htons(IPPROTO_TCP) + bpf_htons(sizeof(*th));
+	th->check = partial ? csum_fold(pseudo) :
+		    (__u16)~csum_fold(pseudo + sport + dport + (seq & 0xffff) + (seq >> 16) + bpf_htons(0x5004));
+	count(HO_CNT_RST_SENT);
+	return XDP_TX;
 }
 
 SEC("xdp")
@@ -329,7 +490,7 @@ int halfopen_xdp(struct xdp_md *ctx)
 	struct reply r = {};
 	void *pos;
 	__be16 proto;
-	int i;
+	int i, act;
 
 	count(HO_CNT_PACKETS);
 	if ((void *)(eth + 1) > end)
@@ -347,11 +508,14 @@ int halfopen_xdp(struct xdp_md *ctx)
 		proto = vh->proto;
 		pos = vh + 1;
 	}
+	r.l3_off = pos - data;
 	if (proto == bpf_htons(ETH_P_IP))
-		return on_ipv4(&r, pos, end);
-	if (proto == bpf_htons(ETH_P_IPV6))
-		return on_ipv6(&r, pos, end);
-	return XDP_PASS;
+		act = on_ipv4(&r, pos, end);
+	else if (proto == bpf_htons(ETH_P_IPV6))
+		act = on_ipv6(&r, pos, end);
+	else
+		return XDP_PASS;
+	return act == HO_ACT_RESET ? reset(ctx, &r) : act;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

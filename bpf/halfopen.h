@@ -44,6 +44,7 @@ enum ho_counter {
 	HO_CNT_BAD_MATCH,         /* cookie named a probe but address/ports differ */
 	HO_CNT_MALFORMED,         /* truncated or otherwise unparsable candidate */
 	HO_CNT_RINGBUF_FULL,      /* verdict recorded but its event could not be queued */
+	HO_CNT_RST_SENT,          /* SYN+ACK turned into an RST and sent back by XDP_TX */
 	HO_CNT_MAX,
 };
 

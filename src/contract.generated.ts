@@ -24,7 +24,8 @@ export const HO_CNT_BAD_COOKIE = 6;
 export const HO_CNT_BAD_MATCH = 7;
 export const HO_CNT_MALFORMED = 8;
 export const HO_CNT_RINGBUF_FULL = 9;
-export const HO_CNT_MAX = 10;
+export const HO_CNT_RST_SENT = 10;
+export const HO_CNT_MAX = 11;
 
 // enum ho_sizes
 export const HO_PROBE_SIZE = 24;
@@ -67,4 +68,4 @@ export const HO_KEY = {
 } as const;
 
 /** Counter names in index order (enum ho_counter). */
-export const COUNTER_NAMES = ['packets', 'candidates', 'synack', 'rst', 'icmp', 'duplicate', 'bad_cookie', 'bad_match', 'malformed', 'ringbuf_full'] as const;
+export const COUNTER_NAMES = ['packets', 'candidates', 'synack', 'rst', 'icmp', 'duplicate', 'bad_cookie', 'bad_match', 'malformed', 'ringbuf_full', 'rst_sent'] as const;

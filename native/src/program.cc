@@ -32,6 +32,7 @@ class Program : public Napi::ObjectWrap<Program> {
                        {
                            InstanceMethod("attach", &Program::Attach),
                            InstanceMethod("detach", &Program::Detach),
+                           InstanceMethod("setRstTx", &Program::SetRstTx),
                            InstanceMethod("mapBuffer", &Program::MapBuffer),
                            InstanceMethod("counters", &Program::Counters),
                            InstanceMethod("poll", &Program::Poll),
@@ -137,6 +138,14 @@ class Program : public Napi::ObjectWrap<Program> {
     }
     link_fd_ = fd;
     return Napi::String::New(env, got);
+  }
+
+  // setRstTx(on): answer valid SYN+ACKs with an XDP_TX RST (see halfopen.bpf.c).
+  // A plain store into the mmapped .bss: the program reads it per packet.
+  Napi::Value SetRstTx(const Napi::CallbackInfo &info) {
+    Need(info.Env());
+    __atomic_store_n(&skel_->bss->cfg_rst_tx, info[0].As<Napi::Boolean>().Value() ? 1u : 0u, __ATOMIC_RELAXED);
+    return info.Env().Undefined();
   }
 
   Napi::Value Detach(const Napi::CallbackInfo &info) {

@@ -166,6 +166,8 @@ export class Engine {
       const mode = xdpModeFor(opts.xdpMode, native.driverName(route.ifindex));
       this.xdpMode = this.prog.attach(route.ifindex, mode);
       this.xdpFellBack = this.xdpMode === 'generic' && mode === 'auto';
+      // Generic mode: XDP answers SYN+ACKs with the RST itself (see halfopen.bpf.c).
+      this.prog.setRstTx(this.xdpMode === 'generic');
       if (this.xdpFellBack) opts.warn?.(`${route.dev} has no native XDP support: using generic XDP (slower)`);
       const fds = this.prog.fds();
       this.senderInit = {

@@ -9,10 +9,10 @@ import { native, NativeProgram } from '../../src/native/addon';
 import { ProbeTable } from '../../src/engine/probe-table';
 import * as C from '../../src/contract.generated';
 import { addressBytes, mustParseAddress } from '../../src/targets/address';
-import { tcpFrame, icmpUnreachFrame, udpFrame, TcpSpec } from '../helpers/packets';
+import { tcpFrame, icmpUnreachFrame, udpFrame, TcpSpec, SYN_ACK_OPTIONS, checksum, pseudoHeader } from '../helpers/packets';
 import { bpfSkipReason } from '../helpers/privileges';
 
-const XDP_DROP = 1, XDP_PASS = 2;
+const XDP_DROP = 1, XDP_PASS = 2, XDP_TX = 3;
 const skip = bpfSkipReason();
 const KEY = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
 const ME4 = '198.19.255.1', ME6 = '2001:2:0:ffff::1';
@@ -121,6 +121,91 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
     const r = runCase(reply(ghost, { syn: true, ack: true }));
     assert.equal(r.action, XDP_PASS);
     assert.deepEqual(r.delta, { packets: 1, candidates: 1, bad_match: 1 });
+  });
+
+  describe('RST by XDP_TX (generic mode)', () => {
+    before(() => prog.setRstTx(true));
+    after(() => prog.setRstTx(false));
+
+    /** Checks that `out` is the RST Linux would send for SYN+ACK `inp`, and returns its TCP checksum field. */
+    function assertRst(inp: Buffer, out: Buffer, s: Slot, l3: number): number {
+      const v6 = s.addr.includes(':');
+      const l4 = l3 + (v6 ? 40 : 20);
+      assert.equal(out.length, l4 + 20, 'trimmed to the bare headers');
+      assert.ok(out.subarray(0, 6).equals(inp.subarray(6, 12)) && out.subarray(6, 12).equals(inp.subarray(0, 6)), 'MACs swapped');
+      assert.ok(out.subarray(12, l3).equals(inp.subarray(12, l3)), 'VLAN tags and EtherType kept');
+      const ip = out.subarray(l3, l4);
+      if (v6) {
+        assert.equal(ip.readUInt32BE(0), 0x60000000);
+        assert.deepEqual([ip.readUInt16BE(4), ip[6], ip[7]], [20, 6, 64], 'payload length, next header, hop limit');
+        assert.ok(ip.subarray(8, 24).equals(inp.subarray(l3 + 24, l3 + 40)) && ip.subarray(24, 40).equals(inp.subarray(l3 + 8, l3 + 24)), 'addresses swapped');
+      } else {
+        assert.deepEqual([ip[0], ip[1], ip.readUInt16BE(2), ip.readUInt16BE(4), ip.readUInt16BE(6), ip[8], ip[9]], [0x45, 0, 40, 0, 0x4000, 64, 6]);
+        assert.equal(checksum(ip), 0, 'IPv4 header checksum');
+        assert.ok(ip.subarray(12, 16).equals(inp.subarray(l3 + 16, l3 + 20)) && ip.subarray(16, 20).equals(inp.subarray(l3 + 12, l3 + 16)), 'addresses swapped');
+      }
+      const th = out.subarray(l4);
+      assert.deepEqual([th.readUInt16BE(0), th.readUInt16BE(2)], [s.sport, s.dport], 'ports swapped');
+      assert.equal(th.readUInt32BE(4), (seqOf(s) + 1) >>> 0, 'seq = the SYN+ACK\'s ack');
+      assert.deepEqual([th.readUInt32BE(8), th[12], th[13], th.readUInt16BE(14), th.readUInt16BE(18)], [0, 0x50, 0x04, 0, 0], 'RST alone, no options, no window');
+      return th.readUInt16BE(16);
+    }
+
+    const rstCases: Array<{ name: string; s: Slot; extra: Partial<TcpSpec>; l3: number }> = [
+      { name: 'IPv4 SYN+ACK with options → open, answered with RST', s: S4, extra: { tcpOptions: SYN_ACK_OPTIONS, ttl: 61 }, l3: 14 },
+      { name: 'IPv6 SYN+ACK → open, answered with RST', s: S6, extra: { tcpOptions: SYN_ACK_OPTIONS }, l3: 14 },
+      { name: 'QinQ-tagged IPv4 SYN+ACK → RST on the same VLANs', s: S4, extra: { vlan: [10, 20] }, l3: 22 },
+      { name: 'IPv6 SYN+ACK on a VLAN', s: S6, extra: { vlan: [42], tcpOptions: SYN_ACK_OPTIONS }, l3: 18 },
+    ];
+    for (const c of rstCases) {
+      test(c.name, () => {
+        const inp = reply(c.s, { syn: true, ack: true }, c.extra);
+        const r = runCase(inp);
+        assert.equal(r.action, XDP_TX);
+        assert.deepEqual(r.delta, { packets: 1, candidates: 1, synack: 1, rst_sent: 1 });
+        assert.equal(table.verdict(c.s.idx)?.state, C.HO_STATE_OPEN);
+        assert.deepEqual(r.events, [c.s.idx]);
+        assertRst(inp, r.data, c.s, c.l3);
+        const me_ = me(c.s);
+        assert.equal(checksum([...pseudoHeader(me_, c.s.addr, 20), ...r.data.subarray(c.l3 + (c.s === S6 ? 40 : 20))]), 0, 'full TCP checksum');
+      });
+    }
+
+    for (const s of [S4, S6]) {
+      test(`IPv${s === S4 ? 4 : 6} SYN+ACK with a partial checksum → the RST carries its own pseudo-header sum`, () => {
+        const inp = reply(s, { syn: true, ack: true }, { tcpOptions: SYN_ACK_OPTIONS, partialChecksum: true });
+        const r = runCase(inp);
+        assert.equal(r.action, XDP_TX);
+        const ck = assertRst(inp, r.data, s, 14);
+        assert.equal(ck, ~checksum(pseudoHeader(me(s), s.addr, 20)) & 0xffff);
+      });
+    }
+
+    test('a duplicate SYN+ACK (the backend retransmitting) is answered again', () => {
+      table.clearResults();
+      prog.testRun(reply(S4, { syn: true, ack: true }));
+      const before = prog.counters();
+      const r = prog.testRun(reply(S4, { syn: true, ack: true }, { tcpOptions: SYN_ACK_OPTIONS }));
+      const after = prog.counters();
+      assert.equal(r.retval, XDP_TX);
+      assert.equal(after[C.HO_CNT_DUPLICATE] - before[C.HO_CNT_DUPLICATE], 1);
+      assert.equal(after[C.HO_CNT_RST_SENT] - before[C.HO_CNT_RST_SENT], 1);
+    });
+
+    const passCases: Array<{ name: string; pkt: () => Buffer; action: number }> = [
+      { name: 'SYN+ACK with a wrong cookie → passed unchanged (not ours to reset)', pkt: () => tcpFrame({ src: S4.addr, dst: ME4, sport: S4.dport, dport: S4.sport, ack: (seqOf(S4) ^ 0x5a5a0000) + 1, flags: { syn: true, ack: true } }), action: XDP_PASS },
+      { name: 'SYN+ACK under IPv4 options → passed, the kernel resets it', pkt: () => reply(S4, { syn: true, ack: true }, { ipOptions: 2 }), action: XDP_PASS },
+      { name: 'RST+ACK → consumed as before', pkt: () => reply(S4, { rst: true, ack: true }), action: XDP_DROP },
+    ];
+    for (const c of passCases) {
+      test(c.name, () => {
+        const pkt = c.pkt();
+        const r = runCase(pkt);
+        assert.equal(r.action, c.action);
+        assert.ok(r.data.equals(pkt), 'unmodified');
+        assert.equal(r.delta.rst_sent, undefined);
+      });
+    }
   });
 
   test('an index beyond the table is a bad cookie', () => {

@@ -6,7 +6,14 @@ export interface TcpSpec {
   src: string; dst: string; sport: number; dport: number;
   seq?: number; ack?: number; flags: { syn?: boolean; ack?: boolean; rst?: boolean; fin?: boolean };
   ttl?: number; ipOptions?: number; vlan?: number[]; fragment?: boolean; truncateTo?: number;
+  /** TCP option bytes (a multiple of 4), e.g. SYN_ACK_OPTIONS. */
+  tcpOptions?: number[];
+  /** Put the pseudo-header sum in the TCP checksum field, as a CHECKSUM_PARTIAL skb carries it. */
+  partialChecksum?: boolean;
 }
+
+/** What Linux puts in a SYN+ACK: MSS 1460, SACK permitted, timestamps, window scale 7. */
+export const SYN_ACK_OPTIONS = [2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 3, 3, 7];
 
 const MAC_A = [0x02, 0, 0, 0, 0, 0xaa];
 const MAC_B = [0x02, 0, 0, 0, 0, 0xbb];
@@ -39,10 +46,20 @@ function ethernet(ethType: number, vlan: number[] = []): number[] {
 function tcpHeader(s: TcpSpec, pseudo: number[]): number[] {
   const f = s.flags;
   const flags = (f.fin ? 1 : 0) | (f.syn ? 2 : 0) | (f.rst ? 4 : 0) | (f.ack ? 16 : 0);
-  const h = [...u16(s.sport), ...u16(s.dport), ...u32(s.seq ?? 0), ...u32(s.ack ?? 0), 0x50, flags, ...u16(65535), 0, 0, 0, 0];
-  const ck = csum([...pseudo, ...h]);
+  const opts = s.tcpOptions ?? [];
+  const h = [...u16(s.sport), ...u16(s.dport), ...u32(s.seq ?? 0), ...u32(s.ack ?? 0), (5 + opts.length / 4) << 4, flags, ...u16(65535), 0, 0, 0, 0, ...opts];
+  // A partial checksum is the pseudo-header's sum, not complemented.
+  const ck = s.partialChecksum ? ~csum(pseudo) & 0xffff : csum([...pseudo, ...h]);
   h[16] = ck >> 8; h[17] = ck & 255;
   return h;
+}
+
+/** The ones' complement checksum of bytes (0 when bytes include a correct checksum). */
+export function checksum(bytes: number[] | Buffer, init = 0): number { return csum([...bytes], init); }
+
+/** The IPv4 or IPv6 pseudo-header for a TCP segment of `len` bytes. */
+export function pseudoHeader(src: string, dst: string, len: number): number[] {
+  return isV6(src) ? [...v6(src), ...v6(dst), ...u32(len), 0, 0, 0, 6] : [...v4(src), ...v4(dst), 0, 6, ...u16(len)];
 }
 
 function ipv4Header(src: string, dst: string, proto: number, payloadLen: number, ttl: number, options: number, fragment: boolean): number[] {
@@ -62,13 +79,10 @@ function ipv6Header(src: string, dst: string, next: number, payloadLen: number, 
 export function tcpFrame(s: TcpSpec): Buffer {
   const ttl = s.ttl ?? 64;
   let out: number[];
-  if (isV6(s.src)) {
-    const pseudo = [...v6(s.src), ...v6(s.dst), ...u32(20), 0, 0, 0, 6];
-    out = [...ethernet(0x86dd, s.vlan), ...ipv6Header(s.src, s.dst, 6, 20, ttl), ...tcpHeader(s, pseudo)];
-  } else {
-    const pseudo = [...v4(s.src), ...v4(s.dst), 0, 6, ...u16(20)];
-    out = [...ethernet(0x0800, s.vlan), ...ipv4Header(s.src, s.dst, 6, 20, ttl, s.ipOptions ?? 0, !!s.fragment), ...tcpHeader(s, pseudo)];
-  }
+  const len = 20 + (s.tcpOptions?.length ?? 0);
+  const tcp = tcpHeader(s, pseudoHeader(s.src, s.dst, len));
+  if (isV6(s.src)) out = [...ethernet(0x86dd, s.vlan), ...ipv6Header(s.src, s.dst, 6, len, ttl), ...tcp];
+  else out = [...ethernet(0x0800, s.vlan), ...ipv4Header(s.src, s.dst, 6, len, ttl, s.ipOptions ?? 0, !!s.fragment), ...tcp];
   return Buffer.from(s.truncateTo !== undefined ? out.slice(0, s.truncateTo) : out);
 }
 

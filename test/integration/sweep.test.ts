@@ -79,6 +79,26 @@ describe('sweep against a namespace fleet', { skip }, () => {
     });
   }
 
+  test('a prober firewall dropping conntrack-INVALID packets cannot leave backends half-open', async () => {
+    // The SYNs bypass conntrack (AF_PACKET), so the SYN+ACKs are INVALID to it:
+    // a kernel RST would never be sent. XDP answers them before netfilter runs.
+    execFileSync('ip', ['netns', 'exec', fleet.prober, 'nft', '-f', '-'], {
+      input: 'table inet ho_ct_invalid {\n chain input {\n  type filter hook input priority 0; policy accept;\n  ct state invalid counter drop\n }\n}\n',
+    });
+    try {
+      const r = await runCli(['sweep', '198.18.6.0/24', '2001:2::600/120', '-p', '80', '--format', 'ndjson', '--timeout', '300', '--no-progress'], fleet);
+      assert.equal(r.code, 0, r.stderr);
+      const results = parseNdjson(r.stdout);
+      assert.equal(results.length, 512);
+      assert.ok(results.every((x) => x.state === 'open'), 'every probe open');
+      assert.match(fleet.exec('prober', 'nft', ['list', 'table', 'inet', 'ho_ct_invalid']), /counter packets 0 /, 'no SYN+ACK reached netfilter');
+      assert.equal(fleet.synRecvCount(), 0, 'no half-open sockets left on the servers');
+      assert.deepEqual(fleet.acceptedConnections(), [], 'no connection reached the application');
+    } finally {
+      fleet.exec('prober', 'nft', ['delete', 'table', 'inet', 'ho_ct_invalid']);
+    }
+  });
+
   test('the installed bin works through npx inside the namespace', async () => {
     const out = execFileSync('ip', ['netns', 'exec', fleet.prober, 'npx', '--no-install', 'halfopen', 'sweep', '198.18.0.1', '198.18.4.1', '[2001:2::5]:81', '-p', '80', '--format', 'csv', '--timeout', '300', '--no-progress'],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
