@@ -193,8 +193,8 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    // XDP goes now; the sender threads stop with the process (see main.ts).
-    engine.detach();
+    // XDP is detached when close() returns its promise; the sender threads
+    // finish stopping meanwhile, or with the process (see main.ts).
     void engine.close();
     phase('XDP detached');
   }
