@@ -95,9 +95,12 @@ function work(fleet: Fleet, prefix: string, ports: number[]): Work {
 const measure = (t: { wall: number; cpu: number; rssMb: number; exit: number }, probes: number, s: { missed: number; falseOpen: number }, extra: Measurement = {}): Measurement =>
   ({ wall: t.wall, probes, pps: probes / t.wall, missed: s.missed, falseOpen: s.falseOpen, cpu: t.cpu, rssMb: t.rssMb, exit: t.exit, ...extra });
 
-function runHalfopen(ctx: BenchContext, fleet: Fleet, w: Work, flags: string[]): Measurement {
+/** `env -u NODE_EXTRA_CA_CERTS`: see sweep65k. */
+const WITHOUT_EXTRA_CA = ['env', '-u', 'NODE_EXTRA_CA_CERTS'];
+
+function runHalfopen(ctx: BenchContext, fleet: Fleet, w: Work, flags: string[], wrap: string[] = []): Measurement {
   const out = path.join(ctx.tmp, 'halfopen.ndjson');
-  const t = timed(fleet, [process.execPath, MAIN, 'sweep', w.prefix, '-p', w.portSpec, ...flags, '--format', 'ndjson', '--no-progress'], out, ctx.tmp);
+  const t = timed(fleet, [...wrap, process.execPath, MAIN, 'sweep', w.prefix, '-p', w.portSpec, ...flags, '--format', 'ndjson', '--no-progress'], out, ctx.tmp);
   stopIfInterrupted('halfopen', t.exit);
   const { opens, wrong } = halfopenScore(fleet, out, w.targets.length);
   return measure(t, w.targets.length, score(w.truth, opens), { wrong });
@@ -172,6 +175,8 @@ export const sweep65k: Scenario = async (ctx) => {
   const closed = ctx.quick ? ['198.18.15.0/24'] : ['198.18.254.0/23'];
   const rows: Row[] = [];
   const notes: string[] = [];
+  const extraCa = !!process.env.NODE_EXTRA_CA_CERTS;
+  if (extraCa) notes.push(`NODE_EXTRA_CA_CERTS is set in this environment, and Node 20 then parses its whole CA store before running any code: bare \`node -e 0\` starts in ${nodeStartMs([])} ms with it and ${nodeStartMs(WITHOUT_EXTRA_CA)} ms without (median of 10). halfopen makes no TLS connection; the second row runs it with the variable unset. The first row, with it, is the one compared.`);
   await withFleet({ tag: 'bench', v4: prefix, open: [80], closed }, async (fleet) => {
     const w = work(fleet, prefix, [80]);
     notes.push(`${w.targets.length.toLocaleString('en-US')} targets (${prefix}) on port 80: ${w.truth.size.toLocaleString('en-US')} open, the rest answer RST (nftables \`reject with tcp reset\`).`);
@@ -179,6 +184,10 @@ export const sweep65k: Scenario = async (ctx) => {
       ctx.log(`run ${i + 1}/${ctx.runs}`);
       let m = runHalfopen(ctx, fleet, w, ['--rate', '0', '--timeout', '1000']);
       rowOf(rows, 'halfopen', '--rate 0 --timeout 1000').runs.push(m); logRun(ctx, 'halfopen', m);
+      if (extraCa) {
+        m = runHalfopen(ctx, fleet, w, ['--rate', '0', '--timeout', '1000'], WITHOUT_EXTRA_CA);
+        rowOf(rows, 'halfopen, NODE_EXTRA_CA_CERTS unset', '--rate 0 --timeout 1000').runs.push(m); logRun(ctx, 'halfopen (no extra CA)', m);
+      }
       if (have('zmap')) { m = runZmap(ctx, fleet, w); rowOf(rows, version('zmap --version'), `-r ${ZMAP_RATE} -c 1`).runs.push(m); logRun(ctx, 'zmap', m); }
       if (have('masscan')) { m = runMasscan(ctx, fleet, w); rowOf(rows, version('masscan --version'), `--rate ${MASSCAN_RATE} --wait 1`).runs.push(m); logRun(ctx, 'masscan', m); }
       if (have('nmap')) { m = runNmap(ctx, fleet, w); rowOf(rows, version('nmap --version'), NMAP_FLAGS.join(' ')).runs.push(m); logRun(ctx, 'nmap', m); }
@@ -191,6 +200,17 @@ export const sweep65k: Scenario = async (ctx) => {
   notes.push('zmap: `-r 0` (no rate limit: its fastest here, 1.33–1.38 s against 1.46–1.49 s at `-r 300000`), `-b /dev/null` (its default blocklist holds 198.18.0.0/15) and `-G` the gateway MAC; masscan: `--adapter-ip/--adapter-mac/--router-mac`; nmap: `-n -Pn -e IF`. zmap and masscan wait out a fixed cool-down (1 s); halfopen ends when the last verdict is in.');
   return { id: 'sweep65k', title: `Sweep: ${ctx.quick ? '4,096' : '65,536'} targets × 1 port`, notes, columns: SWEEP_COLUMNS, baseline: 'halfopen', rows };
 };
+
+/** Median of 10 bare Node starts (ms to the first line of user code), with `wrap` before node. */
+function nodeStartMs(wrap: string[]): number {
+  const xs: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const argv = [...wrap, process.execPath, '-e', 'process.stdout.write(String(performance.now()))'];
+    xs.push(Number(execFileSync(argv[0], argv.slice(1), { encoding: 'utf8' })));
+  }
+  xs.sort((a, b) => a - b);
+  return Math.round(xs[5]);
+}
 
 /** "median 3.1× (2.9–3.5×) over 5 rounds": peer wall ÷ base wall per round, or null without both. */
 function pairedRatios(rows: Row[], base: string, peer: string): string | null {
