@@ -100,36 +100,6 @@ export function memory(pid: number): { rssMb: number; hwmMb: number } {
 export { setTimeout as sleep } from 'node:timers/promises';
 export { waitFor } from '../src/wait';
 
-/**
- * A one-line XDP program returning `action` for every packet, compiled at
- * bench time: XDP_DROP is the send-path fleet; XDP_PASS gives the fleet-side
- * veth its NAPI context (veth only runs NAPI with an XDP program or GRO).
- */
-export function compileXdp(tmp: string, action: 'XDP_DROP' | 'XDP_PASS'): string {
-  const name = action.toLowerCase().replace('_', '-');
-  const src = path.join(tmp, `${name}.c`);
-  const obj = path.join(tmp, `${name}.o`);
-  fs.writeFileSync(src, `#include <linux/bpf.h>\n__attribute__((section("xdp"), used)) int prog(struct xdp_md *ctx) { return ${action}; }\nchar _license[] __attribute__((section("license"), used)) = "GPL";\n`);
-  const arch = execFileSync('uname', ['-m'], { encoding: 'utf8' }).trim();
-  execFileSync('clang', ['-O2', '-target', 'bpf', `-I/usr/include/${arch}-linux-gnu`, '-c', src, '-o', obj], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return obj;
-}
-
-/** Attaches obj to the fleet-side veth: native (xdpdrv) if it can, else generic. */
-export function attachXdp(fleet: Fleet, obj: string): string {
-  let last = '';
-  for (const mode of ['xdpdrv', 'xdpgeneric']) {
-    const r = spawnSync('ip', ['-n', fleet.fleet, 'link', 'set', 'dev', fleet.fleetIf, mode, 'obj', obj, 'sec', 'xdp'], { encoding: 'utf8' });
-    if (r.status === 0) return mode === 'xdpdrv' ? 'native' : 'generic';
-    last = r.stderr.trim();
-  }
-  throw new Error(`could not attach ${path.basename(obj)} to ${fleet.fleetIf}: ${last}`);
-}
-
-export function detachXdp(fleet: Fleet): void {
-  for (const mode of ['xdpdrv', 'xdpgeneric']) spawnSync('ip', ['-n', fleet.fleet, 'link', 'set', 'dev', fleet.fleetIf, mode, 'off'], { stdio: 'ignore' });
-}
-
 /** CPU time of the whole machine (every process, kernel and softirq), in 1/100 s. */
 export function machineTicks(): number {
   const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
-import { BenchContext, Column, MAIN, Measurement, Scenario, ScenarioResult, withFleet, compileXdp, attachXdp, detachXdp } from './lib';
+import { BenchContext, Column, MAIN, Measurement, Scenario, ScenarioResult, withFleet } from './lib';
 import { stopIfInterrupted } from './sweep';
 
 const COLUMNS: Column[] = [
@@ -45,7 +45,6 @@ interface Config { tool: string; settings: string; argv: string[] }
 export const sendPathScenario: Scenario = async (ctx: BenchContext): Promise<ScenarioResult> => {
   const prefix = ctx.quick ? '198.18.0.0/20' : '198.18.0.0/16';
   const probes = (ctx.quick ? 4096 : 65536) * 16;
-  const obj = compileXdp(ctx.tmp, 'XDP_DROP');
   const configs: Config[] = [];
   for (const sendPath of ['packet', 'raw'] as const)
     for (const senders of [2, 1]) {
@@ -59,7 +58,7 @@ export const sendPathScenario: Scenario = async (ctx: BenchContext): Promise<Sce
   const rows: ScenarioResult['rows'] = configs.map((c) => ({ tool: c.tool, settings: c.settings, runs: [] as Measurement[] }));
   let xdpMode = '';
   await withFleet({ tag: 'bench', v4: prefix, open: [] }, async (fleet) => {
-    xdpMode = attachXdp(fleet, obj);
+    xdpMode = fleet.attachFleetXdp('XDP_DROP');
     try {
       for (let i = 0; i < ctx.runs; i++) {
         ctx.log(`run ${i + 1}/${ctx.runs}`);
@@ -81,7 +80,7 @@ export const sendPathScenario: Scenario = async (ctx: BenchContext): Promise<Sce
         });
       }
     } finally {
-      detachXdp(fleet);
+      fleet.detachFleetXdp();
     }
   });
   return {

@@ -11,7 +11,7 @@ import { spawn, ChildProcess, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
-import { BenchContext, ScenarioResult, Measurement, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, have, compileXdp, attachXdp, detachXdp, machineTicks } from './lib';
+import { BenchContext, ScenarioResult, Measurement, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, have, machineTicks } from './lib';
 
 const INTER_MS = 1000, TIMEOUT_MS = 500, FASTINTER_MS = 250, RISE = 2, FALL = 3;
 /** Backends silenced at once in the detection measurement. */
@@ -120,9 +120,9 @@ async function sample(pid: number, seconds: number, counter: () => number): Prom
  * that sent the SYN, as on a real network where the backends are other
  * machines. veth only has NAPI with an XDP program (or GRO): an XDP_PASS one.
  */
-function fleetNapiThread(fleet: Fleet, obj: string, on: boolean): void {
+function fleetNapiThread(fleet: Fleet, on: boolean): void {
   const threaded = (v: number) => execFileSync('ip', ['netns', 'exec', fleet.fleet, 'sh', '-c', `echo ${v} > /sys/class/net/${fleet.fleetIf}/threaded`]);
-  if (on) { attachXdp(fleet, obj); threaded(1); } else { threaded(0); detachXdp(fleet); }
+  if (on) { fleet.attachFleetXdp('XDP_PASS'); threaded(1); } else { threaded(0); fleet.detachFleetXdp(); }
 }
 
 /** seconds = 0: detection only, no steady-state sample. detect: the timing for the detection measurement, or null for none. */
@@ -255,14 +255,13 @@ export async function serveScenario(ctx: BenchContext): Promise<ScenarioResult> 
     if (have('haproxy')) rows.push({ tool: `HAProxy 2.6 checks (${n}, fastinter = inter)`, settings: `check ${timing(DEFAULT_FAST)}`, runs: [await runHaproxy(ctx, fleet, count, n, 0, DEFAULT_FAST)] });
     // The same at the largest size, with the fleet's kernel in its own thread.
     const threadSeconds = ctx.quick ? 10 : 30, tn = sizes[sizes.length - 1];
-    const pass = compileXdp(ctx.tmp, 'XDP_PASS');
-    fleetNapiThread(fleet, pass, true);
+    fleetNapiThread(fleet, true);
     try {
       ctx.log(`  serve: halfopen and HAProxy, ${tn} backends, fleet NAPI in its own thread, ${threadSeconds} s`);
       rows.push({ tool: `halfopen serve (${tn}, fleet in its own thread)`, settings: timing(FAST), runs: [await runHalfopen(ctx, fleet, count, tn, INTER_MS, threadSeconds, null)] });
       if (have('haproxy')) rows.push({ tool: `HAProxy 2.6 checks (${tn}, fleet in its own thread)`, settings: `check ${timing(FAST)}`, runs: [await runHaproxy(ctx, fleet, count, tn, threadSeconds, null)] });
     } finally {
-      fleetNapiThread(fleet, pass, false);
+      fleetNapiThread(fleet, false);
     }
     if (big) {
       ctx.log(`  serve: halfopen, ${big} backends at 10 s, ${secondsFor(big)} s`);

@@ -8,11 +8,12 @@
  * cookie names exists and matches the reply's address and ports exactly.
  *
  * Actions (the half-open contract):
- *  - valid SYN+ACK (first or duplicate), with cfg_rst_tx set: rewritten in
- *    place into the RST the kernel would send (seq = its ack, no ACK flag) and
- *    sent back with XDP_TX. Userspace sets cfg_rst_tx in generic mode only,
- *    where XDP_TX is the device's own transmit function; a native XDP_TX is up
- *    to the driver (veth drops it unless its peer runs NAPI).
+ *  - valid SYN+ACK (first or duplicate), with cfg_rst_tx set (enum
+ *    ho_rst_mode): rewritten in place into the RST the kernel would send
+ *    (seq = its ack, no ACK flag) and sent back with XDP_TX. Userspace picks
+ *    the mode: by default XDP_TX in generic mode, where it is the device's
+ *    own transmit function, and the kernel's RST in native mode, where
+ *    XDP_TX is up to the driver (veth drops it unless its peer runs NAPI).
  *  - any other SYN+ACK: XDP_PASS. No socket owns the port, so the kernel
  *    answers with RST and the backend never holds a half-open connection.
  *  - valid RST or ICMP unreachable: XDP_DROP (consumed, nobody else wants it).
@@ -53,9 +54,9 @@ const volatile struct ho_key cfg_key = {};
 const volatile __u16 cfg_sport_lo = 0; /* host order, inclusive */
 const volatile __u16 cfg_sport_hi = 0;
 
-/* Set by userspace after attach (.bss, mmapped): answer valid SYN+ACKs with
- * an XDP_TX RST instead of passing them to the kernel. */
-__u32 cfg_rst_tx = 0;
+/* Set by userspace after attach (.bss, mmapped), enum ho_rst_mode: answer
+ * valid SYN+ACKs with an XDP_TX RST instead of passing them to the kernel. */
+__u32 cfg_rst_tx = HO_RST_KERNEL;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -89,6 +90,7 @@ struct {
 /* Keep the enums in BTF even where no code names them. */
 const volatile enum ho_state ho_btf_state_anchor;
 const volatile enum ho_counter ho_btf_counter_anchor;
+const volatile enum ho_rst_mode ho_btf_rst_mode_anchor;
 const volatile enum ho_family ho_btf_family_anchor;
 const volatile enum ho_sizes ho_btf_sizes_anchor;
 const volatile enum ho_result_flags ho_btf_flags_anchor;
@@ -181,7 +183,7 @@ HO_INLINE int on_tcp(struct reply *r, struct tcphdr *th)
 	r->seq = bpf_ntohl(th->ack_seq) - 1;
 	if (th->syn && !th->rst) {
 		r->state = HO_STATE_OPEN;
-		if (record(r) && cfg_rst_tx && r->plain_ip)
+		if (record(r) && cfg_rst_tx != HO_RST_KERNEL && r->plain_ip)
 			return HO_ACT_RESET;
 		return XDP_PASS; /* the kernel answers it with RST */
 	}
@@ -367,9 +369,12 @@ HO_INLINE __u32 csum_words(const __u16 *w, int n)
  *
  * The TCP checksum: a SYN+ACK the sender's stack handed over unfinished
  * (CHECKSUM_PARTIAL: same host, veth) carries only the pseudo-header sum in
- * its checksum field, and the skb keeps that mark when it goes back out; the
- * RST must then carry its own pseudo-header sum, for whoever finishes it. Any
- * other SYN+ACK gets a full checksum.
+ * its checksum field. In generic mode (HO_RST_XDP_SKB) the skb keeps that mark
+ * when it goes back out, so the RST must carry its own pseudo-header sum, for
+ * whoever finishes it; were a full checksum to equal that sum by chance (1 in
+ * 65,536), the RST would be dropped, and the backend's retransmitted SYN+ACK
+ * a second later gets another. In native mode (HO_RST_XDP_FRAME) the frame
+ * leaves without any mark and the receiver checks it: always a full checksum.
  *
  * Anything unexpected returns XDP_PASS before the frame is touched, and the
  * kernel sends the RST as it always did.
@@ -407,7 +412,8 @@ HO_INLINE int reset(struct xdp_md *ctx, struct reply *r)
 		len_in = bpf_ntohs(ip6->payload_len);
 	}
 	/* The pseudo-header: addresses, protocol, TCP length. */
-	partial = th->check == csum_fold(addrs + bpf_htons(IPPROTO_TCP) + bpf_htons(len_in));
+	partial = cfg_rst_tx == HO_RST_XDP_SKB &&
+		  th->check == csum_fold(addrs + bpf_htons(IPPROTO_TCP) + bpf_htons(len_in));
 	seq = th->ack_seq;
 	sport = th->dest;
 	dport = th->source;

@@ -48,6 +48,13 @@ enum ho_counter {
 	HO_CNT_MAX,
 };
 
+/* Who answers a valid SYN+ACK with the RST: the program's cfg_rst_tx. */
+enum ho_rst_mode {
+	HO_RST_KERNEL = 0,        /* XDP_PASS: the kernel finds no socket and resets */
+	HO_RST_XDP_SKB = 1,       /* XDP_TX, generic mode: the skb keeps its checksum state */
+	HO_RST_XDP_FRAME = 2,     /* XDP_TX, native mode: the frame leaves without it */
+};
+
 /* Sizes userspace relies on. */
 enum ho_sizes {
 	HO_PROBE_SIZE = 24,

@@ -25,7 +25,7 @@ function sizeOf(id) {
 }
 
 const STRUCTS = ['ho_probe', 'ho_result', 'ho_key'];
-const ENUMS = ['ho_state', 'ho_family', 'ho_counter', 'ho_sizes', 'ho_result_flags'];
+const ENUMS = ['ho_state', 'ho_family', 'ho_counter', 'ho_rst_mode', 'ho_sizes', 'ho_result_flags'];
 const pick = (kind, name) => {
   const t = btf.types.find((x) => x.kind === kind && x.name === name);
   if (!t) throw new Error(`${kind} ${name} not found in ${obj} BTF`);

@@ -27,6 +27,11 @@ export const HO_CNT_RINGBUF_FULL = 9;
 export const HO_CNT_RST_SENT = 10;
 export const HO_CNT_MAX = 11;
 
+// enum ho_rst_mode
+export const HO_RST_KERNEL = 0;
+export const HO_RST_XDP_SKB = 1;
+export const HO_RST_XDP_FRAME = 2;
+
 // enum ho_sizes
 export const HO_PROBE_SIZE = 24;
 export const HO_RESULT_SIZE = 32;

@@ -32,7 +32,7 @@ class Program : public Napi::ObjectWrap<Program> {
                        {
                            InstanceMethod("attach", &Program::Attach),
                            InstanceMethod("detach", &Program::Detach),
-                           InstanceMethod("setRstTx", &Program::SetRstTx),
+                           InstanceMethod("setRstMode", &Program::SetRstMode),
                            InstanceMethod("mapBuffer", &Program::MapBuffer),
                            InstanceMethod("counters", &Program::Counters),
                            InstanceMethod("poll", &Program::Poll),
@@ -140,11 +140,14 @@ class Program : public Napi::ObjectWrap<Program> {
     return Napi::String::New(env, got);
   }
 
-  // setRstTx(on): answer valid SYN+ACKs with an XDP_TX RST (see halfopen.bpf.c).
-  // A plain store into the mmapped .bss: the program reads it per packet.
-  Napi::Value SetRstTx(const Napi::CallbackInfo &info) {
+  // setRstMode(mode: enum ho_rst_mode): who answers valid SYN+ACKs with the RST
+  // (see halfopen.bpf.c). A plain store into the mmapped .bss: the program
+  // reads it per packet.
+  Napi::Value SetRstMode(const Napi::CallbackInfo &info) {
     Need(info.Env());
-    __atomic_store_n(&skel_->bss->cfg_rst_tx, info[0].As<Napi::Boolean>().Value() ? 1u : 0u, __ATOMIC_RELAXED);
+    uint32_t mode = info[0].As<Napi::Number>().Uint32Value();
+    if (mode > HO_RST_XDP_FRAME) Throw(info.Env(), "E_INTERNAL", "setRstMode: unknown mode " + std::to_string(mode));
+    __atomic_store_n(&skel_->bss->cfg_rst_tx, mode, __ATOMIC_RELAXED);
     return info.Env().Undefined();
   }
 

@@ -34,6 +34,7 @@ export interface SweepOptions {
   progress?: boolean;
   sendPath: 'auto' | 'raw' | 'packet';
   xdpMode: 'auto' | 'native' | 'generic';
+  rst: 'auto' | 'xdp' | 'kernel';
   dryRun?: boolean;
 }
 
@@ -65,6 +66,7 @@ export function registerSweep(program: Command, version: string): void {
     .option('--send-path <path>', 'auto, raw (IPPROTO_RAW socket) or packet (AF_PACKET)', choiceOption('--send-path', ['auto', 'raw', 'packet'] as const), 'auto' as const)
     .option('--dry-run', 'print the probes in send order ("ADDRESS PORT" per line) and send nothing')
     .option('--xdp-mode <mode>', 'auto (generic on veth, else native with generic as fallback), native or generic', choiceOption('--xdp-mode', ['auto', 'native', 'generic'] as const), 'auto' as const)
+    .option('--rst <who>', 'who answers a SYN+ACK with the RST: auto (XDP in generic mode, the kernel in native mode), xdp or kernel', choiceOption('--rst', ['auto', 'xdp', 'kernel'] as const), 'auto' as const)
     .action(async (targets: string[], opts: SweepOptions) => {
       await sweep(targets, opts, version, process.argv.slice(2));
     });
@@ -142,10 +144,10 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   const engineOpts: EngineOptions = {
     interface: opts.interface, ...sources, sportLo: opts.sourcePorts.lo, sportHi: opts.sourcePorts.hi,
     rate: opts.rate, retries: opts.retries, timeoutMs: opts.timeout, senders: opts.senders,
-    sendPath: opts.sendPath, xdpMode: opts.xdpMode, warn,
+    sendPath: opts.sendPath, xdpMode: opts.xdpMode, rst: opts.rst, warn,
   };
   const engine = Engine.open(samples, source.size, engineOpts);
-  phase(`engine open: XDP ${engine.xdpMode} on ${engine.interface}, ${engine.sendPath} sends`);
+  phase(`engine open: XDP ${engine.xdpMode} on ${engine.interface}, ${engine.sendPath} sends, RSTs from ${engine.rstFrom === 'xdp' ? 'XDP' : 'the kernel'}`);
   let first = true;
 
   const out = opts.output ? fs.createWriteStream(opts.output) : process.stdout;

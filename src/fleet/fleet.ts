@@ -242,6 +242,43 @@ export class Fleet {
     return run('ip', ['netns', 'exec', ns === 'prober' ? this.prober : this.fleet, cmd, ...args]);
   }
 
+  /**
+   * Runs a one-line XDP program returning `action` for every packet on the
+   * fleet-side veth, in native mode if it can (else generic; returns which).
+   * XDP_DROP makes a fleet that answers nothing, at the least cost per SYN.
+   * XDP_PASS gives the veth NAPI, as a NIC has: replies then leave the
+   * sender's system call, and native XDP_TX frames from the prober are
+   * delivered (veth drops them when the peer has no NAPI). Goes with the
+   * fleet, or with detachFleetXdp().
+   */
+  attachFleetXdp(action: 'XDP_DROP' | 'XDP_PASS'): 'native' | 'generic' {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-xdp-'));
+    try {
+      const src = path.join(dir, 'prog.c'), obj = path.join(dir, 'prog.o');
+      fs.writeFileSync(src, `#include <linux/bpf.h>\n__attribute__((section("xdp"), used)) int prog(struct xdp_md *ctx) { return ${action}; }\nchar _license[] __attribute__((section("license"), used)) = "GPL";\n`);
+      const arch = execFileSync('uname', ['-m'], { encoding: 'utf8' }).trim();
+      run('clang', ['-O2', '-target', 'bpf', `-I/usr/include/${arch}-linux-gnu`, '-c', src, '-o', obj]);
+      let last = '';
+      for (const mode of ['xdpdrv', 'xdpgeneric']) {
+        try {
+          run('ip', ['-n', this.fleet, 'link', 'set', 'dev', this.fleetIf, mode, 'obj', obj, 'sec', 'xdp']);
+          return mode === 'xdpdrv' ? 'native' : 'generic';
+        } catch (err) {
+          last = (err as Error).message;
+        }
+      }
+      throw new Error(`could not attach an ${action} program to ${this.fleetIf}: ${last}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  detachFleetXdp(): void {
+    for (const mode of ['xdpdrv', 'xdpgeneric']) {
+      try { run('ip', ['-n', this.fleet, 'link', 'set', 'dev', this.fleetIf, mode, 'off']); } catch { /* not attached in this mode */ }
+    }
+  }
+
   /** Whether an XDP program is attached to the prober's veth. */
   xdpAttached(): boolean {
     return /\bxdp/.test(this.exec('prober', 'ip', ['-d', 'link', 'show', this.proberIf]));

@@ -27,7 +27,10 @@ export interface ServeConfig {
   listen: { http?: { host: string; port: number }; agent?: { host: string; port: number } };
   hooks: { onChange?: string; timeout: number };
   events?: string; // file path, or '-' for stdout
-  probe: { interface?: string; sourcePorts: { lo: number; hi: number }; senders: number; rate: number };
+  probe: {
+    interface?: string; sourcePorts: { lo: number; hi: number }; senders: number; rate: number;
+    xdpMode: 'auto' | 'native' | 'generic'; rst: 'auto' | 'xdp' | 'kernel';
+  };
 }
 
 const TIMING_KEYS = ['interval', 'timeout', 'rise', 'fall', 'fastinter', 'downinter', 'jitter', 'initial'] as const;
@@ -52,6 +55,13 @@ function duration(c: Ctx, path: string, v: unknown): number {
     }
   }
   return c.fail(path, 'a duration like 2s, 500ms or 1m', v);
+}
+
+/** One of `choices` (the first when absent). */
+function oneOf<T extends string>(c: Ctx, path: string, v: unknown, choices: readonly T[]): T {
+  if (v === undefined) return choices[0];
+  if (!choices.includes(v as T)) c.fail(path, choices.map((x) => `"${x}"`).join(', ').replace(/, ([^,]*)$/, ' or $1'), v);
+  return v as T;
 }
 
 function int(c: Ctx, path: string, v: unknown, min: number, max: number): number {
@@ -153,7 +163,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   if (hooks.on_change !== undefined && (typeof hooks.on_change !== 'string' || !hooks.on_change)) c.fail('hooks.on_change', 'a command line', hooks.on_change);
   if (root.events !== undefined && (typeof root.events !== 'string' || !root.events)) c.fail('events', 'a file path, or "-" for stdout', root.events);
   const probe = obj(c, 'probe', root.probe);
-  known(c, 'probe', probe, ['interface', 'source_ports', 'senders', 'rate']);
+  known(c, 'probe', probe, ['interface', 'source_ports', 'senders', 'rate', 'xdp_mode', 'rst']);
   let sourcePorts = { lo: 62000, hi: 62999 };
   if (probe.source_ports !== undefined) {
     const m = /^(\d+)-(\d+)$/.exec(String(probe.source_ports));
@@ -171,6 +181,8 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
       sourcePorts,
       senders: probe.senders === undefined ? 1 : int(c, 'probe.senders', probe.senders, 1, 64),
       rate: probe.rate === undefined ? 0 : int(c, 'probe.rate', probe.rate, 0, 100_000_000),
+      xdpMode: oneOf(c, 'probe.xdp_mode', probe.xdp_mode, ['auto', 'native', 'generic'] as const),
+      rst: oneOf(c, 'probe.rst', probe.rst, ['auto', 'xdp', 'kernel'] as const),
     },
   };
 }

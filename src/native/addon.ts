@@ -19,8 +19,8 @@ export interface ProgramFds { prog: number; probes: number; results: number; cou
 export interface NativeProgram {
   attach(ifindex: number, mode?: 'auto' | 'native' | 'generic'): 'native' | 'generic';
   detach(): void;
-  /** Answer valid SYN+ACKs with an RST sent by XDP_TX instead of passing them to the kernel. */
-  setRstTx(on: boolean): void;
+  /** Who answers valid SYN+ACKs with the RST: an HO_RST_* value (enum ho_rst_mode). */
+  setRstMode(mode: number): void;
   mapBuffer(name: 'probes' | 'results'): ArrayBuffer;
   counters(): number[];
   poll(): Uint32Array;

@@ -124,8 +124,8 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
   });
 
   describe('RST by XDP_TX (generic mode)', () => {
-    before(() => prog.setRstTx(true));
-    after(() => prog.setRstTx(false));
+    before(() => prog.setRstMode(C.HO_RST_XDP_SKB));
+    after(() => prog.setRstMode(C.HO_RST_KERNEL));
 
     /** Checks that `out` is the RST Linux would send for SYN+ACK `inp`, and returns its TCP checksum field. */
     function assertRst(inp: Buffer, out: Buffer, s: Slot, l3: number): number {
@@ -180,6 +180,21 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
         assert.equal(ck, ~checksum(pseudoHeader(me(s), s.addr, 20)) & 0xffff);
       });
     }
+
+    test('native mode (the frame leaves without its checksum state): a full checksum even for a partial one', () => {
+      prog.setRstMode(C.HO_RST_XDP_FRAME);
+      try {
+        for (const s of [S4, S6]) {
+          const inp = reply(s, { syn: true, ack: true }, { tcpOptions: SYN_ACK_OPTIONS, partialChecksum: true });
+          const r = runCase(inp);
+          assert.equal(r.action, XDP_TX);
+          assertRst(inp, r.data, s, 14);
+          assert.equal(checksum([...pseudoHeader(me(s), s.addr, 20), ...r.data.subarray(s === S6 ? 54 : 34)]), 0, 'full TCP checksum');
+        }
+      } finally {
+        prog.setRstMode(C.HO_RST_XDP_SKB);
+      }
+    });
 
     test('a duplicate SYN+ACK (the backend retransmitting) is answered again', () => {
       table.clearResults();

@@ -21,6 +21,19 @@ const SPEC: FleetSpec = {
   reject: ['198.18.5.0/24', '2001:2::500/120'],
 };
 
+/**
+ * A common prober hardening rule: drop input that conntrack finds INVALID. The
+ * SYNs bypass conntrack (AF_PACKET), so every SYN+ACK is INVALID to it, and a
+ * kernel RST would never be sent: only an RST from XDP, which runs before
+ * netfilter, keeps the backends clean. Removed with `nft delete table inet CT_TABLE`.
+ */
+const CT_TABLE = 'ho_ct_invalid';
+function dropConntrackInvalid(fleet: Fleet): void {
+  execFileSync('ip', ['netns', 'exec', fleet.prober, 'nft', '-f', '-'], {
+    input: `table inet ${CT_TABLE} {\n chain input {\n  type filter hook input priority 0; policy accept;\n  ct state invalid counter drop\n }\n}\n`,
+  });
+}
+
 function loadedMatchers(): number {
   const out = execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' });
   return (JSON.parse(out) as Array<{ name?: string }>).filter((p) => p.name === 'halfopen_xdp').length;
@@ -61,10 +74,11 @@ describe('sweep against a namespace fleet', { skip }, () => {
 
   // The engine's phase lines (HALFOPEN_DEBUG) name the XDP mode and send path it chose.
   const variants: [string[], RegExp][] = [
-    [['--send-path', 'raw'], /XDP generic on \S+, raw sends/],
-    [['--send-path', 'packet'], /XDP generic on \S+, packet sends/],
-    [['--xdp-mode', 'native'], /XDP native on /],
-    [['--xdp-mode', 'generic'], /XDP generic on /],
+    [['--send-path', 'raw'], /XDP generic on \S+, raw sends, RSTs from XDP/],
+    [['--send-path', 'packet'], /XDP generic on \S+, packet sends, RSTs from XDP/],
+    [['--xdp-mode', 'native'], /XDP native on \S+, \w+ sends, RSTs from the kernel/],
+    [['--xdp-mode', 'generic'], /XDP generic on \S+, \w+ sends, RSTs from XDP/],
+    [['--rst', 'kernel'], /XDP generic on \S+, \w+ sends, RSTs from the kernel/],
   ];
   for (const [variant, chosen] of variants) {
     test(`${variant.join(' ')}: the same exact verdicts`, async () => {
@@ -76,26 +90,42 @@ describe('sweep against a namespace fleet', { skip }, () => {
       const results = parseNdjson(r.stdout);
       assert.equal(results.length, (256 + 4 + 4 + 256) * 2);
       for (const x of results) assert.equal(x.state, fleet.truth(mustParseAddress(x.ip), x.port), `${x.ip}:${x.port}`);
+      assert.equal(fleet.synRecvCount(), 0, 'no half-open sockets left on the servers');
     });
   }
 
   test('a prober firewall dropping conntrack-INVALID packets cannot leave backends half-open', async () => {
-    // The SYNs bypass conntrack (AF_PACKET), so the SYN+ACKs are INVALID to it:
-    // a kernel RST would never be sent. XDP answers them before netfilter runs.
-    execFileSync('ip', ['netns', 'exec', fleet.prober, 'nft', '-f', '-'], {
-      input: 'table inet ho_ct_invalid {\n chain input {\n  type filter hook input priority 0; policy accept;\n  ct state invalid counter drop\n }\n}\n',
-    });
+    dropConntrackInvalid(fleet);
     try {
       const r = await runCli(['sweep', '198.18.6.0/24', '2001:2::600/120', '-p', '80', '--format', 'ndjson', '--timeout', '300', '--no-progress'], fleet);
       assert.equal(r.code, 0, r.stderr);
       const results = parseNdjson(r.stdout);
       assert.equal(results.length, 512);
       assert.ok(results.every((x) => x.state === 'open'), 'every probe open');
-      assert.match(fleet.exec('prober', 'nft', ['list', 'table', 'inet', 'ho_ct_invalid']), /counter packets 0 /, 'no SYN+ACK reached netfilter');
+      assert.match(fleet.exec('prober', 'nft', ['list', 'table', 'inet', CT_TABLE]), /counter packets 0 /, 'no SYN+ACK reached netfilter');
       assert.equal(fleet.synRecvCount(), 0, 'no half-open sockets left on the servers');
       assert.deepEqual(fleet.acceptedConnections(), [], 'no connection reached the application');
     } finally {
-      fleet.exec('prober', 'nft', ['delete', 'table', 'inet', 'ho_ct_invalid']);
+      fleet.exec('prober', 'nft', ['delete', 'table', 'inet', CT_TABLE]);
+    }
+  });
+
+  test('--rst xdp in native mode: the RSTs leave as XDP_TX frames, and arrive when the peer veth runs NAPI', async () => {
+    // Native veth XDP_TX needs NAPI on the peer: an XDP_PASS program gives it.
+    fleet.attachFleetXdp('XDP_PASS');
+    dropConntrackInvalid(fleet);
+    try {
+      const r = await runCli(['sweep', '198.18.7.0/24', '2001:2::700/120', '-p', '80', '--format', 'ndjson', '--timeout', '300', '--no-progress',
+        '--xdp-mode', 'native', '--rst', 'xdp'], fleet, undefined, ['env', 'HALFOPEN_DEBUG=1']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /XDP native on \S+, \w+ sends, RSTs from XDP/);
+      assert.match(r.stderr, /warning: \S+ is a veth in native XDP mode: its XDP_TX frames are dropped unless the peer runs NAPI/);
+      assert.ok(parseNdjson(r.stdout).every((x) => x.state === 'open'), 'every probe open');
+      assert.match(fleet.exec('prober', 'nft', ['list', 'table', 'inet', CT_TABLE]), /counter packets 0 /, 'no SYN+ACK reached netfilter');
+      assert.equal(fleet.synRecvCount(), 0, 'no half-open sockets left on the servers: the full checksums were accepted');
+    } finally {
+      fleet.exec('prober', 'nft', ['delete', 'table', 'inet', CT_TABLE]);
+      fleet.detachFleetXdp();
     }
   });
 

@@ -81,6 +81,12 @@ backends:
     assert.equal(c.backends[1].interval, 1000);
     assert.deepEqual(c.listen, { http: { host: '127.0.0.1', port: 9100 }, agent: { host: '127.0.0.1', port: 5555 } });
     assert.equal(c.hooks.timeout, 5000);
+    assert.deepEqual({ xdpMode: c.probe.xdpMode, rst: c.probe.rst }, { xdpMode: 'auto', rst: 'auto' });
+  });
+
+  test('probe: XDP mode and who sends the RST', () => {
+    const c = parseConfig('probe: { xdp_mode: native, rst: xdp, senders: 2 }\nbackends: [{ host: 198.18.0.1, port: 80 }]', 'x.yaml');
+    assert.deepEqual({ xdpMode: c.probe.xdpMode, rst: c.probe.rst, senders: c.probe.senders }, { xdpMode: 'native', rst: 'xdp', senders: 2 });
   });
 
   const bad: Array<[string, string, RegExp]> = [
@@ -93,6 +99,8 @@ backends:
     ['bad listen', 'listen: { http: "nowhere:x" }\nbackends: [{ host: 198.18.0.1, port: 80 }]', /listen\.http: expected a listen address/],
     ['bad rise', 'defaults: { rise: 0 }\nbackends: [{ host: 198.18.0.1, port: 80 }]', /defaults\.rise: expected a whole number from 1/],
     ['not yaml', 'backends: [', /x\.yaml: not valid YAML/],
+    ['bad rst', 'probe: { rst: stack }\nbackends: [{ host: 198.18.0.1, port: 80 }]', /probe\.rst: expected "auto", "xdp" or "kernel", got "stack"/],
+    ['bad xdp_mode', 'probe: { xdp_mode: skb }\nbackends: [{ host: 198.18.0.1, port: 80 }]', /probe\.xdp_mode: expected "auto", "native" or "generic", got "skb"/],
   ];
   for (const [name, text, re] of bad) {
     test(`rejects: ${name}`, () => {
