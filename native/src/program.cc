@@ -11,6 +11,8 @@
 #include <linux/if_link.h>
 #include <linux/sockios.h>
 #include <net/if.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -71,7 +73,14 @@ class Program : public Napi::ObjectWrap<Program> {
     bpf_map__set_max_entries(skel_->maps.probes, capacity_);
     bpf_map__set_max_entries(skel_->maps.results, capacity_);
     if (ring) bpf_map__set_max_entries(skel_->maps.events, ring);
+    // The verifier gives up with EAGAIN when a signal is pending (libbpf
+    // retries 5 times): a profiler's SIGPROF every millisecond made every
+    // try fail. Signals wait for the few milliseconds of the load instead.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     int err = halfopen__load(skel_);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     std::string log = LibbpfLogEnd();
     if (err) {
       err = -err;

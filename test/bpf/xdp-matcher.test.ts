@@ -3,7 +3,9 @@
 // the results map and the counters that must move.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { native, NativeProgram } from '../../src/native/addon';
 import { ProbeTable } from '../../src/engine/probe-table';
@@ -227,6 +229,20 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
     const far: Slot = { idx: 1 << 20, addr: S4.addr, dport: S4.dport, sport: S4.sport };
     const r = runCase(reply(far, { syn: true, ack: true }));
     assert.deepEqual(r.delta, { packets: 1, candidates: 1, bad_cookie: 1 });
+  });
+});
+
+describe('loading', { skip }, () => {
+  test('loads while signals keep arriving (a CPU profiler\'s SIGPROF every 100 µs)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-prof-'));
+    try {
+      const addon = path.resolve(__dirname, '../../src/native/addon.js');
+      const code = `const { native } = require(${JSON.stringify(addon)}); for (let i = 0; i < 5; i++) new native.Program({ capacity: 65536, key: Buffer.alloc(16), sportLo: 61000, sportHi: 61999 }).close();`;
+      const r = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', dir, '-e', code], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr.split('\n').find((l) => /Error|cannot/.test(l)));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
