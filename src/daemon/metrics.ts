@@ -55,6 +55,8 @@ export function* metricChunks(m: Monitor): Generator<string> {
   out += head('halfopen_checks_sent_total', 'counter', 'SYNs sent for checks.') + `halfopen_checks_sent_total ${m.checksSent}\n`;
   out += head('halfopen_schedule_lag_seconds', 'gauge', 'Worst lateness of a check behind its schedule over the last 10 to 20 s.') +
     `halfopen_schedule_lag_seconds ${num(m.lagMs / 1000)}\n`;
+  out += head('halfopen_xdp_packets_total', 'counter', 'Packets the XDP program saw since it was loaded, by what it made of them (enum ho_counter in bpf/halfopen.h): rst_sent counts the RSTs it sent by XDP_TX.');
+  for (const [kind, n] of Object.entries(m.xdpCounters())) out += `halfopen_xdp_packets_total{kind="${kind}"} ${n}\n`;
   out += head('halfopen_backends', 'gauge', 'Backends by state.');
   for (const s of ['up', 'down']) out += `halfopen_backends{state="${s}"} ${bs.filter((b) => b.state === s).length}\n`;
   yield out;

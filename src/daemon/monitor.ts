@@ -497,6 +497,9 @@ export class Monitor extends EventEmitter {
     this.bucketCounts[i]++;
   }
 
+  /** The XDP program's counters (enum ho_counter) since the current engine loaded it. */
+  xdpCounters(): Record<string, number> { return this.engine.counters(); }
+
   /** Swaps in a new engine (a larger table after a reload); backends keep their state. */
   replaceEngine(engine: Engine): void {
     this.engine = engine;

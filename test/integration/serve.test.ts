@@ -121,6 +121,9 @@ describe('halfopen serve', { skip }, () => {
     assert.match(text, /halfopen_backend_up\{backend="web1",address="198\.18\.0\.1",port="80"\} 1/);
     assert.match(text, /halfopen_backend_up\{backend="closed1",address="198\.18\.0\.3",port="81"\} 0/);
     assert.match(text, /halfopen_probe_duration_seconds_count \d+/);
+    // generic XDP on veth: the program answers the open backends' SYN+ACKs itself.
+    assert.match(text, /halfopen_xdp_packets_total\{kind="synack"\} [1-9]/);
+    assert.match(text, /halfopen_xdp_packets_total\{kind="rst_sent"\} [1-9]/);
     const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stdout + r.stderr);
   });
