@@ -377,7 +377,8 @@ HO_INLINE __u32 csum_words(const __u16 *w, int n)
  * leaves without any mark and the receiver checks it: always a full checksum.
  *
  * Anything unexpected returns XDP_PASS before the frame is touched, and the
- * kernel sends the RST as it always did.
+ * kernel sends the RST as it always did. The checks after the trim repeat
+ * ones made before it, for the verifier: they cannot fail, and would abort.
  */
 HO_INLINE int reset(struct xdp_md *ctx, struct reply *r)
 {
@@ -424,14 +425,14 @@ HO_INLINE int reset(struct xdp_md *ctx, struct reply *r)
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	if (l3 > ETH_HLEN + 4 * HO_MAX_VLAN)
-		return XDP_PASS;
+		return XDP_ABORTED;
 
 	{
 		struct ethhdr *eth = data;
 		__u8 mac[ETH_ALEN];
 
 		if ((void *)(eth + 1) > end)
-			return XDP_PASS;
+			return XDP_ABORTED;
 		__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
 		__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
@@ -441,7 +442,7 @@ HO_INLINE int reset(struct xdp_md *ctx, struct reply *r)
 		__be32 a;
 
 		if ((void *)(ip + 1) > end)
-			return XDP_PASS;
+			return XDP_ABORTED;
 		a = ip->saddr;
 		ip->saddr = ip->daddr;
 		ip->daddr = a;
@@ -459,7 +460,7 @@ HO_INLINE int reset(struct xdp_md *ctx, struct reply *r)
 		struct in6_addr a;
 
 		if ((void *)(ip6 + 1) > end)
-			return XDP_PASS;
+			return XDP_ABORTED;
 		__builtin_memcpy(&a, &ip6->saddr, sizeof(a));
 		__builtin_memcpy(&ip6->saddr, &ip6->daddr, sizeof(a));
 		__builtin_memcpy(&ip6->daddr, &a, sizeof(a));
@@ -470,7 +471,7 @@ HO_INLINE int reset(struct xdp_md *ctx, struct reply *r)
 
 	th = data + l4;
 	if ((void *)(th + 1) > end)
-		return XDP_PASS;
+		return XDP_ABORTED;
 	th->source = sport;
 	th->dest = dport;
 	th->seq = seq;
