@@ -66,7 +66,7 @@ export function registerSweep(program: Command, version: string): void {
     .option('--send-path <path>', 'auto, raw (IPPROTO_RAW socket) or packet (AF_PACKET)', choiceOption('--send-path', ['auto', 'raw', 'packet'] as const), 'auto' as const)
     .option('--dry-run', 'print the probes in send order ("ADDRESS PORT" per line) and send nothing')
     .option('--xdp-mode <mode>', 'auto (generic on veth, else native with generic as fallback), native or generic', choiceOption('--xdp-mode', ['auto', 'native', 'generic'] as const), 'auto' as const)
-    .option('--rst <who>', 'who answers a SYN+ACK with the RST: auto (XDP in generic mode, the kernel in native mode), xdp or kernel', choiceOption('--rst', ['auto', 'xdp', 'kernel'] as const), 'auto' as const)
+    .option('--rst <who>', 'who answers a SYN+ACK with the RST: auto (XDP in generic mode with AF_PACKET sends, else the kernel), xdp or kernel', choiceOption('--rst', ['auto', 'xdp', 'kernel'] as const), 'auto' as const)
     .action(async (targets: string[], opts: SweepOptions) => {
       await sweep(targets, opts, version, process.argv.slice(2));
     });

@@ -92,15 +92,22 @@ export function xdpModeFor(wanted: 'auto' | 'native' | 'generic', driver: string
 }
 
 /**
- * Who answers a valid SYN+ACK with the RST, as an HO_RST_* mode. `auto`: the
- * XDP program in generic mode, where XDP_TX is the device's own transmit
- * function (no connection for the prober's stack or firewall to see, and
- * cheaper: a 65,536-probe sweep took 380 ms against 420), and the kernel in
- * native mode, where XDP_TX is up to the driver. `xdp` in native mode is for
- * drivers known to transmit XDP_TX frames; `kernel` always passes the SYN+ACK.
+ * Who answers a valid SYN+ACK with the RST, as an HO_RST_* mode. `auto` sends
+ * the RST the way the SYN went:
+ * - AF_PACKET SYNs bypass the prober's stack and conntrack, so to a firewall
+ *   that drops conntrack-INVALID packets their SYN+ACKs are INVALID and a
+ *   kernel RST never leaves. In generic mode, where XDP_TX is the device's own
+ *   transmit function, the XDP program sends it (also cheaper: a 65,536-probe
+ *   sweep took 380 ms against 420).
+ * - Raw-socket SYNs went through the stack, conntrack tracks them, and the
+ *   kernel's RST closes its entry (one sent from XDP would leave it waiting
+ *   two minutes in SYN_SENT).
+ * - In native mode XDP_TX is up to the driver: the kernel, unless asked.
+ * `xdp` in native mode is for drivers known to transmit XDP_TX frames;
+ * `kernel` always passes the SYN+ACK.
  */
-export function rstModeFor(wanted: 'auto' | 'xdp' | 'kernel', xdpMode: 'native' | 'generic'): number {
-  if (wanted === 'kernel' || (wanted === 'auto' && xdpMode === 'native')) return C.HO_RST_KERNEL;
+export function rstModeFor(wanted: 'auto' | 'xdp' | 'kernel', xdpMode: 'native' | 'generic', sendPath: 'raw' | 'packet'): number {
+  if (wanted === 'kernel' || (wanted === 'auto' && (xdpMode === 'native' || sendPath === 'raw'))) return C.HO_RST_KERNEL;
   return xdpMode === 'generic' ? C.HO_RST_XDP_SKB : C.HO_RST_XDP_FRAME;
 }
 
@@ -185,7 +192,7 @@ export class Engine {
       this.xdpMode = this.prog.attach(route.ifindex, mode);
       this.xdpFellBack = this.xdpMode === 'generic' && mode === 'auto';
       if (this.xdpFellBack) opts.warn?.(`${route.dev} has no native XDP support: using generic XDP (slower)`);
-      const rst = rstModeFor(opts.rst, this.xdpMode);
+      const rst = rstModeFor(opts.rst, this.xdpMode, sendPath);
       this.prog.setRstMode(rst);
       this.rstFrom = rst === C.HO_RST_KERNEL ? 'kernel' : 'xdp';
       if (rst === C.HO_RST_XDP_FRAME && driver === 'veth')

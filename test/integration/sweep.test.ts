@@ -74,7 +74,9 @@ describe('sweep against a namespace fleet', { skip }, () => {
 
   // The engine's phase lines (HALFOPEN_DEBUG) name the XDP mode and send path it chose.
   const variants: [string[], RegExp][] = [
-    [['--send-path', 'raw'], /XDP generic on \S+, raw sends, RSTs from XDP/],
+    // Raw-socket SYNs went through conntrack: the kernel's RST closes their entries.
+    [['--send-path', 'raw'], /XDP generic on \S+, raw sends, RSTs from the kernel/],
+    [['--send-path', 'raw', '--rst', 'xdp'], /XDP generic on \S+, raw sends, RSTs from XDP/],
     [['--send-path', 'packet'], /XDP generic on \S+, packet sends, RSTs from XDP/],
     [['--xdp-mode', 'native'], /XDP native on \S+, \w+ sends, RSTs from the kernel/],
     [['--xdp-mode', 'generic'], /XDP generic on \S+, \w+ sends, RSTs from XDP/],
