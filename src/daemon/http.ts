@@ -1,4 +1,4 @@
-// HTTP API of `halfopen serve`: /backends, /backends/:name, /metrics,
+// HTTP API of `halfopen serve`: /backends, /backends/:name, /status, /metrics,
 // /healthz and the status page at /.
 import http from 'node:http';
 import { Monitor, Backend } from './monitor';
@@ -19,6 +19,25 @@ export function backendJson(b: Backend) {
     counters: { checks: b.checks, ...b.counts, changes: b.changes, successes: b.health.successes, failures: b.health.failures, health: b.health.health },
     history: b.history(),
   };
+}
+
+/** Rows the status page asks for: a browser redraws this many every second. */
+export const STATUS_ROWS = 200;
+
+/**
+ * The status page's view: counts by state, and at most `limit` backends. A
+ * fleet that fits is listed in config order; a larger one shows the down
+ * backends first, then the most recent changes. At 10,000 backends the full
+ * /backends is 16 MB of JSON, and polling it every second took serve from 6.4
+ * to 18.9 % of a core.
+ */
+export function statusJson(m: Monitor, limit: number) {
+  const bs = m.list();
+  let up = 0;
+  for (const b of bs) if (b.state === 'up') up++;
+  const shown = bs.length <= limit ? bs
+    : bs.sort((a, b) => (a.state === b.state ? b.since - a.since : a.state === 'down' ? -1 : 1)).slice(0, limit);
+  return { total: bs.length, up, down: bs.length - up, backends: shown.map(backendJson) };
 }
 
 /** Large bodies go out in chunks, yielding between them: checks keep their schedule. */
@@ -55,6 +74,11 @@ export function createHttpServer(getMonitor: () => Monitor): http.Server {
     if (url.pathname === '/healthz') return send(200, 'text/plain', 'ok\n');
     if (url.pathname === '/metrics') return void stream(res, 'text/plain; version=0.0.4; charset=utf-8', metricChunks(m));
     if (url.pathname === '/backends') return void stream(res, 'application/json', backendsJsonChunks(m));
+    if (url.pathname === '/status') {
+      const limit = Number(url.searchParams.get('limit') ?? STATUS_ROWS);
+      if (!Number.isInteger(limit) || limit < 0) return send(400, 'application/json', '{"error":"limit: expected a whole number"}');
+      return send(200, 'application/json', JSON.stringify(statusJson(m, limit)));
+    }
     if (url.pathname.startsWith('/backends/')) {
       const b = m.get(decodeURIComponent(url.pathname.slice('/backends/'.length)));
       return b ? send(200, 'application/json', JSON.stringify(backendJson(b))) : send(404, 'application/json', '{"error":"no such backend"}');

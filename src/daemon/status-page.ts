@@ -1,5 +1,5 @@
 // The live status page served at `/`: one self-contained HTML document that
-// polls /backends every second and redraws, no reload and no dependencies.
+// polls /status every second and redraws, no reload and no dependencies.
 export const STATUS_PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>halfopen</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -21,10 +21,11 @@ export const STATUS_PAGE = `<!doctype html>
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
 async function refresh() {
   try {
-    const r = await fetch('backends', { cache: 'no-store' });
-    const list = await r.json();
-    const up = list.filter((b) => b.state === 'up').length;
-    document.getElementById('summary').textContent = up + ' up, ' + (list.length - up) + ' down · updated ' + new Date().toLocaleTimeString();
+    const r = await fetch('status', { cache: 'no-store' });
+    const st = await r.json();
+    const list = st.backends;
+    document.getElementById('summary').textContent = st.up + ' up, ' + st.down + ' down · updated ' + new Date().toLocaleTimeString() +
+      (list.length < st.total ? ' · showing ' + list.length + ' of ' + st.total + ': down first, then the latest changes' : '');
     document.getElementById('rows').innerHTML = list.map((b) =>
       '<tr data-backend="' + esc(b.name) + '" data-state="' + b.state + '"><td>' + esc(b.name) + '</td><td>' + esc(b.address) + ':' + b.port +
       '</td><td><span class="state ' + b.state + '">' + b.state.toUpperCase() + '</span></td><td>' + esc(b.last ? b.last.state + ' (' + b.last.reason + ')' : '–') +

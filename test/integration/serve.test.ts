@@ -65,6 +65,16 @@ describe('halfopen serve', { skip }, () => {
     assert.equal(serve.get(HTTP, '/backends/nope').status, 404);
   });
 
+  test('/status: counts, every backend in config order when they fit, else down first', () => {
+    const all = serve.json(HTTP, '/status');
+    assert.deepEqual([all.total, all.up, all.down], [4, 3, 1]);
+    assert.deepEqual(all.backends.map((b: any) => b.name), ['web1', 'web2', 'web6', 'closed1']);
+    const one = serve.json(HTTP, '/status?limit=1');
+    assert.deepEqual([one.total, one.up, one.down], [4, 3, 1]);
+    assert.deepEqual(one.backends.map((b: any) => [b.name, b.state]), [['closed1', 'down']]);
+    assert.equal(serve.get(HTTP, '/status?limit=x').status, 400);
+  });
+
   test('down after exactly `fall` failures, up after exactly `rise` successes; event and hook for each', async () => {
     const t0 = Date.now();
     setClosed(fleet, 'serve_web2', '198.18.0.2', 80, true);
