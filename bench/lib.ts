@@ -2,7 +2,7 @@
 // (bench/run.ts). A scenario measures every tool on the same work in the same
 // run and returns one ScenarioResult; the report prints medians (min–max) and
 // ratios against the baseline tool, and keeps the raw runs in JSON.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Fleet, FleetSpec } from '../src/fleet/fleet';

@@ -3,7 +3,7 @@
 // least possible work per SYN. What is left is halfopen's send path (raw
 // socket or AF_PACKET, 1 or 2 sender threads) against the machine's limit,
 // with the CPU each SYN costs.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';

@@ -256,8 +256,7 @@ export class Fleet {
     try {
       const src = path.join(dir, 'prog.c'), obj = path.join(dir, 'prog.o');
       fs.writeFileSync(src, `#include <linux/bpf.h>\n__attribute__((section("xdp"), used)) int prog(struct xdp_md *ctx) { return ${action}; }\nchar _license[] __attribute__((section("license"), used)) = "GPL";\n`);
-      const arch = execFileSync('uname', ['-m'], { encoding: 'utf8' }).trim();
-      run('clang', ['-O2', '-target', 'bpf', `-I/usr/include/${arch}-linux-gnu`, '-c', src, '-o', obj]);
+      run('clang', ['-O2', '-target', 'bpf', `-I/usr/include/${os.machine()}-linux-gnu`, '-c', src, '-o', obj]);
       let last = '';
       for (const mode of ['xdpdrv', 'xdpgeneric']) {
         try {

@@ -93,10 +93,8 @@ function timing(c: Ctx, path: string, raw: Record<string, unknown>, base: Partia
       const n = typeof v === 'string' && /^\d+(\.\d+)?%$/.test(v) ? Number(v.slice(0, -1)) / 100 : v;
       if (typeof n !== 'number' || !(n >= 0 && n <= 1)) c.fail(p, 'a fraction from 0 to 1 or a percentage like 10%', v);
       out.jitter = n as number;
-    } else if (k === 'initial') {
-      if (raw[k] !== 'up' && raw[k] !== 'down') c.fail(p, '"up" or "down"', raw[k]);
-      out.initial = raw[k] as 'up' | 'down';
-    } else out[k] = duration(c, p, raw[k]);
+    } else if (k === 'initial') out.initial = oneOf(c, p, raw[k], ['up', 'down'] as const);
+    else out[k] = duration(c, p, raw[k]);
   }
   return out;
 }
