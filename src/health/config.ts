@@ -17,7 +17,7 @@ export interface BackendConfig {
   fall: number;
   fastinter: number;
   downinter: number;
-  /** Fraction of the interval (0..1) by which each check time is moved at random. */
+  /** Fraction of the interval (0..0.5) by which each check time is moved at random. */
   jitter: number;
   initial: 'up' | 'down';
 }
@@ -27,6 +27,8 @@ export interface ServeConfig {
   listen: { http?: { host: string; port: number }; agent?: { host: string; port: number } };
   hooks: { onChange?: string; timeout: number };
   events?: string; // file path, or '-' for stdout
+  /** Several backends may check the same address:port (the agent answers for the first). */
+  allowDuplicates: boolean;
   probe: {
     interface?: string; sourcePorts: { lo: number; hi: number }; senders: number; rate: number;
     xdpMode: 'auto' | 'native' | 'generic'; rst: 'auto' | 'xdp' | 'kernel';
@@ -91,7 +93,8 @@ function timing(c: Ctx, path: string, raw: Record<string, unknown>, base: Partia
     else if (k === 'jitter') {
       const v = raw[k];
       const n = typeof v === 'string' && /^\d+(\.\d+)?%$/.test(v) ? Number(v.slice(0, -1)) / 100 : v;
-      if (typeof n !== 'number' || !(n >= 0 && n <= 1)) c.fail(p, 'a fraction from 0 to 1 or a percentage like 10%', v);
+      // At most half the interval: a check is never due right after the previous one.
+      if (typeof n !== 'number' || !(n >= 0 && n <= 0.5)) c.fail(p, 'a fraction from 0 to 0.5 or a percentage up to 50%', v);
       out.jitter = n as number;
     } else if (k === 'initial') out.initial = oneOf(c, p, raw[k], ['up', 'down'] as const);
     else out[k] = duration(c, p, raw[k]);
@@ -119,7 +122,9 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   const root = obj(c, '(top level)', doc);
-  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe']);
+  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates']);
+  if (root.allow_duplicates !== undefined && typeof root.allow_duplicates !== 'boolean') c.fail('allow_duplicates', 'true or false', root.allow_duplicates);
+  const targets = new Map<string, string>();
   const defaults = obj(c, 'defaults', root.defaults);
   known(c, 'defaults', defaults, TIMING_KEYS);
   const base = timing(c, 'defaults', defaults, DEFAULTS);
@@ -151,6 +156,12 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
       fastinter: t.fastinter ?? t.interval, downinter: t.downinter ?? t.interval,
     };
     if (out.timeout > out.interval) c.fail(`${p}.timeout`, `at most the interval (${out.interval} ms)`, out.timeout);
+    // Two names for one host:port would check it twice and answer the agent for
+    // the first only: almost always a copy-paste slip, so it takes an opt-in.
+    const target = `${parseAddress(out.host.replace(/^\[(.*)\]$/, '$1'))?.toString() ?? out.host.toLowerCase()}:${port}`;
+    const first = targets.get(target);
+    if (first !== undefined && root.allow_duplicates !== true) c.fail(`${p}`, `a host:port not already checked by backend "${first}" (or allow_duplicates: true)`, `${out.host}:${port}`);
+    if (first === undefined) targets.set(target, name);
     return out;
   });
 
@@ -174,6 +185,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     listen: { http: l.http === undefined ? undefined : listen(c, 'listen.http', l.http), agent: l.agent === undefined ? undefined : listen(c, 'listen.agent', l.agent) },
     hooks: { onChange: hooks.on_change as string | undefined, timeout: hooks.timeout === undefined ? 10_000 : duration(c, 'hooks.timeout', hooks.timeout) },
     events: root.events as string | undefined,
+    allowDuplicates: root.allow_duplicates === true,
     probe: {
       interface: probe.interface === undefined ? undefined : String(probe.interface),
       sourcePorts,
