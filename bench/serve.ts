@@ -24,8 +24,8 @@ const FAST: Timing = { inter: INTER_MS, fastinter: FASTINTER_MS };
 const DEFAULT_FAST: Timing = { inter: INTER_MS, fastinter: INTER_MS };
 /** The bound on detection: fall x fastinter + timeout + 100 ms. */
 const statedBound = (t: Timing) => FALL * t.fastinter + TIMEOUT_MS + 100;
-/** The daemon's tick for these timings (src/daemon/monitor.ts tickFor): min(interval / 10, timeout / 5, 100 ms). */
-const TICK_MS = 100;
+/** The daemon's tick for these timings (src/daemon/monitor.ts tickFor): min(interval / 10, timeout / 5, 50 ms). */
+const TICK_MS = 50;
 /** Default jitter of the steady interval (config default 10 %). */
 const JITTER = 0.1;
 /** halfopen's own worst case: the first check within one jittered interval, fall - 1 more at fastinter, the last fails at its timeout; one tick late at most. */

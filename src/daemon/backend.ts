@@ -45,7 +45,7 @@ export function depthFor(c: BackendConfig): number {
 }
 
 /** Longest scheduling tick (monitor.ts tickFor). */
-const MAX_TICK_MS = 100;
+export const MAX_TICK_MS = 50;
 
 /**
  * How old the latest completed check may be before the backend is no longer
@@ -177,4 +177,18 @@ export class Backend {
 /** Same backend, same check: reload keeps its state. */
 export function sameBackend(a: BackendConfig, b: BackendConfig): boolean {
   return a.name === b.name && a.host === b.host && a.port === b.port && a.rise === b.rise && a.fall === b.fall;
+}
+
+/** Every field equal (labels compared by value): a reload leaves such a backend exactly as it is. */
+export function sameConfig(a: BackendConfig, b: BackendConfig): boolean {
+  const keys = Object.keys(a) as Array<keyof BackendConfig>;
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) {
+    const x = a[k], y = b[k];
+    if (x === y) continue;
+    if (!x || !y || typeof x !== 'object' || typeof y !== 'object') return false;
+    const kx = Object.keys(x), ky = Object.keys(y);
+    if (kx.length !== ky.length || kx.some((j) => (x as Record<string, unknown>)[j] !== (y as Record<string, unknown>)[j])) return false;
+  }
+  return true;
 }

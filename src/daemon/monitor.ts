@@ -28,7 +28,7 @@
 import { EventEmitter } from 'node:events';
 import { Verdict, describeVerdict } from '../engine/probe-table';
 import { BackendConfig } from '../health/config';
-import { Backend, CheckOutcome, ChangeEvent, MAX_DEPTH, depthFor, sameBackend } from './backend';
+import { Backend, CheckOutcome, ChangeEvent, MAX_DEPTH, MAX_TICK_MS, depthFor, sameBackend, sameConfig } from './backend';
 import { Histogram, LATENESS_BUCKETS, RTT_BUCKETS } from './histogram';
 import { WakeHeap } from './wake-heap';
 
@@ -79,17 +79,18 @@ export const capacityFor = (list: Iterable<{ cfg: BackendConfig }>): number => {
 
 /**
  * Scheduling period: a tenth of the shortest interval or a fifth of the
- * shortest timeout, within 10–100 ms. A tick batches every due check; what
- * it costs is mostly per tick (a task post to the sender thread, a ring
- * poll, and caches gone cold since the last one), so fewer, larger ticks are
- * cheaper: at 10,000 backends / 1 s, 100 ms ticks took 8.2–9.4 % of a core
- * against 9.3–10.8 % at 50 ms (and 10.6 % at 20 ms). A check starts at most
- * one tick late and a timeout is seen at most one tick late.
+ * shortest timeout, within 10–50 ms (MAX_TICK_MS). A tick batches every due
+ * check; what it costs is mostly per tick (a task post to the sender thread,
+ * a ring poll, and caches gone cold since the last one), so fewer, larger
+ * ticks are cheaper: at 10,000 backends / 1 s, 100 ms ticks took 8.2–9.4 % of
+ * a core against 9.3–10.8 % at 50 ms. But a check starts up to one tick late,
+ * and with 100 ms ticks nearly every check is late by up to 100 ms: 50 ms
+ * keeps lateness (p99) within 100 ms with room for the machine's own noise.
  */
 export function tickFor(backends: Iterable<BackendConfig>): number {
   let shortest = Infinity;
   for (const b of backends) shortest = Math.min(shortest, b.interval / 10, b.timeout / 5);
-  return Math.min(100, Math.max(10, Math.floor(shortest)));
+  return Math.min(MAX_TICK_MS, Math.max(10, Math.floor(shortest)));
 }
 
 /** Window over which halfopen_schedule_lag_seconds reports the worst lateness. */
@@ -181,6 +182,11 @@ export class Monitor extends EventEmitter {
     list.forEach(({ cfg, addr }, i) => {
       const old = this.backends.get(cfg.name);
       const keep = old && sameBackend(old.cfg, cfg) && old.addr === addr ? old : undefined;
+      if (keep && sameConfig(keep.cfg, cfg)) {
+        // Nothing changed: the same record, slots, checks in flight and schedule.
+        next.set(cfg.name, keep);
+        return;
+      }
       const b = new Backend(cfg, addr, now, keep);
       if (keep && keep.depth === b.depth) {
         b.slots = keep.slots;

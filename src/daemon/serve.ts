@@ -13,7 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { Engine } from '../engine/engine';
 import { HalfopenError } from '../errors';
-import { BackendConfig, ServeConfig, loadConfig } from '../health/config';
+import { BackendConfig, ServeConfig, loadConfig, loadConfigOffThread } from '../health/config';
 import { parseAddress } from '../targets/address';
 import { requirePrivileges } from '../cli/privileges';
 import { Monitor, capacityFor, slotsFor } from './monitor';
@@ -119,7 +119,7 @@ export async function serve(configPath: string): Promise<void> {
     if (reloading) return;
     reloading = true;
     try {
-      const next = loadConfig(configPath);
+      const next = await loadConfigOffThread(configPath);
       const nextList = await resolveBackends(next);
       if (JSON.stringify(next.listen) !== JSON.stringify(cfg.listen) || JSON.stringify(next.probe) !== JSON.stringify(cfg.probe))
         log('warning: listen and probe settings take effect at restart only');
