@@ -40,7 +40,7 @@ function openEngine(cfg: ServeConfig, list: Array<{ cfg: BackendConfig; addr: bi
   return Engine.open(list.map((b) => b.addr), capacityFor(list), {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
     senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22, sendPath: 'auto',
-    xdpMode: cfg.probe.xdpMode, rst: cfg.probe.rst,
+    xdpMode: cfg.probe.xdpMode, rst: cfg.probe.rst, hook: cfg.probe.hook,
     warn: (m) => log(`warning: ${m}`),
   });
 }
@@ -82,7 +82,7 @@ export async function serve(configPath: string): Promise<void> {
     await engine.close();
     throw err;
   }
-  log(`checking ${list.length} backends via ${engine.interface} (${engine.xdpMode} XDP, ${engine.sendPath} sends, RSTs from ${engine.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
+  log(`checking ${list.length} backends via ${engine.interface} (${engine.hookLabel}, ${engine.sendPath} sends, RSTs from ${engine.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
     `${cfg.listen.http ? `; http on ${cfg.listen.http.host}:${cfg.listen.http.port}` : ''}` +
     `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}`);
 
