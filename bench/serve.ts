@@ -353,7 +353,7 @@ export async function serveHookScenario(ctx: BenchContext): Promise<ScenarioResu
     notes: [
       `Steady state after a warm-up, ${seconds} s per row, one run each, all backends open. CPU is the share of one core (user + sys of the serve process); machine CPU is both cores, fleet included (the fleet's kernel shares them, and does its work for a check inside the sender's system call).`,
       'XDP: the matcher on the XDP hook (generic mode on veth), AF_PACKET sends, RSTs from XDP. tc ingress: the same matcher through a tcx link, raw-socket sends (so conntrack knows the SYN), RSTs from the kernel. The third row adds an XDP_PASS program holding the XDP hook (native mode on the prober\'s veth), as on a shared NIC: halfopen falls back to tc by itself.',
-      'checks/s: SYNs reaching backend ports, counted in the fleet\'s firewall. Ratio columns compare each tc row with the XDP row of the same size (tc ÷ XDP).',
+      'checks/s: SYNs reaching backend ports, counted in the fleet\'s firewall. Each tc row is compared with the XDP row of the same size. The tc rows differ from the XDP row in two ways: where the matcher runs, and the send path and RST that go with it (raw socket and kernel RST, against AF_PACKET and XDP_TX).',
     ],
     columns: [
       { key: 'cpuPct', label: 'CPU % of a core', digits: 1, ratio: 'lower-is-better' },

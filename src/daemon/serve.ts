@@ -86,6 +86,9 @@ export async function serve(configPath: string): Promise<void> {
     `${cfg.listen.http ? `; http on ${cfg.listen.http.host}:${cfg.listen.http.port}` : ''}` +
     `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}`);
 
+  // Replies taken by another program on the XDP hook would read as silent backends: say so once.
+  setTimeout(() => { const w = engine.lostRepliesWarning(); if (w) log(`warning: ${w}`); }, 10_000).unref();
+
   let reloading = false;
   const reload = async () => {
     if (reloading) return;

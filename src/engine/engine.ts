@@ -173,6 +173,8 @@ export class Engine {
   private readonly key = crypto.randomBytes(16);
   private readonly senderInit: Omit<SenderOptions, 'control'>;
   private closed = false;
+  /** The interface's rx_packets when the matcher was attached at tc (see unseenRepliesWarning). */
+  private rxAtAttach: number | null = null;
 
   /**
    * Opens an engine for probes to `samples` (addresses that will be probed; the
@@ -208,6 +210,7 @@ export class Engine {
       this.hook = got === 'tc' ? 'tc' : 'xdp';
       this.xdpMode = got === 'tc' ? null : got;
       if (this.hook === 'tc') {
+        this.rxAtAttach = rxPackets(route.dev);
         this.xdpOwner = this.prog.xdpOwner(route.ifindex);
         const o = this.xdpOwner;
         const who = o ? `program ${o.id}${o.name ? ` "${o.name}"` : ''}${o.name === 'halfopen_xdp' ? ', another halfopen process' : ''}` : null;
@@ -484,6 +487,27 @@ export class Engine {
     if (!r.ok && 'needInit' in r) r = await this.pool.run({ ...task, init: { ...this.senderInit, control: this.monitorCtl } });
     if (!r.ok) throw 'needInit' in r ? new HalfopenError('E_INTERNAL', 'sender thread refused its init') : fromRecord(r);
     return r;
+  }
+
+  /**
+   * For a long-running user (serve): one warning line when, since the matcher
+   * was attached at tc, checks went without a reply and at least half as many
+   * packets reached the interface without reaching the matcher (the program
+   * on the XDP hook dropped or redirected them). Else null. As in a sweep
+   * (unseenRepliesWarning), backends that are really silent add nothing to
+   * the unseen packets.
+   */
+  lostRepliesWarning(): string | null {
+    if (this.hook !== 'tc' || !this.xdpOwner || this.rxAtAttach === null || !this.monitorCtl) return null;
+    const rx = rxPackets(this.interface);
+    const c = this.counters();
+    const sent = sentCount(this.monitorCtl);
+    const unanswered = sent - c.candidates;
+    const unseen = rx === null ? 0 : rx - this.rxAtAttach - c.packets;
+    if (unanswered <= 0 || unseen <= 0 || 2 * unseen < unanswered) return null;
+    const o = this.xdpOwner;
+    return `${unanswered} of ${sent} checks got no reply, and ${unseen} packets reached ${this.interface} but never the tc matcher: ` +
+      `the XDP program there (${o.id}${o.name ? ` "${o.name}"` : ''}) drops or redirects them, so backends may be reported down that are up`;
   }
 
   /** Detaches and unloads the XDP program now; close() still stops the threads. */

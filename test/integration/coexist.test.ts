@@ -208,6 +208,20 @@ describe('sharing the interface with another XDP program', { skip }, () => {
     }
   });
 
+  test('serve: checks whose replies the other program drops are reported, once', async () => {
+    const id = attachForeign(fleet, foreignSource(62000, 62999));
+    const serve = new ServeProcess(fleet, serveConfig(dir, 9193));
+    try {
+      await serve.ready(20_000);
+      const re = new RegExp(`warning: \\d+ of \\d+ checks got no reply, and \\d+ packets reached \\S+ but never the tc matcher: the XDP program there \\(${id} "foreign"\\) drops or redirects them`);
+      assert.ok(await waitFor(() => re.test(serve.stderr), 15_000, 200), serve.stderr);
+      assert.equal(serve.stderr.split('\n').filter((l) => re.test(l)).length, 1);
+    } finally {
+      await serve.stop();
+      detachForeign(fleet);
+    }
+  });
+
   test('a dark network behind a pass-all program is filtered without the lost-replies warning', async () => {
     attachForeign(fleet, foreignSource());
     try {
