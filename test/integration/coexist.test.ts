@@ -73,6 +73,14 @@ function detachForeign(fleet: Fleet): void {
   fleet.exec('prober', 'ip', ['link', 'set', 'dev', fleet.proberIf, 'xdpdrv', 'off']);
 }
 
+/** tcx links (bpftool 7.1 knows them as link type 11) of halfopen's tc entry point, host-wide. */
+function tcLinks(): number {
+  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as Array<{ id: number; name?: string }>;
+  const ours = new Set(progs.filter((p) => p.name === 'halfopen_tc').map((p) => p.id));
+  const links = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show'], { encoding: 'utf8' })) as Array<{ type: string | number; prog_id: number }>;
+  return links.filter((l) => (l.type === 11 || l.type === 'tcx') && ours.has(l.prog_id)).length;
+}
+
 /** Loaded programs by name (halfopen_xdp, halfopen_tc). */
 function loaded(name: string): number {
   return (JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as Array<{ name?: string }>).filter((p) => p.name === name).length;
@@ -218,6 +226,42 @@ describe('sharing the interface with another XDP program', { skip }, () => {
       assert.equal(serve.stderr.split('\n').filter((l) => re.test(l)).length, 1);
     } finally {
       await serve.stop();
+      detachForeign(fleet);
+    }
+  });
+
+  test('two sweeps both at tc (one tcx chain): the first hands the second\'s replies on (TCX_NEXT), both exact', async () => {
+    const id = attachForeign(fleet, foreignSource());
+    try {
+      // Overlapping source ports, different targets; the first is slow enough to outlast the second.
+      const a = startCli(['sweep', '198.18.0.0/23', '-p', '80,81', '--format', 'ndjson', '--timeout', '300', '--rate', '250', '--no-progress'], fleet, DEBUG);
+      let errA = '';
+      a.stderr!.on('data', (d) => { errA += d; });
+      const doneA = collect(a, 120_000);
+      assert.ok(await waitFor(() => /engine open: tc ingress/.test(errA), 10_000), 'the first sweep is at tc');
+      const rb = await runCli(['sweep', '198.18.2.0/23', '198.18.5.0/28', '-p', '80,81', '--format', 'ndjson', '--timeout', '300', '--no-progress'], fleet, 120_000, DEBUG);
+      assert.equal(a.exitCode, null, 'the first sweep was still going');
+      const ra = await doneA;
+      assertExact(fleet, ra, 512 * 2);
+      assertExact(fleet, rb, (512 + 16) * 2);
+      for (const r of [ra, rb]) assert.match(r.stderr, /engine open: tc ingress on/);
+      assert.equal(foreignId(fleet), id);
+    } finally {
+      detachForeign(fleet);
+    }
+  });
+
+  test('a killed sweep at tc leaves nothing behind (bpf_link), and the other program stays', async () => {
+    const id = attachForeign(fleet, foreignSource());
+    try {
+      const child = startCli(['sweep', SPEC.v4!, '-p', '80', '--rate', '200', '--format', 'ndjson', '--no-progress'], fleet);
+      const done = collect(child, 30_000);
+      assert.ok(await waitFor(() => tcLinks() === 1, 10_000), 'a tcx link while the sweep runs');
+      child.kill('SIGKILL');
+      await done;
+      assert.ok(await waitFor(() => tcLinks() === 0 && loaded('halfopen_tc') === 0, 5_000), 'link gone and program unloaded');
+      assert.equal(foreignId(fleet), id);
+    } finally {
       detachForeign(fleet);
     }
   });
