@@ -175,6 +175,10 @@ describe('sharing the interface with another XDP program', { skip }, () => {
   test('--hook xdp refuses to touch the other program; --hook tc goes to tc without a fallback warning', async () => {
     const id = attachForeign(fleet, foreignSource());
     try {
+      const usage = await runCli(['sweep', '198.18.0.1', '-p', '80', '--hook', 'tcx'], fleet);
+      assert.equal(usage.code, 2, usage.stderr);
+      assert.match(usage.stderr, /--hook/);
+      assert.equal(usage.stderr.trim().split('\n').length, 1);
       const refused = await runCli(['sweep', '198.18.0.1', '-p', '80', '--hook', 'xdp', '--no-progress'], fleet);
       assert.equal(refused.code, 1, refused.stderr);
       assert.match(refused.stderr, /another XDP program is attached there/);
