@@ -213,9 +213,10 @@ export class Engine {
         this.rxAtAttach = rxPackets(route.dev);
         this.xdpOwner = this.prog.xdpOwner(route.ifindex);
         const o = this.xdpOwner;
-        const who = o ? `program ${o.id}${o.name ? ` "${o.name}"` : ''}${o.name === 'halfopen_xdp' ? ', another halfopen process' : ''}` : null;
+        // Gone again since the attach failed: still say why this is tc.
+        const who = o ? `program ${o.id}${o.name ? ` "${o.name}"` : ''}${o.name === 'halfopen_xdp' ? ', another halfopen process' : ''}` : 'by another program';
         // One line, whichever of the two reasons applies.
-        if (opts.hook === 'auto' && who)
+        if (opts.hook === 'auto')
           opts.warn?.(`the XDP hook of ${route.dev} is taken (${who}): matching replies at tc ingress (tcx) instead, RSTs from the kernel${opts.rst === 'xdp' ? ' (--rst xdp needs the XDP hook)' : ''}`);
         else if (opts.rst === 'xdp')
           opts.warn?.('--rst xdp needs the XDP hook: at tc ingress the kernel sends the RSTs');
@@ -538,6 +539,8 @@ export class Engine {
  * reaching the matcher as there were silent probes (each would have had a
  * reply, more with retries). Else null. A dark network with the other
  * program dropping no replies leaves `unseen` near 0 and warns nothing.
+ * `unseen` is an upper bound: GRO may merge packets after the interface
+ * counted them, which matters for bulk TCP, not for replies to SYNs.
  */
 export function unseenRepliesWarning(engine: Engine, stats: RunStats): string | null {
   const silent = stats.counts.filtered;
