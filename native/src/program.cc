@@ -182,7 +182,8 @@ class Program : public Napi::ObjectWrap<Program> {
     int fd = TcxLinkCreate(bpf_program__fd(skel_->progs.halfopen_tc), ifindex);
     if (fd < 0) {
       int err = -fd;
-      std::string what = std::string("cannot attach to tc ingress of ") + ifname;
+      std::string what = std::string(hook == "auto" ? "the XDP hook of " + std::string(ifname) + " is taken by another program, and halfopen " : "") +
+                         "cannot attach to tc ingress of " + ifname;
       if (err == EINVAL) what += " (tcx needs Linux 6.6 or later)";
       if (err == EPERM) what += " (needs CAP_NET_ADMIN and CAP_BPF)";
       Throw(env, CodeFor(err, "E_BPF"), what, err, "bpf_link_create");
