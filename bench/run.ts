@@ -61,6 +61,15 @@ const SCENARIOS: Entry[] = [
       }
     },
   },
+  {
+    id: 'serve-hook',
+    about: 'sidecar on each hook: halfopen serve with the matcher at XDP, at tc ingress, and at tc behind an XDP_PASS program (1,000 and 10,000 backends; quick: 1,000)',
+    load: () => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const m = require('./serve') as { serveHookScenario?: Scenario };
+      return m.serveHookScenario ?? 'bench/serve.ts exports no serveHookScenario';
+    },
+  },
 ];
 
 function usage(msg: string): never {

@@ -56,7 +56,7 @@ function openEngine(cfg: ServeConfig, list: Resolved): Engine {
   return Engine.open(list.map((b) => b.addr), capacityFor(list), {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
     senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22, sendPath: 'auto',
-    xdpMode: cfg.probe.xdpMode, rst: cfg.probe.rst,
+    xdpMode: cfg.probe.xdpMode, rst: cfg.probe.rst, hook: cfg.probe.hook,
     warn: (m) => log(`warning: ${m}`),
   });
 }
@@ -110,9 +110,12 @@ export async function serve(configPath: string): Promise<void> {
   }
   const mon = monitor;
   let eng = engine;
-  log(`checking ${list.length} backends via ${eng.interface} (${eng.xdpMode} XDP, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
+  log(`checking ${list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
     `${cfg.listen.http ? `; http on ${cfg.listen.http.host}:${cfg.listen.http.port}` : ''}` +
     `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}`);
+
+  // Replies taken by another program on the XDP hook would read as silent backends: say so once.
+  setTimeout(() => { const w = eng.lostRepliesWarning(); if (w) log(`warning: ${w}`); }, 10_000).unref();
 
   let reloading = false;
   const reload = async () => {

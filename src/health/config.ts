@@ -32,6 +32,8 @@ export interface ServeConfig {
   probe: {
     interface?: string; sourcePorts: { lo: number; hi: number }; senders: number; rate: number;
     xdpMode: 'auto' | 'native' | 'generic'; rst: 'auto' | 'xdp' | 'kernel';
+    /** auto: XDP when the interface's XDP hook is free, else tc ingress. */
+    hook: 'auto' | 'xdp' | 'tc';
   };
 }
 
@@ -172,7 +174,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   if (hooks.on_change !== undefined && (typeof hooks.on_change !== 'string' || !hooks.on_change)) c.fail('hooks.on_change', 'a command line', hooks.on_change);
   if (root.events !== undefined && (typeof root.events !== 'string' || !root.events)) c.fail('events', 'a file path, or "-" for stdout', root.events);
   const probe = obj(c, 'probe', root.probe);
-  known(c, 'probe', probe, ['interface', 'source_ports', 'senders', 'rate', 'xdp_mode', 'rst']);
+  known(c, 'probe', probe, ['interface', 'source_ports', 'senders', 'rate', 'xdp_mode', 'rst', 'hook']);
   let sourcePorts = { lo: 62000, hi: 62999 };
   if (probe.source_ports !== undefined) {
     const m = /^(\d+)-(\d+)$/.exec(String(probe.source_ports));
@@ -193,6 +195,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
       rate: probe.rate === undefined ? 0 : int(c, 'probe.rate', probe.rate, 0, 100_000_000),
       xdpMode: oneOf(c, 'probe.xdp_mode', probe.xdp_mode, ['auto', 'native', 'generic'] as const),
       rst: oneOf(c, 'probe.rst', probe.rst, ['auto', 'xdp', 'kernel'] as const),
+      hook: oneOf(c, 'probe.hook', probe.hook, ['auto', 'xdp', 'tc'] as const),
     },
   };
 }
