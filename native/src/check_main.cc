@@ -12,9 +12,6 @@
 #include "errno_name.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -472,6 +469,8 @@ bool HasNetRaw() {  // effective CAP_NET_RAW, as effectiveCaps() reads CapEff
 
 // ---- resolution within the deadline --------------------------------------
 
+enum Resolved { kResolved, kUnresolved, kLate };
+
 struct Target {
   int family = 0;
   uint8_t bytes[16] = {};
@@ -501,101 +500,19 @@ bool Literal(const std::string &s, Target *t) {
   return true;
 }
 
-// Node's code for a getaddrinfo failure (dns.lookup's err.code).
-std::string LookupCode(int rc, int err) {
-  switch (rc) {
-    case EAI_NONAME: case EAI_NODATA: return "ENOTFOUND";
-    case EAI_AGAIN: return "EAI_AGAIN";
-    case EAI_FAIL: return "EAI_FAIL";
-    case EAI_FAMILY: return "EAI_FAMILY";
-    case EAI_MEMORY: return "EAI_MEMORY";
-    case EAI_SERVICE: return "EAI_SERVICE";
-    case EAI_SOCKTYPE: return "EAI_SOCKTYPE";
-    case EAI_BADFLAGS: return "EAI_BADFLAGS";
-    case EAI_ADDRFAMILY: return "EAI_ADDRFAMILY";
-    case EAI_OVERFLOW: return "EAI_OVERFLOW";
-    case EAI_SYSTEM: {
-      const char *n = strerrorname_np(err);
-      return n ? n : "EAI_SYSTEM";
-    }
-    default: return "EAI_FAIL";
-  }
-}
-
-struct Lookup {
-  std::string host;
-  int family = 0;
-  int rc = 0, err = 0;
-  sockaddr_storage first = {};
-  bool found = false;
-  int done_fd = -1;
-};
-
-void *LookupThread(void *p) {
-  auto *l = static_cast<Lookup *>(p);
-  addrinfo hints = {};
-  hints.ai_family = l->family == 4 ? AF_INET : l->family == 6 ? AF_INET6 : AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo *res = nullptr;
-  l->rc = getaddrinfo(l->host.c_str(), nullptr, &hints, &res);
-  l->err = errno;
-  if (!l->rc) {
-    for (addrinfo *a = res; a; a = a->ai_next) {
-      if (a->ai_family == AF_INET || a->ai_family == AF_INET6) {
-        memcpy(&l->first, a->ai_addr, a->ai_addrlen);
-        l->found = true;
-        break;
-      }
-    }
-    freeaddrinfo(res);
-  }
-  char one = 1;
-  if (write(l->done_fd, &one, 1) < 0) {
-  }
-  return nullptr;
-}
-
-enum Resolved { kResolved, kUnresolved, kLate };
-
-// A hostname through getaddrinfo in a thread, so the deadline holds even when
-// the resolver hangs: at the deadline the process answers and exits, and the
-// thread goes with it.
+// A hostname through ResolveHost (check_core.cc), the resolver the addon
+// gives halfopen check too: the deadline holds even when the resolver hangs.
 Resolved Resolve(const Args &a, int64_t deadline_ns, Target *t, Failure *f) {
-  static Lookup l;  // outlives main's frame while the thread may still run
-  l.host = a.host;
-  l.family = a.family;
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC)) {
-    *f = {"E_INTERNAL", std::string("cannot resolve: pipe: ") + strerror(errno)};
-    return kUnresolved;
+  ResolveResult r;
+  switch (ResolveHost(a.host.c_str(), a.family, std::max<int64_t>(0, deadline_ns - MonoNs()), &r)) {
+    case kResolveLate: return kLate;
+    case kResolveFailed:
+      *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": " + r.code};
+      return kUnresolved;
+    case kResolveOk: break;
   }
-  l.done_fd = fds[1];
-  pthread_t th;
-  if (pthread_create(&th, nullptr, LookupThread, &l)) {
-    *f = {"E_INTERNAL", "cannot resolve: no thread"};
-    return kUnresolved;
-  }
-  pthread_detach(th);
-  for (;;) {
-    int64_t left = deadline_ns - MonoNs();
-    if (left <= 0) return kLate;
-    timespec ts = {(time_t)(left / 1000000000LL), (long)(left % 1000000000LL)};
-    pollfd p = {fds[0], POLLIN, 0};
-    int r = (int)syscall(SYS_ppoll, &p, 1, &ts, nullptr, 0);
-    if (r > 0) break;
-    if (r < 0 && errno != EINTR) return kLate;
-  }
-  if (l.rc || !l.found) {
-    *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": " + (l.rc ? LookupCode(l.rc, l.err) : "ENOTFOUND")};
-    return kUnresolved;
-  }
-  char text[INET6_ADDRSTRLEN] = {};
-  if (l.first.ss_family == AF_INET)
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in *>(&l.first)->sin_addr, text, sizeof(text));
-  else
-    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6 *>(&l.first)->sin6_addr, text, sizeof(text));
-  if (!Literal(text, t)) {
-    *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": the resolver returned \"" + text + "\""};
+  if (!Literal(r.address, t)) {
+    *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": the resolver returned \"" + r.address + "\""};
     return kUnresolved;
   }
   if (a.family && t->family != a.family) {
