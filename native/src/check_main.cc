@@ -23,7 +23,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -99,9 +98,9 @@ std::string Secs(double ns) { return Fixed(ns / 1e9, 6); }
 // in JavaScript's fixed or exponent notation.
 std::string JsNumber(double x) {
   if (x == 0) return "0";
-  if (!std::isfinite(x)) return "null";
+  if (!__builtin_isfinite(x)) return "null";
   std::string sign = x < 0 ? "-" : "";
-  x = std::fabs(x);
+  x = __builtin_fabs(x);
   char buf[40];
   for (int p = 1; p <= 17; p++) {
     snprintf(buf, sizeof(buf), "%.*e", p - 1, x);
@@ -118,7 +117,7 @@ std::string JsNumber(double x) {
   if (0 < n && n <= 21) return sign + digits.substr(0, n) + "." + digits.substr(n);
   if (-6 < n && n <= 0) return sign + "0." + std::string(-n, '0') + digits;
   std::string m = digits.substr(0, 1) + (k > 1 ? "." + digits.substr(1) : "");
-  return sign + m + "e" + (n - 1 >= 0 ? "+" : "-") + std::to_string(std::abs(n - 1));
+  return sign + m + "e" + (n - 1 >= 0 ? "+" : "-") + std::to_string(n - 1 >= 0 ? n - 1 : 1 - n);
 }
 
 // JSON.stringify of a string.
@@ -284,7 +283,7 @@ bool ParsePort(const std::string &s, int *port, Failure *f) {
 }
 
 bool ParseTimeout(const std::string &s, double *out, Failure *f) {
-  double n = IsDecimal(s) ? strtod(s.c_str(), nullptr) : NAN;
+  double n = IsDecimal(s) ? strtod(s.c_str(), nullptr) : __builtin_nan("");
   if (n > 0 && n <= HO_CHECK_MAX_TIMEOUT_S) {
     *out = n;
     return true;
@@ -295,7 +294,7 @@ bool ParseTimeout(const std::string &s, double *out, Failure *f) {
 }
 
 bool ParseThreshold(const std::string &s, const char *which, double *out, Failure *f) {
-  double n = IsDecimal(s) ? strtod(s.c_str(), nullptr) : NAN;
+  double n = IsDecimal(s) ? strtod(s.c_str(), nullptr) : __builtin_nan("");
   if (n >= 0 && n <= HO_CHECK_MAX_TIMEOUT_S) {
     *out = n;
     return true;
@@ -437,7 +436,7 @@ bool ParseMark(const char *env, uint32_t *mark, Failure *f) {
   while (!t.empty() && space(t.front())) t.erase(0, 1);
   while (!t.empty() && space(t.back())) t.pop_back();
   if (t.empty()) return true;
-  double n = NAN;
+  double n = __builtin_nan("");
   if (IsDigits(t.c_str())) {
     n = strtod(t.c_str(), nullptr);
   } else if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
@@ -617,7 +616,8 @@ struct Run {
     std::string reason = ReasonText(r.reason);
     if (r.reason == HO_REASON_ICMP) reason += "-" + std::to_string(r.icmp_type) + "-" + std::to_string(r.icmp_code);
     std::string rtt = "null";
-    if (r.rtt_ns >= 0) rtt = JsNumber(std::floor((double)r.rtt_ns / 1e6 * 1000 + 0.5) / 1000);
+    // roundMs: Math.round(ms * 1000) / 1000; the value is positive, so truncating x + 0.5 rounds it.
+    if (r.rtt_ns >= 0) rtt = JsNumber((double)(int64_t)((double)r.rtt_ns / 1e6 * 1000 + 0.5) / 1000);
     return "{\"ip\":" + JsonString(t.ip) + ",\"port\":" + std::to_string(args.port) +
            ",\"state\":" + JsonString(ProbeStateText(r.state)) + ",\"reason\":" + JsonString(reason) +
            ",\"rtt_ms\":" + rtt + ",\"ttl\":" + (r.replied && r.ttl >= 0 ? std::to_string(r.ttl) : "null") +
@@ -637,7 +637,7 @@ struct Run {
       return HO_CHECK_OK;
     }
     have_args = true;
-    const int64_t deadline = started + (int64_t)llround(args.timeout_s * 1e9);
+    const int64_t deadline = started + (int64_t)(args.timeout_s * 1e9 + 0.5);  // Math.round of a positive value
     uint32_t mark;
     if (!ParseMark(getenv("MARK"), &mark, &f)) return Unknown(f);
     if (!HasNetRaw())
