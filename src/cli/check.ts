@@ -2,11 +2,17 @@
 // Nagios plugin semantics, for farmguardian, Nagios/Icinga and keepalived.
 //
 //   halfopen check HOST PORT
-//   halfopen check -H HOST -p PORT [-t SECONDS] [-4|-6] [--json]
+//   halfopen check -H HOST -p PORT [-t SECONDS] [-w SECONDS] [-c SECONDS] [-4|-6] [--json]
 //
-// Exit 0 OK (open), 2 CRITICAL (closed, filtered, unreachable, timeout,
-// unresolvable), 3 UNKNOWN (usage or privilege error). One status line with
-// perfdata on stdout, or one JSON object with --json.
+// Exit 0 OK (open), 1 WARNING (slower than -w), 2 CRITICAL (closed, filtered,
+// unreachable, timeout, unresolvable, slower than -c), 3 UNKNOWN (usage or
+// privilege error). One status line with perfdata on stdout, or one JSON
+// object with --json.
+//
+// check_tcp_half_open is the same check as a native program
+// (native/src/check_main.cc around the addon's own check core): it prints
+// byte for byte what this prints, and test/integration/check.test.ts runs one
+// table of cases against both.
 //
 // This runs once per backend per interval, so whole-process time is its cost:
 // the module loads only node builtins, errors, privileges and the address
@@ -18,16 +24,21 @@ import { effectiveCaps } from './privileges';
 import { addressBytes, formatAddress, isV4, parseAddress } from '../targets/address';
 import type { CheckOptions, CheckResult } from '../native/addon';
 import { roundMs } from '../types';
+import {
+  HO_CHECK_OK, HO_CHECK_WARNING, HO_CHECK_CRITICAL, HO_CHECK_UNKNOWN, HO_CHECK_TIMEOUT_S, HO_CHECK_MAX_TIMEOUT_S,
+  ReasonName,
+} from '../contract.generated';
 
-export const EXIT_OK = 0;
-export const EXIT_CRITICAL = 2;
-export const EXIT_UNKNOWN = 3;
+export const EXIT_OK = HO_CHECK_OK;
+export const EXIT_WARNING = HO_CHECK_WARNING;
+export const EXIT_CRITICAL = HO_CHECK_CRITICAL;
+export const EXIT_UNKNOWN = HO_CHECK_UNKNOWN;
 
-export const DEFAULT_TIMEOUT_S = 5;
-export const MAX_TIMEOUT_S = 3600;
+export const DEFAULT_TIMEOUT_S = HO_CHECK_TIMEOUT_S;
+export const MAX_TIMEOUT_S = HO_CHECK_MAX_TIMEOUT_S;
 const CAP_NET_RAW = 13n;
 
-export const USAGE = 'Usage: check_tcp_half_open HOST PORT | check_tcp_half_open -H HOST -p PORT [-t SECONDS] [-4|-6] [--json]';
+export const USAGE = 'Usage: check_tcp_half_open HOST PORT | check_tcp_half_open -H HOST -p PORT [-t SECONDS] [-w SECONDS] [-c SECONDS] [-4|-6] [--json]';
 
 const HELP = `${USAGE}
 One half-open TCP check: a SYN goes out, a SYN+ACK means open and the kernel
@@ -37,38 +48,47 @@ answers it with RST, so the service never sees a connection.
   -p, --port PORT       TCP port, 1-65535
   -t, --timeout SECS    deadline for the whole check (default ${DEFAULT_TIMEOUT_S}); a lost SYN
                         is resent after 0.2 s, 0.4 s, 0.8 s, ... within it
+  -w, --warning SECS    WARNING when the response time is above SECS
+  -c, --critical SECS   CRITICAL when the response time is above SECS
   -4, -6                use IPv4 or IPv6 only (also for hostname lookups)
       --json            print one JSON object (ip, port, state, reason, rtt_ms, ttl, ts)
   -h, --help            this text
   -V, --version         the version
 Environment: MARK=N or MARK=0xN marks the SYNs (SO_MARK), as SKUDONET sets for l4xnat farms.
-Exit codes: 0 OK (open), 2 CRITICAL (closed, filtered, unreachable, timeout), 3 UNKNOWN (usage, privileges).
+Exit codes: 0 OK (open), 1 WARNING (slower than -w), 2 CRITICAL (closed, filtered, unreachable,
+timeout, slower than -c), 3 UNKNOWN (usage, privileges).
 `;
 
 export interface CheckArgs {
   host: string;
   port: number;
   timeoutS: number;
+  /** Response-time thresholds in seconds (-w, -c). */
+  warningS?: number;
+  criticalS?: number;
   family?: 4 | 6;
   json: boolean;
 }
 
 export type ParsedArgs = CheckArgs | { help: true } | { version: true };
 
-const OPTS_WITH_VALUE: Record<string, 'host' | 'port' | 'timeout'> = {
+type ValueKey = 'host' | 'port' | 'timeout' | 'warning' | 'critical';
+const OPTS_WITH_VALUE: Record<string, ValueKey> = {
   '-H': 'host', '--hostname': 'host', '--host': 'host',
   '-p': 'port', '--port': 'port',
   '-t': 'timeout', '--timeout': 'timeout',
+  '-w': 'warning', '--warning': 'warning',
+  '-c': 'critical', '--critical': 'critical',
 };
 
 /** Parses both argument forms; throws E_USAGE naming the bad argument. */
 export function parseCheckArgs(argv: readonly string[]): ParsedArgs {
-  const got: { host?: string; port?: string; timeout?: string } = {};
+  const got: Partial<Record<ValueKey, string>> = {};
   const seen = new Set<string>();
   let family: 4 | 6 | undefined;
   let json = false;
   const positional: string[] = [];
-  const set = (key: 'host' | 'port' | 'timeout', value: string, flag: string) => {
+  const set = (key: ValueKey, value: string, flag: string) => {
     if (seen.has(key)) throw usageError(`${flag} given twice`);
     seen.add(key);
     got[key] = value;
@@ -107,7 +127,10 @@ export function parseCheckArgs(argv: readonly string[]): ParsedArgs {
   }
   if (got.host === undefined || got.host === '') throw usageError('missing HOST');
   if (got.port === undefined) throw usageError('missing PORT');
-  return { host: unbracket(got.host), port: parsePort(got.port), timeoutS: parseTimeout(got.timeout), family, json };
+  const out: CheckArgs = { host: unbracket(got.host), port: parsePort(got.port), timeoutS: parseTimeout(got.timeout), family, json };
+  if (got.warning !== undefined) out.warningS = parseThreshold(got.warning, 'warning');
+  if (got.critical !== undefined) out.criticalS = parseThreshold(got.critical, 'critical');
+  return out;
 }
 
 const unbracket = (h: string): string => (h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h);
@@ -125,6 +148,13 @@ export function parseTimeout(s: string | undefined): number {
   return n;
 }
 
+/** A -w/-c response-time threshold in seconds: 0 to MAX_TIMEOUT_S. */
+export function parseThreshold(s: string, which: 'warning' | 'critical'): number {
+  const n = /^(\d+(\.\d*)?|\.\d+)$/.test(s) ? Number(s) : NaN;
+  if (!(n >= 0 && n <= MAX_TIMEOUT_S)) throw usageError(`invalid ${which} threshold "${s}": expected seconds from 0 to ${MAX_TIMEOUT_S}, e.g. 0.5`);
+  return n;
+}
+
 /** MARK from the environment (SKUDONET sets it for l4xnat farms): decimal or 0x hex; 0 = none. */
 export function parseMark(s: string | undefined): number {
   if (s === undefined || s.trim() === '') return 0;
@@ -134,15 +164,24 @@ export function parseMark(s: string | undefined): number {
   return n;
 }
 
+const DEADLINE = Symbol('deadline');
+
 export interface Target { ip: string; family: 4 | 6; bytes: Buffer }
 
-export type LookupFn = (host: string, family: 0 | 4 | 6) => Promise<{ address: string; family: number }>;
+/** Resolves host within timeoutMs; rejects with {code} on failure, or with DEADLINE when the time ran out. */
+export type LookupFn = (host: string, family: 0 | 4 | 6, timeoutMs: number) => Promise<{ address: string; family: number }>;
 
-const dnsLookup: LookupFn = (host, family) => new Promise((resolve, reject) => {
-  // Loaded here: a check by address never needs the resolver.
-  const dns = require('node:dns') as typeof import('node:dns');
-  dns.lookup(host, { family, verbatim: true }, (err, address, fam) => (err ? reject(err) : resolve({ address, family: fam })));
-});
+/**
+ * The resolver check_tcp_half_open uses too (native/src/check_core.cc):
+ * getaddrinfo in a detached thread, so a hanging resolver costs no more than
+ * the deadline, also at exit (dns.lookup's libuv pool would hold the exit).
+ */
+const nativeLookup: LookupFn = async (host, family, timeoutMs) => {
+  const r = (require('../native/addon') as typeof import('../native/addon')).native.resolve(host, family, timeoutMs);
+  if ('late' in r) throw DEADLINE;
+  if ('code' in r) throw Object.assign(new Error(`getaddrinfo ${r.code} ${host}`), { code: r.code });
+  return r;
+};
 
 function targetOf(address: string, host: string, want?: 4 | 6): Target | null {
   const a = parseAddress(address);
@@ -153,14 +192,15 @@ function targetOf(address: string, host: string, want?: 4 | 6): Target | null {
   return { ip: formatAddress(a), family, bytes: family === 4 ? b.subarray(12) : b };
 }
 
-/** An address literal as is; a hostname through dns.lookup (respecting -4/-6). The first address wins. */
-export async function resolveTarget(host: string, family?: 4 | 6, lookup: LookupFn = dnsLookup): Promise<Target> {
+/** An address literal as is; a hostname through getaddrinfo (respecting -4/-6). The first address wins. */
+export async function resolveTarget(host: string, family?: 4 | 6, lookup: LookupFn = nativeLookup, timeoutMs = DEFAULT_TIMEOUT_S * 1000): Promise<Target> {
   const literal = targetOf(host, host, family);
   if (literal) return literal;
   let r;
   try {
-    r = await lookup(host, family ?? 0);
+    r = await lookup(host, family ?? 0, timeoutMs);
   } catch (err) {
+    if (err === DEADLINE) throw err;
     const e = err as { code?: string; message?: string };
     throw new HalfopenError('E_RESOLVE', `cannot resolve "${host}": ${e.code ?? e.message ?? String(err)}`);
   }
@@ -177,6 +217,8 @@ export interface Outcome {
   ip: string;
   port: number;
   timeoutS: number;
+  warningS?: number;
+  criticalS?: number;
   result: CheckResult;
   /** Wall time of the whole check, nanoseconds. */
   elapsedNs: number;
@@ -203,18 +245,26 @@ export function icmpDescription(family: 4 | 6, type: number, code: number): stri
 
 const secs = (ns: number): string => (ns / 1e9).toFixed(6);
 
+/** Nagios perfdata: time=VALUEs;WARN;CRIT;MIN;MAX (check_tcp's layout). */
+function perfdata(timeNs: number, o: { timeoutS: number; warningS?: number; criticalS?: number }): string {
+  return `|time=${secs(timeNs)}s;${o.warningS?.toFixed(6) ?? ''};${o.criticalS?.toFixed(6) ?? ''};0.000000;${o.timeoutS.toFixed(6)}`;
+}
+
 /** The Nagios status line (with perfdata) and the exit code of an outcome. */
 export function formatOutcome(o: Outcome): { code: number; line: string } {
   const r = o.result;
   const where = `on ${o.host === o.ip ? o.ip : `${o.host} (${o.ip})`} port ${o.port}`;
   const timeNs = r.rttNs ?? o.elapsedNs;
-  const perf = `|time=${secs(timeNs)}s;;;0.000000;${o.timeoutS.toFixed(6)}`;
+  const perf = perfdata(timeNs, o);
   const family: 4 | 6 = o.ip.includes(':') ? 6 : 4;
   const errname = r.errname ?? (r.errno !== undefined ? `errno ${r.errno}` : '');
   let text: string;
   switch (r.state) {
-    case 'open':
-      return { code: EXIT_OK, line: `TCP OK - ${secs(timeNs)} second response time ${where}${perf}` };
+    case 'open': {
+      const [label, code] = o.criticalS !== undefined && timeNs > o.criticalS * 1e9 ? ['CRITICAL', EXIT_CRITICAL]
+        : o.warningS !== undefined && timeNs > o.warningS * 1e9 ? ['WARNING', EXIT_WARNING] : ['OK', EXIT_OK];
+      return { code, line: `TCP ${label} - ${secs(timeNs)} second response time ${where}${perf}` };
+    }
     case 'closed':
       text = `Connection refused (RST) ${where}`;
       break;
@@ -293,7 +343,8 @@ export async function main(argv: readonly string[], deps: CheckDeps = {}): Promi
 
     let target: Target;
     try {
-      target = await withDeadline(resolveTarget(a.host, a.family, deps.lookup), deadline);
+      const leftMs = Math.max(0, Math.floor(Number(deadline - process.hrtime.bigint()) / 1e6));
+      target = await withDeadline(resolveTarget(a.host, a.family, deps.lookup, leftMs), deadline);
     } catch (err) {
       if (err instanceof HalfopenError && err.code === 'E_RESOLVE') return critical(a, err.message, started, 'dns-failure', write, deps);
       if (err === DEADLINE) return critical(a, `resolving "${a.host}" took longer than the ${a.timeoutS} s deadline`, started, 'timeout', write, deps);
@@ -303,7 +354,7 @@ export async function main(argv: readonly string[], deps: CheckDeps = {}): Promi
     const check = deps.check ?? (require('../native/addon') as typeof import('../native/addon')).native.check;
     const result = check({ family: target.family, addr: target.bytes, port: a.port, timeoutMs: remainingMs, mark });
     const outcome: Outcome = {
-      host: a.host, ip: target.ip, port: a.port, timeoutS: a.timeoutS, result,
+      host: a.host, ip: target.ip, port: a.port, timeoutS: a.timeoutS, warningS: a.warningS, criticalS: a.criticalS, result,
       elapsedNs: Number(process.hrtime.bigint() - started), ts: (deps.now ?? (() => new Date()))(),
     };
     const { code, line } = formatOutcome(outcome);
@@ -342,7 +393,6 @@ function writeStdout(text: string): void {
   }
 }
 
-const DEADLINE = Symbol('deadline');
 
 /** Resolves like p, or rejects with DEADLINE once process.hrtime reaches `deadline`. */
 function withDeadline<T>(p: Promise<T>, deadline: bigint): Promise<T> {
@@ -353,13 +403,13 @@ function withDeadline<T>(p: Promise<T>, deadline: bigint): Promise<T> {
 }
 
 /** CRITICAL before any SYN went out: the name did not resolve in time. */
-function critical(a: CheckArgs, message: string, started: bigint, reason: string, write: (s: string) => void, deps: CheckDeps): number {
+function critical(a: CheckArgs, message: string, started: bigint, reason: ReasonName, write: (s: string) => void, deps: CheckDeps): number {
   const elapsedNs = Number(process.hrtime.bigint() - started);
   if (a.json) {
     const ts = (deps.now ?? (() => new Date()))().toISOString();
     write(`${JSON.stringify({ ip: null, port: a.port, state: 'unreachable', reason, rtt_ms: null, ttl: null, ts })}\n`);
   } else {
-    write(`TCP CRITICAL - ${message}|time=${secs(elapsedNs)}s;;;0.000000;${a.timeoutS.toFixed(6)}\n`);
+    write(`TCP CRITICAL - ${message}${perfdata(elapsedNs, a)}\n`);
   }
   return EXIT_CRITICAL;
 }

@@ -106,6 +106,8 @@ interface Addon {
   driverName(ifindex: number): string;
   /** One half-open check on raw sockets (no XDP); blocks for at most timeoutMs. */
   check(opts: CheckOptions): CheckResult;
+  /** getaddrinfo with a deadline (the native plugin's resolver): the first address, Node's error code, or late. */
+  resolve(host: string, family: 0 | 4 | 6, timeoutMs: number): { address: string; family: 4 | 6 } | { code: string } | { late: true };
 }
 
 function load(): Addon {
