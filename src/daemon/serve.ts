@@ -8,41 +8,42 @@
 // nothing attached and no SYN sent. SIGHUP reloads the config (unchanged
 // backends keep their state; a bad config is rejected and the old one stays);
 // SIGTERM/SIGINT shut down within SHUTDOWN_MS, XDP detached.
-import dns from 'node:dns/promises';
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
 import { Engine } from '../engine/engine';
 import { HalfopenError } from '../errors';
 import { BackendConfig, ServeConfig, loadConfig, loadConfigOffThread } from '../health/config';
-import { parseAddress } from '../targets/address';
 import { requirePrivileges } from '../cli/privileges';
+import { formatAddress } from '../targets/address';
 import { Monitor, capacityFor, slotsFor } from './monitor';
 import { createHttpServer } from './http';
 import { createAgentServer } from './agent';
 import { EventSink } from './events';
+import { AdminGate, loadToken } from './admin';
+import { literal, resolveHost } from './resolver';
+import { StateWriter, readState } from './state-file';
 
 const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 
 /** SIGTERM to exit: whatever is still closing then, XDP is detached and the process ends. */
 const SHUTDOWN_MS = 1500;
+/** Host names looked up at once by the refresher. */
+const RESOLVE_CONCURRENCY = 16;
 
-type Resolved = Array<{ cfg: BackendConfig; addr: bigint }>;
+type Resolved = Array<{ cfg: BackendConfig; addr: bigint | null; unresolved: string; ttlMs: number }>;
 
+/** Every backend's address; a name that resolves to nothing is a backend without one (down, unresolved). */
 async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
   const list = await Promise.all(cfg.backends.map(async (b) => {
-    let addr = parseAddress(b.host.replace(/^\[(.*)\]$/, '$1'));
-    if (addr === null) {
-      try {
-        addr = parseAddress((await dns.lookup(b.host)).address);
-      } catch (err) {
-        throw new HalfopenError('E_CONFIG', `backend ${b.name}: cannot resolve "${b.host}": ${(err as NodeJS.ErrnoException).code ?? err}`);
-      }
-    }
-    return { cfg: b, addr: addr! };
+    const r = await resolveHost(b.host, b.resolveInterval);
+    return { cfg: b, addr: r.addr, unresolved: r.addr === null ? `${b.host}: ${r.error}` : '', ttlMs: r.ttlMs };
   }));
   if (!cfg.allowDuplicates) {
     const seen = new Map<string, string>();
     for (const { cfg: b, addr } of list) {
+      if (addr === null) continue;
       const key = `${addr}:${b.port}`;
       const first = seen.get(key);
       if (first !== undefined) throw new HalfopenError('E_CONFIG', `backends ${first} and ${b.name} both check ${b.host}:${b.port} (set allow_duplicates: true if that is meant)`);
@@ -53,12 +54,69 @@ async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
 }
 
 function openEngine(cfg: ServeConfig, list: Resolved): Engine {
-  return Engine.open(list.map((b) => b.addr), capacityFor(list), {
+  const addrs = list.map((b) => b.addr).filter((a): a is bigint => a !== null);
+  if (!addrs.length && !cfg.probe.interface) throw new HalfopenError('E_CONFIG', 'no backend has an address to find the interface by: set probe.interface');
+  return Engine.open(addrs, capacityFor(list), {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
     senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22, sendPath: 'auto',
     xdpMode: cfg.probe.xdpMode, rst: cfg.probe.rst, hook: cfg.probe.hook,
     warn: (m) => log(`warning: ${m}`),
   });
+}
+
+/** The state file's directory must take the file: checked at start, before anything is attached. */
+function checkStateDir(file: string): void {
+  try {
+    fs.accessSync(path.dirname(path.resolve(file)), fs.constants.W_OK);
+  } catch (err) {
+    throw new HalfopenError('E_CONFIG', `state_file ${file}: cannot write to its directory: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+}
+
+/**
+ * Looks host names up again when due: every resolve_interval, or at the
+ * record's TTL when that is shorter. An address change moves the backend to
+ * the new address with its history; no address makes it down (unresolved).
+ */
+class Refresher {
+  private due = new Map<string, number>();
+  private busy = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly monitor: Monitor, private readonly configs: () => BackendConfig[]) {}
+
+  /** Schedules every named backend of `list` from its first look-up. */
+  plan(list: Resolved, now = Date.now()): void {
+    const next = new Map<string, number>();
+    for (const r of list) {
+      if (literal(r.cfg.host) !== null) continue;
+      next.set(r.cfg.name, this.due.get(r.cfg.name) ?? now + Math.min(r.cfg.resolveInterval, r.ttlMs));
+    }
+    this.due = next;
+  }
+
+  start(): void { this.timer = setInterval(() => this.run(), 1000); this.timer.unref(); }
+  stop(): void { if (this.timer) clearInterval(this.timer); this.timer = null; }
+
+  private run(now = Date.now()): void {
+    const byName = new Map(this.configs().map((c) => [c.name, c]));
+    for (const [name, at] of this.due) {
+      if (at > now || this.busy >= RESOLVE_CONCURRENCY) continue;
+      const c = byName.get(name);
+      if (!c) { this.due.delete(name); continue; }
+      this.busy++;
+      this.due.set(name, Infinity);
+      void resolveHost(c.host, c.resolveInterval).then((r) => {
+        this.busy--;
+        if (!this.due.has(name)) return; // removed by a reload meanwhile
+        this.due.set(name, Date.now() + Math.min(c.resolveInterval, r.ttlMs));
+        const b = this.monitor.get(name);
+        if (!b || b.cfg.host !== c.host) return;
+        if (b.addr !== r.addr) log(`backend ${name}: ${c.host} ${r.addr === null ? `no longer resolves (${r.error})` : `now resolves to ${formatAddress(r.addr)}`}${b.addr === null ? '' : ` (was ${b.address})`}`);
+        this.monitor.setAddress(name, r.addr, r.addr === null ? `${c.host}: ${r.error}` : '');
+      });
+    }
+  }
 }
 
 function listen(server: http.Server | net.Server, where: { host: string; port: number }, what: string): Promise<void> {
@@ -76,15 +134,18 @@ const closeServer = (s: http.Server | net.Server) => new Promise<void>((r) => {
 export async function serve(configPath: string): Promise<void> {
   let cfg = loadConfig(configPath);
   let sink = new EventSink(cfg.events, cfg.hooks.onChange, cfg.hooks.timeout, (m) => log(`warning: ${m}`));
+  const gate = new AdminGate(cfg.admin.tokenFile ? loadToken(cfg.admin.tokenFile, (m) => log(`warning: ${m}`)) : null, log);
+  if (cfg.stateFile) checkStateDir(cfg.stateFile);
   const servers: Array<http.Server | net.Server> = [];
   let monitor: Monitor | null = null;
   let engine: Engine | null = null;
   let list: Resolved = [];
+  let state: StateWriter | null = null;
   try {
     requirePrivileges();
     // Bound before anything is attached; they answer 503 / "down" until the monitor runs.
     if (cfg.listen.http) {
-      const s = createHttpServer(() => monitor);
+      const s = createHttpServer(() => monitor, gate);
       await listen(s, cfg.listen.http, 'HTTP');
       servers.push(s);
     }
@@ -96,9 +157,18 @@ export async function serve(configPath: string): Promise<void> {
     list = await resolveBackends(cfg);
     engine = openEngine(cfg, list);
     monitor = new Monitor(engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
-    monitor.on('change', (ev) => sink.emit(ev));
+    monitor.on('change', (ev) => { sink.emit(ev); state?.changed(); });
     monitor.on('error', (err) => log(`error: ${(err as Error).message}`));
     monitor.apply(list);
+    for (const r of list) if (r.addr === null) log(`warning: backend ${r.cfg.name}: ${r.unresolved}: down (unresolved) until it resolves`);
+    if (cfg.stateFile) {
+      const saved = readState(cfg.stateFile);
+      if (saved && 'problem' in saved) log(`warning: state file ignored: ${saved.problem}`);
+      else if (saved) log(`state of ${monitor.restore(saved.backends)} backends restored from ${cfg.stateFile}`);
+      const m = monitor;
+      state = new StateWriter(cfg.stateFile, () => m.list(), (msg) => log(`warning: ${msg}`));
+      state.flush();
+    }
     await engine.sendSlots(new Uint32Array(0)); // sender thread up before the first check is due
     monitor.start();
   } catch (err) {
@@ -110,6 +180,9 @@ export async function serve(configPath: string): Promise<void> {
   }
   const mon = monitor;
   let eng = engine;
+  const refresher = new Refresher(mon, () => cfg.backends);
+  refresher.plan(list);
+  refresher.start();
   log(`checking ${list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
     `${cfg.listen.http ? `; http on ${cfg.listen.http.host}:${cfg.listen.http.port}` : ''}` +
     `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}`);
@@ -126,6 +199,8 @@ export async function serve(configPath: string): Promise<void> {
       const nextList = await resolveBackends(next);
       if (JSON.stringify(next.listen) !== JSON.stringify(cfg.listen) || JSON.stringify(next.probe) !== JSON.stringify(cfg.probe))
         log('warning: listen and probe settings take effect at restart only');
+      if (JSON.stringify(next.admin) !== JSON.stringify(cfg.admin) || next.stateFile !== cfg.stateFile)
+        log('warning: admin and state_file settings take effect at restart only');
       let nextSink: EventSink | null = null;
       if (next.events !== cfg.events || next.hooks.onChange !== cfg.hooks.onChange || next.hooks.timeout !== cfg.hooks.timeout)
         nextSink = new EventSink(next.events, next.hooks.onChange, next.hooks.timeout, (m) => log(`warning: ${m}`));
@@ -141,8 +216,10 @@ export async function serve(configPath: string): Promise<void> {
         await old.close();
       }
       mon.apply(nextList);
-      cfg = { ...next, listen: cfg.listen, probe: cfg.probe };
+      cfg = { ...next, listen: cfg.listen, probe: cfg.probe, admin: cfg.admin, stateFile: cfg.stateFile };
       list = nextList;
+      refresher.plan(list);
+      state?.changed();
       log(`reloaded ${configPath}: ${list.length} backends`);
     } catch (err) {
       log(`reload rejected, keeping the running config: ${(err as Error).message}`);
@@ -156,6 +233,8 @@ export async function serve(configPath: string): Promise<void> {
       process.off('SIGHUP', onHup);
       log(`${sig}: shutting down`);
       mon.stop();
+      refresher.stop();
+      state?.flush();
       // Whatever is still closing after SHUTDOWN_MS (a hook, a slow client),
       // XDP goes now and the process ends.
       setTimeout(() => {

@@ -20,6 +20,12 @@ export interface BackendConfig {
   /** Fraction of the interval (0..0.5) by which each check time is moved at random. */
   jitter: number;
   initial: 'up' | 'down';
+  /** After coming up, the agent weight ramps from 10 % to full over this many ms (0: off). */
+  slowstart: number;
+  /** Every failed check is an event, not only transitions. */
+  logFailures: boolean;
+  /** A hostname is looked up again this often, ms (sooner when its record's TTL is shorter). */
+  resolveInterval: number;
 }
 
 export interface ServeConfig {
@@ -29,6 +35,10 @@ export interface ServeConfig {
   events?: string; // file path, or '-' for stdout
   /** Several backends may check the same address:port (the agent answers for the first). */
   allowDuplicates: boolean;
+  /** Where states, counters and admin states survive restarts. */
+  stateFile?: string;
+  /** The admin API (PUT /backends/NAME/admin) exists only with a token file. */
+  admin: { tokenFile?: string };
   probe: {
     interface?: string; sourcePorts: { lo: number; hi: number }; senders: number; rate: number;
     xdpMode: 'auto' | 'native' | 'generic'; rst: 'auto' | 'xdp' | 'kernel';
@@ -37,8 +47,8 @@ export interface ServeConfig {
   };
 }
 
-const TIMING_KEYS = ['interval', 'timeout', 'rise', 'fall', 'fastinter', 'downinter', 'jitter', 'initial'] as const;
-const DEFAULTS = { interval: 2000, timeout: 1000, rise: 2, fall: 3, jitter: 0.1, initial: 'up' as const };
+const TIMING_KEYS = ['interval', 'timeout', 'rise', 'fall', 'fastinter', 'downinter', 'jitter', 'initial', 'slowstart', 'log_failures', 'resolve_interval'] as const;
+const DEFAULTS = { interval: 2000, timeout: 1000, rise: 2, fall: 3, jitter: 0.1, initial: 'up' as const, slowstart: 0, logFailures: false, resolveInterval: 30_000 };
 
 class Ctx {
   constructor(readonly file: string) {}
@@ -99,6 +109,11 @@ function timing(c: Ctx, path: string, raw: Record<string, unknown>, base: Partia
       if (typeof n !== 'number' || !(n >= 0 && n <= 0.5)) c.fail(p, 'a fraction from 0 to 0.5 or a percentage up to 50%', v);
       out.jitter = n as number;
     } else if (k === 'initial') out.initial = oneOf(c, p, raw[k], ['up', 'down'] as const);
+    else if (k === 'log_failures') {
+      if (typeof raw[k] !== 'boolean') c.fail(p, 'true or false', raw[k]);
+      out.logFailures = raw[k] as boolean;
+    } else if (k === 'slowstart') out.slowstart = raw[k] === 0 || raw[k] === '0' ? 0 : duration(c, p, raw[k]);
+    else if (k === 'resolve_interval') out.resolveInterval = duration(c, p, raw[k]);
     else out[k] = duration(c, p, raw[k]);
   }
   return out;
@@ -124,7 +139,11 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   const root = obj(c, '(top level)', doc);
-  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates']);
+  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin']);
+  if (root.state_file !== undefined && (typeof root.state_file !== 'string' || !root.state_file)) c.fail('state_file', 'a file path', root.state_file);
+  const admin = obj(c, 'admin', root.admin);
+  known(c, 'admin', admin, ['token_file']);
+  if (admin.token_file !== undefined && (typeof admin.token_file !== 'string' || !admin.token_file)) c.fail('admin.token_file', 'a file path', admin.token_file);
   if (root.allow_duplicates !== undefined && typeof root.allow_duplicates !== 'boolean') c.fail('allow_duplicates', 'true or false', root.allow_duplicates);
   const targets = new Map<string, string>();
   const defaults = obj(c, 'defaults', root.defaults);
@@ -156,6 +175,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
       labels: Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])),
       interval: t.interval, timeout: t.timeout, rise: t.rise, fall: t.fall, jitter: t.jitter, initial: t.initial,
       fastinter: t.fastinter ?? t.interval, downinter: t.downinter ?? t.interval,
+      slowstart: t.slowstart, logFailures: t.logFailures, resolveInterval: t.resolveInterval,
     };
     if (out.timeout > out.interval) c.fail(`${p}.timeout`, `at most the interval (${out.interval} ms)`, out.timeout);
     // Two names for one host:port would check it twice and answer the agent for
@@ -188,6 +208,8 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     hooks: { onChange: hooks.on_change as string | undefined, timeout: hooks.timeout === undefined ? 10_000 : duration(c, 'hooks.timeout', hooks.timeout) },
     events: root.events as string | undefined,
     allowDuplicates: root.allow_duplicates === true,
+    stateFile: root.state_file as string | undefined,
+    admin: { tokenFile: admin.token_file as string | undefined },
     probe: {
       interface: probe.interface === undefined ? undefined : String(probe.interface),
       sourcePorts,
