@@ -155,8 +155,12 @@ export class Backend {
   /** Health after rise/fall; see state for what is reported. */
   get healthState(): HealthState { return this.health.state; }
 
-  /** The reported state: up only while the health is up and the latest check is fresh. */
-  get state(): HealthState { return this.reported; }
+  /**
+   * The state to report now: up only while the health is up and the latest
+   * check is fresh. Worked out on every read, so the API, metrics and agent
+   * say down for a stale backend even if the scheduler itself has stopped.
+   */
+  get state(): HealthState { return this.effectiveState(Date.now()); }
 
   /** Age of the latest completed check, counted from this process's start at most (a restored one is as old as the start). */
   checkAge(now: number): number { return now - Math.max(this.last?.ts ?? 0, this.born); }

@@ -16,23 +16,20 @@ import { Engine } from '../engine/engine';
 import { HalfopenError } from '../errors';
 import { BackendConfig, ServeConfig, loadConfig, loadConfigOffThread } from '../health/config';
 import { requirePrivileges } from '../cli/privileges';
-import { formatAddress } from '../targets/address';
 import { Monitor, capacityFor, slotsFor } from './monitor';
 import { createHttpServer } from './http';
 import { createAgentServer } from './agent';
 import { EventSink } from './events';
 import { AdminGate, loadToken } from './admin';
-import { literal, resolveHost } from './resolver';
+import { Refresher, ResolvedBackend, resolveHost } from './resolver';
 import { StateWriter, readState } from './state-file';
 
 const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 
 /** SIGTERM to exit: whatever is still closing then, XDP is detached and the process ends. */
 const SHUTDOWN_MS = 1500;
-/** Host names looked up at once by the refresher. */
-const RESOLVE_CONCURRENCY = 16;
 
-type Resolved = Array<{ cfg: BackendConfig; addr: bigint | null; unresolved: string; ttlMs: number }>;
+type Resolved = ResolvedBackend[];
 
 /** Every backend's address; a name that resolves to nothing is a backend without one (down, unresolved). */
 async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
@@ -70,52 +67,6 @@ function checkStateDir(file: string): void {
     fs.accessSync(path.dirname(path.resolve(file)), fs.constants.W_OK);
   } catch (err) {
     throw new HalfopenError('E_CONFIG', `state_file ${file}: cannot write to its directory: ${(err as NodeJS.ErrnoException).code ?? err}`);
-  }
-}
-
-/**
- * Looks host names up again when due: every resolve_interval, or at the
- * record's TTL when that is shorter. An address change moves the backend to
- * the new address with its history; no address makes it down (unresolved).
- */
-class Refresher {
-  private due = new Map<string, number>();
-  private busy = 0;
-  private timer: NodeJS.Timeout | null = null;
-
-  constructor(private readonly monitor: Monitor, private readonly configs: () => BackendConfig[]) {}
-
-  /** Schedules every named backend of `list` from its first look-up. */
-  plan(list: Resolved, now = Date.now()): void {
-    const next = new Map<string, number>();
-    for (const r of list) {
-      if (literal(r.cfg.host) !== null) continue;
-      next.set(r.cfg.name, this.due.get(r.cfg.name) ?? now + Math.min(r.cfg.resolveInterval, r.ttlMs));
-    }
-    this.due = next;
-  }
-
-  start(): void { this.timer = setInterval(() => this.run(), 1000); this.timer.unref(); }
-  stop(): void { if (this.timer) clearInterval(this.timer); this.timer = null; }
-
-  private run(now = Date.now()): void {
-    const byName = new Map(this.configs().map((c) => [c.name, c]));
-    for (const [name, at] of this.due) {
-      if (at > now || this.busy >= RESOLVE_CONCURRENCY) continue;
-      const c = byName.get(name);
-      if (!c) { this.due.delete(name); continue; }
-      this.busy++;
-      this.due.set(name, Infinity);
-      void resolveHost(c.host, c.resolveInterval).then((r) => {
-        this.busy--;
-        if (!this.due.has(name)) return; // removed by a reload meanwhile
-        this.due.set(name, Date.now() + Math.min(c.resolveInterval, r.ttlMs));
-        const b = this.monitor.get(name);
-        if (!b || b.cfg.host !== c.host) return;
-        if (b.addr !== r.addr) log(`backend ${name}: ${c.host} ${r.addr === null ? `no longer resolves (${r.error})` : `now resolves to ${formatAddress(r.addr)}`}${b.addr === null ? '' : ` (was ${b.address})`}`);
-        this.monitor.setAddress(name, r.addr, r.addr === null ? `${c.host}: ${r.error}` : '');
-      });
-    }
   }
 }
 
@@ -180,7 +131,7 @@ export async function serve(configPath: string): Promise<void> {
   }
   const mon = monitor;
   let eng = engine;
-  const refresher = new Refresher(mon, () => cfg.backends);
+  const refresher = new Refresher(mon, () => cfg.backends, log);
   refresher.plan(list);
   refresher.start();
   log(`checking ${list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
