@@ -32,6 +32,7 @@ import { AdminState, Backend, CheckOutcome, ChangeEvent, MAX_DEPTH, MAX_TICK_MS,
 import { Histogram, LATENESS_BUCKETS, RTT_BUCKETS } from './histogram';
 import { WakeHeap } from './wake-heap';
 import type { SavedBackend } from './state-file';
+import { sameRoute } from './send-routes';
 
 export { Backend, depthFor };
 export type { CheckOutcome, ChangeEvent };
@@ -43,8 +44,8 @@ export type { CheckOutcome, ChangeEvent };
  */
 export interface ProbeSlots {
   readonly capacity: number;
-  /** Programs slot i for addr:port from source port sport and clears its verdict. */
-  setSlot(i: number, addr: bigint, port: number, sport: number): void;
+  /** Programs slot i for addr:port from source port sport and clears its verdict; route: the backend's source and mark. */
+  setSlot(i: number, addr: bigint, port: number, sport: number, route?: { source?: string; mark?: number }): void;
   clearSlot(i: number): void;
   /** Next check of a programmed slot: new source port, cleared verdict. */
   rearmSlot(i: number, sport: number): void;
@@ -191,7 +192,8 @@ export class Monitor extends EventEmitter {
       }
       const b = new Backend(cfg, addr, now, keep);
       b.unresolved = unresolved ?? '';
-      if (keep && keep.depth === b.depth && keep.addr === addr) {
+      // A new source or mark reprograms the slots (new slots, same schedule).
+      if (keep && keep.depth === b.depth && keep.addr === addr && sameRoute(keep.cfg, cfg)) {
         b.slots = keep.slots;
         b.slot0 = keep.slot0;
         b.headDeadline = keep.headDeadline;
@@ -321,7 +323,7 @@ export class Monitor extends EventEmitter {
         const slot = this.free.pop()!;
         b.slots.push(slot);
         if (k === 0) b.slot0 = slot;
-        this.slots.setSlot(slot, b.addr!, b.cfg.port, this.sportLo + (slot % this.sportRange));
+        this.slots.setSlot(slot, b.addr!, b.cfg.port, this.sportLo + (slot % this.sportRange), b.cfg);
       }
     }
   }

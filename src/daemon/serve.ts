@@ -23,6 +23,7 @@ import { EventSink } from './events';
 import { AdminGate, loadToken } from './admin';
 import { Refresher, ResolvedBackend, resolveHost } from './resolver';
 import { StateWriter, readState } from './state-file';
+import { checkSendRoutes } from './send-routes';
 
 const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 
@@ -107,6 +108,7 @@ export async function serve(configPath: string): Promise<void> {
     }
     list = await resolveBackends(cfg);
     engine = openEngine(cfg, list);
+    checkSendRoutes(list, engine.interface); // per-backend source and mark: before the first SYN
     monitor = new Monitor(engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
     monitor.on('change', (ev) => { sink.emit(ev); state?.changed(); });
     monitor.on('error', (err) => log(`error: ${(err as Error).message}`));
@@ -148,6 +150,7 @@ export async function serve(configPath: string): Promise<void> {
     try {
       const next = await loadConfigOffThread(configPath);
       const nextList = await resolveBackends(next);
+      checkSendRoutes(nextList, eng.interface); // per-backend source and mark
       if (JSON.stringify(next.listen) !== JSON.stringify(cfg.listen) || JSON.stringify(next.probe) !== JSON.stringify(cfg.probe))
         log('warning: listen and probe settings take effect at restart only');
       if (JSON.stringify(next.admin) !== JSON.stringify(cfg.admin) || next.stateFile !== cfg.stateFile)

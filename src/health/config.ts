@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import yaml from 'js-yaml';
 import { HalfopenError } from '../errors';
-import { parseAddress } from '../targets/address';
+import { isV4, parseAddress } from '../targets/address';
 
 export interface BackendConfig {
   name: string;
@@ -26,6 +26,10 @@ export interface BackendConfig {
   logFailures: boolean;
   /** A hostname is looked up again this often, ms (sooner when its record's TTL is shorter). */
   resolveInterval: number;
+  /** Source address of this host for the backend's SYNs (else the route's). */
+  source?: string;
+  /** SO_MARK of the backend's SYNs, for netfilter and policy routing (else none). */
+  mark?: number;
 }
 
 export interface ServeConfig {
@@ -119,6 +123,52 @@ function timing(c: Ctx, path: string, raw: Record<string, unknown>, base: Partia
   return out;
 }
 
+// ── Per-backend `source` and `mark` (also in `defaults`): how a backend's SYNs leave.
+const ROUTE_KEYS = ['source', 'mark'] as const;
+
+/** `source`: an address, or a list of at most one IPv4 and one IPv6 address. */
+function sources(c: Ctx, path: string, v: unknown): string[] | undefined {
+  if (v === undefined) return undefined;
+  const list = Array.isArray(v) ? v : [v];
+  const fams = new Set<boolean>();
+  return list.map((s) => {
+    const a = typeof s === 'string' ? parseAddress(s.replace(/^\[(.*)\]$/, '$1')) : null;
+    if (a === null || list.length > 2) return c.fail(path, 'an IP address of this host, or a list of one IPv4 and one IPv6 address', v);
+    const v4 = isV4(a);
+    if (fams.has(v4)) c.fail(path, 'at most one address per family', v);
+    fams.add(v4);
+    return (s as string).replace(/^\[(.*)\]$/, '$1');
+  });
+}
+
+/** `mark`: 0..0xffffffff, decimal or 0x hex. */
+function mark(c: Ctx, path: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'string' && /^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(v.trim()) ? Number(v.trim()) : v;
+  if (typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffffffff) return n;
+  return c.fail(path, 'a mark from 0 to 0xffffffff (decimal or 0x hex)', v);
+}
+
+/**
+ * The backend's own source and mark, else the defaults'. Of a list, the
+ * address of the host's family; a list of two needs an address host.
+ */
+function route(c: Ctx, p: string, b: Record<string, unknown>, defaults: { source?: string[]; mark?: number }): { source?: string; mark?: number } {
+  const own = sources(c, `${p}.source`, b.source);
+  const list = own ?? defaults.source;
+  const m = b.mark === undefined ? defaults.mark : mark(c, `${p}.mark`, b.mark);
+  const host = parseAddress(String(b.host).replace(/^\[(.*)\]$/, '$1'));
+  let source: string | undefined;
+  if (list && host === null) {
+    if (list.length > 1) c.fail(`${p}.source`, 'one address for a backend given by hostname', list);
+    source = list[0];
+  } else if (list && host !== null) {
+    source = list.find((s) => isV4(parseAddress(s)!) === isV4(host));
+    if (source === undefined && own) c.fail(`${p}.source`, `an address of the same family as ${b.host}`, b.source);
+  }
+  return { ...(source !== undefined ? { source } : {}), ...(m !== undefined ? { mark: m } : {}) };
+}
+
 function obj(c: Ctx, path: string, v: unknown): Record<string, unknown> {
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v)) return c.fail(path, 'a mapping', v);
@@ -147,15 +197,16 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   if (root.allow_duplicates !== undefined && typeof root.allow_duplicates !== 'boolean') c.fail('allow_duplicates', 'true or false', root.allow_duplicates);
   const targets = new Map<string, string>();
   const defaults = obj(c, 'defaults', root.defaults);
-  known(c, 'defaults', defaults, TIMING_KEYS);
+  known(c, 'defaults', defaults, [...TIMING_KEYS, ...ROUTE_KEYS]);
   const base = timing(c, 'defaults', defaults, DEFAULTS);
+  const baseRoute = { source: sources(c, 'defaults.source', defaults.source), mark: mark(c, 'defaults.mark', defaults.mark) };
 
   if (!Array.isArray(root.backends) || root.backends.length === 0) c.fail('backends', 'a non-empty list of backends', root.backends);
   const names = new Set<string>();
   const backends: BackendConfig[] = (root.backends as unknown[]).map((raw, i) => {
     const p = `backends[${i}]`;
     const b = obj(c, p, raw);
-    known(c, p, b, ['name', 'host', 'port', 'weight', 'labels', ...TIMING_KEYS]);
+    known(c, p, b, ['name', 'host', 'port', 'weight', 'labels', ...TIMING_KEYS, ...ROUTE_KEYS]);
     if (typeof b.host !== 'string' || !b.host) c.fail(`${p}.host`, 'an address or hostname', b.host);
     const port = int(c, `${p}.port`, b.port, 1, 65535);
     const rawName = b.name === undefined ? `${b.host}:${port}` : b.name;
@@ -176,6 +227,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
       interval: t.interval, timeout: t.timeout, rise: t.rise, fall: t.fall, jitter: t.jitter, initial: t.initial,
       fastinter: t.fastinter ?? t.interval, downinter: t.downinter ?? t.interval,
       slowstart: t.slowstart, logFailures: t.logFailures, resolveInterval: t.resolveInterval,
+      ...route(c, p, b, baseRoute),
     };
     if (out.timeout > out.interval) c.fail(`${p}.timeout`, `at most the interval (${out.interval} ms)`, out.timeout);
     // Two names for one host:port would check it twice and answer the agent for
