@@ -7,6 +7,17 @@ import { BackendConfig } from '../health/config';
 import { MAX_SEND_GROUPS, routeTo } from '../engine/route';
 import { formatAddress, isV4, parseAddress } from '../targets/address';
 
+/**
+ * The interface the engine will match replies on, found as the engine finds
+ * it (probe.interface, else the route to the first backend), so the check
+ * runs before anything is attached.
+ */
+export function matcherInterface(list: ReadonlyArray<{ addr: bigint | null }>, iface?: string): string {
+  const first = list.find((b) => b.addr !== null)?.addr;
+  if (iface || first == null) return iface ?? '';
+  return routeTo(formatAddress(first)).dev;
+}
+
 /** Same source and mark: a reload may keep the backend's slots as they are. */
 export const sameRoute = (a: BackendConfig, b: BackendConfig): boolean => a.source === b.source && a.mark === b.mark;
 
@@ -27,13 +38,15 @@ function localAddresses(): Set<bigint> {
  * address of this host, is of the other family than the backend's address,
  * or whose SYNs would leave (by source or mark, through policy routing) by
  * another interface than `dev`, where the matcher waits for the replies.
- * One route lookup per distinct (family, source, mark).
+ * One route lookup per distinct (family, source, mark); `matcherDev` is
+ * only asked for when some backend has a source or mark.
  */
-export function checkSendRoutes(list: ReadonlyArray<{ cfg: BackendConfig; addr: bigint | null }>, dev: string): void {
+export function checkSendRoutes(list: ReadonlyArray<{ cfg: BackendConfig; addr: bigint | null }>, matcherDev: string | (() => string)): void {
   // A name that does not resolve (yet) has no route to check; its family is
   // checked here once it resolves at a start or reload.
   const marked = list.filter((b): b is { cfg: BackendConfig; addr: bigint } => b.addr !== null && (b.cfg.source !== undefined || !!b.cfg.mark));
   if (!marked.length) return;
+  const dev = typeof matcherDev === 'string' ? matcherDev : matcherDev();
   const local = localAddresses();
   const seen = new Set<string>();
   const pairs = new Set<string>();

@@ -23,7 +23,7 @@ import { EventSink } from './events';
 import { AdminGate, loadToken } from './admin';
 import { Refresher, ResolvedBackend, resolveHost } from './resolver';
 import { StateWriter, readState } from './state-file';
-import { checkSendRoutes } from './send-routes';
+import { checkSendRoutes, matcherInterface } from './send-routes';
 
 const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 
@@ -107,8 +107,8 @@ export async function serve(configPath: string): Promise<void> {
       servers.push(s);
     }
     list = await resolveBackends(cfg);
+    checkSendRoutes(list, () => matcherInterface(list, cfg.probe.interface)); // per-backend source and mark
     engine = openEngine(cfg, list);
-    checkSendRoutes(list, engine.interface); // per-backend source and mark: before the first SYN
     monitor = new Monitor(engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
     monitor.on('change', (ev) => { sink.emit(ev); state?.changed(); });
     monitor.on('error', (err) => log(`error: ${(err as Error).message}`));
