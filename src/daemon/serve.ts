@@ -56,7 +56,9 @@ function openEngine(cfg: ServeConfig, list: Resolved): Engine {
   if (!addrs.length && !cfg.probe.interface) throw new HalfopenError('E_CONFIG', 'no backend has an address to find the interface by: set probe.interface');
   return Engine.open(addrs, capacityFor(list), {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
-    senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22, sendPath: 'auto',
+    senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22,
+    // Backends with a source or mark send on raw sockets, RSTs from the kernel: all the same way then.
+    sendPath: cfg.backends.some((b) => b.source !== undefined || b.mark) ? 'raw' : 'auto',
     xdpMode: cfg.probe.xdpMode, rst: cfg.probe.rst, hook: cfg.probe.hook,
     warn: (m) => log(`warning: ${m}`),
   });

@@ -167,7 +167,7 @@ export class Engine {
   /** `auto` wanted native XDP and the interface's driver has none. */
   readonly xdpFellBack: boolean = false;
   /** Who sends the RST for a SYN+ACK: the XDP program (XDP_TX) or the prober's kernel. */
-  readonly rstFrom: 'xdp' | 'kernel' = 'kernel';
+  rstFrom: 'xdp' | 'kernel' = 'kernel';
   readonly sendPath: 'raw' | 'packet';
   private readonly prog!: NativeProgram;
   private readonly table: ProbeTable;
@@ -495,6 +495,13 @@ export class Engine {
     if (route?.source) {
       const a = mustParseAddress(route.source, 'source address');
       if (isV4(a)) group.src4 = sourceBytes(route.source); else group.src6 = sourceBytes(route.source);
+    }
+    // Raw-socket SYNs pass conntrack: the kernel's RST must close their
+    // entries (an XDP RST would leave each in SYN_SENT for two minutes, one
+    // per check, see rstModeFor), so `auto` moves the RSTs to the kernel.
+    if (!this.groups.length && this.rstFrom === 'xdp' && this.opts.rst !== 'xdp') {
+      this.prog.setRstMode(C.HO_RST_KERNEL);
+      this.rstFrom = 'kernel';
     }
     this.groups.push(group);
     g = this.groups.length;

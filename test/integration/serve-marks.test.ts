@@ -50,9 +50,8 @@ ${extra}`;
  * Per backend, two counters in the prober's output hook: every SYN to it
  * ("all"), and the SYNs that carry exactly its mark and source ("ok"). For
  * the plain backends "ok" counts SYNs with no mark from the link's own
- * address. (Their SYNs may take AF_PACKET, which passes no netfilter hook:
- * then both stay 0, and "any" counters show that no marked or second-source
- * SYN went to them either.)
+ * address (with marks in the config, serve sends every SYN on raw sockets,
+ * so theirs pass the hook too).
  */
 function nftRules(list: Want[]): string {
   const rules: string[] = [];
@@ -116,18 +115,15 @@ describe('halfopen serve: per-backend source and mark', { skip }, () => {
     serve = new ServeProcess(fleet, file);
     await serve.ready();
     const s = serve;
+    assert.match(s.stderr, /raw sends, RSTs from the kernel/);
     assert.ok(await waitFor(() => s.json(HTTP, '/backends').every((b: any) => b.counters.checks >= 4), 10_000), s.stderr);
     const state = Object.fromEntries(s.json(HTTP, '/backends').map((b: any) => [b.name, b]));
     const c = counters(fleet);
     for (const b of BACKENDS) {
       assert.equal(state[b.name].state, b.open ? 'up' : 'down', `${b.name}: ${JSON.stringify(state[b.name].last)}`);
       assert.equal(state[b.name].last.state, b.open ? 'open' : 'closed', b.name);
-      if (b.mark || b.source) {
-        assert.ok(c[`${b.name}:all`] >= 4, `${b.name}: ${c[`${b.name}:all`]} SYNs seen in the output hook`);
-        assert.equal(c[`${b.name}:ok`], c[`${b.name}:all`], `${b.name}: every SYN with mark ${b.mark ?? 0} from ${b.source ?? 'the link address'}`);
-      } else {
-        assert.equal(c[`${b.name}:ok`], c[`${b.name}:all`], `${b.name}: SYNs that passed netfilter are unmarked, from the link address`);
-      }
+      assert.ok(c[`${b.name}:all`] >= 4, `${b.name}: ${c[`${b.name}:all`]} SYNs seen in the output hook`);
+      assert.equal(c[`${b.name}:ok`], c[`${b.name}:all`], `${b.name}: every SYN with mark ${b.mark ?? 0} from ${b.source ?? 'the link address'}`);
     }
     // Nothing marked or second-sourced beyond the backends configured so.
     const sum = (pred: (b: Want) => boolean) => BACKENDS.filter(pred).reduce((n, b) => n + c[`${b.name}:all`], 0);
@@ -161,6 +157,29 @@ describe('halfopen serve: per-backend source and mark', { skip }, () => {
     assert.equal(s.child.exitCode, null, 'still running');
     const code = await s.stop();
     assert.equal(code, 0, s.stderr);
+    serve = undefined;
+  });
+
+  test('a reload that brings the first mark to an unmarked daemon moves the RSTs to the kernel', async () => {
+    const plain = BACKENDS.filter((b) => !b.mark && !b.source);
+    fs.writeFileSync(file, config(plain));
+    const s = new ServeProcess(fleet, file);
+    serve = s;
+    await s.ready();
+    // Without marks: AF_PACKET sends, and on this veth (generic XDP) the RSTs from XDP.
+    assert.match(s.stderr, /packet sends, RSTs from XDP/);
+    const rstSent = () => Number(/halfopen_xdp_packets_total\{kind="rst_sent"\} (\d+)/.exec(s.get(HTTP, '/metrics').body)?.[1] ?? NaN);
+    assert.ok(await waitFor(() => rstSent() > 0, 5000), 'XDP sends RSTs for the open backends');
+    fs.writeFileSync(file, config([...plain, BACKENDS[0]]));
+    s.signal('SIGHUP');
+    assert.ok(await waitFor(() => /reloaded /.test(s.stderr), 5000), s.stderr);
+    await new Promise((r) => setTimeout(r, 300));
+    const after = rstSent();
+    const checks = () => s.json(HTTP, `/backends/${BACKENDS[0].name}`).counters.checks;
+    assert.ok(await waitFor(() => checks() >= 4, 5000));
+    assert.equal(rstSent(), after, 'no more XDP RSTs: the kernel answers every SYN+ACK');
+    assert.equal(s.json(HTTP, `/backends/${BACKENDS[0].name}`).state, 'up');
+    assert.equal(await s.stop(), 0, s.stderr);
     serve = undefined;
   });
 
