@@ -133,8 +133,11 @@ class Sender : public Napi::ObjectWrap<Sender> {
         gr.mark = (int)(uint32_t)OptNumber(g, "mark", 0);
         gr.bind4 = CopyOpt(g, "src4", gr.src4, 4);
         gr.bind6 = CopyOpt(g, "src6", gr.src6, 16);
-        gr.have4 = gr.bind4 || have4_;
-        gr.have6 = gr.bind6 || have6_;
+        // A group with a source of one family sends that family only: a
+        // backend whose name now resolves to the other family fails its
+        // checks rather than leave from an address it was not given.
+        gr.have4 = gr.bind4 || (!gr.bind6 && have4_);
+        gr.have6 = gr.bind6 || (!gr.bind4 && have6_);
         if (!gr.bind4) memcpy(gr.src4, src4_, 4);
         if (!gr.bind6) memcpy(gr.src6, src6_, 16);
         groups_.push_back(std::move(gr));
