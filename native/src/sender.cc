@@ -59,7 +59,6 @@ struct Group {
   bool bind4 = false, bind6 = false;  // a source of its own: bind the socket to it
   int mark = 0;
   int fd4 = -1, fd6 = -1;
-  int err4 = 0, err6 = 0;  // a socket that could not be opened: its errno
   std::vector<Frame> f4, f6;
   uint32_t n4 = 0, n6 = 0;
 };
@@ -191,18 +190,17 @@ class Sender : public Napi::ObjectWrap<Sender> {
   }
 
   // The raw socket of group g (g >= 1) for a family, opened on first use and
-  // bound to the group's own source; -1 (errno in err) when that failed.
+  // bound to the group's own source; -1 (errno in err) when that failed. A
+  // failure is tried again at the next batch: a source that is a floating
+  // address (VRRP) may come back.
   int GroupFd(Group &g, bool v4, int &err) {
     int &fd = v4 ? g.fd4 : g.fd6;
-    int &gerr = v4 ? g.err4 : g.err6;
-    if (fd >= 0 || gerr) {
-      err = gerr;
-      return fd;
-    }
+    if (fd >= 0) return fd;
+    int gerr = 0;
     int fam = v4 ? AF_INET : AF_INET6;
     fd = socket(fam, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
     if (fd < 0) {
-      err = gerr = errno;
+      err = errno;
       return -1;
     }
     if (g.mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &g.mark, sizeof(g.mark))) gerr = errno;
