@@ -228,6 +228,36 @@ class Sender : public Napi::ObjectWrap<Sender> {
     return fd;
   }
 
+  // Whether the group's own source is still an address of this host. A raw
+  // socket with a header of its own sends from any address, bound or not: a
+  // source that left (a floating address moved to the peer) would still get
+  // SYNs out, and their SYN+ACKs, to an address nobody here owns, would get
+  // no RST and leave the backend half-open. A bind of a throwaway socket is
+  // the kernel's own test, a few microseconds once per batch.
+  static bool SourcePresent(const Group &g, bool v4, int &err) {
+    if (v4 ? !g.bind4 : !g.bind6) return true;
+    int fd = socket(v4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (fd < 0) {
+      err = errno;
+      return false;
+    }
+    int r;
+    if (v4) {
+      sockaddr_in sa = {};
+      sa.sin_family = AF_INET;
+      memcpy(&sa.sin_addr, g.src4, 4);
+      r = bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa));
+    } else {
+      sockaddr_in6 sa = {};
+      sa.sin6_family = AF_INET6;
+      memcpy(&sa.sin6_addr, g.src6, 16);
+      r = bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa));
+    }
+    if (r) err = errno;
+    close(fd);
+    return r == 0;
+  }
+
   void Release() {
     for (size_t k = 1; k < groups_.size(); k++) {
       if (groups_[k].fd4 >= 0) close(groups_[k].fd4);
@@ -373,7 +403,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
       int fd, err = 0;
       bool packet = gi == 0 && kind_packet_;
       if (gi == 0) fd = kind_packet_ ? fd_packet_ : (v4 ? fd4_ : fd6_);
-      else fd = GroupFd(g, v4, err);
+      else fd = SourcePresent(g, v4, err) ? GroupFd(g, v4, err) : -1;
       if (fd < 0) {
         count_failed(n, err ? err : EBADF);
         n = 0;

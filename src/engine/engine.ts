@@ -537,7 +537,25 @@ export class Engine {
       r = await this.pool.run({ ...task, init });
     }
     if (!r.ok) throw 'needInit' in r ? new HalfopenError('E_INTERNAL', 'sender thread refused its init') : fromRecord(r);
+    if (r.failed) this.sendFailed(r);
     return r;
+  }
+
+  private sendFailures = { at: 0, count: 0 };
+
+  /**
+   * SYNs the kernel refused (a `source` address gone from the host, a mark
+   * without CAP_NET_ADMIN, no route): their checks fail as silent ones, so
+   * say why, at most once every 10 s, with the count since the last line.
+   */
+  private sendFailed(r: SendResult): void {
+    const f = this.sendFailures;
+    f.count += r.failed;
+    const now = Date.now();
+    if (now - f.at < 10_000) return;
+    this.opts.warn?.(`${f.count} SYNs could not be sent${r.errname ? ` (${r.errname})` : ''}: their checks count as failed`);
+    f.at = now;
+    f.count = 0;
   }
 
   /**

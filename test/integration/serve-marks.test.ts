@@ -147,6 +147,20 @@ describe('halfopen serve: per-backend source and mark', { skip }, () => {
     assert.equal(c['any:src2v6'], sum((b) => b.source === SRC2_V6));
   });
 
+  test('a source address that leaves the host: one warning, its backends down, and up again when it is back', async () => {
+    const s = serve!;
+    const src2 = BACKENDS.filter((b) => b.source === SRC2_V4).map((b) => b.name);
+    fleet.exec('prober', 'ip', ['addr', 'del', `${SRC2_V4}/32`, 'dev', fleet.proberIf]);
+    try {
+      assert.ok(await waitFor(() => /warning: \d+ SYNs could not be sent \(E\w+\): their checks count as failed/.test(s.stderr), 5000), s.stderr);
+      assert.ok(await waitFor(() => src2.every((n) => s.json(HTTP, `/backends/${n}`).state === 'down'), 5000));
+      assert.equal(s.json(HTTP, '/backends/src2-v6').state, 'up', 'the other source is not affected');
+    } finally {
+      fleet.exec('prober', 'ip', ['addr', 'add', `${SRC2_V4}/32`, 'dev', fleet.proberIf]);
+    }
+    assert.ok(await waitFor(() => src2.every((n) => s.json(HTTP, `/backends/${n}`).state === 'up'), 5000));
+  });
+
   test('SIGHUP: a changed mark takes effect; a source not on this host is rejected and the old config stays', async () => {
     const s = serve!;
     const moved = BACKENDS.map((b) => b.name === 'm10-open' ? { ...b, mark: 0x20, yaml: 'mark: 0x20' } : b);
