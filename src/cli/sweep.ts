@@ -242,7 +242,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     const m = complete ? { position: whole.size, bytes: out.bytes, counts: rows.watermark.counts } : rows.watermark;
     saveCheckpoint(checkpointPath, {
       version: 1, halfopen: version, cwd: resume?.state.cwd ?? process.cwd(), command: argv, seed: seed.toString(),
-      shard: shard ? { index: shard.index, count: shard.count } : null, fingerprint, probes: whole.size,
+      shard: shard ? { index: shard.index - 1, count: shard.count } : null, fingerprint, probes: whole.size,
       output: { path: outPath, format: opts.format }, position: m.position, bytes: m.bytes, counts: m.counts,
       sent: counters.sent, retried: counters.retried, duplicates: counters.duplicates, invalid: counters.invalid,
       start: startTime.toISOString(), saved: new Date().toISOString(), complete,
@@ -253,7 +253,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     if (!metadataPath) return;
     writeRunRecord(metadataPath, {
       version: 1, halfopen: version, command: argv, seed: seed.toString(),
-      shard: shard ? { index: shard.index, count: shard.count } : null, fingerprint,
+      shard: shard ? { index: shard.index - 1, count: shard.count } : null, fingerprint,
       output: { path: outPath, format: opts.format, bytes: out.bytes },
       start: startTime.toISOString(), end: new Date().toISOString(), probes: whole.size,
       sent: r.sent, retried: r.retried, counts: r.counts, invalid: r.invalid, duplicates: r.duplicates,
@@ -354,7 +354,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
       return;
     }
     if (why?.kind === 'write') {
-      process.stderr.write(`halfopen: cannot write ${why.file}: ${describeErrno(why.err)}; sweep stopped, ${rows.watermark.position} of ${whole.size} probes written\n`);
+      process.stderr.write(`halfopen: cannot write ${why.file}: ${describeErrno(why.err)}; sweep stopped\n`);
       if (why.file !== checkpointPath) { try { checkpoint(false, totals); } catch { /* the line above already says what failed */ } }
       if (why.file !== metadataPath) { try { record({ complete: false, counts: rows.watermark.counts, ...totals }); } catch { /* idem */ } }
       process.exitCode = 1;
@@ -369,9 +369,11 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     await out.finish();
     const wrote = out.error as NodeJS.ErrnoException | null;
     if (wrote) {
-      process.stderr.write(`halfopen: cannot write ${outPath ?? 'stdout'}: ${describeErrno(wrote)}; the output is incomplete\n`);
-      process.exitCode = wrote.code === 'EPIPE' && !outPath ? EXIT_EPIPE : 1;
+      // The reader left (or the disk filled) while the last rows went out.
       trying(metadataPath ?? '', () => record({ complete: false, counts, ...totals }));
+      if (wrote.code === 'EPIPE' && !outPath) { process.exitCode = EXIT_EPIPE; return; }
+      process.stderr.write(`halfopen: cannot write ${outPath ?? 'stdout'}: ${describeErrno(wrote)}; the output is incomplete\n`);
+      process.exitCode = 1;
       return;
     }
     if (checkpointPath) { try { checkpoint(complete, totals); } catch (err) { warn(`cannot save checkpoint ${checkpointPath}: ${describeErrno(err)}`); } }
