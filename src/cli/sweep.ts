@@ -290,7 +290,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   phase(`engine open: XDP ${engine.xdpMode} on ${engine.interface}, ${engine.sendPath} sends, RSTs from ${engine.rstFrom === 'xdp' ? 'XDP' : 'the kernel'}`);
   // A resumed output that is still empty (stopped before its first row) gets its header too.
   if (out.bytes === 0) out.write(writer.header());
-  const ordered = new OrderedRows(out, { position: start, counts: startCounts });
+  const ordered = new OrderedRows(out, { position: start, counts: startCounts }, checkpointPath !== null);
   rows = ordered;
 
   const showProgress = opts.progress ?? process.stderr.isTTY;
