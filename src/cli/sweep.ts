@@ -350,7 +350,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     if (failure) {
       // The rows below the watermark stand; a checkpoint lets a resume continue after a send failure too.
       trying(checkpointPath ?? '', () => checkpoint(false));
-      record({ complete: false, counts: ordered.watermark.counts, ...before, sent: before.sent + live.sent });
+      record({ complete: false, counts: ordered.received(), ...before, sent: before.sent + live.sent });
       throw failure;
     }
     const s = stats!;
@@ -358,14 +358,14 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     const why = stop as StopReason | null;
     if (why?.kind === 'epipe') {
       // Like a filter killed by SIGPIPE: nothing more on stdout, nothing on stderr.
-      trying(metadataPath ?? '', () => record({ complete: false, counts: ordered.watermark.counts, ...totals }));
+      trying(metadataPath ?? '', () => record({ complete: false, counts: ordered.received(), ...totals }));
       process.exitCode = EXIT_EPIPE;
       return;
     }
     if (why?.kind === 'write') {
       process.stderr.write(`halfopen: cannot write ${why.file}: ${describeErrno(why.err)}; sweep stopped\n`);
       if (why.file !== checkpointPath) { try { checkpoint(false, totals); } catch { /* the line above already says what failed */ } }
-      if (why.file !== metadataPath) { try { record({ complete: false, counts: ordered.watermark.counts, ...totals }); } catch { /* idem */ } }
+      if (why.file !== metadataPath) { try { record({ complete: false, counts: ordered.received(), ...totals }); } catch { /* idem */ } }
       process.exitCode = 1;
       return;
     }

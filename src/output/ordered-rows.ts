@@ -133,6 +133,14 @@ export class OrderedRows {
     }
   }
 
+  /** Verdicts per state of every row added so far, written or held. */
+  received(): StateCounts {
+    const total = { ...this.committed };
+    addCounts(total, this.headCounts);
+    for (const [seq, h] of this.held) if (seq !== this.head) addCounts(total, h.counts);
+    return total;
+  }
+
   /** Hands the head's pending rows to the sink. */
   flush(): void {
     if (!this.out.length) return;
@@ -150,13 +158,11 @@ export class OrderedRows {
    */
   flushAll(): StateCounts {
     this.flush();
-    const total = { ...this.committed };
-    addCounts(total, this.headCounts);
+    const total = this.received();
     for (const seq of [...this.held.keys()].sort((a, b) => a - b)) {
       const h = this.held.get(seq)!;
       for (const part of h.parts) this.sink.write(part);
       if (h.text.length) this.sink.write(h.text.join(''));
-      addCounts(total, h.counts);
       this.held.delete(seq);
     }
     this.headCounts = zero();

@@ -84,8 +84,9 @@ describe('OrderedRows low-water mark', () => {
         if (e.kind === 'row') { rows.add(e.seq, 'open', `r${start + e.index}\n`); added.push(start + e.index); } else rows.final(e.seq, ends[e.seq]);
       }
       const mark = rows.watermark;
-      rows.flushAll();
+      const total = rows.flushAll();
       assert.deepEqual(rows.watermark, mark);
+      assert.equal(total.open, added.length, 'every row counted once');
       const written = sink.text.split('\n').filter(Boolean).map((l) => Number(l.slice(1)));
       assert.deepEqual(written.slice().sort((a, b) => a - b), added.slice().sort((a, b) => a - b));
     }), { numRuns: 300, ...seedOpt });
