@@ -250,7 +250,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     await out.durable();
     if (out.error) return;
     const t1 = performance.now();
-    saveCheckpoint(checkpointPath, {
+    await saveCheckpoint(checkpointPath, {
       version: 1, halfopen: version, cwd: resume?.state.cwd ?? process.cwd(), command: argv, seed: seed.toString(),
       shard: shard ? { index: shard.index - 1, count: shard.count } : null, fingerprint, probes: whole.size,
       output: { path: outPath, format: opts.format }, position: m.position, bytes: m.bytes, counts: m.counts,
