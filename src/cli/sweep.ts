@@ -14,7 +14,7 @@ import { createWriter, parseFormat, OutputFormat } from '../output/create-writer
 import { SummaryCounter, formatSummaryLine, PROBE_STATES } from '../output/summary';
 import { OrderedRows, StateCounts } from '../output/ordered-rows';
 import { FileSink, OutputSink, StreamSink } from '../output/sink';
-import { Checkpoint, describeErrno, readCheckpoint, saveCheckpoint } from '../output/checkpoint';
+import { Checkpoint, describeErrno, readCheckpoint, removeStaleSaves, saveCheckpoint } from '../output/checkpoint';
 import { spaceFingerprint, writeRunRecord } from '../output/run-record';
 import { intOption, portRangeOption, choiceOption } from './options';
 import { requirePrivileges } from './privileges';
@@ -91,6 +91,7 @@ export function registerSweep(program: Command, version: string, resume?: Resume
       const state = readCheckpoint(opts.resume);
       if (state.halfopen !== version) throw usageError(`${opts.resume} was written by halfopen ${state.halfopen}, this is ${version}: the probe order may differ; start a new sweep`);
       const file = path.resolve(opts.resume);
+      removeStaleSaves(file);
       try { process.chdir(state.cwd); } catch (err) { throw usageError(`cannot resume in ${state.cwd}: ${describeErrno(err)}`); }
       // The saved command, with the seed it drew if it had none, and progress as asked now.
       const replay = new Command('halfopen').exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `halfopen: ${s}` : s) });

@@ -5,6 +5,7 @@
 // probe has. Saved with write + fsync + rename, so a reader finds the previous
 // state or the new one, even after SIGKILL or a crash.
 import fs from 'node:fs';
+import path from 'node:path';
 import { HalfopenError } from '../errors';
 import type { StateCounts } from './ordered-rows';
 import type { OutputFormat } from './create-writer';
@@ -83,6 +84,21 @@ export function readCheckpoint(file: string): Checkpoint {
     throw new HalfopenError('E_USAGE', `cannot read checkpoint ${file}: ${describeErrno(err)}`);
   }
   return decodeCheckpoint(text, file);
+}
+
+/**
+ * Removes temporary files that a save killed between write and rename left
+ * beside the state file (their names carry the dead process's PID).
+ */
+export function removeStaleSaves(file: string): void {
+  const dir = path.dirname(file), base = path.basename(file);
+  let names: string[];
+  try { names = fs.readdirSync(dir); } catch { return; }
+  const re = new RegExp(`^\\.${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(\\d+)\\.tmp$`);
+  for (const n of names) {
+    const m = re.exec(n);
+    if (m && Number(m[1]) !== process.pid) fs.rmSync(path.join(dir, n), { force: true });
+  }
 }
 
 /** Saves atomically, with the fsyncs in the thread pool (the sweep's main thread collects verdicts meanwhile). */

@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ByteSink, OrderedRows } from '../../src/output/ordered-rows';
-import { decodeCheckpoint, encodeCheckpoint, Checkpoint } from '../../src/output/checkpoint';
+import { decodeCheckpoint, encodeCheckpoint, Checkpoint, removeStaleSaves } from '../../src/output/checkpoint';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { ProbeState } from '../../src/types';
 
 const seedOpt = process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {};
@@ -124,6 +127,15 @@ describe('checkpoint encoding', () => {
     sent: fc.nat(), retried: fc.nat(), duplicates: fc.nat(), invalid: fc.nat(),
     start: fc.constant('2026-01-02T03:04:05.000Z'), saved: fc.constant('2026-01-02T03:04:07.000Z'), complete: fc.boolean(),
   }).map((c) => ({ ...c, probes: Math.max(c.probes, c.position) }) as Checkpoint);
+
+  test('temporary files of a killed save are removed, nothing else', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ho-cp-'));
+    try {
+      for (const n of ['.a.st.123.tmp', '.a.st.x.tmp', '.a.stX.5.tmp', 'a.st', '.b.st.7.tmp']) fs.writeFileSync(path.join(dir, n), '');
+      removeStaleSaves(path.join(dir, 'a.st'));
+      assert.deepEqual(fs.readdirSync(dir).sort(), ['.a.st.x.tmp', '.a.stX.5.tmp', '.b.st.7.tmp', 'a.st']);
+    } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+  });
 
   test('decode(encode(c)) = c', () => {
     fc.assert(fc.property(cp, (c) => { assert.deepEqual(decodeCheckpoint(encodeCheckpoint(c), 'st'), JSON.parse(JSON.stringify(c))); }), { numRuns: 300, ...seedOpt });
