@@ -301,7 +301,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     if (statusFd !== null) fs.closeSync(statusFd);
     throw err;
   }
-  phase(`engine open: ${engine.hookLabel} on ${engine.interface}, ${engine.sendPath} sends, RSTs from ${engine.rstFrom === 'xdp' ? 'XDP' : 'the kernel'}`);
+  phase(`engine open: ${engine.xdpMode ? `XDP ${engine.xdpMode}` : 'tc ingress'} on ${engine.interface}, ${engine.sendPath} sends, RSTs from ${engine.rstFrom === 'xdp' ? 'XDP' : 'the kernel'}`);
   // A resumed output that is still empty (stopped before its first row) gets its header too.
   if (out.bytes === 0) out.write(writer.header());
   const ordered = new OrderedRows(out, { position: start, counts: startCounts }, checkpointPath !== null);

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { heldBy, anyLeft } from '../helpers/bpf-objects';
 import { Fleet, FleetSpec } from '../../src/fleet/fleet';
 import { mustParseAddress } from '../../src/targets/address';
 import { netnsSkipReason } from '../helpers/privileges';
@@ -74,18 +75,6 @@ function detachForeign(fleet: Fleet): void {
 }
 
 /** tcx links (bpftool 7.1 knows them as link type 11) of halfopen's tc entry point, host-wide. */
-function tcLinks(): number {
-  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as Array<{ id: number; name?: string }>;
-  const ours = new Set(progs.filter((p) => p.name === 'halfopen_tc').map((p) => p.id));
-  const links = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show'], { encoding: 'utf8' })) as Array<{ type: string | number; prog_id: number }>;
-  return links.filter((l) => (l.type === 11 || l.type === 'tcx') && ours.has(l.prog_id)).length;
-}
-
-/** Loaded programs by name (halfopen_xdp, halfopen_tc). */
-function loaded(name: string): number {
-  return (JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as Array<{ name?: string }>).filter((p) => p.name === name).length;
-}
-
 /** Checks every row against the fleet; returns state/reason tallies. */
 function assertExact(fleet: Fleet, r: CliResult, probes: number): Record<string, number> {
   assert.equal(r.code, 0, r.stderr);
@@ -166,7 +155,6 @@ describe('sharing the interface with another XDP program', { skip }, () => {
       assert.equal(foreignId(fleet), id, 'the other program is still attached, same id');
       assert.equal(fleet.synRecvCount(), 0, 'no half-open sockets left on the servers');
       assert.deepEqual(fleet.acceptedConnections(), []);
-      assert.ok(await waitFor(() => loaded('halfopen_tc') === 0, 5000), 'our program is gone');
     } finally {
       detachForeign(fleet);
     }
@@ -260,10 +248,14 @@ describe('sharing the interface with another XDP program', { skip }, () => {
     try {
       const child = startCli(['sweep', SPEC.v4!, '-p', '80', '--rate', '200', '--format', 'ndjson', '--no-progress'], fleet);
       const done = collect(child, 30_000);
-      assert.ok(await waitFor(() => tcLinks() === 1, 10_000), 'a tcx link while the sweep runs');
-      child.kill('SIGKILL');
-      await done;
-      assert.ok(await waitFor(() => tcLinks() === 0 && loaded('halfopen_tc') === 0, 5_000), 'link gone and program unloaded');
+      let links: number[] = [], progs: number[] = [];
+      try {
+        assert.ok(await waitFor(() => (links = heldBy('link', child.pid!)).length === 1 && (progs = heldBy('prog', child.pid!)).length > 0, 10_000), 'a tcx link while the sweep runs');
+      } finally {
+        child.kill('SIGKILL');
+        await done;
+      }
+      assert.ok(await waitFor(() => !anyLeft('link', links) && !anyLeft('prog', progs), 5_000), 'link gone and program unloaded');
       assert.equal(foreignId(fleet), id);
     } finally {
       detachForeign(fleet);

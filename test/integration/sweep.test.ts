@@ -4,6 +4,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { heldBy, anyLeft } from '../helpers/bpf-objects';
 import { Fleet, FleetSpec } from '../../src/fleet/fleet';
 import { mustParseAddress } from '../../src/targets/address';
 import { netnsSkipReason } from '../helpers/privileges';
@@ -34,10 +35,6 @@ function dropConntrackInvalid(fleet: Fleet): void {
   });
 }
 
-function loadedMatchers(): number {
-  const out = execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' });
-  return (JSON.parse(out) as Array<{ name?: string }>).filter((p) => p.name === 'halfopen_xdp').length;
-}
 
 describe('sweep against a namespace fleet', { skip }, () => {
   let fleet: Fleet;
@@ -141,11 +138,15 @@ describe('sweep against a namespace fleet', { skip }, () => {
   test('a killed run leaves no XDP program behind (bpf_link)', async () => {
     const child = startCli(['sweep', SPEC.v4!, '-p', '80', '--rate', '200', '--format', 'ndjson', '--no-progress'], fleet);
     const done = collect(child, 30_000);
-    assert.ok(await waitFor(() => fleet.xdpAttached(), 10_000), 'XDP attached while the sweep runs');
-    child.kill('SIGKILL');
-    await done;
+    let progs: number[] = [];
+    try {
+      assert.ok(await waitFor(() => fleet.xdpAttached() && (progs = heldBy('prog', child.pid!)).length > 0, 10_000), 'XDP attached while the sweep runs');
+    } finally {
+      child.kill('SIGKILL');
+      await done;
+    }
     assert.ok(await waitFor(() => !fleet.xdpAttached(), 5_000), 'XDP detached by the kernel');
-    assert.ok(await waitFor(() => loadedMatchers() === 0, 5_000), 'program unloaded');
+    assert.ok(await waitFor(() => !anyLeft('prog', progs), 5_000), 'the killed run\'s programs unloaded');
   });
 
   test('Ctrl-C mid-sweep writes what is known, a summary, and detaches', async () => {
