@@ -8,7 +8,7 @@ import { Engine, EngineOptions, ProbeSource } from '../engine/engine';
 import { parsePorts } from '../targets/ports';
 import { parseTargetSpec, readTargetFile, resolveHosts, parseExcludeList, readExcludeFile, ProbeSpace, AddrRange } from '../targets/target-set';
 import { formatAddress, mustParseAddress, isV4 } from '../targets/address';
-import { Permutation, parseShard, shardSlice, Shard } from '../targets/permutation';
+import { Permutation, chooseShard, shardSlice, Shard } from '../targets/permutation';
 import { createWriter, parseFormat, OutputFormat } from '../output/create-writer';
 import { SummaryCounter, formatSummaryLine } from '../output/summary';
 import { intOption, portRangeOption, choiceOption } from './options';
@@ -27,6 +27,8 @@ export interface SweepOptions {
   sourcePorts: { lo: number; hi: number };
   seed?: string;
   shard?: string;
+  shards?: number;
+  shardIndex?: number;
   format: OutputFormat;
   output?: string;
   open?: boolean;
@@ -56,7 +58,9 @@ export function registerSweep(program: Command, version: string): void {
     .option('--source-ip <ip>', 'source address (once per family; default: from the route)', collect)
     .option('--source-ports <lo-hi>', 'source-port range of the probes (kept free of local sockets)', portRangeOption('--source-ports'), { lo: 61000, hi: 61999 })
     .option('--seed <n>', 'seed of the probe order (default: random)')
-    .option('--shard <i/n>', 'probe only shard I of N of the same order (needs the same --seed everywhere)')
+    .option('--shard <i/n>', 'probe only shard I of N (1-based) of the same order (needs the same --seed everywhere)')
+    .option('--shards <n>', 'split the order into N shards (needs the same --seed everywhere); this run probes --shard-index', intOption('--shards', 1, 1_000_000))
+    .option('--shard-index <i>', 'the 0-based shard of --shards N to probe (default: $JOB_COMPLETION_INDEX, as a Kubernetes Indexed Job sets it)', intOption('--shard-index', 0, 999_999))
     .option('--format <fmt>', 'text, ndjson, csv, grepable or xml', parseFormat, 'text' as OutputFormat)
     .option('-o, --output <file>', 'write results to FILE instead of stdout')
     .option('--open', 'report only open ports')
@@ -108,14 +112,14 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   phase('arguments parsed');
   const space = await buildSpace(targets, opts);
   phase('targets resolved');
-  const shard = opts.shard ? parseShard(opts.shard) : undefined;
+  const shard = chooseShard(opts);
   let seed: bigint;
   try {
     seed = opts.seed !== undefined ? BigInt(opts.seed) : BigInt.asUintN(64, BigInt(Date.now()) * 0x9e3779b97f4a7c15n ^ BigInt(process.pid));
   } catch {
     throw usageError(`invalid --seed "${opts.seed}": expected an integer`);
   }
-  if (shard && opts.seed === undefined) throw usageError('--shard needs --seed: every shard must use the same order');
+  if (shard && opts.seed === undefined) throw usageError(`${opts.shard !== undefined ? '--shard' : '--shards'} needs --seed: every shard must use the same order`);
   const source = orderedSource(space, seed, shard);
   if (opts.dryRun) {
     const out = opts.output ? fs.createWriteStream(opts.output) : process.stdout;

@@ -197,6 +197,9 @@ describe('bad input: one line on stderr and exit 2', { skip }, () => {
     ['empty after excludes', ['sweep', '198.18.0.0/30', '-p', '80', '--exclude', '198.18.0.0/29'], /no targets left after excludes/],
     ['unknown interface', ['sweep', '198.18.0.1', '-p', '80', '--interface', 'nosuch0'], /unknown interface "nosuch0"/],
     ['shard out of range', ['sweep', '198.18.0.0/24', '-p', '80', '--seed', '1', '--shard', '5/4'], /shard/],
+    ['--shard-index out of range', ['sweep', '198.18.0.0/24', '-p', '80', '--seed', '1', '--shards', '4', '--shard-index', '4'], /invalid --shard-index 4: expected 0 to 3/],
+    ['--shards without an index', ['sweep', '198.18.0.0/24', '-p', '80', '--seed', '1', '--shards', '4'], /--shards 4 needs --shard-index/],
+    ['--shards without --seed', ['sweep', '198.18.0.0/24', '-p', '80', '--shards', '4', '--shard-index', '0'], /--shards needs --seed/],
     ['rate not a number', ['sweep', '198.18.0.1', '-p', '80', '--rate', 'fast'], /invalid --rate "fast"/],
     ['no ports', ['sweep', '198.18.0.1'], /no ports/],
   ];
