@@ -11,6 +11,8 @@ import { formatAddress, mustParseAddress, isV4 } from '../targets/address';
 import { Permutation, chooseShard, shardSlice, Shard } from '../targets/permutation';
 import { createWriter, parseFormat, OutputFormat } from '../output/create-writer';
 import { SummaryCounter, formatSummaryLine } from '../output/summary';
+import { spaceFingerprint } from '../output/run-record';
+import { mergeRanges } from '../targets/ranges';
 import { intOption, portRangeOption, choiceOption } from './options';
 import { requirePrivileges } from './privileges';
 
@@ -42,7 +44,13 @@ export interface SweepOptions {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-export function registerSweep(program: Command, version: string): void {
+export type SweepAction = (targets: string[], opts: SweepOptions) => Promise<void>;
+
+/**
+ * Adds `sweep` to `program`. `action` replaces running the sweep: `halfopen
+ * merge` parses a shard's recorded command line with the same definition.
+ */
+export function registerSweep(program: Command, version: string, action?: SweepAction): void {
   program
     .command('sweep')
     .description('half-open scan of TARGET… × PORTS; results on stdout, summary on stderr')
@@ -72,7 +80,8 @@ export function registerSweep(program: Command, version: string): void {
     .option('--xdp-mode <mode>', 'auto (generic on veth, else native with generic as fallback), native or generic', choiceOption('--xdp-mode', ['auto', 'native', 'generic'] as const), 'auto' as const)
     .option('--rst <who>', 'who answers a SYN+ACK with the RST: auto (XDP in generic mode with AF_PACKET sends, else the kernel), xdp or kernel', choiceOption('--rst', ['auto', 'xdp', 'kernel'] as const), 'auto' as const)
     .action(async (targets: string[], opts: SweepOptions) => {
-      await sweep(targets, opts, version, process.argv.slice(2));
+      if (action) await action(targets, opts);
+      else await sweep(targets, opts, version, process.argv.slice(2));
     });
 }
 
@@ -90,6 +99,17 @@ export async function buildSpace(targets: string[], opts: Pick<SweepOptions, 'po
   for (const e of opts.exclude ?? []) excludes.push(...parseExcludeList(e));
   for (const f of opts.excludeFile ?? []) excludes.push(...readExcludeFile(f));
   return new ProbeSpace({ ranges, ports, pairs, excludes });
+}
+
+/**
+ * The run record's fingerprint of a sweep's space: its ranges, pairs and ports
+ * after parsing and the excludes as given, so seed and shard do not change it.
+ */
+export function sweepFingerprint(space: ProbeSpace, opts: Pick<SweepOptions, 'exclude' | 'excludeFile'>): string {
+  const excludes: AddrRange[] = [];
+  for (const e of opts.exclude ?? []) excludes.push(...parseExcludeList(e));
+  for (const f of opts.excludeFile ?? []) excludes.push(...readExcludeFile(f));
+  return spaceFingerprint({ ranges: space.ranges, pairs: space.pairs, ports: space.ports, excludes: mergeRanges(excludes) });
 }
 
 /** The shard's slice of the keyed permutation of the space, as a ProbeSource. */
