@@ -4,25 +4,19 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Piscina } from 'piscina';
 import { native, NativeProgram, SenderOptions, SendResult } from '../native/addon';
 import { HalfopenError, fromRecord } from '../errors';
 import * as C from '../contract.generated';
-import { ProbeResult, ProbeState } from '../types';
+import type { ProbeResult } from '../types';
 import { addressBytes, formatAddress, isV4, mustParseAddress } from '../targets/address';
-import type { ProbeSink } from '../targets/probe-space';
 import { ProbeTable, Verdict } from './probe-table';
-import { createControl, abort, sentCount, failedCount } from './control';
+import { createControl } from './control';
 import { Route, routeTo, neighbourMac, macBytes } from './route';
 import type { SendTask, SendReply } from './send-task';
+import { SweepRun, ProbeSource, RunHooks, RunStats } from './sweep-run';
 
-export interface ProbeSource {
-  readonly size: number;
-  at(i: number): { addr: bigint; port: number };
-  /** Writes entry i to the probe table's `slot` with source port `sport` (see ProbeSpace.writeTo). */
-  writeTo(table: ProbeSink, slot: number, i: number, sport: number): void;
-}
+export type { ProbeSource, Progress, RunHooks, RunStats } from './sweep-run';
 
 export interface EngineOptions {
   /** Force the interface (else: the route to the first target). */
@@ -48,28 +42,6 @@ export interface EngineOptions {
   batch?: number;
   /** Called once for a condition worth a warning (generic XDP, fallbacks). */
   warn?: (msg: string) => void;
-}
-
-export interface Progress { total: number; sent: number; answered: number; elapsedS: number }
-
-export interface RunHooks {
-  signal?: AbortSignal;
-  /** Called about every 200 ms while the run is under way. */
-  onProgress?: (p: Progress) => void;
-}
-
-export interface RunStats {
-  probes: number;
-  sent: number;
-  failed: number;
-  retried: number;
-  counts: Record<ProbeState, number>;
-  duplicates: number;
-  invalid: number;
-  elapsedS: number;
-  interrupted: boolean;
-  sendErrors: string[];
-  counters: Record<string, number>;
 }
 
 const DEFAULTS = {
@@ -109,24 +81,6 @@ export function xdpModeFor(wanted: 'auto' | 'native' | 'generic', driver: string
 export function rstModeFor(wanted: 'auto' | 'xdp' | 'kernel', xdpMode: 'native' | 'generic', sendPath: 'raw' | 'packet'): number {
   if (wanted === 'kernel' || (wanted === 'auto' && (xdpMode === 'native' || sendPath === 'raw'))) return C.HO_RST_KERNEL;
   return xdpMode === 'generic' ? C.HO_RST_XDP_SKB : C.HO_RST_XDP_FRAME;
-}
-
-/** Probe-table slots per chunk: small enough to overlap chunks, large enough to batch. */
-const BLOCK = 65536;
-/** The first piece handed to idle senders (see run()). */
-const FIRST_PIECE = 4096;
-/** Earliest retry after a pass, whatever the RTTs seen. */
-const RETRY_MIN_MS = 50;
-
-interface Chunk {
-  block: number;
-  slot: number;      // first slot of the block
-  count: number;     // probes in this chunk
-  pass: number;      // 0 = first SYNs, then retries
-  phase: 'send' | 'wait';
-  pending: number;   // send tasks not yet finished
-  waitUntil: number; // Date.now() deadline of the current wait
-  answered: number;
 }
 
 let runCounter = 0;
@@ -232,172 +186,15 @@ export class Engine {
   /**
    * Probes every entry of `source` and calls `onResult` once per probe with
    * its final verdict, as verdicts arrive. Resolves when every probe has one
-   * (or the signal aborted the run).
-   *
-   * The probe table is cut into blocks; each chunk of the source occupies one
-   * block while it goes send → wait → (retry → wait)… → final, and the block
-   * is refilled as soon as the chunk is final. Chunks overlap, so a sweep of
-   * any size streams through a fixed table with no stall between chunks.
-   * Retries go out once replies have gone quiet (a few RTTs); the full
-   * --timeout is only waited after a probe's last SYN.
+   * (or the signal aborted the run). See SweepRun.
    */
-  async run(source: ProbeSource, onResult: (r: ProbeResult) => void, hooks: RunHooks = {}): Promise<RunStats> {
-    const { signal, onProgress } = hooks;
+  async run(source: ProbeSource, onResult: (r: ProbeResult, seq: number) => void, hooks: RunHooks = {}): Promise<RunStats> {
     if (this.closed) throw new HalfopenError('E_INTERNAL', 'engine is closed');
-    const { retries, timeoutMs, sportLo, sportHi } = this.opts;
-    const runId = ++runCounter;
-    const ctl = createControl(this.opts.rate);
-    const onAbort = () => abort(ctl);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const before = this.prog.counters();
-    const start = process.hrtime.bigint();
-    const elapsedS = () => Number(process.hrtime.bigint() - start) / 1e9;
-    const counts: Record<ProbeState, number> = { open: 0, closed: 0, filtered: 0, unreachable: 0 };
-    const sendErrors = new Set<string>();
-    const table = this.table;
-    const cap = table.capacity;
-    const nblocks = Math.ceil(cap / BLOCK);
-    const block = Math.ceil(cap / nblocks);
-    const emitted = new Uint8Array(cap);
-    const chunks: (Chunk | null)[] = new Array(nblocks).fill(null);
-    const free: number[] = [];
-    for (let b = nblocks - 1; b >= 0; b--) free.push(b);
-    const ports = sportHi - sportLo + 1;
-    let next = 0, retried = 0, answeredTotal = 0, maxRttMs = 0, lastProgress = 0;
-    let failure: HalfopenError | null = null;
-    this.prog.poll(); // drop events of earlier runs
-
-    const emit = (slot: number, ts: string): void => {
-      if (emitted[slot]) return;
-      const c = chunks[Math.floor(slot / block)];
-      if (!c) return;
-      const r = table.result(slot, ts);
-      if (!r) return;
-      emitted[slot] = 1;
-      c.answered++;
-      answeredTotal++;
-      if (r.rtt_ms !== null && r.rtt_ms > maxRttMs) maxRttMs = r.rtt_ms;
-      counts[r.state]++;
-      onResult(r);
-    };
-    /** Sends slots [from, to) of the chunk (all of it by default), split over the sender threads. */
-    const submit = (c: Chunk, from = c.slot, to = c.slot + c.count): void => {
-      const per = Math.ceil((to - from) / this.senders);
-      c.phase = 'send';
-      for (let lo = from; lo < to; lo += per) {
-        const task: SendTask = {
-          runId, init: { ...this.senderInit, control: ctl }, lo, hi: Math.min(to, lo + per), onlyUnanswered: c.pass > 0,
-          // Nothing left to hand out: the senders close after this (a retry pass reopens them).
-          closeAfter: next >= source.size && to === c.slot + c.count,
-        };
-        c.pending++;
-        this.pool.run(task).then((r: SendReply) => {
-          c.pending--;
-          if (!r.ok) failure ??= 'needInit' in r ? new HalfopenError('E_INTERNAL', 'sender thread lost its init') : fromRecord(r);
-          else if (r.failed) sendErrors.add(r.errname ?? `errno ${r.errno}`);
-          if (r.ok && c.pass > 0) retried += r.sent;
-        }, (e: unknown) => {
-          c.pending--;
-          failure ??= new HalfopenError('E_SEND', `sender thread failed: ${(e as Error).message}`);
-        });
-      }
-    };
-    const finalize = (c: Chunk, ts: string): void => {
-      for (let s = c.slot; s < c.slot + c.count; s++) emit(s, ts);
-      if (!signal?.aborted) {
-        for (let s = c.slot; s < c.slot + c.count; s++) {
-          if (emitted[s]) continue;
-          emitted[s] = 1;
-          counts.filtered++;
-          onResult({ ip: table.ip(s), port: table.port(s), state: 'filtered', reason: 'no-response', rtt_ms: null, ttl: null, ts });
-        }
-      }
-      chunks[c.block] = null;
-      free.push(c.block);
-    };
-
-    for (;;) {
-      if (failure) abort(ctl);
-      const stopping = !!signal?.aborted || !!failure;
-      // Keep the senders busy: up to two chunks sending at once, more queued would only delay retries.
-      let sending = 0;
-      for (const c of chunks) if (c && c.phase === 'send') sending++;
-      while (!stopping && next < source.size && free.length && sending < 2) {
-        const b = free.pop()!;
-        const count = Math.min(block, source.size - next);
-        const c: Chunk = { block: b, slot: b * block, count, pass: 0, phase: 'send', pending: 0, waitUntil: 0, answered: 0 };
-        table.clear(c.slot, c.slot + block);
-        emitted.fill(0, c.slot, c.slot + block);
-        chunks[b] = c;
-        // While another chunk is sending, write this one whole and hand it out
-        // as one task per sender (4,096-probe pieces measured 18 % slower on 1M
-        // probes). With the senders idle (a run's first chunk), hand out pieces
-        // of growing size as they are written: writing a whole chunk takes
-        // longer than sending its first piece, and the senders would wait.
-        let piece = sending === 0 ? FIRST_PIECE : count;
-        for (let done = 0; done < count;) {
-          const n = Math.min(piece, count - done);
-          const first = next + done;
-          for (let i = 0; i < n; i++) source.writeTo(table, c.slot + done + i, first + i, sportLo + ((first + i) % ports));
-          done += n;
-          if (done === count) next += count;
-          submit(c, c.slot + done - n, c.slot + done);
-          piece *= 4;
-        }
-        sending++;
-      }
-      const idx = this.prog.poll();
-      const now = Date.now();
-      if (idx.length) {
-        const ts = new Date(now).toISOString();
-        for (const s of idx) if (s < cap) emit(s, ts);
-      }
-      let live = 0;
-      for (const c of chunks) {
-        if (!c) continue;
-        if (c.phase === 'send' && c.pending === 0) {
-          c.phase = 'wait';
-          c.waitUntil = now + (c.pass < retries ? Math.min(timeoutMs, Math.max(RETRY_MIN_MS, 4 * maxRttMs + 10)) : timeoutMs);
-        }
-        if (c.phase === 'wait' && !stopping) {
-          if (c.answered === c.count) finalize(c, new Date(now).toISOString());
-          else if (now >= c.waitUntil) {
-            if (c.pass < retries) { c.pass++; submit(c); } else finalize(c, new Date(now).toISOString());
-          }
-        }
-        if (chunks[c.block]) live++;
-      }
-      if (onProgress && now - lastProgress >= 200) {
-        lastProgress = now;
-        onProgress({ total: source.size, sent: sentCount(ctl), answered: answeredTotal, elapsedS: elapsedS() });
-      }
-      if (stopping) {
-        // Wait for the senders to notice, then report what is known.
-        if (chunks.some((c) => c && c.pending > 0)) { await sleep(2); continue; }
-        const ts = new Date().toISOString();
-        for (const c of chunks) if (c) finalize(c, ts);
-        break;
-      }
-      if (live === 0 && next >= source.size) break;
-      await sleep(2);
-    }
-    signal?.removeEventListener('abort', onAbort);
-    if (failure) throw failure;
-    const after = this.prog.counters();
-    const delta = Object.fromEntries(C.COUNTER_NAMES.map((n, i) => [n, after[i] - before[i]]));
-    return {
-      probes: source.size,
-      sent: sentCount(ctl),
-      failed: failedCount(ctl),
-      retried,
-      counts,
-      duplicates: delta.duplicate,
-      invalid: delta.bad_cookie + delta.bad_match + delta.malformed,
-      elapsedS: elapsedS(),
-      interrupted: !!signal?.aborted,
-      sendErrors: [...sendErrors],
-      counters: delta,
-    };
+    const { rate, retries, timeoutMs, sportLo, sportHi } = this.opts;
+    return new SweepRun({
+      prog: this.prog, table: this.table, pool: this.pool, senders: this.senders, senderInit: this.senderInit,
+      rate, retries, timeoutMs, sportLo, sportHi, runId: ++runCounter,
+    }, source, onResult, hooks).run();
   }
 
   // ── Health-check use (src/daemon/monitor.ts): slots programmed one by one,
