@@ -64,10 +64,9 @@ async function main(): Promise<void> {
 if (require.main === module) {
   const [cmd, ...rest] = process.argv.slice(2);
   if (cmd === 'check') (require('./check') as typeof import('./check')).run(rest);
-  else {
-    // Once a sweep has written its results and detached XDP, stopping the
-    // sender threads one by one only adds wall time: exit (Linux writes to
-    // pipes and files synchronously, so nothing written is lost).
-    void main().then(() => { if (cmd === 'sweep') process.exit(); });
-  }
+  // No process.exit(): writes to a full pipe are asynchronous, and only a
+  // natural exit lets them finish. A sweep returns once its output is flushed,
+  // XDP is detached and its sender threads have ended, so nothing is left to
+  // keep the process alive.
+  else void main();
 }

@@ -27,7 +27,7 @@ import { SummaryCounter, formatSummaryLine, PROBE_STATES } from '../output/summa
 import { mustParseAddress } from '../targets/address';
 import { ProbeSpace } from '../targets/probe-space';
 import type { ProbeResult, ProbeState } from '../types';
-import { buildSpace, registerSweep, sweepFingerprint, SweepOptions } from './sweep';
+import { buildSpaceAndExcludes, registerSweep, sweepFingerprint, SweepOptions } from './sweep';
 
 export interface MergeOptions { format: OutputFormat; output?: string; open?: boolean }
 
@@ -105,7 +105,7 @@ function locateOutput(recordFile: string, recorded: string): string {
 export async function spaceOfCommand(command: string[]): Promise<{ space: ProbeSpace; fingerprint: string }> {
   const program = new Command('halfopen').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
   let parsed: { targets: string[]; opts: SweepOptions } | undefined;
-  registerSweep(program, '', async (targets, opts) => { parsed = { targets, opts }; });
+  registerSweep(program, '', undefined, async (targets, opts) => { parsed = { targets, opts }; });
   try {
     await program.parseAsync(['node', 'halfopen', ...command.map((a) => (a === '-iL' ? '--input-list' : a))]);
   } catch (err) {
@@ -113,8 +113,8 @@ export async function spaceOfCommand(command: string[]): Promise<{ space: ProbeS
   }
   if (!parsed) throw mergeError(`the recorded command "${command.join(' ')}" is not a sweep`);
   try {
-    const space = await buildSpace(parsed.targets, parsed.opts);
-    return { space, fingerprint: sweepFingerprint(space, parsed.opts) };
+    const { space, excludes } = await buildSpaceAndExcludes(parsed.targets, parsed.opts);
+    return { space, fingerprint: sweepFingerprint(space, excludes) };
   } catch (err) {
     throw mergeError(`cannot rebuild the sweep's targets from its command (${(err as Error).message}): run merge where its target and exclude files are`);
   }

@@ -2,17 +2,20 @@
 // to stdout (or -o) as verdicts arrive; progress and the summary go to stderr.
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Command } from 'commander';
 import { HalfopenError, usageError } from '../errors';
-import { Engine, EngineOptions, ProbeSource } from '../engine/engine';
+import { Engine, EngineOptions, ProbeSource, RunStats, checkSourceAddresses } from '../engine/engine';
 import { parsePorts } from '../targets/ports';
 import { parseTargetSpec, readTargetFile, resolveHosts, parseExcludeList, readExcludeFile, ProbeSpace, AddrRange } from '../targets/target-set';
 import { formatAddress, mustParseAddress, isV4 } from '../targets/address';
 import { Permutation, chooseShard, shardSlice, Shard } from '../targets/permutation';
 import { createWriter, parseFormat, OutputFormat } from '../output/create-writer';
-import { SummaryCounter, formatSummaryLine } from '../output/summary';
-import { spaceFingerprint } from '../output/run-record';
-import { mergeRanges } from '../targets/ranges';
+import { SummaryCounter, formatSummaryLine, PROBE_STATES } from '../output/summary';
+import { OrderedRows, StateCounts } from '../output/ordered-rows';
+import { FileSink, OutputSink, StreamSink } from '../output/sink';
+import { Checkpoint, describeErrno, readCheckpoint, saveCheckpoint } from '../output/checkpoint';
+import { spaceFingerprint, writeRunRecord } from '../output/run-record';
 import { intOption, portRangeOption, choiceOption } from './options';
 import { requirePrivileges } from './privileges';
 
@@ -40,17 +43,25 @@ export interface SweepOptions {
   xdpMode: 'auto' | 'native' | 'generic';
   rst: 'auto' | 'xdp' | 'kernel';
   dryRun?: boolean;
+  checkpoint?: string;
+  resume?: string;
+  metadataFile?: string;
+  statusUpdates?: string;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+/** Flags a `--resume` command line may carry besides the state file. */
+const RESUME_FLAGS = new Set(['resume', 'progress']);
+
 export type SweepAction = (targets: string[], opts: SweepOptions) => Promise<void>;
 
 /**
- * Adds `sweep` to `program`. `action` replaces running the sweep: `halfopen
- * merge` parses a shard's recorded command line with the same definition.
+ * Adds `sweep` to `program`. `resume` replays a checkpointed sweep; `action`
+ * replaces running the sweep: `halfopen merge` parses a shard's recorded
+ * command line with the same definition.
  */
-export function registerSweep(program: Command, version: string, action?: SweepAction): void {
+export function registerSweep(program: Command, version: string, resume?: ResumeFrom, action?: SweepAction): void {
   program
     .command('sweep')
     .description('half-open scan of TARGET… × PORTS; results on stdout, summary on stderr')
@@ -79,14 +90,34 @@ export function registerSweep(program: Command, version: string, action?: SweepA
     .option('--dry-run', 'print the probes in send order ("ADDRESS PORT" per line) and send nothing')
     .option('--xdp-mode <mode>', 'auto (generic on veth, else native with generic as fallback), native or generic', choiceOption('--xdp-mode', ['auto', 'native', 'generic'] as const), 'auto' as const)
     .option('--rst <who>', 'who answers a SYN+ACK with the RST: auto (XDP in generic mode with AF_PACKET sends, else the kernel), xdp or kernel', choiceOption('--rst', ['auto', 'xdp', 'kernel'] as const), 'auto' as const)
-    .action(async (targets: string[], opts: SweepOptions) => {
-      if (action) await action(targets, opts);
-      else await sweep(targets, opts, version, process.argv.slice(2));
+    .option('--checkpoint <file>', 'save the progress to FILE every 2 s and on SIGINT/SIGTERM (needs -o); continue with --resume FILE')
+    .option('--resume <file>', 'continue the sweep whose --checkpoint is FILE (no other arguments)')
+    .option('--metadata-file <file>', 'write a JSON run record to FILE (seed, shard, fingerprint, counts, complete)')
+    .option('--status-updates <file>', 'append one JSON line of progress per second to FILE')
+    .action(async (targets: string[], opts: SweepOptions, cmd: Command) => {
+      if (action) return action(targets, opts);
+      if (resume) return sweep(targets, opts, version, resume.state.command, resume);
+      if (opts.resume === undefined) return sweep(targets, opts, version, process.argv.slice(2));
+      const extra = cmd.options.map((o) => o.attributeName()).filter((k) => !RESUME_FLAGS.has(k) && cmd.getOptionValueSource(k) === 'cli');
+      if (targets.length || extra.length) throw usageError('--resume takes only the checkpoint file: the sweep continues with the arguments it was started with');
+      const state = readCheckpoint(opts.resume);
+      if (state.halfopen !== version) throw usageError(`${opts.resume} was written by halfopen ${state.halfopen}, this is ${version}: the probe order may differ; start a new sweep`);
+      const file = path.resolve(opts.resume);
+      try { process.chdir(state.cwd); } catch (err) { throw usageError(`cannot resume in ${state.cwd}: ${describeErrno(err)}`); }
+      // The saved command, with the seed it drew if it had none, and progress as asked now.
+      const replay = new Command('halfopen').exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `halfopen: ${s}` : s) });
+      registerSweep(replay, version, { state, file });
+      const progress = cmd.getOptionValueSource('progress') === 'cli' ? [opts.progress ? '--progress' : '--no-progress'] : [];
+      await replay.parseAsync([...state.command.map((a) => (a === '-iL' ? '--input-list' : a)), '--seed', state.seed, ...progress], { from: 'user' });
     });
 }
 
 /** Builds the probe space of a sweep from its command-line targets. */
 export async function buildSpace(targets: string[], opts: Pick<SweepOptions, 'ports' | 'inputList' | 'exclude' | 'excludeFile'>): Promise<ProbeSpace> {
+  return (await buildSpaceAndExcludes(targets, opts)).space;
+}
+
+export async function buildSpaceAndExcludes(targets: string[], opts: Pick<SweepOptions, 'ports' | 'inputList' | 'exclude' | 'excludeFile'>): Promise<{ space: ProbeSpace; excludes: AddrRange[] }> {
   const specs = [...targets];
   if (opts.inputList) specs.push(...readTargetFile(opts.inputList));
   if (!specs.length) throw usageError('no targets: give TARGET… or -iL FILE');
@@ -98,18 +129,16 @@ export async function buildSpace(targets: string[], opts: Pick<SweepOptions, 'po
   const excludes: AddrRange[] = [];
   for (const e of opts.exclude ?? []) excludes.push(...parseExcludeList(e));
   for (const f of opts.excludeFile ?? []) excludes.push(...readExcludeFile(f));
-  return new ProbeSpace({ ranges, ports, pairs, excludes });
+  return { space: new ProbeSpace({ ranges, ports, pairs, excludes }), excludes };
 }
 
 /**
- * The run record's fingerprint of a sweep's space: its ranges, pairs and ports
- * after parsing and the excludes as given, so seed and shard do not change it.
+ * The run record's (and checkpoint's) fingerprint of a sweep's space: ranges,
+ * pairs and ports after parsing, and the excludes as given; seed and shard do
+ * not change it, so every shard of a sweep has the same one.
  */
-export function sweepFingerprint(space: ProbeSpace, opts: Pick<SweepOptions, 'exclude' | 'excludeFile'>): string {
-  const excludes: AddrRange[] = [];
-  for (const e of opts.exclude ?? []) excludes.push(...parseExcludeList(e));
-  for (const f of opts.excludeFile ?? []) excludes.push(...readExcludeFile(f));
-  return spaceFingerprint({ ranges: space.ranges, pairs: space.pairs, ports: space.ports, excludes: mergeRanges(excludes) });
+export function sweepFingerprint(space: ProbeSpace, excludes: readonly AddrRange[]): string {
+  return spaceFingerprint({ ranges: space.ranges, pairs: space.pairs, ports: space.ports, excludes });
 }
 
 /** The shard's slice of the keyed permutation of the space, as a ProbeSource. */
@@ -128,9 +157,36 @@ export function orderedSource(space: ProbeSpace, seed: bigint, shard?: Shard): P
 /** HALFOPEN_DEBUG=1: milliseconds since process start at each phase, on stderr. */
 const phase = (name: string) => { if (process.env.HALFOPEN_DEBUG) process.stderr.write(`halfopen: +${performance.now().toFixed(1)} ms ${name}\n`); };
 
-async function sweep(targets: string[], opts: SweepOptions, version: string, argv: string[]): Promise<void> {
+/** What `--resume STATE` carries into the replayed command. */
+export interface ResumeFrom { state: Checkpoint; file: string }
+
+/** Exit codes of a stopped sweep (see README, "Exit codes"). */
+export const EXIT_SIGINT = 130;
+export const EXIT_SIGTERM = 143;
+/** A reader that went away: what a shell reports for a filter killed by SIGPIPE (128 + 13). */
+export const EXIT_EPIPE = 141;
+
+type StopReason =
+  | { kind: 'signal'; signal: 'SIGINT' | 'SIGTERM' }
+  | { kind: 'epipe' }
+  | { kind: 'write'; file: string; err: unknown };
+
+/** Checkpoints at least this often (and on SIGINT/SIGTERM). */
+const CHECKPOINT_EVERY_MS = 2000;
+const STATUS_EVERY_MS = 1000;
+
+/** Opens a file for the run before the first packet; a failure is a usage error naming the flag. */
+function openForRun<T>(flag: string, file: string, open: () => T): T {
+  try {
+    return open();
+  } catch (err) {
+    throw usageError(`cannot write ${flag} ${file}: ${describeErrno(err)}`);
+  }
+}
+
+async function sweep(targets: string[], opts: SweepOptions, version: string, argv: string[], resume?: ResumeFrom): Promise<void> {
   phase('arguments parsed');
-  const space = await buildSpace(targets, opts);
+  const { space, excludes } = await buildSpaceAndExcludes(targets, opts);
   phase('targets resolved');
   const shard = chooseShard(opts);
   let seed: bigint;
@@ -140,19 +196,30 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     throw usageError(`invalid --seed "${opts.seed}": expected an integer`);
   }
   if (shard && opts.seed === undefined) throw usageError(`${opts.shard !== undefined ? '--shard' : '--shards'} needs --seed: every shard must use the same order`);
-  const source = orderedSource(space, seed, shard);
-  if (opts.dryRun) {
-    const out = opts.output ? fs.createWriteStream(opts.output) : process.stdout;
-    let buf = '';
-    for (let i = 0; i < source.size; i++) {
-      const p = source.at(i);
-      buf += `${formatAddress(p.addr)} ${p.port}\n`;
-      if (buf.length > 65536) { out.write(buf); buf = ''; }
+  const whole = orderedSource(space, seed, shard);
+  if (opts.dryRun) return dryRun(whole, opts);
+
+  if (opts.checkpoint && !opts.output) throw usageError('--checkpoint needs -o FILE: a resumed sweep cuts its output file back and continues it');
+  const fingerprint = sweepFingerprint(space, excludes);
+  // Run records and checkpoints number shards from 0, as Kubernetes numbers pods.
+  const shardRecord = shard ? { index: shard.index - 1, count: shard.count } : null;
+  const state = resume?.state;
+  if (state) {
+    if (state.fingerprint !== fingerprint || state.probes !== whole.size)
+      throw usageError(`${resume!.file}: the targets, excludes or ports are not those of the checkpointed sweep (a targets or exclude file changed?); start a new sweep`);
+    if (JSON.stringify(state.shard) !== JSON.stringify(shardRecord))
+      throw usageError(`${resume!.file}: checkpoint of shard ${state.shard ? `${state.shard.index} of ${state.shard.count}` : '(none)'}, this run is shard ${shardRecord ? `${shardRecord.index} of ${shardRecord.count}` : '(none)'} (JOB_COMPLETION_INDEX?)`);
+    if (state.complete) {
+      process.stderr.write(`halfopen: ${resume!.file}: the sweep is already complete (${state.output.path})\n`);
+      return;
     }
-    out.write(buf);
-    if (out !== process.stdout) await new Promise<void>((r) => (out as fs.WriteStream).end(r));
-    return;
   }
+  const start = state ? state.position : 0;
+  const source: ProbeSource = start === 0 ? whole : {
+    size: whole.size - start,
+    at: (i) => whole.at(start + i),
+    writeTo: (table, slot, i, sport) => whole.writeTo(table, slot, start + i, sport),
+  };
 
   const sources: { sourceIp4?: string; sourceIp6?: string } = {};
   for (const s of opts.sourceIp ?? []) {
@@ -160,68 +227,220 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     if (isV4(a)) sources.sourceIp4 = s; else sources.sourceIp6 = s;
   }
   requirePrivileges();
+  checkSourceAddresses(sources);
 
-  // The first address of each family finds the route (and the interface to attach to).
+  // ── Every destination is opened before the first packet.
+  let stop: StopReason | null = null;
+  const ac = new AbortController();
+  let sink: OutputSink | null = null;
+  const stopRun = (reason: StopReason): void => {
+    if (stop) return;
+    stop = reason;
+    sink?.release();
+    ac.abort();
+  };
+  const outPath = opts.output ? path.resolve(opts.output) : null;
+  if (outPath) {
+    if (state) {
+      let size: number;
+      try { size = fs.statSync(outPath).size; } catch (err) { throw usageError(`cannot resume into ${outPath}: ${describeErrno(err)}`); }
+      if (size < state.bytes) throw usageError(`cannot resume: ${outPath} has ${size} bytes, fewer than the ${state.bytes} the checkpoint saw written`);
+    }
+    sink = openForRun('-o', outPath, () => FileSink.open(outPath, (err) => stopRun({ kind: 'write', file: outPath, err }), state?.bytes));
+  } else {
+    sink = new StreamSink(process.stdout, (err) => stopRun(err.code === 'EPIPE' ? { kind: 'epipe' } : { kind: 'write', file: 'stdout', err }));
+  }
+  const out = sink;
+  const startTime = state ? new Date(state.start) : new Date();
+  const writer = createWriter(opts.format, { version, args: argv, startTime });
+  if (!state) out.write(writer.header());
+  const rows = new OrderedRows(out, { position: start, counts: state?.counts ?? { open: 0, closed: 0, filtered: 0, unreachable: 0 } });
+  const before = { sent: state?.sent ?? 0, retried: state?.retried ?? 0, duplicates: state?.duplicates ?? 0, invalid: state?.invalid ?? 0 };
+  let live = { sent: 0, answered: 0 };
+  let engine: Engine | null = null;
+
+  const checkpointPath = resume ? path.resolve(resume.file) : opts.checkpoint ? path.resolve(opts.checkpoint) : null;
+  const checkpoint = (complete: boolean, counters = { ...before, sent: before.sent + live.sent }): void => {
+    if (!checkpointPath || !outPath) return;
+    // The rows the checkpoint points at must be in the file before the checkpoint says so.
+    out.sync();
+    const m = complete ? { position: whole.size, bytes: out.bytes, counts: rows.watermark.counts } : rows.watermark;
+    saveCheckpoint(checkpointPath, {
+      version: 1, halfopen: version, cwd: resume?.state.cwd ?? process.cwd(), command: argv, seed: seed.toString(),
+      shard: shardRecord, fingerprint, probes: whole.size,
+      output: { path: outPath, format: opts.format }, position: m.position, bytes: m.bytes, counts: m.counts,
+      sent: counters.sent, retried: counters.retried, duplicates: counters.duplicates, invalid: counters.invalid,
+      start: startTime.toISOString(), saved: new Date().toISOString(), complete,
+    });
+  };
+  const metadataPath = opts.metadataFile ? path.resolve(opts.metadataFile) : null;
+  const record = (r: { complete: boolean; counts: StateCounts; sent: number; retried: number; duplicates: number; invalid: number }): void => {
+    if (!metadataPath) return;
+    writeRunRecord(metadataPath, {
+      version: 1, halfopen: version, command: argv, seed: seed.toString(),
+      shard: shardRecord, fingerprint,
+      output: { path: outPath, format: opts.format, bytes: out.bytes },
+      start: startTime.toISOString(), end: new Date().toISOString(), probes: whole.size,
+      sent: r.sent, retried: r.retried, counts: r.counts, invalid: r.invalid, duplicates: r.duplicates,
+      xdp_mode: engine?.xdpMode ?? 'none', send_path: engine?.sendPath ?? 'none', complete: r.complete,
+    });
+  };
+  let statusFd: number | null = null;
+  try {
+    if (checkpointPath) openForRun('--checkpoint', checkpointPath, () => checkpoint(false));
+    // A record saying "not complete" from the start: a run killed before its end leaves that, not nothing.
+    if (metadataPath) openForRun('--metadata-file', metadataPath, () => record({ complete: false, counts: rows.watermark.counts, ...before }));
+    if (opts.statusUpdates) statusFd = openForRun('--status-updates', opts.statusUpdates, () => fs.openSync(opts.statusUpdates!, 'a'));
+  } catch (err) {
+    await out.finish();
+    throw err;
+  }
+
   const samples = [...space.ranges.map((r) => r.lo), ...space.pairs.map((p) => p.addr)];
-
   const warn = (m: string) => process.stderr.write(`halfopen: warning: ${m}\n`);
   const engineOpts: EngineOptions = {
     interface: opts.interface, ...sources, sportLo: opts.sourcePorts.lo, sportHi: opts.sourcePorts.hi,
     rate: opts.rate, retries: opts.retries, timeoutMs: opts.timeout, senders: opts.senders,
     sendPath: opts.sendPath, xdpMode: opts.xdpMode, rst: opts.rst, warn,
   };
-  const engine = Engine.open(samples, source.size, engineOpts);
+  try {
+    engine = Engine.open(samples, source.size, engineOpts);
+  } catch (err) {
+    await out.finish();
+    if (statusFd !== null) fs.closeSync(statusFd);
+    throw err;
+  }
   phase(`engine open: XDP ${engine.xdpMode} on ${engine.interface}, ${engine.sendPath} sends, RSTs from ${engine.rstFrom === 'xdp' ? 'XDP' : 'the kernel'}`);
-  let first = true;
 
-  const out = opts.output ? fs.createWriteStream(opts.output) : process.stdout;
-  const writer = createWriter(opts.format, { version, args: argv });
-  const counter = new SummaryCounter();
-  let buf = writer.header();
-  const flush = () => { if (buf) { out.write(buf); buf = ''; } };
   const showProgress = opts.progress ?? process.stderr.isTTY;
-  const ac = new AbortController();
-  const onSignal = () => {
-    if (ac.signal.aborted) return;
-    process.stderr.write('\nhalfopen: interrupted, writing what is known\n');
-    ac.abort();
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+    // A second signal while the output drains to a reader that does not read: give up on it.
+    if (stop) process.exit(signal === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM);
+    process.stderr.write(`${showProgress ? '\n' : ''}halfopen: interrupted, writing what is known\n`);
+    stopRun({ kind: 'signal', signal });
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  let first = true, lastCheckpoint = Date.now(), lastStatus = 0;
+  const trying = (file: string, f: () => void) => {
+    try { f(); } catch (err) { stopRun({ kind: 'write', file, err }); }
+  };
+  let stats: RunStats | null = null;
+  let failure: unknown = null;
   try {
-    const stats = await engine.run(source, (r) => {
+    stats = await engine.run(source, (r, seq) => {
       if (first) { first = false; phase('first verdict'); }
-      counter.add(r);
-      if (opts.open && r.state !== 'open') return;
-      buf += writer.row(r);
-      if (buf.length > 65536) flush();
+      rows.add(seq, r.state, opts.open && r.state !== 'open' ? '' : writer.row(r));
     }, {
       signal: ac.signal,
-      onProgress: showProgress ? (p) => {
-        flush();
+      onChunkFinal: (seq, end) => rows.final(seq, start + end),
+      backpressure: () => out.backpressure(),
+      onProgress: (p) => {
+        live = { sent: p.sent, answered: p.answered };
+        rows.flush();
+        const now = Date.now();
         const rate = p.sent / Math.max(p.elapsedS, 1e-3);
         const left = Math.max(0, p.total - p.sent);
-        const eta = rate > 0 && left > 0 ? `  ETA ${Math.ceil(left / rate)} s` : '';
-        process.stderr.write(`\r\x1b[Ksent ${p.sent}/${p.total} (${Math.floor((100 * p.sent) / p.total)}%)  replies ${p.answered}  ${Math.round(rate)}/s${eta}`);
-      } : undefined,
+        const eta = rate > 0 ? Math.ceil(left / rate) : null;
+        if (showProgress)
+          process.stderr.write(`\r\x1b[Ksent ${p.sent}/${p.total} (${Math.floor((100 * p.sent) / p.total)}%)  replies ${p.answered}  ${Math.round(rate)}/s${eta ? `  ETA ${eta} s` : ''}`);
+        if (statusFd !== null && now - lastStatus >= STATUS_EVERY_MS) {
+          lastStatus = now;
+          const line = JSON.stringify({ ts: new Date(now).toISOString(), sent: p.sent, replies: p.answered, rate: Math.round(rate), eta_s: eta });
+          trying(path.resolve(opts.statusUpdates!), () => fs.writeSync(statusFd!, `${line}\n`));
+        }
+        if (checkpointPath && now - lastCheckpoint >= CHECKPOINT_EVERY_MS) {
+          lastCheckpoint = now;
+          trying(checkpointPath, () => checkpoint(false));
+        }
+      },
     });
-    phase('last verdict');
-    // Results and summary first: stopping the sender threads takes a while and changes nothing.
-    if (showProgress) process.stderr.write('\r\x1b[K');
-    const summary = counter.finish({ sent: stats.sent, retries: stats.retried, duplicates: stats.duplicates, invalid: stats.invalid });
-    buf += writer.footer(summary);
-    flush();
-    if (out !== process.stdout) await new Promise<void>((r) => (out as fs.WriteStream).end(r));
-    process.stderr.write(`${formatSummaryLine(summary)}${stats.interrupted ? ' (interrupted)' : ''}\n`);
+  } catch (err) {
+    failure = err;
+  }
+  phase('last verdict');
+  if (showProgress) process.stderr.write('\r\x1b[K');
+  // Detach while the output drains.
+  const closing = engine.close();
+  try {
+    if (failure) {
+      // The rows below the watermark stand; a checkpoint lets a resume continue after a send failure too.
+      trying(checkpointPath ?? '', () => checkpoint(false));
+      record({ complete: false, counts: rows.watermark.counts, ...before, sent: before.sent + live.sent });
+      throw failure;
+    }
+    const s = stats!;
+    const totals = { sent: before.sent + s.sent, retried: before.retried + s.retried, duplicates: before.duplicates + s.duplicates, invalid: before.invalid + s.invalid };
+    const why = stop as StopReason | null;
+    if (why?.kind === 'epipe') {
+      // Like a filter killed by SIGPIPE: nothing more on stdout, nothing on stderr.
+      trying(metadataPath ?? '', () => record({ complete: false, counts: rows.watermark.counts, ...totals }));
+      process.exitCode = EXIT_EPIPE;
+      return;
+    }
+    if (why?.kind === 'write') {
+      process.stderr.write(`halfopen: cannot write ${why.file}: ${describeErrno(why.err)}; sweep stopped, ${rows.watermark.position} of ${whole.size} probes written\n`);
+      if (why.file !== checkpointPath) { try { checkpoint(false, totals); } catch { /* the line above already says what failed */ } }
+      if (why.file !== metadataPath) { try { record({ complete: false, counts: rows.watermark.counts, ...totals }); } catch { /* idem */ } }
+      process.exitCode = 1;
+      return;
+    }
+    const counts = rows.flushAll();
+    const counter = new SummaryCounter(startTime);
+    Object.assign(counter.counts, counts);
+    const summary = counter.finish({ sent: totals.sent, retries: totals.retried, duplicates: totals.duplicates, invalid: totals.invalid });
+    const complete = !why && PROBE_STATES.reduce((n, k) => n + counts[k], 0) === whole.size;
+    out.write(writer.footer(summary));
+    await out.finish();
+    const wrote = out.error as NodeJS.ErrnoException | null;
+    if (wrote) {
+      process.stderr.write(`halfopen: cannot write ${outPath ?? 'stdout'}: ${describeErrno(wrote)}; the output is incomplete\n`);
+      process.exitCode = wrote.code === 'EPIPE' && !outPath ? EXIT_EPIPE : 1;
+      trying(metadataPath ?? '', () => record({ complete: false, counts, ...totals }));
+      return;
+    }
+    if (checkpointPath) { try { checkpoint(complete, totals); } catch (err) { warn(`cannot save checkpoint ${checkpointPath}: ${describeErrno(err)}`); } }
+    try { record({ complete, counts, ...totals }); } catch (err) {
+      process.stderr.write(`halfopen: cannot write --metadata-file ${metadataPath}: ${describeErrno(err)}\n`);
+      process.exitCode = 1;
+    }
+    process.stderr.write(`${formatSummaryLine(summary)}${why ? ' (interrupted)' : ''}\n`);
     if (engine.xdpFellBack) warn('XDP ran in generic mode');
-    if (stats.sendErrors.length) warn(`${stats.failed} SYNs could not be sent (${stats.sendErrors.join(', ')})`);
-    if (stats.interrupted) process.exitCode = 130;
+    if (s.sendErrors.length) warn(`${s.failed} SYNs could not be sent (${s.sendErrors.join(', ')})`);
+    if (why?.kind === 'signal') process.exitCode = why.signal === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
   } finally {
+    if (statusFd !== null) { try { fs.closeSync(statusFd); } catch { /* appended lines stand */ } }
+    await out.finish();
+    await closing;
+    phase('XDP detached, sender threads stopped');
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    // XDP is detached when close() returns its promise; the sender threads
-    // finish stopping meanwhile, or with the process (see main.ts).
-    void engine.close();
-    phase('XDP detached');
+  }
+}
+
+/** --dry-run: the probes in send order, one "ADDRESS PORT" line each. */
+async function dryRun(source: ProbeSource, opts: SweepOptions): Promise<void> {
+  let failed: unknown = null;
+  const outPath = opts.output ? path.resolve(opts.output) : null;
+  const out: OutputSink = outPath
+    ? openForRun('-o', outPath, () => FileSink.open(outPath, (e) => { failed ??= e; }))
+    : new StreamSink(process.stdout, (e) => { failed ??= e; });
+  let buf = '';
+  for (let i = 0; i < source.size && !failed; i++) {
+    const p = source.at(i);
+    buf += `${formatAddress(p.addr)} ${p.port}\n`;
+    if (buf.length > 65536) {
+      out.write(buf);
+      buf = '';
+      const wait = out.backpressure();
+      if (wait) await wait;
+    }
+  }
+  out.write(buf);
+  await out.finish();
+  if (failed) {
+    const e = failed as NodeJS.ErrnoException;
+    if (e.code === 'EPIPE' && !outPath) { process.exitCode = EXIT_EPIPE; return; }
+    throw new HalfopenError('E_INTERNAL', `cannot write ${outPath ?? 'stdout'}: ${describeErrno(e)}`);
   }
 }

@@ -12,7 +12,7 @@ import type { ProbeResult } from '../types';
 import { addressBytes, formatAddress, isV4, mustParseAddress } from '../targets/address';
 import { ProbeTable, Verdict } from './probe-table';
 import { createControl } from './control';
-import { Route, routeTo, neighbourMac, macBytes } from './route';
+import { Route, routeTo, neighbourMac, macBytes, isLocalAddress } from './route';
 import type { SendTask, SendReply } from './send-task';
 import { SweepRun, ProbeSource, RunHooks, RunStats } from './sweep-run';
 
@@ -254,8 +254,16 @@ export class Engine {
   }
 }
 
+/** Throws E_INTERFACE for a source address that is not this host's. */
+export function checkSourceAddresses(opts: Pick<EngineOptions, 'sourceIp4' | 'sourceIp6'>): void {
+  for (const src of [opts.sourceIp4, opts.sourceIp6])
+    if (src !== undefined && !isLocalAddress(src))
+      throw new HalfopenError('E_INTERFACE', `--source-ip ${src} is not an address of this host: give one that \`ip addr\` lists, or leave it out to use the route's`);
+}
+
 /** The route to the first target of each family; both must leave by the same interface. */
 function lookUpRoutes(samples: bigint[], opts: EngineOptions): { v4?: Route; v6?: Route } {
+  checkSourceAddresses(opts);
   const v4 = samples.find(isV4), v6 = samples.find((a) => !isV4(a));
   const routes = {
     v4: v4 !== undefined ? routeTo(formatAddress(v4), { dev: opts.interface, src: opts.sourceIp4 }) : undefined,

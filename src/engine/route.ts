@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { HalfopenError } from '../errors';
+import { parseAddress } from '../targets/address';
 
 export interface Route {
   dev: string;
@@ -67,3 +68,15 @@ export function neighbourMac(route: Route): string | null {
 }
 
 export const macBytes = (mac: string): Buffer => Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+
+/**
+ * Whether `addr` is assigned to an interface of this host (of this network
+ * namespace). A --source-ip that is not would get a raw "Network is
+ * unreachable" from the route lookup, or SYNs whose replies never come back.
+ */
+export function isLocalAddress(addr: string): boolean {
+  const want = parseAddress(addr);
+  if (want === null) return false;
+  const links = ip(['addr', 'show']) as Array<{ addr_info?: Array<{ local?: string }> }> | null;
+  return (links ?? []).some((l) => (l.addr_info ?? []).some((a) => a.local !== undefined && parseAddress(a.local) === want));
+}

@@ -47,7 +47,7 @@ function writeShard(dir: string, seed: string, i: number, n: number, edit: Parti
   fs.writeFileSync(out, text);
   writeRunRecord(meta, {
     version: 1, halfopen: '0.1.0', command: COMMAND(seed, i, n, out), seed, shard: { index: i, count: n },
-    fingerprint: sweepFingerprint(sp, { exclude: ['198.18.0.128/28'] }),
+    fingerprint: sweepFingerprint(sp, [cidrRange(mustParseAddress('198.18.0.128'), 28, 32)]),
     output: { path: out, format: 'ndjson', bytes: Buffer.byteLength(text) },
     start: '2026-11-29T15:00:00.000Z', end: '2026-11-29T15:00:02.000Z', probes: src.size, sent: src.size, retried: 0,
     counts, invalid: 0, duplicates: 0, xdp_mode: 'generic', send_path: 'packet', complete: true, ...edit,
