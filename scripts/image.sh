@@ -105,9 +105,44 @@ trap stop_dockerd EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Docker 20.10 (Debian 12's docker.io) refuses --cap-add BPF and PERFMON:
+# its capability list predates them (Docker 23 and Kubernetes accept them).
+# The runtime `halfopen-capbpf` is runc that adds those two, and nothing else,
+# to a container started with HALFOPEN_ADD_CAPS=BPF,PERFMON (or one of them)
+# in its environment, together with the bpf() system call, which Docker
+# 20.10's seccomp profile ties to CAP_SYS_ADMIN:
+#   docker run --runtime halfopen-capbpf -e HALFOPEN_ADD_CAPS=BPF,PERFMON --cap-drop ALL --cap-add NET_RAW --cap-add NET_ADMIN …
+NODE_BIN=$(command -v node)
+RUNC_BIN=$(command -v runc || echo /usr/sbin/runc)
+cat >"$RUNDIR/runc-capbpf" <<WRAP
+#!/bin/sh
+prev=; bundle=
+for a in "\$@"; do
+  if [ "\$prev" = --bundle ] || [ "\$prev" = -b ]; then bundle=\$a; fi
+  prev=\$a
+done
+if [ -n "\$bundle" ] && [ -f "\$bundle/config.json" ]; then
+  $NODE_BIN -e '
+    const fs = require("fs"), f = process.argv[1], c = JSON.parse(fs.readFileSync(f, "utf8"));
+    const ask = (c.process.env || []).find((e) => e.startsWith("HALFOPEN_ADD_CAPS="));
+    if (ask) {
+      const add = ask.slice(18).split(",").filter(Boolean).map((n) => "CAP_" + n.trim().toUpperCase());
+      if (add.some((n) => n !== "CAP_BPF" && n !== "CAP_PERFMON")) { console.error("HALFOPEN_ADD_CAPS: only BPF and PERFMON"); process.exit(1); }
+      const caps = c.process.capabilities;
+      for (const set of ["bounding", "effective", "permitted"]) for (const n of add) if (!caps[set].includes(n)) caps[set].push(n);
+      const sc = c.linux && c.linux.seccomp;
+      if (sc && add.includes("CAP_BPF")) sc.syscalls = [...(sc.syscalls || []), { names: ["bpf"], action: "SCMP_ACT_ALLOW" }];
+      fs.writeFileSync(f, JSON.stringify(c));
+    }' "\$bundle/config.json" || exit 1
+fi
+exec $RUNC_BIN "\$@"
+WRAP
+chmod 755 "$RUNDIR/runc-capbpf"
+
 say "starting dockerd (no bridge, no iptables, no forwarding) on $SOCK"
 dockerd --bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
   --data-root "$DATA_ROOT" --exec-root "$RUNDIR/exec" --pidfile "$RUNDIR/docker.pid" -H "unix://$SOCK" \
+  --add-runtime "halfopen-capbpf=$RUNDIR/runc-capbpf" \
   --log-level warn >"$RUNDIR/dockerd.log" 2>&1 &
 DOCKERD_PID=$!
 export DOCKER_HOST=unix://$SOCK
@@ -134,6 +169,10 @@ if ! "$DOCKER_BIN" image inspect "$BASE" >/dev/null 2>&1; then
   "$DOCKER_BIN" import -c 'CMD ["bash"]' "$BASE_TAR" "$BASE" >/dev/null
 fi
 
+if [ -n "${HALFOPEN_IMAGE_REUSE:-}" ] && "$DOCKER_BIN" image inspect "$IMAGE" >/dev/null 2>&1; then
+  # For iterating on tests only: the image may be older than the tree.
+  say "HALFOPEN_IMAGE_REUSE: using the existing $IMAGE as it is"
+else
 say "building $IMAGE"
 # The host's locally added CAs (a TLS-inspecting proxy's, say) reach the build stage only.
 extra_ca=
@@ -142,6 +181,7 @@ for c in /usr/local/share/ca-certificates/*.crt; do [ -f "$c" ] && extra_ca+="$(
 DOCKER_BUILDKIT=0 "$DOCKER_BIN" build --network host --build-arg "EXTRA_CA_CERTS=$extra_ca" \
   -t "$IMAGE" -t halfopen:latest . >"$RUNDIR/build.log" 2>&1 \
   || { tail -40 "$RUNDIR/build.log" >&2; die "docker build failed"; }
+fi
 size=$("$DOCKER_BIN" image inspect -f '{{.Size}}' "$IMAGE")
 say "$IMAGE: $((size / 1000000)) MB ($size bytes)"
 

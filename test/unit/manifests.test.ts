@@ -42,13 +42,13 @@ describe('Kubernetes manifests', () => {
     assert.throws(() => new Job(bare).validate());
   });
 
-  test('the sweep is an Indexed Job with N shards, one pod per index, on the host network, with three capabilities', () => {
+  test('the sweep is an Indexed Job with N shards, one pod per index, on the host network, with four capabilities', () => {
     const { workload: j, container: c, mounts } = sweepJob();
     assert.equal(j.spec.completionMode, 'Indexed');
     assert.equal(j.spec.parallelism, j.spec.completions);
     assert.ok(j.spec.backoffLimitPerIndex >= 1);
     assert.equal(j.spec.template.spec.hostNetwork, true);
-    assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'], add: ['NET_RAW', 'NET_ADMIN', 'BPF'] });
+    assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'], add: ['NET_RAW', 'NET_ADMIN', 'BPF', 'PERFMON'] });
     assert.equal(c.securityContext.privileged, undefined);
     assert.deepEqual(mounts, { '/etc/halfopen': 'targets', '/data': 'results' });
     assert.match(configMapData('halfopen-targets')['targets.txt'], /^198\.18\.0\.0\/16$/m);
@@ -90,7 +90,7 @@ describe('Kubernetes manifests', () => {
     assert.deepEqual(argv, ['serve', '--config', '/etc/halfopen/serve.yaml']);
     assert.equal(c.livenessProbe.httpGet.path, '/healthz');
     assert.equal(c.readinessProbe.httpGet.path, '/healthz');
-    assert.deepEqual(c.securityContext.capabilities.add, ['NET_RAW', 'NET_ADMIN', 'BPF']);
+    assert.deepEqual(c.securityContext.capabilities.add, ['NET_RAW', 'NET_ADMIN', 'BPF', 'PERFMON']);
     const ann = d.spec.template.metadata.annotations;
     assert.equal(ann['prometheus.io/scrape'], 'true');
     assert.equal(ann['prometheus.io/path'], '/metrics');
