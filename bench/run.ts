@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { BenchContext, ROOT, Scenario } from './lib';
 import { sweep65k, sweep1m, sweep16m } from './sweep';
 import { sendPathScenario } from './send-path';
+import { sweepOutputScenario } from './sweep-output';
 import { checkScenario } from './check';
 import { Report, ScenarioOutcome, machineFacts, num, renderMarkdown, renderSvg } from './report';
 
@@ -42,6 +43,7 @@ const SCENARIOS: Entry[] = [
     about: '16,777,216 probes to an IPv6 /104 that drops everything: flat memory (~50 s; not in quick mode; runs last, when the run has time left in its 15-minute budget)',
     load: () => sweep16m, fullOnly: true, ifTimeAllows: true,
   },
+  { id: 'sweep-output', about: 'output delivered whole: 1,048,576 probes with -o, -o --checkpoint, and | cat > FILE (quick: 65,536)', load: () => sweepOutputScenario },
   { id: 'send-path', about: 'send-path ceiling: 1,048,576 SYNs into XDP_DROP, raw vs AF_PACKET, 1 vs 2 senders (quick: 65,536)', load: () => sendPathScenario },
   { id: 'check', about: 'single check: halfopen check vs the nmap wrapper vs check_tcp, whole-process time (50 runs; quick: 10)', load: () => checkScenario, runs: (o) => o.checkRuns },
   {

@@ -253,8 +253,10 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   const out = sink;
   const startTime = state ? new Date(state.start) : new Date();
   const writer = createWriter(opts.format, { version, args: argv, startTime });
-  if (!state) out.write(writer.header());
-  const rows = new OrderedRows(out, { position: start, counts: state?.counts ?? { open: 0, closed: 0, filtered: 0, unreachable: 0 } });
+  const startCounts: StateCounts = state?.counts ?? { open: 0, closed: 0, filtered: 0, unreachable: 0 };
+  // Made once the engine is open (and the header written): a sweep that fails to start writes nothing.
+  let rows: OrderedRows | null = null;
+  const mark = () => rows?.watermark ?? { position: start, bytes: out.bytes, counts: startCounts };
   const before = { sent: state?.sent ?? 0, retried: state?.retried ?? 0, duplicates: state?.duplicates ?? 0, invalid: state?.invalid ?? 0 };
   let live = { sent: 0, answered: 0 };
   let engine: Engine | null = null;
@@ -264,7 +266,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     if (!checkpointPath || !outPath) return;
     // The rows the checkpoint points at must be in the file before the checkpoint says so.
     out.sync();
-    const m = complete ? { position: whole.size, bytes: out.bytes, counts: rows.watermark.counts } : rows.watermark;
+    const m = complete ? { position: whole.size, bytes: out.bytes, counts: mark().counts } : mark();
     saveCheckpoint(checkpointPath, {
       version: 1, halfopen: version, cwd: resume?.state.cwd ?? process.cwd(), command: argv, seed: seed.toString(),
       shard: shardRecord, fingerprint, probes: whole.size,
@@ -289,7 +291,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   try {
     if (checkpointPath) openForRun('--checkpoint', checkpointPath, () => checkpoint(false));
     // A record saying "not complete" from the start: a run killed before its end leaves that, not nothing.
-    if (metadataPath) openForRun('--metadata-file', metadataPath, () => record({ complete: false, counts: rows.watermark.counts, ...before }));
+    if (metadataPath) openForRun('--metadata-file', metadataPath, () => record({ complete: false, counts: startCounts, ...before }));
     if (opts.statusUpdates) statusFd = openForRun('--status-updates', opts.statusUpdates, () => fs.openSync(opts.statusUpdates!, 'a'));
   } catch (err) {
     await out.finish();
@@ -311,6 +313,10 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     throw err;
   }
   phase(`engine open: XDP ${engine.xdpMode} on ${engine.interface}, ${engine.sendPath} sends, RSTs from ${engine.rstFrom === 'xdp' ? 'XDP' : 'the kernel'}`);
+  // A resumed output that is still empty (stopped before its first row) gets its header too.
+  if (out.bytes === 0) out.write(writer.header());
+  const ordered = new OrderedRows(out, { position: start, counts: startCounts }, checkpointPath !== null);
+  rows = ordered;
 
   const showProgress = opts.progress ?? process.stderr.isTTY;
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
@@ -330,14 +336,14 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   try {
     stats = await engine.run(source, (r, seq) => {
       if (first) { first = false; phase('first verdict'); }
-      rows.add(seq, r.state, opts.open && r.state !== 'open' ? '' : writer.row(r));
+      ordered.add(seq, r.state, opts.open && r.state !== 'open' ? '' : writer.row(r));
     }, {
       signal: ac.signal,
-      onChunkFinal: (seq, end) => rows.final(seq, start + end),
+      onChunkFinal: (seq, end) => ordered.final(seq, start + end),
       backpressure: () => out.backpressure(),
       onProgress: (p) => {
         live = { sent: p.sent, answered: p.answered };
-        rows.flush();
+        ordered.flush();
         const now = Date.now();
         const rate = p.sent / Math.max(p.elapsedS, 1e-3);
         const left = Math.max(0, p.total - p.sent);
@@ -366,7 +372,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     if (failure) {
       // The rows below the watermark stand; a checkpoint lets a resume continue after a send failure too.
       trying(checkpointPath ?? '', () => checkpoint(false));
-      record({ complete: false, counts: rows.watermark.counts, ...before, sent: before.sent + live.sent });
+      record({ complete: false, counts: ordered.watermark.counts, ...before, sent: before.sent + live.sent });
       throw failure;
     }
     const s = stats!;
@@ -374,18 +380,18 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     const why = stop as StopReason | null;
     if (why?.kind === 'epipe') {
       // Like a filter killed by SIGPIPE: nothing more on stdout, nothing on stderr.
-      trying(metadataPath ?? '', () => record({ complete: false, counts: rows.watermark.counts, ...totals }));
+      trying(metadataPath ?? '', () => record({ complete: false, counts: ordered.watermark.counts, ...totals }));
       process.exitCode = EXIT_EPIPE;
       return;
     }
     if (why?.kind === 'write') {
-      process.stderr.write(`halfopen: cannot write ${why.file}: ${describeErrno(why.err)}; sweep stopped, ${rows.watermark.position} of ${whole.size} probes written\n`);
+      process.stderr.write(`halfopen: cannot write ${why.file}: ${describeErrno(why.err)}; sweep stopped\n`);
       if (why.file !== checkpointPath) { try { checkpoint(false, totals); } catch { /* the line above already says what failed */ } }
-      if (why.file !== metadataPath) { try { record({ complete: false, counts: rows.watermark.counts, ...totals }); } catch { /* idem */ } }
+      if (why.file !== metadataPath) { try { record({ complete: false, counts: ordered.watermark.counts, ...totals }); } catch { /* idem */ } }
       process.exitCode = 1;
       return;
     }
-    const counts = rows.flushAll();
+    const counts = ordered.flushAll();
     const counter = new SummaryCounter(startTime);
     Object.assign(counter.counts, counts);
     const summary = counter.finish({ sent: totals.sent, retries: totals.retried, duplicates: totals.duplicates, invalid: totals.invalid });
@@ -394,9 +400,11 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     await out.finish();
     const wrote = out.error as NodeJS.ErrnoException | null;
     if (wrote) {
-      process.stderr.write(`halfopen: cannot write ${outPath ?? 'stdout'}: ${describeErrno(wrote)}; the output is incomplete\n`);
-      process.exitCode = wrote.code === 'EPIPE' && !outPath ? EXIT_EPIPE : 1;
+      // The reader left (or the disk filled) while the last rows went out.
       trying(metadataPath ?? '', () => record({ complete: false, counts, ...totals }));
+      if (wrote.code === 'EPIPE' && !outPath) { process.exitCode = EXIT_EPIPE; return; }
+      process.stderr.write(`halfopen: cannot write ${outPath ?? 'stdout'}: ${describeErrno(wrote)}; the output is incomplete\n`);
+      process.exitCode = 1;
       return;
     }
     if (checkpointPath) { try { checkpoint(complete, totals); } catch (err) { warn(`cannot save checkpoint ${checkpointPath}: ${describeErrno(err)}`); } }

@@ -1,6 +1,6 @@
-// The probe engine: loads and attaches the XDP matcher, fills the shared
-// probe table window by window, has the sender pool send SYNs (with retries
-// for the silent ones), and turns verdicts into ProbeResults as they arrive.
+// The probe engine: loads and attaches the XDP matcher and owns what outlives
+// one run (the shared probe table, the sender pool, the route). A sweep through
+// it is a SweepRun (sweep-run.ts); the health monitor programs slots one by one.
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';

@@ -52,8 +52,13 @@ export class OrderedRows {
   private readonly committed: StateCounts;
   private mark: Watermark;
 
-  /** `start`: where the output stands (a fresh output after its header, or a resumed one). */
-  constructor(private readonly sink: ByteSink, start: { position: number; counts: StateCounts }) {
+  /**
+   * `start`: where the output stands (a fresh output after its header, or a
+   * resumed one). `ordered: false` (no checkpoint to keep) writes every row as
+   * it comes and keeps the mark at `start`: holding rows back costs memory,
+   * up to a block of rows for each chunk in flight.
+   */
+  constructor(private readonly sink: ByteSink, start: { position: number; counts: StateCounts }, private readonly ordered = true) {
     this.committed = { ...start.counts };
     this.mark = { position: start.position, bytes: sink.bytes, counts: { ...this.committed } };
   }
@@ -70,7 +75,7 @@ export class OrderedRows {
   /** A row (or '' for a verdict that is counted but not shown) of chunk `seq`. */
   add(seq: number, state: ProbeState, text: string): void {
     if (seq < this.head) throw new Error(`row for chunk ${seq}, which is already final`);
-    if (seq === this.head) {
+    if (seq === this.head || !this.ordered) {
       this.headCounts[state]++;
       if (text) {
         this.out.push(text);
@@ -87,6 +92,7 @@ export class OrderedRows {
   /** Chunk `seq` is final; `end` is the probe position after its last probe. */
   final(seq: number, end: number): void {
     if (seq < this.head) throw new Error(`chunk ${seq} is already final`);
+    if (!this.ordered) return;
     this.holder(seq).end = end;
     if (seq !== this.head) return;
     // The head and every final chunk right after it are done: commit them in order.

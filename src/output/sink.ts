@@ -21,8 +21,8 @@ export interface OutputSink extends ByteSink {
  * -o FILE. Writes are synchronous: a file never pushes back, the byte count
  * is then exactly what the file holds (what a checkpoint needs), and an error
  * (ENOSPC, EIO) is known at the write that caused it. Each write() holds whole
- * records, so on an error the file is cut back to the length before that
- * write: a partial file ends with a whole record.
+ * records, each ending with a newline, so on an error the file is cut back to
+ * the last newline that reached it: a partial file ends with a whole record.
  */
 export class FileSink implements OutputSink {
   bytes: number;
@@ -54,7 +54,12 @@ export class FileSink implements OutputSink {
       while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, this.bytes + done);
     } catch (err) {
       this.error = err as NodeJS.ErrnoException;
-      try { fs.ftruncateSync(this.fd, this.bytes); } catch { /* the error below says why the file is short */ }
+      // Keep what reached the file up to its last whole line (every format's records end with one).
+      const kept = done > 0 ? buf.lastIndexOf(10, done - 1) + 1 : 0;
+      try {
+        fs.ftruncateSync(this.fd, this.bytes + kept);
+        this.bytes += kept;
+      } catch { /* the error below says why the file is short */ }
       this.onError(this.error);
       return;
     }

@@ -91,6 +91,19 @@ describe('OrderedRows low-water mark', () => {
     }), { numRuns: 300, ...seedOpt });
   });
 
+  test('unordered (no checkpoint): rows go out as they come, the mark stays put', () => {
+    const sink = new MemorySink();
+    const rows = new OrderedRows(sink, { position: 0, counts: { open: 0, closed: 0, filtered: 0, unreachable: 0 } }, false);
+    rows.add(3, 'open', 'r3\n');
+    rows.add(0, 'closed', 'r0\n');
+    rows.final(3, 4);
+    rows.flush();
+    assert.equal(sink.text, 'r3\nr0\n');
+    assert.equal(rows.heldRows, 0);
+    assert.equal(rows.watermark.position, 0);
+    assert.deepEqual(rows.flushAll(), { open: 1, closed: 1, filtered: 0, unreachable: 0 });
+  });
+
   test('a row for a chunk already final is a bug, not silently duplicated', () => {
     const rows = new OrderedRows(new MemorySink(), { position: 0, counts: { open: 0, closed: 0, filtered: 0, unreachable: 0 } });
     rows.add(0, 'open', 'r0\n');

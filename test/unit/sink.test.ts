@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { describe, test } from 'node:test';
+import { FileSink, StreamSink } from '../../src/output/sink';
+
+/** A writable whose reader takes a chunk only when told to. */
+function slowStream(): { stream: NodeJS.WriteStream; take: () => void; got: string[] } {
+  const got: string[] = [];
+  const waiting: Array<() => void> = [];
+  const stream = new Writable({
+    highWaterMark: 16,
+    write(chunk, _enc, cb) { got.push(String(chunk)); waiting.push(cb); },
+  }) as unknown as NodeJS.WriteStream;
+  return { stream, got, take: () => waiting.shift()?.() };
+}
+
+describe('StreamSink', () => {
+  test('a full stream pushes back until the reader drains it; nothing is dropped', async () => {
+    const { stream, take, got } = slowStream();
+    const sink = new StreamSink(stream, () => assert.fail('no error expected'));
+    sink.write('0123456789abcdefXYZ\n');
+    const wait = sink.backpressure();
+    assert.ok(wait, 'backpressure once past the high-water mark');
+    take();
+    await wait;
+    assert.equal(sink.backpressure(), null);
+    sink.write('second\n');
+    const done = sink.finish();
+    take(); take();
+    await done;
+    assert.equal(got.join(''), '0123456789abcdefXYZ\nsecond\n');
+    assert.equal(sink.bytes, 27);
+  });
+
+  test('EPIPE: reported once, the waiting run is released, later writes are dropped', async () => {
+    const { stream } = slowStream();
+    const errors: string[] = [];
+    const sink = new StreamSink(stream, (e) => errors.push(e.code!));
+    sink.write('x'.repeat(64));
+    const wait = sink.backpressure();
+    assert.ok(wait);
+    const epipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+    stream.emit('error', epipe);
+    stream.emit('error', epipe);
+    await wait;
+    assert.deepEqual(errors, ['EPIPE']);
+    sink.write('more');
+    assert.equal(sink.bytes, 64);
+    await sink.finish();
+  });
+
+  test('release() lets a run stop while the reader sleeps', async () => {
+    const { stream } = slowStream();
+    const sink = new StreamSink(stream, () => {});
+    sink.write('x'.repeat(64));
+    const wait = sink.backpressure()!;
+    sink.release();
+    await wait;
+  });
+});
+
+describe('FileSink', () => {
+  test('counts bytes, resumes by cutting back to a saved length', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ho-sink-'));
+    try {
+      const f = path.join(dir, 'out');
+      const a = FileSink.open(f, () => assert.fail('no error expected'));
+      a.write('one\n'); a.write('two\n'); a.write('three\n');
+      assert.equal(a.bytes, 14);
+      a.sync();
+      await a.finish();
+      const b = FileSink.open(f, () => assert.fail('no error expected'), 8);
+      b.write('THREE\n');
+      await b.finish();
+      assert.equal(fs.readFileSync(f, 'utf8'), 'one\ntwo\nTHREE\n');
+    } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+  });
+});
