@@ -58,14 +58,14 @@ COPY bench bench
 RUN bash scripts/build.sh \
  && npm prune --omit=dev --no-audit --no-fund --loglevel=error
 # What the runtime stage takes, gathered in one place. The build script's
-# native binaries (any executable in native/build/Release, such as a native
-# check plugin) come along when the build produced them.
+# native programs (native/build/bin/, such as the native check_tcp_half_open
+# plugin, which needs neither Node nor libbpf) come along when the build made them.
 RUN set -e; mkdir -p /out/halfopen/native/build/Release /out/halfopen/dist /out/bin; \
     cp -a package.json node_modules /out/halfopen/; \
     cp -a dist/src /out/halfopen/dist/; \
     cp -a native/build/Release/halfopen.node /out/halfopen/native/build/Release/; \
-    for f in native/build/Release/*; do \
-      if [ -f "$f" ] && [ -x "$f" ] && [ "${f%.node}" = "$f" ]; then cp -a "$f" /out/bin/; fi; \
+    for f in native/build/bin/*; do \
+      if [ -f "$f" ] && [ -x "$f" ]; then cp -a "$f" /out/bin/; fi; \
     done
 
 FROM debian:bookworm-slim
