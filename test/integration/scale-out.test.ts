@@ -112,8 +112,11 @@ describe('scale-out: four shards on four machines, merged', { skip }, () => {
     assert.ok(merged.length, 'needs the previous test');
     const single = path.join(tmp, 'single.ndjson');
     const args = ['sweep', '-iL', path.join(tmp, 'etc', 'targets.txt'), '-p', PORTS.join(','), '--rate', '80000', '--format', 'ndjson', '-o', single, '--no-progress'];
+    const t0 = performance.now();
     const r = await collect(spawn(fleet.proberArgv(0)[0], [...fleet.proberArgv(0).slice(1), 'halfopen', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env }), 120_000);
+    const wall = (performance.now() - t0) / 1000;
     assert.equal(r.code, 0, r.stderr);
+    process.stderr.write(`# single machine, --rate 80000: ${PROBES} probes in ${wall.toFixed(2)} s wall (${Math.round(PROBES / wall)} probes/s)\n`);
     assert.deepEqual(checkExact(single), merged);
   });
 
