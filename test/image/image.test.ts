@@ -103,11 +103,12 @@ describe('the container image', { skip }, () => {
   });
 
   /** The sweep Job's pod k: its exact command, the volumes at their mount paths. */
-  const pod = (k: number) => {
+  let podSeq = 0;
+  const pod = (k: number, name = `${PREFIX}s${k}x${podSeq++}`) => {
     const { argv, container } = sweepJob();
     assert.deepEqual(argv.slice(0, 1), ['/bin/sh']);
     const ro = container.securityContext.readOnlyRootFilesystem ? ['--read-only'] : [];
-    return spawn(DOCKER, ['run', '--rm', '--name', `${PREFIX}s${k}`, '--network', `container:${machines[k]}`, ...CAPS, ...ro,
+    return spawn(DOCKER, ['run', '--rm', '--name', name, '--network', `container:${machines[k]}`, ...CAPS, ...ro,
       '--security-opt', 'no-new-privileges', '-e', `JOB_COMPLETION_INDEX=${k}`,
       '-v', `${tmp}/etc:/etc/halfopen:ro`, '-v', `${tmp}/data:/data`, '--entrypoint', argv[0], IMAGE!, ...argv.slice(1)],
     { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -119,9 +120,15 @@ describe('the container image', { skip }, () => {
     const wall = (performance.now() - t0) / 1000;
     runs.forEach((r, k) => assert.equal(r.code, 0, `shard ${k}: ${r.stderr}`));
     for (let k = 0; k < 4; k++) assert.equal(fleet!.xdpAttached(k), false, `XDP detached on machine ${k}`);
-    const m = await collect(spawn(DOCKER, ['run', '--rm', '--network', 'none', '--cap-drop', 'ALL', '--read-only',
-      '-v', `${tmp}/etc:/etc/halfopen:ro`, '-v', `${tmp}/data:/data`, IMAGE!, ...mergeJob().argv], { stdio: ['ignore', 'pipe', 'pipe'] }), 120_000);
+    const m = await mergeInImage();
     assert.equal(m.code, 0, m.stderr);
+    checkMerged();
+    process.stderr.write(`# image: 4 shards in ${wall.toFixed(2)} s wall (${Math.round(65536 * PORTS.length / wall)} probes/s, docker run included)\n`);
+    assert.deepEqual(fleet!.acceptedConnections(), []);
+  });
+
+  /** Every row of merged.ndjson as the fleet was built, each probe once. */
+  const checkMerged = () => {
     const lines = fs.readFileSync(path.join(tmp, 'data', 'merged.ndjson'), 'utf8').split('\n').filter(Boolean);
     assert.equal(lines.length, 65536 * PORTS.length);
     const seen = new Set<string>();
@@ -133,8 +140,32 @@ describe('the container image', { skip }, () => {
     }
     assert.equal(seen.size, lines.length, '0 duplicates');
     assert.equal(wrong, 0, 'every verdict as the fleet was built');
-    process.stderr.write(`# image: 4 shards in ${wall.toFixed(2)} s wall (${Math.round(lines.length / wall)} probes/s, docker run included)\n`);
-    assert.deepEqual(fleet!.acceptedConnections(), []);
+  };
+  const mergeInImage = () => collect(spawn(DOCKER, ['run', '--rm', '--network', 'none', '--cap-drop', 'ALL', '--read-only',
+    '-v', `${tmp}/etc:/etc/halfopen:ro`, '-v', `${tmp}/data:/data`, IMAGE!, ...mergeJob().argv], { stdio: ['ignore', 'pipe', 'pipe'] }), 120_000);
+
+  test('a shard\'s container killed with SIGKILL; its replacement (same command, same index) resumes; the merge is exact', async () => {
+    fs.rmSync(path.join(tmp, 'data'), { recursive: true, force: true });
+    fs.mkdirSync(path.join(tmp, 'data'));
+    const others = [0, 1, 2].map((k) => collect(pod(k), 180_000));
+    const victimName = `${PREFIX}victim`;
+    const victim = collect(pod(3, victimName), 180_000);
+    const out = path.join(tmp, 'data', 'shard-3.ndjson');
+    const size = () => { try { return fs.statSync(out).size; } catch { return 0; } };
+    assert.ok(await waitFor(() => size() > 100_000 && fs.existsSync(path.join(tmp, 'data', 'shard-3.checkpoint')), 60_000), 'shard 3 under way');
+    docker(['kill', '--signal', 'KILL', victimName]);
+    const killed = await victim;
+    assert.equal(killed.code, 137, `killed: ${killed.stderr}`);
+    for (const r of await Promise.all(others)) assert.equal(r.code, 0, r.stderr);
+    const refused = await mergeInImage();
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /shard-3\.json: shard 3 of 4 is incomplete/);
+    const again = await collect(pod(3), 180_000);
+    assert.equal(again.code, 0, again.stderr);
+    const m = await mergeInImage();
+    assert.equal(m.code, 0, m.stderr);
+    checkMerged();
+    for (let k = 0; k < 4; k++) assert.equal(fleet!.xdpAttached(k), false, `XDP detached on machine ${k}`);
   });
 
   test('serve from the image: the DaemonSet\'s command and config, backends as the fleet was built, clean stop', async () => {
