@@ -213,6 +213,14 @@ describe('bad input: one line on stderr and exit 2', { skip }, () => {
     });
   }
 
+  test('CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW without CAP_PERFMON, where the verifier wants it: one line naming it', async (t) => {
+    const r = await runCli(['sweep', '198.18.0.1', '-p', '80', '--timeout', '200'], fleet, 30_000, ['setpriv', '--bounding-set', '-all,+net_admin,+net_raw,+bpf']);
+    if (r.code === 0) return t.skip('this kernel\'s verifier accepts the program without CAP_PERFMON');
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /needs CAP_PERFMON as well/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  });
+
   test('without privileges: names the missing capabilities', async () => {
     const r = await runCli(['sweep', '198.18.0.1', '-p', '80'], fleet, 30_000, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
     assert.equal(r.code, 2, r.stderr);
