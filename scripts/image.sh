@@ -106,7 +106,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Docker 20.10 (Debian 12's docker.io) refuses --cap-add BPF and PERFMON:
-# its capability list predates them (Docker 23 and Kubernetes accept them).
+# its capability list predates them (Docker 23 accepts them, and its seccomp
+# profile allows bpf() with CAP_BPF: moby/moby#43987).
 # The runtime `halfopen-capbpf` is runc that adds those two, and nothing else,
 # to a container started with HALFOPEN_ADD_CAPS=BPF,PERFMON (or one of them)
 # in its environment, together with the bpf() system call, which Docker
