@@ -264,8 +264,10 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   const checkpointPath = resume ? path.resolve(resume.file) : opts.checkpoint ? path.resolve(opts.checkpoint) : null;
   const checkpoint = (complete: boolean, counters = { ...before, sent: before.sent + live.sent }): void => {
     if (!checkpointPath || !outPath) return;
+    const t0 = performance.now();
     // The rows the checkpoint points at must be in the file before the checkpoint says so.
     out.sync();
+    const t1 = performance.now();
     const m = complete ? { position: whole.size, bytes: out.bytes, counts: mark().counts } : mark();
     saveCheckpoint(checkpointPath, {
       version: 1, halfopen: version, cwd: resume?.state.cwd ?? process.cwd(), command: argv, seed: seed.toString(),
@@ -274,6 +276,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
       sent: counters.sent, retried: counters.retried, duplicates: counters.duplicates, invalid: counters.invalid,
       start: startTime.toISOString(), saved: new Date().toISOString(), complete,
     });
+    phase(`checkpoint at ${m.position}: output synced in ${(t1 - t0).toFixed(1)} ms, state saved in ${(performance.now() - t1).toFixed(1)} ms`);
   };
   const metadataPath = opts.metadataFile ? path.resolve(opts.metadataFile) : null;
   const record = (r: { complete: boolean; counts: StateCounts; sent: number; retried: number; duplicates: number; invalid: number }): void => {
@@ -372,7 +375,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     if (failure) {
       // The rows below the watermark stand; a checkpoint lets a resume continue after a send failure too.
       trying(checkpointPath ?? '', () => checkpoint(false));
-      record({ complete: false, counts: ordered.watermark.counts, ...before, sent: before.sent + live.sent });
+      record({ complete: false, counts: ordered.received(), ...before, sent: before.sent + live.sent });
       throw failure;
     }
     const s = stats!;
@@ -380,14 +383,14 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     const why = stop as StopReason | null;
     if (why?.kind === 'epipe') {
       // Like a filter killed by SIGPIPE: nothing more on stdout, nothing on stderr.
-      trying(metadataPath ?? '', () => record({ complete: false, counts: ordered.watermark.counts, ...totals }));
+      trying(metadataPath ?? '', () => record({ complete: false, counts: ordered.received(), ...totals }));
       process.exitCode = EXIT_EPIPE;
       return;
     }
     if (why?.kind === 'write') {
       process.stderr.write(`halfopen: cannot write ${why.file}: ${describeErrno(why.err)}; sweep stopped\n`);
       if (why.file !== checkpointPath) { try { checkpoint(false, totals); } catch { /* the line above already says what failed */ } }
-      if (why.file !== metadataPath) { try { record({ complete: false, counts: ordered.watermark.counts, ...totals }); } catch { /* idem */ } }
+      if (why.file !== metadataPath) { try { record({ complete: false, counts: ordered.received(), ...totals }); } catch { /* idem */ } }
       process.exitCode = 1;
       return;
     }
@@ -397,6 +400,8 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     const summary = counter.finish({ sent: totals.sent, retries: totals.retried, duplicates: totals.duplicates, invalid: totals.invalid });
     const complete = !why && PROBE_STATES.reduce((n, k) => n + counts[k], 0) === whole.size;
     out.write(writer.footer(summary));
+    // A checkpoint saying "complete" must not outlive the rows it points at.
+    if (checkpointPath) out.sync();
     await out.finish();
     const wrote = out.error as NodeJS.ErrnoException | null;
     if (wrote) {

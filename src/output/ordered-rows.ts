@@ -29,12 +29,17 @@ export interface Watermark {
 }
 
 export interface ByteSink {
-  write(text: string): void;
+  write(text: string | Buffer): void;
   /** Bytes accepted by write() so far. */
   readonly bytes: number;
 }
 
-interface Held { text: string[]; size: number; counts: StateCounts; end: number | null }
+/**
+ * Rows of a chunk that is not the head. Every 64 KiB of them become one Buffer:
+ * a few large off-heap pieces instead of 65,536 small strings in the old
+ * generation that every major GC would trace again.
+ */
+interface Held { parts: Buffer[]; text: string[]; size: number; counts: StateCounts; end: number | null }
 
 const zero = (): StateCounts => ({ open: 0, closed: 0, filtered: 0, unreachable: 0 });
 const addCounts = (a: StateCounts, b: StateCounts): void => { a.open += b.open; a.closed += b.closed; a.filtered += b.filtered; a.unreachable += b.unreachable; };
@@ -56,19 +61,20 @@ export class OrderedRows {
    * `start`: where the output stands (a fresh output after its header, or a
    * resumed one). `ordered: false` (no checkpoint to keep) writes every row as
    * it comes and keeps the mark at `start`: holding rows back costs memory,
-   * up to a block of rows for each chunk in flight.
+   * up to a block of rows for each chunk in flight. `flushAt`: characters per
+   * piece handed to the sink (small in tests, to exercise the pieces).
    */
-  constructor(private readonly sink: ByteSink, start: { position: number; counts: StateCounts }, private readonly ordered = true) {
+  constructor(private readonly sink: ByteSink, start: { position: number; counts: StateCounts }, private readonly ordered = true, private readonly flushAt = FLUSH_AT) {
     this.committed = { ...start.counts };
     this.mark = { position: start.position, bytes: sink.bytes, counts: { ...this.committed } };
   }
 
   get watermark(): Watermark { return { ...this.mark, counts: { ...this.mark.counts } }; }
 
-  /** Rows held back because an earlier chunk is not final. */
-  get heldRows(): number {
+  /** Bytes of rows held back because an earlier chunk is not final. */
+  get heldBytes(): number {
     let n = 0;
-    for (const h of this.held.values()) n += h.text.length;
+    for (const h of this.held.values()) n += h.size + h.parts.reduce((a, b) => a + b.length, 0);
     return n;
   }
 
@@ -80,13 +86,21 @@ export class OrderedRows {
       if (text) {
         this.out.push(text);
         this.outSize += text.length;
-        if (this.outSize >= FLUSH_AT) this.flush();
+        if (this.outSize >= this.flushAt) this.flush();
       }
       return;
     }
     const h = this.holder(seq);
     h.counts[state]++;
-    if (text) { h.text.push(text); h.size += text.length; }
+    if (text) {
+      h.text.push(text);
+      h.size += text.length;
+      if (h.size >= this.flushAt) {
+        h.parts.push(Buffer.from(h.text.join('')));
+        h.text = [];
+        h.size = 0;
+      }
+    }
   }
 
   /** Chunk `seq` is final; `end` is the probe position after its last probe. */
@@ -108,14 +122,23 @@ export class OrderedRows {
       const next = this.held.get(this.head);
       this.headCounts = next ? next.counts : zero();
       if (next) {
-        this.out.push(...next.text);
-        this.outSize += next.size;
+        for (const part of next.parts) this.sink.write(part);
+        this.out = next.text;
+        this.outSize = next.size;
+        next.parts = [];
         next.text = [];
         next.size = 0;
-        next.counts = this.headCounts;
-        if (this.outSize >= FLUSH_AT) this.flush();
+        if (this.outSize >= this.flushAt) this.flush();
       }
     }
+  }
+
+  /** Verdicts per state of every row added so far, written or held. */
+  received(): StateCounts {
+    const total = { ...this.committed };
+    addCounts(total, this.headCounts);
+    for (const [seq, h] of this.held) if (seq !== this.head) addCounts(total, h.counts);
+    return total;
   }
 
   /** Hands the head's pending rows to the sink. */
@@ -135,12 +158,11 @@ export class OrderedRows {
    */
   flushAll(): StateCounts {
     this.flush();
-    const total = { ...this.committed };
-    addCounts(total, this.headCounts);
+    const total = this.received();
     for (const seq of [...this.held.keys()].sort((a, b) => a - b)) {
       const h = this.held.get(seq)!;
+      for (const part of h.parts) this.sink.write(part);
       if (h.text.length) this.sink.write(h.text.join(''));
-      addCounts(total, h.counts);
       this.held.delete(seq);
     }
     this.headCounts = zero();
@@ -151,7 +173,7 @@ export class OrderedRows {
   private holder(seq: number): Held {
     let h = this.held.get(seq);
     if (!h) {
-      h = { text: [], size: 0, counts: seq === this.head ? this.headCounts : zero(), end: null };
+      h = { parts: [], text: [], size: 0, counts: seq === this.head ? this.headCounts : zero(), end: null };
       this.held.set(seq, h);
     }
     return h;

@@ -32,6 +32,7 @@ export interface RunRecord {
   probes: number;
   sent: number;
   retried: number;
+  /** Verdicts per state; in a record with `complete: false`, those known when the run stopped. */
   counts: Record<ProbeState, number>;
   invalid: number;
   duplicates: number;

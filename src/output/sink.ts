@@ -46,9 +46,9 @@ export class FileSink implements OutputSink {
     return new FileSink(path, fd, keep ?? 0, onError);
   }
 
-  write(text: string): void {
-    if (this.error || this.fd === null || !text) return;
-    const buf = Buffer.from(text);
+  write(text: string | Buffer): void {
+    if (this.error || this.fd === null || !text.length) return;
+    const buf = typeof text === 'string' ? Buffer.from(text) : text;
     let done = 0;
     try {
       while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, this.bytes + done);
@@ -112,9 +112,9 @@ export class StreamSink implements OutputSink {
     });
   }
 
-  write(text: string): void {
-    if (this.error || !text) return;
-    this.bytes += Buffer.byteLength(text);
+  write(text: string | Buffer): void {
+    if (this.error || !text.length) return;
+    this.bytes += typeof text === 'string' ? Buffer.byteLength(text) : text.length;
     if (!this.stream.write(text) && !this.blocked) {
       this.blocked = new Promise<void>((resolve) => {
         const done = () => {
