@@ -179,9 +179,14 @@ say "building $IMAGE"
 extra_ca=
 for c in /usr/local/share/ca-certificates/*.crt; do [ -f "$c" ] && extra_ca+="$(cat "$c")"$'\n'; done
 # The classic builder: Debian's docker.io has no buildx, and the Dockerfile needs nothing more.
-DOCKER_BUILDKIT=0 "$DOCKER_BIN" build --network host --build-arg "EXTRA_CA_CERTS=$extra_ca" \
-  -t "$IMAGE" -t halfopen:latest . >"$RUNDIR/build.log" 2>&1 \
-  || { tail -40 "$RUNDIR/build.log" >&2; die "docker build failed"; }
+# The build stage is tagged too (halfopen-build:cache) so that the layer cache
+# survives the pruning of the untagged images earlier builds left.
+for target in build ""; do
+  DOCKER_BUILDKIT=0 "$DOCKER_BIN" build --network host --build-arg "EXTRA_CA_CERTS=$extra_ca" \
+    ${target:+--target "$target"} $([ -n "$target" ] && echo "-t halfopen-build:cache" || echo "-t $IMAGE -t halfopen:latest") \
+    . >"$RUNDIR/build.log" 2>&1 || { tail -40 "$RUNDIR/build.log" >&2; die "docker build failed"; }
+done
+"$DOCKER_BIN" image prune -f >/dev/null
 fi
 size=$("$DOCKER_BIN" image inspect -f '{{.Size}}' "$IMAGE")
 say "$IMAGE: $((size / 1000000)) MB ($size bytes)"
