@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 CACHE=${HALFOPEN_CACHE:-/var/cache/halfopen}
 DATA_ROOT=${HALFOPEN_DOCKER_ROOT:-$CACHE/docker}
 BASE=debian:bookworm-slim
-BASE_TAR=$CACHE/debian-bookworm-minbase.tar
+BASE_TAR=$CACHE/debian-bookworm-minbase-slim.tar
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 VERSION=$(node -p "require('./package.json').version")
 IMAGE=halfopen:$VERSION
@@ -160,7 +160,23 @@ if ! "$DOCKER_BIN" image inspect "$BASE" >/dev/null 2>&1; then
     rootfs=$RUNDIR/rootfs
     debootstrap --variant=minbase bookworm "$rootfs" "$MIRROR" >"$RUNDIR/debootstrap.log" 2>&1 \
       || { tail -20 "$RUNDIR/debootstrap.log" >&2; die "debootstrap failed"; }
-    # As the official slim image: no package lists or caches in the base.
+    # As the official slim image (debuerreotype-slimify): dpkg leaves out
+    # documentation, manuals and translations from now on, they go from the
+    # base too (copyright files stay), and no package lists or caches.
+    cat >"$rootfs/etc/dpkg/dpkg.cfg.d/docker" <<'DPKG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+DPKG
+    find "$rootfs/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+    find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
+    rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/groff/* "$rootfs"/usr/share/info/* \
+      "$rootfs"/usr/share/lintian/* "$rootfs"/usr/share/linda/* "$rootfs"/usr/share/locale/*
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/log/*.log
     tar -C "$rootfs" --numeric-owner -cf "$BASE_TAR.tmp" .
     mv "$BASE_TAR.tmp" "$BASE_TAR"
@@ -189,7 +205,7 @@ done
 "$DOCKER_BIN" image prune -f >/dev/null
 fi
 size=$("$DOCKER_BIN" image inspect -f '{{.Size}}' "$IMAGE")
-say "$IMAGE: $((size / 1000000)) MB ($size bytes)"
+say "$IMAGE: $(((size + 500000) / 1000000)) MB ($size bytes)"
 
 if [ -n "$save" ]; then
   "$DOCKER_BIN" save -o "$save" "$IMAGE"
