@@ -195,41 +195,57 @@ async function merge(files: string[], opts: MergeOptions, version: string, argv:
 
   // Pass 2: write. ndjson rows are copied as they are; other formats are re-rendered.
   const out: NodeJS.WritableStream = opts.output ? fs.createWriteStream(opts.output) : process.stdout;
-  const outError = new Promise<never>((_, reject) => out.once('error', (e: NodeJS.ErrnoException) =>
-    reject(new HalfopenError('E_INTERNAL', `cannot write ${opts.output ?? 'stdout'}: ${e.code ?? e.message}`))));
+  let readerGone = false;
+  const outError = new Promise<never>((_, reject) => out.on('error', (e: NodeJS.ErrnoException) => {
+    // A reader that went away (| head) ends the merge as it ends any filter.
+    if (e.code === 'EPIPE' && out === process.stdout) readerGone = true;
+    reject(readerGone ? EPIPE : new HalfopenError('E_INTERNAL', `cannot write ${opts.output ?? 'stdout'}: ${e.code ?? e.message}`));
+  }));
   outError.catch(() => {});
-  const write = async (text: string | Buffer) => {
-    if (text.length && !out.write(text)) await Promise.race([new Promise<void>((r) => out.once('drain', () => r())), outError]);
-  };
-  const writer = createWriter(opts.format, { version, args: argv, startTime: new Date(minTime(shards, 'start')) });
-  const copy = opts.format === 'ndjson';
-  await write(writer.header());
-  let buf = '';
-  for (const s of shards) {
-    if (copy && !opts.open) {
-      // Proven whole ndjson: the shard's bytes are the merged rows as they are.
-      for await (const chunk of fs.createReadStream(s.output, { highWaterMark: 1 << 20 })) await write(chunk as Buffer);
-      continue;
+  try {
+    await writeAll();
+  } catch (err) {
+    if (err !== EPIPE) throw err;
+    process.exitCode = 141; // as a shell reports a filter killed by SIGPIPE
+  }
+
+  async function writeAll(): Promise<void> {
+    const write = async (text: string | Buffer) => {
+      if (text.length && !out.write(text)) await Promise.race([new Promise<void>((r) => out.once('drain', () => r())), outError]);
+    };
+    const writer = createWriter(opts.format, { version, args: argv, startTime: new Date(minTime(shards, 'start')) });
+    const copy = opts.format === 'ndjson';
+    await write(writer.header());
+    let buf = '';
+    for (const s of shards) {
+      if (copy && !opts.open) {
+        // Proven whole ndjson: the shard's bytes are the merged rows as they are.
+        for await (const chunk of fs.createReadStream(s.output, { highWaterMark: 1 << 20 })) await write(chunk as Buffer);
+        continue;
+      }
+      await eachLine(s.output, (line) => {
+        if (!line) return;
+        const r = JSON.parse(line) as ProbeResult;
+        if (opts.open && r.state !== 'open') return;
+        buf += copy ? `${line}\n` : writer.row(r);
+        if (buf.length > 1 << 16) { const chunk = buf; buf = ''; return write(chunk); }
+      });
     }
-    await eachLine(s.output, (line) => {
-      if (!line) return;
-      const r = JSON.parse(line) as ProbeResult;
-      if (opts.open && r.state !== 'open') return;
-      buf += copy ? `${line}\n` : writer.row(r);
-      if (buf.length > 1 << 16) { const chunk = buf; buf = ''; return write(chunk); }
-    });
+    const sum = (k: 'sent' | 'retried' | 'duplicates' | 'invalid') => shards.reduce((n, s) => n + s.record[k], 0);
+    const summary = counter.finish({ sent: sum('sent'), retries: sum('retried'), duplicates: sum('duplicates'), invalid: sum('invalid') }, new Date(maxTime(shards, 'end')));
+    buf += writer.footer(summary);
+    await write(buf);
+    if (out !== process.stdout) {
+      await Promise.race([new Promise<void>((r) => (out as fs.WriteStream).end(r)), outError]);
+    }
+    const wrong = PROBE_STATES.filter((st: ProbeState) => summary.counts[st] !== shards.reduce((n, s) => n + s.record.counts[st], 0));
+    if (wrong.length) process.stderr.write(`halfopen: warning: the shards' results disagree with their run records' counts of ${wrong.join(', ')}\n`);
+    process.stderr.write(`${formatSummaryLine(summary)}; merged ${N} shards of seed ${first.seed} in ${((Date.now() - started) / 1000).toFixed(2)} s: 0 missing, 0 duplicated\n`);
   }
-  const sum = (k: 'sent' | 'retried' | 'duplicates' | 'invalid') => shards.reduce((n, s) => n + s.record[k], 0);
-  const summary = counter.finish({ sent: sum('sent'), retries: sum('retried'), duplicates: sum('duplicates'), invalid: sum('invalid') }, new Date(maxTime(shards, 'end')));
-  buf += writer.footer(summary);
-  await write(buf);
-  if (out !== process.stdout) {
-    await Promise.race([new Promise<void>((r) => (out as fs.WriteStream).end(r)), outError]);
-  }
-  const wrong = PROBE_STATES.filter((st: ProbeState) => summary.counts[st] !== shards.reduce((n, s) => n + s.record.counts[st], 0));
-  if (wrong.length) process.stderr.write(`halfopen: warning: the shards' results disagree with their run records' counts of ${wrong.join(', ')}\n`);
-  process.stderr.write(`${formatSummaryLine(summary)}; merged ${N} shards of seed ${first.seed} in ${((Date.now() - started) / 1000).toFixed(2)} s: 0 missing, 0 duplicated\n`);
 }
+
+/** Thrown through the writing when stdout's reader has gone. */
+const EPIPE = Symbol('EPIPE');
 
 const minTime = (shards: Shard[], k: 'start' | 'end') => Math.min(...shards.map((s) => Date.parse(s.record[k])));
 const maxTime = (shards: Shard[], k: 'start' | 'end') => Math.max(...shards.map((s) => Date.parse(s.record[k])));

@@ -11,7 +11,7 @@ import { formatAddress, mustParseAddress } from '../../src/targets/address';
 import { orderedSource, sweepFingerprint } from '../../src/cli/sweep';
 import { chooseShard } from '../../src/targets/permutation';
 import { RunRecord, writeRunRecord } from '../../src/output/run-record';
-import { runCli, parseNdjson } from '../helpers/cli';
+import { runCli, startCli, collect, parseNdjson } from '../helpers/cli';
 
 const TARGETS = ['198.18.0.0/24', '2001:2::/120'];
 const PORTS = '80,81';
@@ -102,6 +102,14 @@ describe('halfopen merge', () => {
     const r = await runCli(['merge', ...ms, '--format', 'ndjson']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(parseNdjson(r.stdout).length, space().size);
+  });
+
+  test('a reader that goes away (| head): exit 141 as a filter, no trace', async () => {
+    const child = startCli(['merge', ...metas, '--format', 'text']);
+    child.stdout!.destroy(); // the reader is gone before the first row
+    const r = await collect(child);
+    assert.equal(r.code, 141, r.stderr);
+    assert.doesNotMatch(r.stderr, /Error|at /);
   });
 
   const refused = async (args: string[], re: RegExp) => {
