@@ -262,14 +262,20 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   let engine: Engine | null = null;
 
   const checkpointPath = resume ? path.resolve(resume.file) : opts.checkpoint ? path.resolve(opts.checkpoint) : null;
-  const checkpoint = (complete: boolean, counters = { ...before, sent: before.sent + live.sent }): void => {
+  /**
+   * Saves the state at the current mark. The rows below the mark must be on
+   * disk before the state says so: the output is synced first (in the thread
+   * pool; the sweep goes on meanwhile). After a write error the file may hold
+   * less than the mark, so the last good state stands.
+   */
+  const checkpoint = async (complete: boolean, counters = { ...before, sent: before.sent + live.sent }): Promise<void> => {
     if (!checkpointPath || !outPath) return;
-    const t0 = performance.now();
-    // The rows the checkpoint points at must be in the file before the checkpoint says so.
-    out.sync();
-    const t1 = performance.now();
     const m = complete ? { position: whole.size, bytes: out.bytes, counts: mark().counts } : mark();
-    saveCheckpoint(checkpointPath, {
+    const t0 = performance.now();
+    await out.durable();
+    if (out.error) return;
+    const t1 = performance.now();
+    await saveCheckpoint(checkpointPath, {
       version: 1, halfopen: version, cwd: resume?.state.cwd ?? process.cwd(), command: argv, seed: seed.toString(),
       shard: shardRecord, fingerprint, probes: whole.size,
       output: { path: outPath, format: opts.format }, position: m.position, bytes: m.bytes, counts: m.counts,
@@ -278,6 +284,8 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     });
     phase(`checkpoint at ${m.position}: output synced in ${(t1 - t0).toFixed(1)} ms, state saved in ${(performance.now() - t1).toFixed(1)} ms`);
   };
+  /** The periodic checkpoint in flight, if any. */
+  let saving: Promise<void> | null = null;
   const metadataPath = opts.metadataFile ? path.resolve(opts.metadataFile) : null;
   const record = (r: { complete: boolean; counts: StateCounts; sent: number; retried: number; duplicates: number; invalid: number }): void => {
     if (!metadataPath) return;
@@ -292,7 +300,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   };
   let statusFd: number | null = null;
   try {
-    if (checkpointPath) openForRun('--checkpoint', checkpointPath, () => checkpoint(false));
+    if (checkpointPath) await checkpoint(false).catch((err) => { throw usageError(`cannot write --checkpoint ${checkpointPath}: ${describeErrno(err)}`); });
     // A record saying "not complete" from the start: a run killed before its end leaves that, not nothing.
     if (metadataPath) openForRun('--metadata-file', metadataPath, () => record({ complete: false, counts: startCounts, ...before }));
     if (opts.statusUpdates) statusFd = openForRun('--status-updates', opts.statusUpdates, () => fs.openSync(opts.statusUpdates!, 'a'));
@@ -330,7 +338,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let first = true, lastCheckpoint = Date.now(), lastStatus = 0;
+  let first = true, lastSaved = Date.now(), lastStatus = 0;
   const trying = (file: string, f: () => void) => {
     try { f(); } catch (err) { stopRun({ kind: 'write', file, err }); }
   };
@@ -358,9 +366,9 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
           const line = JSON.stringify({ ts: new Date(now).toISOString(), sent: p.sent, replies: p.answered, rate: Math.round(rate), eta_s: eta });
           trying(path.resolve(opts.statusUpdates!), () => fs.writeSync(statusFd!, `${line}\n`));
         }
-        if (checkpointPath && now - lastCheckpoint >= CHECKPOINT_EVERY_MS) {
-          lastCheckpoint = now;
-          trying(checkpointPath, () => checkpoint(false));
+        if (checkpointPath && !saving && now - lastSaved >= CHECKPOINT_EVERY_MS) {
+          lastSaved = now;
+          saving = checkpoint(false).catch((err) => stopRun({ kind: 'write', file: checkpointPath, err })).finally(() => { saving = null; });
         }
       },
     });
@@ -371,10 +379,14 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   if (showProgress) process.stderr.write('\r\x1b[K');
   // Detach while the output drains.
   const closing = engine.close();
+  const lastCheckpoint = async (complete: boolean, totals?: typeof before): Promise<void> => {
+    await saving;
+    try { await checkpoint(complete, totals); } catch (err) { warn(`cannot save checkpoint ${checkpointPath}: ${describeErrno(err)}`); }
+  };
   try {
     if (failure) {
       // The rows below the watermark stand; a checkpoint lets a resume continue after a send failure too.
-      trying(checkpointPath ?? '', () => checkpoint(false));
+      await lastCheckpoint(false);
       record({ complete: false, counts: ordered.received(), ...before, sent: before.sent + live.sent });
       throw failure;
     }
@@ -389,7 +401,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     }
     if (why?.kind === 'write') {
       process.stderr.write(`halfopen: cannot write ${why.file}: ${describeErrno(why.err)}; sweep stopped\n`);
-      if (why.file !== checkpointPath) { try { checkpoint(false, totals); } catch { /* the line above already says what failed */ } }
+      if (why.file !== checkpointPath) await lastCheckpoint(false, totals);
       if (why.file !== metadataPath) { try { record({ complete: false, counts: ordered.received(), ...totals }); } catch { /* idem */ } }
       process.exitCode = 1;
       return;
@@ -401,7 +413,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     const complete = !why && PROBE_STATES.reduce((n, k) => n + counts[k], 0) === whole.size;
     out.write(writer.footer(summary));
     // A checkpoint saying "complete" must not outlive the rows it points at.
-    if (checkpointPath) out.sync();
+    if (checkpointPath) await out.durable();
     await out.finish();
     const wrote = out.error as NodeJS.ErrnoException | null;
     if (wrote) {
@@ -412,7 +424,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
       process.exitCode = 1;
       return;
     }
-    if (checkpointPath) { try { checkpoint(complete, totals); } catch (err) { warn(`cannot save checkpoint ${checkpointPath}: ${describeErrno(err)}`); } }
+    await lastCheckpoint(complete, totals);
     try { record({ complete, counts, ...totals }); } catch (err) {
       process.stderr.write(`halfopen: cannot write --metadata-file ${metadataPath}: ${describeErrno(err)}\n`);
       process.exitCode = 1;

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { HalfopenError } from '../errors';
 import type { StateCounts } from './ordered-rows';
 import type { OutputFormat } from './create-writer';
-import { writeFileAtomic } from './run-record';
+import { writeFileAtomicAsync } from './run-record';
 
 export const CHECKPOINT_VERSION = 1;
 
@@ -85,8 +85,9 @@ export function readCheckpoint(file: string): Checkpoint {
   return decodeCheckpoint(text, file);
 }
 
-export function saveCheckpoint(file: string, c: Checkpoint): void {
-  writeFileAtomic(file, encodeCheckpoint(c));
+/** Saves atomically, with the fsyncs in the thread pool (the sweep's main thread collects verdicts meanwhile). */
+export function saveCheckpoint(file: string, c: Checkpoint): Promise<void> {
+  return writeFileAtomicAsync(file, encodeCheckpoint(c));
 }
 
 /** "ENOSPC (no space left on device)" from a Node errno error. */

@@ -63,6 +63,25 @@ describe('StreamSink', () => {
 });
 
 describe('FileSink', () => {
+  test('writes in order off the main thread; a long queue pushes back until the disk catches up', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ho-sink-'));
+    try {
+      const f = path.join(dir, 'out');
+      const sink = FileSink.open(f, () => assert.fail('no error expected'));
+      const row = `${'x'.repeat(99)}\n`;
+      let wait: Promise<void> | null = null;
+      let n = 0;
+      for (; n < 200_000 && !wait; n++) { sink.write(row.repeat(100)); wait = sink.backpressure(); }
+      assert.ok(wait, 'more than 8 MiB queued pushes back');
+      await wait;
+      assert.equal(sink.backpressure(), null);
+      await sink.durable();
+      await sink.finish();
+      assert.equal(fs.statSync(f).size, n * 100 * 100);
+      assert.equal(sink.bytes, n * 100 * 100);
+    } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+  });
+
   test('counts bytes, resumes by cutting back to a saved length', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ho-sink-'));
     try {
@@ -70,7 +89,7 @@ describe('FileSink', () => {
       const a = FileSink.open(f, () => assert.fail('no error expected'));
       a.write('one\n'); a.write('two\n'); a.write('three\n');
       assert.equal(a.bytes, 14);
-      a.sync();
+      await a.durable();
       await a.finish();
       const b = FileSink.open(f, () => assert.fail('no error expected'), 8);
       b.write('THREE\n');
