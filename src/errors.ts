@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'E_VERIFIER'     // the verifier rejected the program; `log` holds its output
   | 'E_SEND'         // the SYN sender failed
   | 'E_CONFIG'       // a config file is invalid
+  | 'E_MERGE'        // `halfopen merge`: the shards do not make one complete sweep
   | 'E_INTERNAL';
 
 export class HalfopenError extends Error {

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/capability.h>
 #include <linux/ethtool.h>
 #include <linux/if_link.h>
 #include <linux/sockios.h>
@@ -46,6 +47,17 @@ int TcxLinkCreate(int prog_fd, int ifindex) {
   attr.link_create.flags = 0;
   int fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
   return fd < 0 ? -errno : fd;
+}
+
+// CAP_PERFMON (Linux 5.8); older headers do not name it.
+constexpr int kCapPerfmon = 38;
+
+// Whether the calling thread has `cap` in its effective set (true when it cannot tell).
+bool HasEffectiveCap(int cap) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &header, data) != 0) return true;
+  return (data[cap / 32].effective >> (cap % 32)) & 1u;
 }
 
 class Program : public Napi::ObjectWrap<Program> {
@@ -114,6 +126,13 @@ class Program : public Napi::ObjectWrap<Program> {
       if (err == EPERM)
         Throw(env, "E_PRIVILEGE", "loading the XDP program needs CAP_BPF and CAP_NET_ADMIN (run as root)", err,
               "bpf", log);
+      // Without CAP_PERFMON the verifier checks pointer use more strictly, and
+      // on 6.x kernels it rejects this program with EACCES: say what is missing.
+      if (err == EACCES && !HasEffectiveCap(kCapPerfmon) && !HasEffectiveCap(CAP_SYS_ADMIN))
+        Throw(env, "E_PRIVILEGE",
+              "loading the XDP program needs CAP_PERFMON as well on this kernel: its verifier rejects the program "
+              "without it (run as root, or add CAP_PERFMON to CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW)",
+              err, "bpf", log);
       Throw(env, verifier ? "E_VERIFIER" : CodeFor(err, "E_BPF"), "cannot load the XDP program", err, "bpf", log);
     }
   }

@@ -2,7 +2,7 @@
 import { HalfopenError, ErrorCode } from '../errors';
 
 /** Input the user can fix: wrong flags, targets, interface, privileges. */
-const USAGE_CODES: ReadonlySet<ErrorCode> = new Set(['E_USAGE', 'E_TARGET', 'E_EMPTY', 'E_PRIVILEGE', 'E_INTERFACE', 'E_RESOLVE', 'E_CONFIG']);
+const USAGE_CODES: ReadonlySet<ErrorCode> = new Set(['E_USAGE', 'E_TARGET', 'E_EMPTY', 'E_PRIVILEGE', 'E_INTERFACE', 'E_RESOLVE', 'E_CONFIG', 'E_MERGE']);
 
 export function isUsage(err: unknown): boolean {
   return err instanceof HalfopenError && USAGE_CODES.has(err.code);

@@ -18,6 +18,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `halfopen: ${s}` : s) });
   registerSweep(program, version);
+  (require('./merge') as typeof import('./merge')).registerMerge(program, version);
   // Listed for --help only: main() below runs `check` before commander loads.
   program
     .command('check')

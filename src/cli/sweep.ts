@@ -9,7 +9,7 @@ import { Engine, EngineOptions, ProbeSource, RunStats, checkSourceAddresses, uns
 import { parsePorts } from '../targets/ports';
 import { parseTargetSpec, readTargetFile, resolveHosts, parseExcludeList, readExcludeFile, ProbeSpace, AddrRange } from '../targets/target-set';
 import { formatAddress, mustParseAddress, isV4 } from '../targets/address';
-import { Permutation, parseShard, shardSlice, Shard } from '../targets/permutation';
+import { Permutation, chooseShard, shardSlice, Shard } from '../targets/permutation';
 import { createWriter, parseFormat, OutputFormat } from '../output/create-writer';
 import { SummaryCounter, formatSummaryLine, PROBE_STATES } from '../output/summary';
 import { OrderedRows, StateCounts } from '../output/ordered-rows';
@@ -32,6 +32,8 @@ export interface SweepOptions {
   sourcePorts: { lo: number; hi: number };
   seed?: string;
   shard?: string;
+  shards?: number;
+  shardIndex?: number;
   format: OutputFormat;
   output?: string;
   open?: boolean;
@@ -53,7 +55,14 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 /** Flags a `--resume` command line may carry besides the state file. */
 const RESUME_FLAGS = new Set(['resume', 'progress']);
 
-export function registerSweep(program: Command, version: string, resume?: ResumeFrom): void {
+export type SweepAction = (targets: string[], opts: SweepOptions) => Promise<void>;
+
+/**
+ * Adds `sweep` to `program`. `resume` replays a checkpointed sweep; `action`
+ * replaces running the sweep: `halfopen merge` parses a shard's recorded
+ * command line with the same definition.
+ */
+export function registerSweep(program: Command, version: string, resume?: ResumeFrom, action?: SweepAction): void {
   program
     .command('sweep')
     .description('half-open scan of TARGET… × PORTS; results on stdout, summary on stderr')
@@ -69,7 +78,9 @@ export function registerSweep(program: Command, version: string, resume?: Resume
     .option('--source-ip <ip>', 'source address (once per family; default: from the route)', collect)
     .option('--source-ports <lo-hi>', 'source-port range of the probes (kept free of local sockets)', portRangeOption('--source-ports'), { lo: 61000, hi: 61999 })
     .option('--seed <n>', 'seed of the probe order (default: random)')
-    .option('--shard <i/n>', 'probe only shard I of N of the same order (needs the same --seed everywhere)')
+    .option('--shard <i/n>', 'probe only shard I of N (1-based) of the same order (needs the same --seed everywhere)')
+    .option('--shards <n>', 'split the order into N shards (needs the same --seed everywhere); this run probes --shard-index', intOption('--shards', 1, 1_000_000))
+    .option('--shard-index <i>', 'the 0-based shard of --shards N to probe (default: $JOB_COMPLETION_INDEX, as a Kubernetes Indexed Job sets it)', intOption('--shard-index', 0, 999_999))
     .option('--format <fmt>', 'text, ndjson, csv, grepable or xml', parseFormat, 'text' as OutputFormat)
     .option('-o, --output <file>', 'write results to FILE instead of stdout')
     .option('--open', 'report only open ports')
@@ -86,6 +97,7 @@ export function registerSweep(program: Command, version: string, resume?: Resume
     .option('--metadata-file <file>', 'write a JSON run record to FILE (seed, shard, fingerprint, counts, complete)')
     .option('--status-updates <file>', 'append one JSON line of progress per second to FILE')
     .action(async (targets: string[], opts: SweepOptions, cmd: Command) => {
+      if (action) return action(targets, opts);
       if (resume) return sweep(targets, opts, version, resume.state.command, resume);
       if (opts.resume === undefined) return sweep(targets, opts, version, process.argv.slice(2));
       const extra = cmd.options.map((o) => o.attributeName()).filter((k) => !RESUME_FLAGS.has(k) && cmd.getOptionValueSource(k) === 'cli');
@@ -108,7 +120,7 @@ export async function buildSpace(targets: string[], opts: Pick<SweepOptions, 'po
   return (await buildSpaceAndExcludes(targets, opts)).space;
 }
 
-async function buildSpaceAndExcludes(targets: string[], opts: Pick<SweepOptions, 'ports' | 'inputList' | 'exclude' | 'excludeFile'>): Promise<{ space: ProbeSpace; excludes: AddrRange[] }> {
+export async function buildSpaceAndExcludes(targets: string[], opts: Pick<SweepOptions, 'ports' | 'inputList' | 'exclude' | 'excludeFile'>): Promise<{ space: ProbeSpace; excludes: AddrRange[] }> {
   const specs = [...targets];
   if (opts.inputList) specs.push(...readTargetFile(opts.inputList));
   if (!specs.length) throw usageError('no targets: give TARGET… or -iL FILE');
@@ -121,6 +133,15 @@ async function buildSpaceAndExcludes(targets: string[], opts: Pick<SweepOptions,
   for (const e of opts.exclude ?? []) excludes.push(...parseExcludeList(e));
   for (const f of opts.excludeFile ?? []) excludes.push(...readExcludeFile(f));
   return { space: new ProbeSpace({ ranges, ports, pairs, excludes }), excludes };
+}
+
+/**
+ * The run record's (and checkpoint's) fingerprint of a sweep's space: ranges,
+ * pairs and ports after parsing, and the excludes as given; seed and shard do
+ * not change it, so every shard of a sweep has the same one.
+ */
+export function sweepFingerprint(space: ProbeSpace, excludes: readonly AddrRange[]): string {
+  return spaceFingerprint({ ranges: space.ranges, pairs: space.pairs, ports: space.ports, excludes });
 }
 
 /** The shard's slice of the keyed permutation of the space, as a ProbeSource. */
@@ -170,23 +191,27 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   phase('arguments parsed');
   const { space, excludes } = await buildSpaceAndExcludes(targets, opts);
   phase('targets resolved');
-  const shard = opts.shard ? parseShard(opts.shard) : undefined;
+  const shard = chooseShard(opts);
   let seed: bigint;
   try {
     seed = opts.seed !== undefined ? BigInt(opts.seed) : BigInt.asUintN(64, BigInt(Date.now()) * 0x9e3779b97f4a7c15n ^ BigInt(process.pid));
   } catch {
     throw usageError(`invalid --seed "${opts.seed}": expected an integer`);
   }
-  if (shard && opts.seed === undefined) throw usageError('--shard needs --seed: every shard must use the same order');
+  if (shard && opts.seed === undefined) throw usageError(`${opts.shard !== undefined ? '--shard' : '--shards'} needs --seed: every shard must use the same order`);
   const whole = orderedSource(space, seed, shard);
   if (opts.dryRun) return dryRun(whole, opts);
 
   if (opts.checkpoint && !opts.output) throw usageError('--checkpoint needs -o FILE: a resumed sweep cuts its output file back and continues it');
-  const fingerprint = spaceFingerprint({ ranges: space.ranges, pairs: space.pairs, ports: space.ports, excludes });
+  const fingerprint = sweepFingerprint(space, excludes);
+  // Run records and checkpoints number shards from 0, as Kubernetes numbers pods.
+  const shardRecord = shard ? { index: shard.index - 1, count: shard.count } : null;
   const state = resume?.state;
   if (state) {
     if (state.fingerprint !== fingerprint || state.probes !== whole.size)
       throw usageError(`${resume!.file}: the targets, excludes or ports are not those of the checkpointed sweep (a targets or exclude file changed?); start a new sweep`);
+    if (JSON.stringify(state.shard) !== JSON.stringify(shardRecord))
+      throw usageError(`${resume!.file}: checkpoint of shard ${state.shard ? `${state.shard.index} of ${state.shard.count}` : '(none)'}, this run is shard ${shardRecord ? `${shardRecord.index} of ${shardRecord.count}` : '(none)'} (JOB_COMPLETION_INDEX?)`);
     if (state.complete) {
       process.stderr.write(`halfopen: ${resume!.file}: the sweep is already complete (${state.output.path})\n`);
       return;
@@ -255,7 +280,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     const t1 = performance.now();
     await saveCheckpoint(checkpointPath, {
       version: 1, halfopen: version, cwd: resume?.state.cwd ?? process.cwd(), command: argv, seed: seed.toString(),
-      shard: shard ? { index: shard.index - 1, count: shard.count } : null, fingerprint, probes: whole.size,
+      shard: shardRecord, fingerprint, probes: whole.size,
       output: { path: outPath, format: opts.format }, position: m.position, bytes: m.bytes, counts: m.counts,
       sent: counters.sent, retried: counters.retried, duplicates: counters.duplicates, invalid: counters.invalid,
       start: startTime.toISOString(), saved: new Date().toISOString(), complete,
@@ -269,7 +294,7 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     if (!metadataPath) return;
     writeRunRecord(metadataPath, {
       version: 1, halfopen: version, command: argv, seed: seed.toString(),
-      shard: shard ? { index: shard.index - 1, count: shard.count } : null, fingerprint,
+      shard: shardRecord, fingerprint,
       output: { path: outPath, format: opts.format, bytes: out.bytes },
       start: startTime.toISOString(), end: new Date().toISOString(), probes: whole.size,
       sent: r.sent, retried: r.retried, counts: r.counts, invalid: r.invalid, duplicates: r.duplicates,

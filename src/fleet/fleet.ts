@@ -5,6 +5,10 @@
 //   198.19.255.1/30                 198.19.255.2/30, AnyIP: every address of
 //   2001:2:0:ffff::1/64             the v4/v6 prefixes is local (route on lo)
 //
+// With `probers: N` (scale-out: several machines sweeping one fleet), prober
+// k >= 1 is [hoNNNNpK] with its own veth into the same fleet namespace,
+// 198.19.254.(4k+1)/30 ↔ .(4k+2), 2001:2:0:fe<k>::1/64 ↔ ::2.
+//
 // Listeners on `open` ports answer SYN+ACK, other ports RST; nftables drops
 // `drop` prefixes (filtered) and rejects `reject` prefixes with ICMP
 // unreachable. Only the benchmarking ranges 198.18.0.0/15 and 2001:2::/48
@@ -33,7 +37,26 @@ export interface FleetSpec {
   tag?: string;
   /** Host names the prober namespace resolves (/etc/netns/<ns>/hosts, bind-mounted by ip netns exec). */
   hosts?: Record<string, string[]>;
+  /** Prober namespaces, each with its own addresses and veth into this fleet (default 1, at most 64). */
+  probers?: number;
+  /**
+   * Existing network namespaces (names under /run/netns) to configure as the
+   * probers, in order, instead of creating them: a container's, say. The
+   * fleet puts its veth and addresses in them and leaves the names alone.
+   */
+  adoptProbers?: string[];
 }
+
+/** Addresses of prober k (0 is the classic single prober) and of the fleet's end of its veth. */
+export function proberAddresses(k: number): { proberV4: string; fleetV4: string; proberV6: string; fleetV6: string } {
+  if (k === 0) return { proberV4: PROBER_V4, fleetV4: FLEET_V4, proberV6: PROBER_V6, fleetV6: FLEET_V6 };
+  if (!(Number.isInteger(k) && k > 0 && k < 64)) throw new RangeError(`prober ${k} outside 0..63`);
+  const h = k.toString(16);
+  return { proberV4: `198.19.254.${4 * k + 1}`, fleetV4: `198.19.254.${4 * k + 2}`, proberV6: `2001:2:0:fe${h}::1`, fleetV6: `2001:2:0:fe${h}::2` };
+}
+
+/** One prober namespace of a fleet. */
+export interface Prober { ns: string; ifname: string; fleetIf: string; v4: string; v6: string; adopted: boolean }
 
 export const PROBER_V4 = '198.19.255.1';
 export const FLEET_V4 = '198.19.255.2';
@@ -69,7 +92,7 @@ export function removeStaleFleets(): string[] {
   let names: string[] = [];
   try { names = fs.readdirSync('/run/netns'); } catch { return removed; }
   for (const ns of names) {
-    const m = /^ho(\d+)x\d+[pf]$/.exec(ns);
+    const m = /^ho(\d+)x\d+(?:f|p\d*)$/.exec(ns);
     if (!m || fs.existsSync(`/proc/${m[1]}`)) continue;
     try { run('ip', ['netns', 'del', ns]); removed.push(ns); } catch { /* raced with another cleanup */ }
     fs.rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
@@ -94,6 +117,8 @@ export class Fleet {
   readonly proberIf: string;
   readonly fleetIf: string;
   readonly spec: FleetSpec;
+  /** Every prober; probers[0] is `prober`/`proberIf`. */
+  readonly probers: Prober[];
   private listener: ChildProcess | null = null;
   private accepts: string[] = [];
   private readonly drop: AddrRange[];
@@ -104,11 +129,24 @@ export class Fleet {
 
   private constructor(spec: FleetSpec) {
     const id = `ho${process.pid}x${fleetSeq++}`;
-    this.prober = `${id}p`;
     this.fleet = `${id}f`;
     this.proberIf = `${id}p`.slice(-15);
     this.fleetIf = `${id}f`.slice(-15);
     this.spec = spec;
+    const n = spec.probers ?? 1;
+    if (!(Number.isInteger(n) && n >= 1 && n <= 64)) throw new Error(`fleet probers ${n}: expected 1 to 64`);
+    if (spec.adoptProbers && spec.adoptProbers.length !== n) throw new Error(`fleet adoptProbers names ${spec.adoptProbers.length} namespaces for ${n} probers`);
+    this.probers = [];
+    for (let k = 0; k < n; k++) {
+      const a = proberAddresses(k);
+      const suffix = k === 0 ? '' : String(k);
+      const adopted = spec.adoptProbers?.[k];
+      this.probers.push({
+        ns: adopted ?? `${id}p${suffix}`, ifname: `${id}p${suffix}`.slice(-15), fleetIf: `${id}f${suffix}`.slice(-15),
+        v4: a.proberV4, v6: a.proberV6, adopted: adopted !== undefined,
+      });
+    }
+    this.prober = this.probers[0].ns;
     this.drop = mergeRanges((spec.drop ?? []).map(parsePrefix));
     this.reject = mergeRanges((spec.reject ?? []).map(parsePrefix));
     this.closed = mergeRanges((spec.closed ?? []).map(parsePrefix));
@@ -130,12 +168,10 @@ export class Fleet {
   }
 
   private build(): void {
-    const { prober: P, fleet: F, proberIf: pi, fleetIf: fi, spec } = this;
+    const { fleet: F, spec } = this;
     if (spec.v4) parsePrefix(spec.v4);
     if (spec.v6) parsePrefix(spec.v6);
-    run('ip', ['netns', 'add', P]);
     run('ip', ['netns', 'add', F]);
-    run('ip', ['link', 'add', pi, 'netns', P, ...QUEUES, 'type', 'veth', 'peer', 'name', fi, 'netns', F, ...QUEUES]);
     const batch = (ns: string, lines: string[]) => run('ip', ['-n', ns, '-batch', '-'], lines.join('\n') + '\n');
     const sys = (ns: string, kv: Record<string, string | number>) => {
       for (const [k, v] of Object.entries(kv)) {
@@ -143,33 +179,17 @@ export class Fleet {
       }
     };
     // No DAD: addresses are usable at once. No ICMP rate limits: every reject answers.
-    sys(P, { 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 });
     sys(F, {
       'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0,
       'net.ipv4.icmp_ratelimit': 0, 'net.ipv4.icmp_ratemask': 0, 'net.ipv4.icmp_msgs_per_sec': 100000000,
       'net.ipv4.icmp_msgs_burst': 100000000, 'net.ipv6.icmp.ratelimit': 0,
       'net.core.somaxconn': 65535, 'net.ipv4.tcp_max_syn_backlog': 262144,
     });
-    batch(P, [`link set lo up`, `link set ${pi} up`, `addr add ${PROBER_V4}/30 dev ${pi}`, `addr add ${PROBER_V6}/64 dev ${pi} nodad`]);
-    batch(F, [`link set lo up`, `link set ${fi} up`, `addr add ${FLEET_V4}/30 dev ${fi}`, `addr add ${FLEET_V6}/64 dev ${fi} nodad`]);
-    const macP = run('ip', ['netns', 'exec', P, 'cat', `/sys/class/net/${pi}/address`]).trim();
-    const macF = run('ip', ['netns', 'exec', F, 'cat', `/sys/class/net/${fi}/address`]).trim();
-    const pr: string[] = [
-      `neigh replace ${FLEET_V4} lladdr ${macF} dev ${pi} nud permanent`,
-      `neigh replace ${FLEET_V6} lladdr ${macF} dev ${pi} nud permanent`,
-    ];
-    const fr: string[] = [
-      `neigh replace ${PROBER_V4} lladdr ${macP} dev ${fi} nud permanent`,
-      `neigh replace ${PROBER_V6} lladdr ${macP} dev ${fi} nud permanent`,
-    ];
-    if (spec.v4) { pr.push(`route add ${spec.v4} via ${FLEET_V4} dev ${pi}`); fr.push(`route add local ${spec.v4} dev lo`); }
-    if (spec.v6) { pr.push(`route add ${spec.v6} via ${FLEET_V6} dev ${pi}`); fr.push(`route add local ${spec.v6} dev lo`); }
-    batch(P, pr);
-    if (spec.hosts) {
-      fs.mkdirSync(`/etc/netns/${P}`, { recursive: true });
-      const lines = Object.entries(spec.hosts).flatMap(([name, addrs]) => addrs.map((a) => `${a} ${name}`));
-      fs.writeFileSync(`/etc/netns/${P}/hosts`, `127.0.0.1 localhost\n${lines.join('\n')}\n`);
-    }
+    batch(F, [`link set lo up`]);
+    const fr: string[] = [];
+    if (spec.v4) fr.push(`route add local ${spec.v4} dev lo`);
+    if (spec.v6) fr.push(`route add local ${spec.v6} dev lo`);
+    this.probers.forEach((p, k) => this.buildProber(p, proberAddresses(k), fr));
     batch(F, fr);
     const rules: string[] = [];
     const set = (rs: AddrRange[], fam: 4 | 6) => rs.filter((r) => isV4(r.lo) === (fam === 4)).map(rangeText).join(', ');
@@ -183,6 +203,38 @@ export class Fleet {
     if (rules.length) {
       run('ip', ['netns', 'exec', F, 'nft', '-f', '-'],
         `table inet halfopen_fleet {\n chain input {\n  type filter hook input priority 0; policy accept;\n  ${rules.join('\n  ')}\n }\n}\n`);
+    }
+  }
+
+  /** Prober p's namespace, veth and addresses; appends the fleet side's neighbour entries to `fr`. */
+  private buildProber(p: Prober, a: ReturnType<typeof proberAddresses>, fr: string[]): void {
+    const { fleet: F, spec } = this;
+    const { ns: P, ifname: pi, fleetIf: fi } = p;
+    const batch = (ns: string, lines: string[]) => run('ip', ['-n', ns, '-batch', '-'], lines.join('\n') + '\n');
+    if (!p.adopted) run('ip', ['netns', 'add', P]);
+    run('ip', ['link', 'add', pi, 'netns', P, ...QUEUES, 'type', 'veth', 'peer', 'name', fi, 'netns', F, ...QUEUES]);
+    for (const k of ['net.ipv6.conf.all.accept_dad', 'net.ipv6.conf.default.accept_dad']) {
+      try { run('ip', ['netns', 'exec', P, 'sysctl', '-qw', `${k}=0`]); } catch { /* not per-netns on this kernel */ }
+    }
+    batch(P, [`link set lo up`, `link set ${pi} up`, `addr add ${a.proberV4}/30 dev ${pi}`, `addr add ${a.proberV6}/64 dev ${pi} nodad`]);
+    batch(F, [`link set ${fi} up`, `addr add ${a.fleetV4}/30 dev ${fi}`, `addr add ${a.fleetV6}/64 dev ${fi} nodad`]);
+    const macP = run('ip', ['netns', 'exec', P, 'cat', `/sys/class/net/${pi}/address`]).trim();
+    const macF = run('ip', ['netns', 'exec', F, 'cat', `/sys/class/net/${fi}/address`]).trim();
+    const pr: string[] = [
+      `neigh replace ${a.fleetV4} lladdr ${macF} dev ${pi} nud permanent`,
+      `neigh replace ${a.fleetV6} lladdr ${macF} dev ${pi} nud permanent`,
+    ];
+    fr.push(
+      `neigh replace ${a.proberV4} lladdr ${macP} dev ${fi} nud permanent`,
+      `neigh replace ${a.proberV6} lladdr ${macP} dev ${fi} nud permanent`,
+    );
+    if (spec.v4) pr.push(`route add ${spec.v4} via ${a.fleetV4} dev ${pi}`);
+    if (spec.v6) pr.push(`route add ${spec.v6} via ${a.fleetV6} dev ${pi}`);
+    batch(P, pr);
+    if (spec.hosts && !p.adopted) {
+      fs.mkdirSync(`/etc/netns/${P}`, { recursive: true });
+      const lines = Object.entries(spec.hosts).flatMap(([name, addrs]) => addrs.map((a) => `${a} ${name}`));
+      fs.writeFileSync(`/etc/netns/${P}/hosts`, `127.0.0.1 localhost\n${lines.join('\n')}\n`);
     }
   }
 
@@ -237,9 +289,10 @@ export class Fleet {
     return this.openPorts.has(port) ? 'open' : 'closed';
   }
 
-  /** Runs a command inside a namespace of this fleet. */
-  exec(ns: 'prober' | 'fleet', cmd: string, args: string[]): string {
-    return run('ip', ['netns', 'exec', ns === 'prober' ? this.prober : this.fleet, cmd, ...args]);
+  /** Runs a command inside a namespace of this fleet (`prober`: the first prober; a number: that prober). */
+  exec(ns: 'prober' | 'fleet' | number, cmd: string, args: string[]): string {
+    const name = ns === 'fleet' ? this.fleet : ns === 'prober' ? this.prober : this.probers[ns].ns;
+    return run('ip', ['netns', 'exec', name, cmd, ...args]);
   }
 
   /**
@@ -278,13 +331,13 @@ export class Fleet {
     }
   }
 
-  /** Whether an XDP program is attached to the prober's veth. */
-  xdpAttached(): boolean {
-    return /\bxdp/.test(this.exec('prober', 'ip', ['-d', 'link', 'show', this.proberIf]));
+  /** Whether an XDP program is attached to prober k's veth. */
+  xdpAttached(k = 0): boolean {
+    return /\bxdp/.test(this.exec(k, 'ip', ['-d', 'link', 'show', this.probers[k].ifname]));
   }
 
-  /** argv prefix that runs a command in the prober namespace. */
-  proberArgv(): string[] { return ['ip', 'netns', 'exec', this.prober]; }
+  /** argv prefix that runs a command in prober k's namespace. */
+  proberArgv(k = 0): string[] { return ['ip', 'netns', 'exec', this.probers[k].ns]; }
 
   /** TCP sockets in SYN-RECV on the fleet: a half-open probe must leave none. */
   synRecvCount(): number {
@@ -305,7 +358,8 @@ export class Fleet {
       this.listener.stdin?.end();
       this.listener.kill('SIGTERM');
     }
-    for (const ns of [this.prober, this.fleet]) {
+    // Deleting the fleet namespace deletes every veth pair, so adopted probers get their namespaces back bare.
+    for (const ns of [...this.probers.filter((p) => !p.adopted).map((p) => p.ns), this.fleet]) {
       try { run('ip', ['netns', 'del', ns]); } catch { /* never created */ }
       fs.rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     }

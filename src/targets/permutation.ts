@@ -127,3 +127,44 @@ export function parseShard(text: string): Shard {
   }
   return { index, count };
 }
+
+/** The three ways to choose a shard: `--shard I/N`, or `--shards N` with `--shard-index I` or JOB_COMPLETION_INDEX. */
+export interface ShardChoice {
+  /** `--shard I/N`, 1-based. */
+  shard?: string;
+  /** `--shards N`. */
+  shards?: number;
+  /** `--shard-index I`, 0-based. */
+  shardIndex?: number;
+}
+
+/**
+ * The shard a sweep runs, or undefined for the whole space. `--shards N`
+ * takes its 0-based index from `--shard-index`, else from
+ * JOB_COMPLETION_INDEX, which a Kubernetes Indexed Job sets in each pod, so a
+ * manifest needs no shell arithmetic. JOB_COMPLETION_INDEX alone shards
+ * nothing: the Job may run whole sweeps. Returns the 1-based Shard.
+ */
+export function chooseShard(c: ShardChoice, env: NodeJS.ProcessEnv = process.env): Shard | undefined {
+  if (c.shard !== undefined && (c.shards !== undefined || c.shardIndex !== undefined)) {
+    throw usageError('--shard I/N cannot be combined with --shards/--shard-index: give one form');
+  }
+  if (c.shard !== undefined) return parseShard(c.shard);
+  if (c.shards === undefined) {
+    if (c.shardIndex !== undefined) throw usageError(`--shard-index ${c.shardIndex} needs --shards N`);
+    return undefined;
+  }
+  const count = c.shards;
+  let index = c.shardIndex;
+  if (index === undefined) {
+    const job = env.JOB_COMPLETION_INDEX;
+    if (job === undefined || job === '') throw usageError(`--shards ${count} needs --shard-index I (0 to ${count - 1}) or JOB_COMPLETION_INDEX in the environment`);
+    if (!/^\d{1,9}$/.test(job.trim()) || Number(job) >= count) {
+      throw usageError(`invalid JOB_COMPLETION_INDEX "${job}": expected 0 to ${count - 1} for --shards ${count}`);
+    }
+    index = Number(job);
+  } else if (index >= count) {
+    throw usageError(`invalid --shard-index ${index}: expected 0 to ${count - 1} for --shards ${count}`);
+  }
+  return { index: index + 1, count };
+}

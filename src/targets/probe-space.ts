@@ -172,6 +172,39 @@ export class ProbeSpace {
     return lo;
   }
 
+  /**
+   * The index i with at(i) = (addr, port), or -1 when it is not a probe of
+   * this space: at()'s inverse, in O(log R + log pairs). `halfopen merge`
+   * marks each row's index in a bitset to prove shards neither overlap nor miss.
+   */
+  indexOf(addr: bigint, port: number): number {
+    if (port >= PORT_MIN && port <= PORT_MAX && this.portSet[port]) {
+      const k = findRange(this.ranges, addr);
+      if (k >= 0) {
+        const a = this.starts[k] + Number(addr - this.ranges[k].lo);
+        return a * this.ports.length + this.portRank(port);
+      }
+    }
+    let a = 0, b = this.pairs.length - 1;
+    const key = { addr, port };
+    while (a <= b) {
+      const m = (a + b) >>> 1;
+      const c = cmpPair(this.pairs[m], key);
+      if (c < 0) a = m + 1; else if (c > 0) b = m - 1; else return this.rangeProbes + m;
+    }
+    return -1;
+  }
+
+  // Position of each port in `ports`, built on first use (only indexOf needs it).
+  private portRanks?: Int32Array;
+  private portRank(port: number): number {
+    if (!this.portRanks) {
+      this.portRanks = new Int32Array(PORT_MAX + 1).fill(-1);
+      this.ports.forEach((p, r) => { this.portRanks![p] = r; });
+    }
+    return this.portRanks[port];
+  }
+
   /** Whether (addr, port) is one of the probes; O(log R + log pairs). */
   has(addr: bigint, port: number): boolean {
     if (port >= PORT_MIN && port <= PORT_MAX && this.portSet[port] && findRange(this.ranges, addr) >= 0) return true;

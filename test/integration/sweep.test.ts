@@ -198,6 +198,9 @@ describe('bad input: one line on stderr and exit 2', { skip }, () => {
     ['empty after excludes', ['sweep', '198.18.0.0/30', '-p', '80', '--exclude', '198.18.0.0/29'], /no targets left after excludes/],
     ['unknown interface', ['sweep', '198.18.0.1', '-p', '80', '--interface', 'nosuch0'], /unknown interface "nosuch0"/],
     ['shard out of range', ['sweep', '198.18.0.0/24', '-p', '80', '--seed', '1', '--shard', '5/4'], /shard/],
+    ['--shard-index out of range', ['sweep', '198.18.0.0/24', '-p', '80', '--seed', '1', '--shards', '4', '--shard-index', '4'], /invalid --shard-index 4: expected 0 to 3/],
+    ['--shards without an index', ['sweep', '198.18.0.0/24', '-p', '80', '--seed', '1', '--shards', '4'], /--shards 4 needs --shard-index/],
+    ['--shards without --seed', ['sweep', '198.18.0.0/24', '-p', '80', '--shards', '4', '--shard-index', '0'], /--shards needs --seed/],
     ['rate not a number', ['sweep', '198.18.0.1', '-p', '80', '--rate', 'fast'], /invalid --rate "fast"/],
     ['no ports', ['sweep', '198.18.0.1'], /no ports/],
   ];
@@ -210,6 +213,14 @@ describe('bad input: one line on stderr and exit 2', { skip }, () => {
       assert.equal(r.stdout, '');
     });
   }
+
+  test('CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW without CAP_PERFMON, where the verifier wants it: one line naming it', async (t) => {
+    const r = await runCli(['sweep', '198.18.0.1', '-p', '80', '--timeout', '200'], fleet, 30_000, ['setpriv', '--bounding-set', '-all,+net_admin,+net_raw,+bpf']);
+    if (r.code === 0) return t.skip('this kernel\'s verifier accepts the program without CAP_PERFMON');
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /needs CAP_PERFMON as well/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  });
 
   test('without privileges: names the missing capabilities', async () => {
     const r = await runCli(['sweep', '198.18.0.1', '-p', '80'], fleet, 30_000, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { HalfopenError } from '../../src/errors';
-import { parseShard, Permutation, shardIndices, shardSlice } from '../../src/targets/permutation';
+import { chooseShard, parseShard, Permutation, shardIndices, shardSlice } from '../../src/targets/permutation';
 
 function assertBijection(n: number, seed: bigint): void {
   const p = new Permutation(n, seed);
@@ -138,5 +138,32 @@ describe('shards', () => {
   test('shardSlice rejects a malformed shard object', () => {
     assert.throws(() => shardSlice(10, { index: 0, count: 2 }), (e: unknown) => e instanceof HalfopenError && e.code === 'E_USAGE');
     assert.throws(() => shardSlice(10, { index: 3, count: 2 }), (e: unknown) => e instanceof HalfopenError && e.code === 'E_USAGE');
+  });
+});
+
+describe('chooseShard: --shard I/N, --shards N --shard-index I, JOB_COMPLETION_INDEX', () => {
+  const usage = (f: () => unknown, re: RegExp) => assert.throws(f, (e: unknown) => e instanceof HalfopenError && e.code === 'E_USAGE' && re.test(e.message));
+
+  test('no choice: the whole space, even inside an Indexed Job', () => {
+    assert.equal(chooseShard({}, {}), undefined);
+    assert.equal(chooseShard({}, { JOB_COMPLETION_INDEX: '3' }), undefined);
+  });
+  test('--shards N --shard-index I is 0-based and the same shard as --shard I+1/N', () => {
+    for (let i = 0; i < 4; i++) assert.deepEqual(chooseShard({ shards: 4, shardIndex: i }, {}), parseShard(`${i + 1}/4`));
+  });
+  test('--shard-index wins over JOB_COMPLETION_INDEX; without it the variable decides', () => {
+    assert.deepEqual(chooseShard({ shards: 4, shardIndex: 1 }, { JOB_COMPLETION_INDEX: '3' }), { index: 2, count: 4 });
+    assert.deepEqual(chooseShard({ shards: 4 }, { JOB_COMPLETION_INDEX: '3' }), { index: 4, count: 4 });
+    assert.deepEqual(chooseShard({ shards: 1 }, { JOB_COMPLETION_INDEX: '0' }), { index: 1, count: 1 });
+  });
+  test('--shard I/N stays', () => assert.deepEqual(chooseShard({ shard: '2/4' }, {}), { index: 2, count: 4 }));
+  test('mismatches are one clear usage error each', () => {
+    usage(() => chooseShard({ shards: 4, shardIndex: 4 }, {}), /^invalid --shard-index 4: expected 0 to 3 for --shards 4$/);
+    usage(() => chooseShard({ shards: 4 }, { JOB_COMPLETION_INDEX: '4' }), /^invalid JOB_COMPLETION_INDEX "4": expected 0 to 3/);
+    usage(() => chooseShard({ shards: 4 }, { JOB_COMPLETION_INDEX: 'x' }), /JOB_COMPLETION_INDEX "x"/);
+    usage(() => chooseShard({ shards: 4 }, {}), /--shards 4 needs --shard-index I \(0 to 3\) or JOB_COMPLETION_INDEX/);
+    usage(() => chooseShard({ shardIndex: 2 }, {}), /--shard-index 2 needs --shards N/);
+    usage(() => chooseShard({ shard: '1/4', shards: 4 }, {}), /cannot be combined/);
+    usage(() => chooseShard({ shard: '1/4', shardIndex: 0 }, {}), /cannot be combined/);
   });
 });

@@ -246,3 +246,28 @@ describe('ProbeSpace', () => {
     t.diagnostic(`ProbeSpace.at: ${Math.round(n / secs).toLocaleString('en-US')} calls/s`);
   });
 });
+
+describe('ProbeSpace.indexOf: at()\'s inverse, which merge marks its bitset with', () => {
+  const space = new ProbeSpace({
+    ranges: [R('198.18.0.0/28'), R('198.18.1.7-198.18.1.9'), R('2001:2::/126'), R('10.0.0.0/31')],
+    ports: [443, 80, 8080],
+    pairs: [P('198.18.9.9:22'), P('[2001:2::ff]:25'), P('198.18.0.3:80'), P('198.18.0.3:22')],
+    excludes: [R('198.18.0.4/30')],
+  });
+
+  test('indexOf(at(i)) = i for every probe, ranges and pairs, IPv4 and IPv6', () => {
+    for (let i = 0; i < space.size; i++) {
+      const p = space.at(i);
+      assert.equal(space.indexOf(p.addr, p.port), i, probe(p));
+    }
+  });
+
+  test('-1 for what is not a probe: an excluded address, another port, an address outside, a pair port on a range address', () => {
+    assert.equal(space.indexOf(A('198.18.0.5'), 80), -1, 'excluded');
+    assert.equal(space.indexOf(A('198.18.0.1'), 81), -1, 'port not swept');
+    assert.equal(space.indexOf(A('198.18.2.1'), 80), -1, 'outside the ranges');
+    assert.equal(space.indexOf(A('198.18.0.2'), 22), -1, 'port 22 only for the pair 198.18.0.3');
+    assert.notEqual(space.indexOf(A('198.18.0.3'), 22), -1, 'the pair itself');
+    assert.equal(space.indexOf(A('198.18.9.9'), 23), -1);
+  });
+});
