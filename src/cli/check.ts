@@ -29,21 +29,44 @@ const CAP_NET_RAW = 13n;
 
 export const USAGE = 'Usage: check_tcp_half_open HOST PORT | check_tcp_half_open -H HOST -p PORT [-t SECONDS] [-4|-6] [--json]';
 
-const HELP = `${USAGE}
-One half-open TCP check: a SYN goes out, a SYN+ACK means open and the kernel
-answers it with RST, so the service never sees a connection.
+/**
+ * The options as --help and the man page (scripts/gen-man.js) show them: one
+ * table, so the two cannot drift. parseCheckArgs below accepts exactly these.
+ */
+export const CHECK_OPTIONS: ReadonlyArray<{ flags: string; value?: string; description: string }> = [
+  { flags: '-H, --hostname', value: 'HOST', description: 'address or hostname to check' },
+  { flags: '-p, --port', value: 'PORT', description: 'TCP port, 1-65535' },
+  { flags: '-t, --timeout', value: 'SECS', description: `deadline for the whole check (default ${DEFAULT_TIMEOUT_S}); a lost SYN is resent after 0.2 s, 0.4 s, 0.8 s, ... within it` },
+  { flags: '-4, -6', description: 'use IPv4 or IPv6 only (also for hostname lookups)' },
+  { flags: '    --json', description: 'print one JSON object (ip, port, state, reason, rtt_ms, ttl, ts)' },
+  { flags: '-h, --help', description: 'this text' },
+  { flags: '-V, --version', description: 'the version' },
+];
+export const CHECK_DESCRIPTION = 'One half-open TCP check: a SYN goes out, a SYN+ACK means open and the kernel answers it with RST, so the service never sees a connection.';
+export const CHECK_ENVIRONMENT = 'MARK=N or MARK=0xN marks the SYNs (SO_MARK), as SKUDONET sets for l4xnat farms.';
+export const CHECK_EXIT_CODES: ReadonlyArray<[number, string]> = [
+  [EXIT_OK, 'OK (open)'], [EXIT_CRITICAL, 'CRITICAL (closed, filtered, unreachable, timeout)'], [EXIT_UNKNOWN, 'UNKNOWN (usage, privileges)'],
+];
 
-  -H, --hostname HOST   address or hostname to check
-  -p, --port PORT       TCP port, 1-65535
-  -t, --timeout SECS    deadline for the whole check (default ${DEFAULT_TIMEOUT_S}); a lost SYN
-                        is resent after 0.2 s, 0.4 s, 0.8 s, ... within it
-  -4, -6                use IPv4 or IPv6 only (also for hostname lookups)
-      --json            print one JSON object (ip, port, state, reason, rtt_ms, ttl, ts)
-  -h, --help            this text
-  -V, --version         the version
-Environment: MARK=N or MARK=0xN marks the SYNs (SO_MARK), as SKUDONET sets for l4xnat farms.
-Exit codes: 0 OK (open), 2 CRITICAL (closed, filtered, unreachable, timeout), 3 UNKNOWN (usage, privileges).
-`;
+/** Words to lines of at most `width` characters. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of text.split(' ')) {
+    if (line && line.length + 1 + w.length > width) { lines.push(line); line = w; } else line = line ? `${line} ${w}` : w;
+  }
+  return [...lines, line];
+}
+
+const HELP = [
+  USAGE,
+  ...wrap(CHECK_DESCRIPTION, 78),
+  '',
+  ...CHECK_OPTIONS.flatMap((o) => wrap(o.description, 54).map((l, i) => (i ? ' '.repeat(24) : `  ${`${o.flags}${o.value ? ` ${o.value}` : ''}`.padEnd(22)}`) + l)),
+  `Environment: ${CHECK_ENVIRONMENT}`,
+  `Exit codes: ${CHECK_EXIT_CODES.map(([c, w]) => `${c} ${w}`).join(', ')}.`,
+  '',
+].join('\n');
 
 export interface CheckArgs {
   host: string;
