@@ -15,6 +15,7 @@ import { Monitor, depthFor } from './monitor';
 import { createHttpServer } from './http';
 import { createAgentServer } from './agent';
 import { EventSink } from './events';
+import { startWatchdog } from './watchdog';
 
 const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 
@@ -85,6 +86,9 @@ export async function serve(configPath: string): Promise<void> {
   log(`checking ${list.length} backends via ${engine.interface} (${engine.xdpMode} XDP, ${engine.sendPath} sends, RSTs from ${engine.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
     `${cfg.listen.http ? `; http on ${cfg.listen.http.host}:${cfg.listen.http.port}` : ''}` +
     `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}`);
+  // Under systemd: ready now, and watchdog pings only while checks go out
+  // within 10 s of their schedule (a stuck daemon is killed and restarted).
+  const watchdog = startWatchdog(() => monitor.lagMs < 10_000, { warn: (m) => log(`warning: ${m}`) });
 
   let reloading = false;
   const reload = async () => {
@@ -119,6 +123,7 @@ export async function serve(configPath: string): Promise<void> {
     const stop = async (sig: string) => {
       process.off('SIGHUP', onHup);
       log(`${sig}: shutting down`);
+      watchdog.stop();
       monitor.stop();
       await Promise.all(servers.map((s) => new Promise((r) => { s.close(r); (s as http.Server).closeAllConnections?.(); })));
       await sink.close();

@@ -95,6 +95,8 @@ interface Addon {
   driverName(ifindex: number): string;
   /** One half-open check on raw sockets (no XDP); blocks for at most timeoutMs. */
   check(opts: CheckOptions): CheckResult;
+  /** sd_notify: one datagram with `state` to the unix socket at `socketPath` ('@' = abstract); 0 or the errno. */
+  notify(socketPath: string, state: string): number;
 }
 
 function load(): Addon {

@@ -2,10 +2,12 @@
 // Grafana dashboard, checked against a /metrics rendering of a real Monitor
 // (over a scripted probe table) so neither can name a series serve lacks.
 // test/integration/deploy-metrics.test.ts does the same against a live serve.
+// Also the systemd unit: systemd-analyze verify, and its security exposure.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { Monitor } from '../../src/daemon/monitor';
@@ -146,5 +148,54 @@ describe('deploy: Prometheus alert rules', () => {
     }
     const run = spawnSync('promtool', ['test', 'rules', file], { cwd: path.dirname(file), encoding: 'utf8' });
     assert.equal(run.status, 0, run.stdout + run.stderr);
+  });
+});
+
+describe('deploy: systemd unit', () => {
+  const UNIT = path.join(DEPLOY, 'systemd', 'halfopen.service');
+  const text = fs.readFileSync(UNIT, 'utf8');
+  const directive = (k: string) => text.split('\n').filter((l) => l.startsWith(`${k}=`)).map((l) => l.slice(k.length + 1));
+  const noAnalyze = spawnSync('systemd-analyze', ['--version']).error ? 'systemd-analyze is not installed (package systemd)' : false;
+
+  test('runs serve unprivileged with exactly CAP_BPF CAP_NET_ADMIN CAP_NET_RAW, sandboxed, with a watchdog', () => {
+    assert.deepEqual(directive('User'), ['halfopen']);
+    for (const k of ['AmbientCapabilities', 'CapabilityBoundingSet']) assert.deepEqual(directive(k), ['CAP_BPF CAP_NET_ADMIN CAP_NET_RAW'], k);
+    for (const [k, v] of [['NoNewPrivileges', 'yes'], ['ProtectSystem', 'strict'], ['ProtectHome', 'yes'], ['PrivateTmp', 'yes'], ['StateDirectory', 'halfopen'],
+      ['ExecReload', '/bin/kill -HUP $MAINPID'], ['Restart', 'on-failure'], ['Type', 'notify'], ['NotifyAccess', 'main']]) assert.deepEqual(directive(k), [v], k);
+    assert.match(directive('WatchdogSec')[0], /^\d+s$/);
+    assert.deepEqual(directive('ExecStart'), ['/usr/bin/halfopen serve --config /etc/halfopen/serve.yaml']);
+  });
+
+  // verify checks that ExecStart's program exists and that man:halfopen(1)
+  // resolves: point both at this tree, everything else is checked as shipped.
+  const withLocalPaths = (fn: (unit: string, env: NodeJS.ProcessEnv) => void) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-unit-'));
+    try {
+      const bin = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
+      fs.mkdirSync(path.join(dir, 'man', 'man1'), { recursive: true });
+      fs.copyFileSync(path.join(DEPLOY, '..', 'man', 'halfopen.1'), path.join(dir, 'man', 'man1', 'halfopen.1'));
+      const unit = path.join(dir, 'halfopen.service');
+      fs.writeFileSync(unit, text.replace('ExecStart=/usr/bin/halfopen', `ExecStart=${bin}`));
+      fn(unit, { ...process.env, MANPATH: path.join(dir, 'man'), SYSTEMD_LOG_COLOR: '0' });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  test('systemd-analyze verify passes', { skip: noAnalyze }, () => {
+    withLocalPaths((unit, env) => {
+      const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8', env });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.equal(r.stderr.trim(), '');
+    });
+  });
+
+  test('systemd-analyze security rates it 2.5 or better (OK)', { skip: noAnalyze }, () => {
+    withLocalPaths((unit, env) => {
+      const r = spawnSync('systemd-analyze', ['security', '--offline=true', '--no-pager', unit], { encoding: 'utf8', env });
+      const m = /Overall exposure level for halfopen\.service: ([\d.]+) (\w+)/.exec(r.stdout + r.stderr);
+      assert.ok(m, r.stdout + r.stderr);
+      assert.ok(Number(m[1]) <= 2.5, `exposure ${m[1]} ${m[2]}`);
+    });
   });
 });
