@@ -105,4 +105,71 @@ HO_STATIC_ASSERT(sizeof(struct ho_probe) == HO_PROBE_SIZE, "ho_probe layout");
 HO_STATIC_ASSERT(sizeof(struct ho_result) == HO_RESULT_SIZE, "ho_result layout");
 HO_STATIC_ASSERT(sizeof(struct ho_key) == HO_KEY_SIZE, "ho_key layout");
 
+/*
+ * Names both C and TypeScript spell. Each list is an X-macro so one line
+ * defines the enumerator (which lands in BTF) and, in C, its text: the text
+ * of an enumerator is its name after the prefix, lowercased, '_' -> '-'
+ * (HO_REASON_SYN_ACK -> "syn-ack"); scripts/gen-contract.js applies the same
+ * rule to the BTF names, so neither side writes the strings by hand.
+ */
+
+/* The final state of one probe or check (ndjson "state"). */
+#define HO_PROBE_STATE_LIST(X) \
+	X(HO_PROBE_STATE_, OPEN, 1) \
+	X(HO_PROBE_STATE_, CLOSED, 2) \
+	X(HO_PROBE_STATE_, FILTERED, 3) \
+	X(HO_PROBE_STATE_, UNREACHABLE, 4)
+
+/* Why (ndjson "reason"). HO_REASON_ICMP is written icmp-<type>-<code>. */
+#define HO_REASON_LIST(X) \
+	X(HO_REASON_, SYN_ACK, 1)        /* open: SYN+ACK acknowledging our SYN */ \
+	X(HO_REASON_, RST, 2)            /* closed: RST+ACK acknowledging our SYN */ \
+	X(HO_REASON_, NO_RESPONSE, 3)    /* filtered: nothing before the deadline */ \
+	X(HO_REASON_, ICMP, 4)           /* unreachable: an ICMP error quoting our SYN */ \
+	X(HO_REASON_, NO_ROUTE, 5)       /* unreachable: the local stack has no route */ \
+	X(HO_REASON_, LOCAL_FIREWALL, 6) /* filtered: a local OUTPUT rule refused the SYN */ \
+	X(HO_REASON_, DNS_FAILURE, 7)    /* check: the name did not resolve */ \
+	X(HO_REASON_, TIMEOUT, 8)        /* check: resolving took the whole deadline */
+
+#define HO_ENUMERATOR(prefix, name, value) prefix##name = value,
+enum ho_probe_state { HO_PROBE_STATE_LIST(HO_ENUMERATOR) };
+enum ho_reason { HO_REASON_LIST(HO_ENUMERATOR) };
+
+/* The sender's control block: int64 slots of one shared array, read and
+ * written by every sender thread (native/src/sender.cc) and the main thread
+ * (src/engine/control.ts). */
+enum ho_control {
+	HO_CTL_TAT_PS = 0,        /* pacing: theoretical arrival time of the next packet, ps since HO_CTL_BASE_NS */
+	HO_CTL_INTERVAL_PS = 1,   /* pacing: picoseconds per packet; 0 = unpaced */
+	HO_CTL_ABORT = 2,         /* non-zero: senders stop at the next batch */
+	HO_CTL_SENT = 3,          /* packets handed to the kernel, all senders */
+	HO_CTL_BASE_NS = 4,       /* CLOCK_MONOTONIC origin of HO_CTL_TAT_PS */
+	HO_CTL_FAILED = 5,        /* packets the kernel refused, all senders */
+	HO_CTL_SLOTS = 8,
+};
+
+/* check_tcp_half_open / halfopen check: Nagios exit codes and limits. */
+enum ho_check_exit {
+	HO_CHECK_OK = 0,
+	HO_CHECK_WARNING = 1,     /* response time above -w */
+	HO_CHECK_CRITICAL = 2,    /* closed, filtered, unreachable, unresolved, or above -c */
+	HO_CHECK_UNKNOWN = 3,     /* usage or privilege error */
+};
+
+enum ho_check_limits {
+	HO_CHECK_TIMEOUT_S = 5,          /* default -t */
+	HO_CHECK_MAX_TIMEOUT_S = 3600,   /* largest -t, -w, -c */
+	HO_CHECK_FIRST_RETRY_MS = 200,   /* a silent SYN is resent after this, then doubling */
+	HO_CHECK_MAX_ATTEMPTS = 16,      /* SYNs per check at most */
+};
+
+#ifdef __bpf__
+/* The program names none of these: anchors keep them in the object's BTF. */
+const volatile enum ho_probe_state ho_btf_probe_state_anchor;
+const volatile enum ho_reason ho_btf_reason_anchor;
+const volatile enum ho_control ho_btf_control_anchor;
+const volatile enum ho_check_exit ho_btf_check_exit_anchor;
+const volatile enum ho_check_limits ho_btf_check_limits_anchor;
+#endif
+
 #endif /* HALFOPEN_H */

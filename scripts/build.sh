@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the three layers in order: the XDP object and its skeleton (bpf/),
-# the addon that embeds it (native/), and TypeScript (dist/). Incremental:
-# make and node-gyp's make rebuild only what changed.
+# Builds the layers in order: the XDP object and its skeleton (bpf/), the
+# addon that embeds it and the native check_tcp_half_open (native/), and
+# TypeScript (dist/). Incremental: make and node-gyp's make rebuild only what
+# changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s -C bpf
@@ -20,6 +21,8 @@ if [ bpf/halfopen.skel.h -nt native/build/Release/halfopen.node ] 2>/dev/null; t
   touch native/src/program.cc
 fi
 node "$GYP" build -C native "${NODEDIR[@]}" --silent
+# The plugin, after node-gyp (whose configure owns native/build/): package.json's bin points at it.
+make -s -C native
 node node_modules/typescript/bin/tsc -p .
 # npm ci links the bins before they are built, so it cannot mark them executable.
-chmod +x dist/src/cli/main.js dist/src/cli/check-tcp-half-open.js
+chmod +x dist/src/cli/main.js

@@ -25,7 +25,8 @@ function sizeOf(id) {
 }
 
 const STRUCTS = ['ho_probe', 'ho_result', 'ho_key'];
-const ENUMS = ['ho_state', 'ho_family', 'ho_counter', 'ho_rst_mode', 'ho_sizes', 'ho_result_flags'];
+const ENUMS = ['ho_state', 'ho_family', 'ho_counter', 'ho_rst_mode', 'ho_sizes', 'ho_result_flags',
+  'ho_probe_state', 'ho_reason', 'ho_control', 'ho_check_exit', 'ho_check_limits'];
 const pick = (kind, name) => {
   const t = btf.types.find((x) => x.kind === kind && x.name === name);
   if (!t) throw new Error(`${kind} ${name} not found in ${obj} BTF`);
@@ -54,6 +55,22 @@ const counters = pick('ENUM', 'ho_counter').values.filter((v) => v.name !== 'HO_
 ts += `\n/** Counter names in index order (enum ho_counter). */\nexport const COUNTER_NAMES = [${counters
   .map((v) => `'${v.name.replace(/^HO_CNT_/, '').toLowerCase()}'`)
   .join(', ')}] as const;\n`;
+
+// The texts of the named enums, by the rule halfopen.h states (and native/src
+// applies to the same names): the name after the prefix, lowercased, '_' -> '-'.
+const NAMED = [
+  ['ho_probe_state', 'HO_PROBE_STATE_', 'PROBE_STATES', 'ProbeStateName'],
+  ['ho_reason', 'HO_REASON_', 'REASONS', 'ReasonName'],
+];
+for (const [name, prefix, list, type] of NAMED) {
+  const values = pick('ENUM', name).values;
+  values.forEach((v, i) => {
+    if (!v.name.startsWith(prefix) || v.val !== i + 1) throw new Error(`${name}: ${v.name} must be ${prefix}* = ${i + 1}`);
+  });
+  const texts = values.map((v) => `'${v.name.slice(prefix.length).toLowerCase().replace(/_/g, '-')}'`);
+  ts += `\n/** enum ${name} as text, in value order (value = index + 1). */\nexport const ${list} = [${texts.join(', ')}] as const;\n`;
+  ts += `export type ${type} = (typeof ${list})[number];\n`;
+}
 
 if (flag === '--check') {
   const cur = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '';

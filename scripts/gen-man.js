@@ -89,7 +89,7 @@ function page1(program, check) {
     out.push(...commandSection(c));
     if (c.name() === 'check') {
       out.push('.PP', esc('Options of check (the same as check_tcp_half_open(8)):'));
-      for (const o of check.CHECK_OPTIONS) out.push('.TP', flagsRoff(`${o.flags.trim()}${o.value ? ` ${o.value}` : ''}`), esc(o.description));
+      for (const o of check.CHECK_OPTIONS) out.push('.TP', flagsRoff(`${o.flags.trim()}${o.value ? ` ${o.value}` : ''}`), esc(o.help.join(' ')));
     }
   }
   out.push(
@@ -125,13 +125,13 @@ function page8(check) {
     '.SH SYNOPSIS',
     `${B('check_tcp_half_open')} ${I('HOST')} ${I('PORT')}`,
     '.br',
-    `${B('check_tcp_half_open')} ${B('-H')} ${I('HOST')} ${B('-p')} ${I('PORT')} [${B('-t')} ${I('SECONDS')}] [${B('-4')}|${B('-6')}] [${B('--json')}]`,
+    `${B('check_tcp_half_open')} ${B('-H')} ${I('HOST')} ${B('-p')} ${I('PORT')} [${B('-t')} ${I('SECONDS')}] [${B('-w')} ${I('SECONDS')}] [${B('-c')} ${I('SECONDS')}] [${B('-4')}|${B('-6')}] [${B('--json')}]`,
     '.SH DESCRIPTION',
-    esc(check.CHECK_DESCRIPTION),
+    esc(check.CHECK_DESCRIPTION.join(' ')),
     '.PP',
     esc('It prints one status line with perfdata (time in seconds), or one JSON object with --json, and exits with the Nagios plugin codes below. It needs CAP_NET_RAW: farmguardian and keepalived run checks as root; for Nagios and Icinga, which run plugins unprivileged, use a sudo rule for this one command.'),
     '.SH OPTIONS',
-    ...check.CHECK_OPTIONS.flatMap((o) => ['.TP', flagsRoff(`${o.flags.trim()}${o.value ? ` ${o.value}` : ''}`), esc(o.description)]),
+    ...check.CHECK_OPTIONS.flatMap((o) => ['.TP', flagsRoff(`${o.flags.trim()}${o.value ? ` ${o.value}` : ''}`), esc(o.help.join(' '))]),
     '.SH EXIT STATUS',
     ...check.CHECK_EXIT_CODES.flatMap(([c, w]) => ['.TP', B(String(c)), esc(w)]),
     '.SH ENVIRONMENT',
@@ -141,10 +141,11 @@ function page8(check) {
     '.PP', '.RS 4', '.nf', 'check_tcp_half_open HOST PORT', '.fi', '.RE',
     '.PP', esc('A Nagios command:'),
     '.PP', '.RS 4', '.nf', 'command_line /usr/bin/sudo $USER1$/check_tcp_half_open \\-H $HOSTADDRESS$ \\-p $ARG1$ \\-t 5', '.fi', '.RE',
-    '.PP', esc('Output for an open and a closed port:'),
+    '.PP', esc('Output for an open port, a closed one, and an open one slower than -w 0.25 -c 1:'),
     '.PP', '.RS 4', '.nf',
     'TCP OK \\- 0.000112 second response time on 198.18.0.7 port 25|time=0.000112s;;;0.000000;5.000000',
     'TCP CRITICAL \\- Connection refused (RST) on 198.18.0.7 port 26|time=0.000098s;;;0.000000;5.000000',
+    'TCP WARNING \\- 0.312004 second response time on 198.18.0.7 port 25|time=0.312004s;0.250000;1.000000;0.000000;5.000000',
     '.fi', '.RE',
     '.SH SEE ALSO',
     `${B('halfopen')}(1), ${B('check_tcp')}(8)`,

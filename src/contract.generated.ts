@@ -41,6 +41,43 @@ export const HO_KEY_SIZE = 16;
 // enum ho_result_flags
 export const HO_RF_ACK_MATCH = 1;
 
+// enum ho_probe_state
+export const HO_PROBE_STATE_OPEN = 1;
+export const HO_PROBE_STATE_CLOSED = 2;
+export const HO_PROBE_STATE_FILTERED = 3;
+export const HO_PROBE_STATE_UNREACHABLE = 4;
+
+// enum ho_reason
+export const HO_REASON_SYN_ACK = 1;
+export const HO_REASON_RST = 2;
+export const HO_REASON_NO_RESPONSE = 3;
+export const HO_REASON_ICMP = 4;
+export const HO_REASON_NO_ROUTE = 5;
+export const HO_REASON_LOCAL_FIREWALL = 6;
+export const HO_REASON_DNS_FAILURE = 7;
+export const HO_REASON_TIMEOUT = 8;
+
+// enum ho_control
+export const HO_CTL_TAT_PS = 0;
+export const HO_CTL_INTERVAL_PS = 1;
+export const HO_CTL_ABORT = 2;
+export const HO_CTL_SENT = 3;
+export const HO_CTL_BASE_NS = 4;
+export const HO_CTL_FAILED = 5;
+export const HO_CTL_SLOTS = 8;
+
+// enum ho_check_exit
+export const HO_CHECK_OK = 0;
+export const HO_CHECK_WARNING = 1;
+export const HO_CHECK_CRITICAL = 2;
+export const HO_CHECK_UNKNOWN = 3;
+
+// enum ho_check_limits
+export const HO_CHECK_TIMEOUT_S = 5;
+export const HO_CHECK_MAX_TIMEOUT_S = 3600;
+export const HO_CHECK_FIRST_RETRY_MS = 200;
+export const HO_CHECK_MAX_ATTEMPTS = 16;
+
 /** struct ho_probe: byte offsets and sizes. */
 export const HO_PROBE = {
   size: 24,
@@ -74,3 +111,11 @@ export const HO_KEY = {
 
 /** Counter names in index order (enum ho_counter). */
 export const COUNTER_NAMES = ['packets', 'candidates', 'synack', 'rst', 'icmp', 'duplicate', 'bad_cookie', 'bad_match', 'malformed', 'ringbuf_full', 'rst_sent'] as const;
+
+/** enum ho_probe_state as text, in value order (value = index + 1). */
+export const PROBE_STATES = ['open', 'closed', 'filtered', 'unreachable'] as const;
+export type ProbeStateName = (typeof PROBE_STATES)[number];
+
+/** enum ho_reason as text, in value order (value = index + 1). */
+export const REASONS = ['syn-ack', 'rst', 'no-response', 'icmp', 'no-route', 'local-firewall', 'dns-failure', 'timeout'] as const;
+export type ReasonName = (typeof REASONS)[number];

@@ -3,7 +3,10 @@
 /** RTTs are reported in ms with three decimals (µs): finer digits are timer noise. */
 export const roundMs = (ms: number): number => Math.round(ms * 1000) / 1000;
 
-export type ProbeState = 'open' | 'closed' | 'filtered' | 'unreachable';
+import type { ProbeStateName } from './contract.generated';
+
+/** open | closed | filtered | unreachable: enum ho_probe_state of bpf/halfopen.h. */
+export type ProbeState = ProbeStateName;
 
 /** One final verdict, in the field order of the ndjson contract (design.md section 3). */
 export interface ProbeResult {

@@ -4,6 +4,8 @@
 #include <linux/types.h>
 #include <string>
 
+#include "errno_name.h"
+
 extern "C" {
 #include "halfopen.h"
 }
@@ -19,8 +21,6 @@ namespace ho {
 [[noreturn]] void Throw(Napi::Env env, const char *code, const std::string &message, int err = 0,
                         const char *syscall = nullptr, const std::string &log = "");
 
-// errno → symbolic name, including kernel-internal ones Node does not know (524 = ENOTSUPP).
-const char *ErrnoName(int err);
 
 // Category code for an errno failure: EPERM/EACCES are privilege problems.
 const char *CodeFor(int err, const char *fallback);

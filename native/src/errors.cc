@@ -40,29 +40,6 @@ Napi::Value SetErrorClass(const Napi::CallbackInfo &info) {
 
 }  // namespace
 
-const char *ErrnoName(int err) {
-  switch (err) {
-    case 524: return "ENOTSUPP";
-    case EPERM: return "EPERM";
-    case EACCES: return "EACCES";
-    case ENOENT: return "ENOENT";
-    case EINVAL: return "EINVAL";
-    case EBUSY: return "EBUSY";
-    case EEXIST: return "EEXIST";
-    case ENOMEM: return "ENOMEM";
-    case ENODEV: return "ENODEV";
-    case ENOBUFS: return "ENOBUFS";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case E2BIG: return "E2BIG";
-    case ENETUNREACH: return "ENETUNREACH";
-    case EHOSTUNREACH: return "EHOSTUNREACH";
-    case EMSGSIZE: return "EMSGSIZE";
-    case EAGAIN: return "EAGAIN";
-    case EBADF: return "EBADF";
-    default: return nullptr;
-  }
-}
-
 const char *CodeFor(int err, const char *fallback) {
   return (err == EPERM || err == EACCES) ? "E_PRIVILEGE" : fallback;
 }
@@ -71,10 +48,9 @@ void Throw(Napi::Env env, const char *code, const std::string &message, int err,
            const std::string &log) {
   std::string msg = message;
   if (err) {
-    const char *name = ErrnoName(err);
-    msg += ": ";
-    msg += err == 524 ? "operation not supported by the kernel" : strerror(err);
-    if (name) msg += std::string(" (") + name + ")";
+    char tail[160] = "";
+    AppendErrno(tail, sizeof(tail), err);
+    msg += tail;
   }
   auto *data = env.GetInstanceData<InstanceData>();
   Napi::Object obj;

@@ -28,15 +28,7 @@ namespace ho {
 namespace {
 
 // Slots of the shared BigInt64Array; mirrored in src/engine/control.ts.
-enum Control {
-  CTL_TAT_PS = 0,     // pacing: theoretical arrival time of the next packet, ps since CTL_BASE_NS
-  CTL_INTERVAL_PS,    // pacing: picoseconds per packet; 0 = unpaced
-  CTL_ABORT,          // non-zero: stop sending at the next batch
-  CTL_SENT,           // packets handed to the kernel, all senders
-  CTL_BASE_NS,        // CLOCK_MONOTONIC origin of CTL_TAT_PS
-  CTL_FAILED,         // packets the kernel refused, all senders
-  CTL_SLOTS = 8,
-};
+// The control block's slots are enum ho_control (bpf/halfopen.h), shared with src/engine/control.ts.
 
 constexpr size_t kMaxFrame = 14 + 40 + 24;
 
@@ -78,7 +70,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
     have_mac4_ = CopyOpt(o, "dstMac4", dst_mac4_, 6);
     have_mac6_ = CopyOpt(o, "dstMac6", dst_mac6_, 6);
     auto ctl = o.Get("control").As<Napi::TypedArrayOf<int64_t>>();
-    if (ctl.ElementLength() < CTL_SLOTS) Throw(env, "E_INTERNAL", "Sender: control array too short");
+    if (ctl.ElementLength() < HO_CTL_SLOTS) Throw(env, "E_INTERNAL", "Sender: control array too short");
     ctl_ref_ = Napi::Persistent(ctl);  // keeps the SharedArrayBuffer alive
     ctl_ = reinterpret_cast<int64_t *>(ctl.Data());
     int mark = OptNumber(o, "mark", 0);
@@ -205,14 +197,14 @@ class Sender : public Napi::ObjectWrap<Sender> {
 
   // Reserves n packets' worth of time from the shared bucket and waits for it.
   void Pace(uint32_t n) {
-    int64_t interval = __atomic_load_n(&ctl_[CTL_INTERVAL_PS], __ATOMIC_RELAXED);
+    int64_t interval = __atomic_load_n(&ctl_[HO_CTL_INTERVAL_PS], __ATOMIC_RELAXED);
     if (interval <= 0) return;
-    int64_t base = __atomic_load_n(&ctl_[CTL_BASE_NS], __ATOMIC_RELAXED);
+    int64_t base = __atomic_load_n(&ctl_[HO_CTL_BASE_NS], __ATOMIC_RELAXED);
     int64_t now_ps = (MonoNs() - base) * 1000;
-    int64_t old = __atomic_load_n(&ctl_[CTL_TAT_PS], __ATOMIC_RELAXED), start;
+    int64_t old = __atomic_load_n(&ctl_[HO_CTL_TAT_PS], __ATOMIC_RELAXED), start;
     do {
       start = std::max(old, now_ps);
-    } while (!__atomic_compare_exchange_n(&ctl_[CTL_TAT_PS], &old, start + (int64_t)n * interval, true,
+    } while (!__atomic_compare_exchange_n(&ctl_[HO_CTL_TAT_PS], &old, start + (int64_t)n * interval, true,
                                           __ATOMIC_RELAXED, __ATOMIC_RELAXED));
     int64_t wait_ns = (start - now_ps) / 1000;
     if (wait_ns <= 0) return;
@@ -287,14 +279,14 @@ class Sender : public Napi::ObjectWrap<Sender> {
       Flush(fd, fr, n, st);
       uint32_t ok = n - (st.failed - failed_before);
       st.sent += ok;
-      __atomic_fetch_add(&ctl_[CTL_SENT], (int64_t)ok, __ATOMIC_RELAXED);
+      __atomic_fetch_add(&ctl_[HO_CTL_SENT], (int64_t)ok, __ATOMIC_RELAXED);
       if (st.failed != failed_before)
-        __atomic_fetch_add(&ctl_[CTL_FAILED], (int64_t)(st.failed - failed_before), __ATOMIC_RELAXED);
+        __atomic_fetch_add(&ctl_[HO_CTL_FAILED], (int64_t)(st.failed - failed_before), __ATOMIC_RELAXED);
       n = 0;
     };
     uint32_t i;
     while (next(i)) {
-      if (__atomic_load_n(&ctl_[CTL_ABORT], __ATOMIC_RELAXED)) {
+      if (__atomic_load_n(&ctl_[HO_CTL_ABORT], __ATOMIC_RELAXED)) {
         aborted = true;
         break;
       }
@@ -312,7 +304,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
       if (!Build(i, p, fr)) {
         st.failed++;
         if (!st.err) st.err = EAFNOSUPPORT;
-        __atomic_fetch_add(&ctl_[CTL_FAILED], 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&ctl_[HO_CTL_FAILED], 1, __ATOMIC_RELAXED);
         continue;
       }
       __atomic_store_n(&results_[i].sent_ns, (uint64_t)MonoNs(), __ATOMIC_RELAXED);

@@ -2,11 +2,17 @@
 // Nagios plugin semantics, for farmguardian, Nagios/Icinga and keepalived.
 //
 //   halfopen check HOST PORT
-//   halfopen check -H HOST -p PORT [-t SECONDS] [-4|-6] [--json]
+//   halfopen check -H HOST -p PORT [-t SECONDS] [-w SECONDS] [-c SECONDS] [-4|-6] [--json]
 //
-// Exit 0 OK (open), 2 CRITICAL (closed, filtered, unreachable, timeout,
-// unresolvable), 3 UNKNOWN (usage or privilege error). One status line with
-// perfdata on stdout, or one JSON object with --json.
+// Exit 0 OK (open), 1 WARNING (slower than -w), 2 CRITICAL (closed, filtered,
+// unreachable, timeout, unresolvable, slower than -c), 3 UNKNOWN (usage or
+// privilege error). One status line with perfdata on stdout, or one JSON
+// object with --json.
+//
+// check_tcp_half_open is the same check as a native program
+// (native/src/check_main.cc around the addon's own check core): it prints
+// byte for byte what this prints, and test/integration/check.test.ts runs one
+// table of cases against both.
 //
 // This runs once per backend per interval, so whole-process time is its cost:
 // the module loads only node builtins, errors, privileges and the address
@@ -18,53 +24,55 @@ import { effectiveCaps } from './privileges';
 import { addressBytes, formatAddress, isV4, parseAddress } from '../targets/address';
 import type { CheckOptions, CheckResult } from '../native/addon';
 import { roundMs } from '../types';
+import {
+  HO_CHECK_OK, HO_CHECK_WARNING, HO_CHECK_CRITICAL, HO_CHECK_UNKNOWN, HO_CHECK_TIMEOUT_S, HO_CHECK_MAX_TIMEOUT_S,
+  ReasonName,
+} from '../contract.generated';
 
-export const EXIT_OK = 0;
-export const EXIT_CRITICAL = 2;
-export const EXIT_UNKNOWN = 3;
+export const EXIT_OK = HO_CHECK_OK;
+export const EXIT_WARNING = HO_CHECK_WARNING;
+export const EXIT_CRITICAL = HO_CHECK_CRITICAL;
+export const EXIT_UNKNOWN = HO_CHECK_UNKNOWN;
 
-export const DEFAULT_TIMEOUT_S = 5;
-export const MAX_TIMEOUT_S = 3600;
+export const DEFAULT_TIMEOUT_S = HO_CHECK_TIMEOUT_S;
+export const MAX_TIMEOUT_S = HO_CHECK_MAX_TIMEOUT_S;
 const CAP_NET_RAW = 13n;
 
-export const USAGE = 'Usage: check_tcp_half_open HOST PORT | check_tcp_half_open -H HOST -p PORT [-t SECONDS] [-4|-6] [--json]';
+export const USAGE = 'Usage: check_tcp_half_open HOST PORT | check_tcp_half_open -H HOST -p PORT [-t SECONDS] [-w SECONDS] [-c SECONDS] [-4|-6] [--json]';
 
 /**
  * The options as --help and the man page (scripts/gen-man.js) show them: one
- * table, so the two cannot drift. parseCheckArgs below accepts exactly these.
+ * table, so the two cannot drift. `help` holds the --help lines as printed
+ * (native/src/check_main.cc prints the same bytes); the man page joins them.
+ * parseCheckArgs below accepts exactly these flags.
  */
-export const CHECK_OPTIONS: ReadonlyArray<{ flags: string; value?: string; description: string }> = [
-  { flags: '-H, --hostname', value: 'HOST', description: 'address or hostname to check' },
-  { flags: '-p, --port', value: 'PORT', description: 'TCP port, 1-65535' },
-  { flags: '-t, --timeout', value: 'SECS', description: `deadline for the whole check (default ${DEFAULT_TIMEOUT_S}); a lost SYN is resent after 0.2 s, 0.4 s, 0.8 s, ... within it` },
-  { flags: '-4, -6', description: 'use IPv4 or IPv6 only (also for hostname lookups)' },
-  { flags: '    --json', description: 'print one JSON object (ip, port, state, reason, rtt_ms, ttl, ts)' },
-  { flags: '-h, --help', description: 'this text' },
-  { flags: '-V, --version', description: 'the version' },
+export const CHECK_OPTIONS: ReadonlyArray<{ flags: string; value?: string; help: readonly string[] }> = [
+  { flags: '-H, --hostname', value: 'HOST', help: ['address or hostname to check'] },
+  { flags: '-p, --port', value: 'PORT', help: ['TCP port, 1-65535'] },
+  { flags: '-t, --timeout', value: 'SECS', help: [`deadline for the whole check (default ${DEFAULT_TIMEOUT_S}); a lost SYN`, 'is resent after 0.2 s, 0.4 s, 0.8 s, ... within it'] },
+  { flags: '-w, --warning', value: 'SECS', help: ['WARNING when the response time is above SECS'] },
+  { flags: '-c, --critical', value: 'SECS', help: ['CRITICAL when the response time is above SECS'] },
+  { flags: '-4, -6', help: ['use IPv4 or IPv6 only (also for hostname lookups)'] },
+  { flags: '    --json', help: ['print one JSON object (ip, port, state, reason, rtt_ms, ttl, ts)'] },
+  { flags: '-h, --help', help: ['this text'] },
+  { flags: '-V, --version', help: ['the version'] },
 ];
-export const CHECK_DESCRIPTION = 'One half-open TCP check: a SYN goes out, a SYN+ACK means open and the kernel answers it with RST, so the service never sees a connection.';
+export const CHECK_DESCRIPTION = ['One half-open TCP check: a SYN goes out, a SYN+ACK means open and the kernel', 'answers it with RST, so the service never sees a connection.'];
 export const CHECK_ENVIRONMENT = 'MARK=N or MARK=0xN marks the SYNs (SO_MARK), as SKUDONET sets for l4xnat farms.';
+/** Exit codes with what they mean; --help prints them on two lines (CHECK_EXIT_HELP), the man page one per item. */
 export const CHECK_EXIT_CODES: ReadonlyArray<[number, string]> = [
-  [EXIT_OK, 'OK (open)'], [EXIT_CRITICAL, 'CRITICAL (closed, filtered, unreachable, timeout)'], [EXIT_UNKNOWN, 'UNKNOWN (usage, privileges)'],
+  [EXIT_OK, 'OK (open)'], [EXIT_WARNING, 'WARNING (slower than -w)'],
+  [EXIT_CRITICAL, 'CRITICAL (closed, filtered, unreachable, timeout, slower than -c)'], [EXIT_UNKNOWN, 'UNKNOWN (usage, privileges)'],
 ];
-
-/** Words to lines of at most `width` characters. */
-function wrap(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = '';
-  for (const w of text.split(' ')) {
-    if (line && line.length + 1 + w.length > width) { lines.push(line); line = w; } else line = line ? `${line} ${w}` : w;
-  }
-  return [...lines, line];
-}
+const CHECK_EXIT_HELP = ['Exit codes: 0 OK (open), 1 WARNING (slower than -w), 2 CRITICAL (closed, filtered, unreachable,', 'timeout, slower than -c), 3 UNKNOWN (usage, privileges).'];
 
 const HELP = [
   USAGE,
-  ...wrap(CHECK_DESCRIPTION, 78),
+  ...CHECK_DESCRIPTION,
   '',
-  ...CHECK_OPTIONS.flatMap((o) => wrap(o.description, 54).map((l, i) => (i ? ' '.repeat(24) : `  ${`${o.flags}${o.value ? ` ${o.value}` : ''}`.padEnd(22)}`) + l)),
+  ...CHECK_OPTIONS.flatMap((o) => o.help.map((l, i) => `${i ? '' : `  ${o.flags}${o.value ? ` ${o.value}` : ''}`}`.padEnd(24) + l)),
   `Environment: ${CHECK_ENVIRONMENT}`,
-  `Exit codes: ${CHECK_EXIT_CODES.map(([c, w]) => `${c} ${w}`).join(', ')}.`,
+  ...CHECK_EXIT_HELP,
   '',
 ].join('\n');
 
@@ -72,26 +80,32 @@ export interface CheckArgs {
   host: string;
   port: number;
   timeoutS: number;
+  /** Response-time thresholds in seconds (-w, -c). */
+  warningS?: number;
+  criticalS?: number;
   family?: 4 | 6;
   json: boolean;
 }
 
 export type ParsedArgs = CheckArgs | { help: true } | { version: true };
 
-const OPTS_WITH_VALUE: Record<string, 'host' | 'port' | 'timeout'> = {
+type ValueKey = 'host' | 'port' | 'timeout' | 'warning' | 'critical';
+const OPTS_WITH_VALUE: Record<string, ValueKey> = {
   '-H': 'host', '--hostname': 'host', '--host': 'host',
   '-p': 'port', '--port': 'port',
   '-t': 'timeout', '--timeout': 'timeout',
+  '-w': 'warning', '--warning': 'warning',
+  '-c': 'critical', '--critical': 'critical',
 };
 
 /** Parses both argument forms; throws E_USAGE naming the bad argument. */
 export function parseCheckArgs(argv: readonly string[]): ParsedArgs {
-  const got: { host?: string; port?: string; timeout?: string } = {};
+  const got: Partial<Record<ValueKey, string>> = {};
   const seen = new Set<string>();
   let family: 4 | 6 | undefined;
   let json = false;
   const positional: string[] = [];
-  const set = (key: 'host' | 'port' | 'timeout', value: string, flag: string) => {
+  const set = (key: ValueKey, value: string, flag: string) => {
     if (seen.has(key)) throw usageError(`${flag} given twice`);
     seen.add(key);
     got[key] = value;
@@ -130,7 +144,10 @@ export function parseCheckArgs(argv: readonly string[]): ParsedArgs {
   }
   if (got.host === undefined || got.host === '') throw usageError('missing HOST');
   if (got.port === undefined) throw usageError('missing PORT');
-  return { host: unbracket(got.host), port: parsePort(got.port), timeoutS: parseTimeout(got.timeout), family, json };
+  const out: CheckArgs = { host: unbracket(got.host), port: parsePort(got.port), timeoutS: parseTimeout(got.timeout), family, json };
+  if (got.warning !== undefined) out.warningS = parseThreshold(got.warning, 'warning');
+  if (got.critical !== undefined) out.criticalS = parseThreshold(got.critical, 'critical');
+  return out;
 }
 
 const unbracket = (h: string): string => (h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h);
@@ -145,6 +162,13 @@ export function parseTimeout(s: string | undefined): number {
   if (s === undefined) return DEFAULT_TIMEOUT_S;
   const n = /^(\d+(\.\d*)?|\.\d+)$/.test(s) ? Number(s) : NaN;
   if (!(n > 0 && n <= MAX_TIMEOUT_S)) throw usageError(`invalid timeout "${s}": expected seconds above 0 and at most ${MAX_TIMEOUT_S}, e.g. 5 or 0.5`);
+  return n;
+}
+
+/** A -w/-c response-time threshold in seconds: 0 to MAX_TIMEOUT_S. */
+export function parseThreshold(s: string, which: 'warning' | 'critical'): number {
+  const n = /^(\d+(\.\d*)?|\.\d+)$/.test(s) ? Number(s) : NaN;
+  if (!(n >= 0 && n <= MAX_TIMEOUT_S)) throw usageError(`invalid ${which} threshold "${s}": expected seconds from 0 to ${MAX_TIMEOUT_S}, e.g. 0.5`);
   return n;
 }
 
@@ -200,6 +224,8 @@ export interface Outcome {
   ip: string;
   port: number;
   timeoutS: number;
+  warningS?: number;
+  criticalS?: number;
   result: CheckResult;
   /** Wall time of the whole check, nanoseconds. */
   elapsedNs: number;
@@ -226,18 +252,26 @@ export function icmpDescription(family: 4 | 6, type: number, code: number): stri
 
 const secs = (ns: number): string => (ns / 1e9).toFixed(6);
 
+/** Nagios perfdata: time=VALUEs;WARN;CRIT;MIN;MAX (check_tcp's layout). */
+function perfdata(timeNs: number, o: { timeoutS: number; warningS?: number; criticalS?: number }): string {
+  return `|time=${secs(timeNs)}s;${o.warningS?.toFixed(6) ?? ''};${o.criticalS?.toFixed(6) ?? ''};0.000000;${o.timeoutS.toFixed(6)}`;
+}
+
 /** The Nagios status line (with perfdata) and the exit code of an outcome. */
 export function formatOutcome(o: Outcome): { code: number; line: string } {
   const r = o.result;
   const where = `on ${o.host === o.ip ? o.ip : `${o.host} (${o.ip})`} port ${o.port}`;
   const timeNs = r.rttNs ?? o.elapsedNs;
-  const perf = `|time=${secs(timeNs)}s;;;0.000000;${o.timeoutS.toFixed(6)}`;
+  const perf = perfdata(timeNs, o);
   const family: 4 | 6 = o.ip.includes(':') ? 6 : 4;
   const errname = r.errname ?? (r.errno !== undefined ? `errno ${r.errno}` : '');
   let text: string;
   switch (r.state) {
-    case 'open':
-      return { code: EXIT_OK, line: `TCP OK - ${secs(timeNs)} second response time ${where}${perf}` };
+    case 'open': {
+      const [label, code] = o.criticalS !== undefined && timeNs > o.criticalS * 1e9 ? ['CRITICAL', EXIT_CRITICAL]
+        : o.warningS !== undefined && timeNs > o.warningS * 1e9 ? ['WARNING', EXIT_WARNING] : ['OK', EXIT_OK];
+      return { code, line: `TCP ${label} - ${secs(timeNs)} second response time ${where}${perf}` };
+    }
     case 'closed':
       text = `Connection refused (RST) ${where}`;
       break;
@@ -326,7 +360,7 @@ export async function main(argv: readonly string[], deps: CheckDeps = {}): Promi
     const check = deps.check ?? (require('../native/addon') as typeof import('../native/addon')).native.check;
     const result = check({ family: target.family, addr: target.bytes, port: a.port, timeoutMs: remainingMs, mark });
     const outcome: Outcome = {
-      host: a.host, ip: target.ip, port: a.port, timeoutS: a.timeoutS, result,
+      host: a.host, ip: target.ip, port: a.port, timeoutS: a.timeoutS, warningS: a.warningS, criticalS: a.criticalS, result,
       elapsedNs: Number(process.hrtime.bigint() - started), ts: (deps.now ?? (() => new Date()))(),
     };
     const { code, line } = formatOutcome(outcome);
@@ -376,13 +410,13 @@ function withDeadline<T>(p: Promise<T>, deadline: bigint): Promise<T> {
 }
 
 /** CRITICAL before any SYN went out: the name did not resolve in time. */
-function critical(a: CheckArgs, message: string, started: bigint, reason: string, write: (s: string) => void, deps: CheckDeps): number {
+function critical(a: CheckArgs, message: string, started: bigint, reason: ReasonName, write: (s: string) => void, deps: CheckDeps): number {
   const elapsedNs = Number(process.hrtime.bigint() - started);
   if (a.json) {
     const ts = (deps.now ?? (() => new Date()))().toISOString();
     write(`${JSON.stringify({ ip: null, port: a.port, state: 'unreachable', reason, rtt_ms: null, ttl: null, ts })}\n`);
   } else {
-    write(`TCP CRITICAL - ${message}|time=${secs(elapsedNs)}s;;;0.000000;${a.timeoutS.toFixed(6)}\n`);
+    write(`TCP CRITICAL - ${message}${perfdata(elapsedNs, a)}\n`);
   }
   return EXIT_CRITICAL;
 }

@@ -21,7 +21,7 @@ export function buildProgram(): Command {
   // Listed for --help only: main() below runs `check` before commander loads.
   program
     .command('check')
-    .description('one half-open check, Nagios plugin semantics: check HOST PORT | check -H HOST -p PORT [-t SECONDS] [-4|-6] [--json]')
+    .description('one half-open check, Nagios plugin semantics: check HOST PORT | check -H HOST -p PORT [-t SECONDS] [-w SECONDS] [-c SECONDS] [-4|-6] [--json]')
     .allowUnknownOption()
     .allowExcessArguments()
     .action(() => (require('./check') as typeof import('./check')).run(process.argv.slice(3)));

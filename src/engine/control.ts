@@ -1,12 +1,12 @@
 // Shared send-control block: one SharedArrayBuffer read and written by every
-// sender thread (native/src/sender.cc, enum Control) and the main thread.
-export const CTL_TAT_PS = 0;      // pacing: theoretical arrival time, ps since CTL_BASE_NS
-export const CTL_INTERVAL_PS = 1; // pacing: picoseconds per packet, 0 = unpaced
-export const CTL_ABORT = 2;       // non-zero: senders stop at the next batch
-export const CTL_SENT = 3;        // packets handed to the kernel, all senders
-export const CTL_BASE_NS = 4;     // CLOCK_MONOTONIC origin of CTL_TAT_PS
-export const CTL_FAILED = 5;      // packets the kernel refused, all senders
-export const CTL_SLOTS = 8;
+// sender thread (native/src/sender.cc) and the main thread. The slots are
+// enum ho_control of bpf/halfopen.h, through the generated contract.
+import {
+  HO_CTL_TAT_PS as CTL_TAT_PS, HO_CTL_INTERVAL_PS as CTL_INTERVAL_PS, HO_CTL_ABORT as CTL_ABORT,
+  HO_CTL_SENT as CTL_SENT, HO_CTL_BASE_NS as CTL_BASE_NS, HO_CTL_FAILED as CTL_FAILED, HO_CTL_SLOTS as CTL_SLOTS,
+} from '../contract.generated';
+
+export { CTL_TAT_PS, CTL_INTERVAL_PS, CTL_ABORT, CTL_SENT, CTL_BASE_NS, CTL_FAILED, CTL_SLOTS };
 
 export function createControl(rate: number): BigInt64Array {
   const ctl = new BigInt64Array(new SharedArrayBuffer(CTL_SLOTS * 8));
