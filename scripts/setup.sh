@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 # Build: clang … g++. Fleets: iproute2, nftables, procps (sysctl). Bench: time. Real clients in tests and bench: haproxy,
 # chromium (status page), prometheus (promtool), zmap, masscan, nmap; postfix (a private
 # instance in a namespace for the check test), monitoring-plugins-basic (check_tcp, bench).
+# Packaging (npm run package, test:package): dpkg-dev, lintian, debootstrap; man pages: man-db, groff-base.
 PKGS=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ python3 iproute2 nftables util-linux procps time
-  haproxy chromium prometheus zmap masscan nmap postfix monitoring-plugins-basic)
+  haproxy chromium prometheus zmap masscan nmap postfix monitoring-plugins-basic
+  dpkg-dev lintian debootstrap man-db groff-base)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
