@@ -249,6 +249,17 @@ export function renderSvg(rep: Report): string {
     }
     if (bars.length) latency.push({ title: r.title, bars });
   }
+  const rounds: Group[] = [];
+  for (const r of ok) {
+    if (!r.columns.some((c) => c.key === 'roundS')) continue;
+    const bars: Bar[] = [];
+    for (const row of r.rows) {
+      const s = stat(row.runs, 'roundS'), d = stat(row.runs, 'detectS');
+      if (!s) continue;
+      bars.push({ label: row.tool, mid: s.mid, lo: s.min, hi: s.max, colour: colour(row.tool, r.baseline), text: `${num(s.mid, 1)} s${d ? ` (down after ${num(d.mid, 1)} s)` : ''}` });
+    }
+    if (bars.length) rounds.push({ title: r.title, bars });
+  }
   const body: string[] = [];
   let y = 10;
   if (speed.length) {
@@ -257,6 +268,10 @@ export function renderSvg(rep: Report): string {
   }
   if (latency.length) {
     const p = panel(y, 'Single check: whole-process time, ms (lower is better)', 'bar: median; whisker: up to the 95th percentile', latency, W);
+    body.push(p.svg); y += p.height + 10;
+  }
+  if (rounds.length) {
+    const p = panel(y, 'farmguardian: one round of sequential checks, s (lower is better)', 'bar: round time; in brackets: a backend dropped mid-run is marked down after', rounds, W);
     body.push(p.svg); y += p.height + 10;
   }
   body.push(`<text x="10" y="${y + 4}" class="sub">${xmlEsc(`${rep.startedAt} · ${rep.machine.cores} · ${rep.machine.kernel} · ${rep.quick ? 'quick mode' : 'default sizes'}`)}</text>`);

@@ -14,6 +14,7 @@ import { BenchContext, ROOT, Scenario } from './lib';
 import { sweep65k, sweep1m, sweep16m } from './sweep';
 import { sendPathScenario } from './send-path';
 import { checkScenario } from './check';
+import { farmguardianScenario } from './farmguardian';
 import { Report, ScenarioOutcome, machineFacts, num, renderMarkdown, renderSvg } from './report';
 
 interface Entry {
@@ -43,7 +44,8 @@ const SCENARIOS: Entry[] = [
     load: () => sweep16m, fullOnly: true, ifTimeAllows: true,
   },
   { id: 'send-path', about: 'send-path ceiling: 1,048,576 SYNs into XDP_DROP, raw vs AF_PACKET, 1 vs 2 senders (quick: 65,536)', load: () => sendPathScenario },
-  { id: 'check', about: 'single check: halfopen check vs the nmap wrapper vs check_tcp, whole-process time (50 runs; quick: 10)', load: () => checkScenario, runs: (o) => o.checkRuns },
+  { id: 'check', about: 'single check: native check_tcp_half_open vs check_tcp vs halfopen check vs node -e 0 vs the nmap wrapper, whole-process time (50 runs; quick: 10)', load: () => checkScenario, runs: (o) => o.checkRuns },
+  { id: 'farmguardian', about: 'farmguardian round: 200 backends (190 open, 5 closed, 5 dropped) checked one after another from Perl, -t 1, per check command (quick: 40)', load: () => farmguardianScenario, runs: () => 1 },
   {
     id: 'serve',
     about: 'sidecar: halfopen serve vs HAProxy doing its own TCP checks (bench/serve.ts)',

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -74,8 +75,35 @@ Napi::Value Check(const Napi::CallbackInfo &info) {
   return result;
 }
 
+// resolve(host, family: 0|4|6, timeoutMs) → {address, family} | {code} | {late: true}
+// Blocks for at most timeoutMs: getaddrinfo runs in a detached thread that
+// neither the caller nor the process's exit waits for (libuv's pool would hold
+// the exit until the lookup ends).
+Napi::Value Resolve(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber())
+    Throw(env, "E_INTERNAL", "resolve(host, family, timeoutMs) expected");
+  std::string host = info[0].As<Napi::String>();
+  int family = info[1].As<Napi::Number>().Int32Value();
+  int64_t timeout_ms = std::max<int64_t>(0, info[2].As<Napi::Number>().Int64Value());
+  ResolveResult r;
+  auto out = Napi::Object::New(env);
+  switch (ResolveHost(host.c_str(), family, timeout_ms * 1000000LL, &r)) {
+    case kResolveOk:
+      out.Set("address", r.address);
+      out.Set("family", r.family);
+      break;
+    case kResolveFailed: out.Set("code", r.code); break;
+    case kResolveLate: out.Set("late", true); break;
+  }
+  return out;
+}
+
 }  // namespace
 
-void InitCheck(Napi::Env env, Napi::Object exports) { exports.Set("check", Napi::Function::New(env, Check)); }
+void InitCheck(Napi::Env env, Napi::Object exports) {
+  exports.Set("check", Napi::Function::New(env, Check));
+  exports.Set("resolve", Napi::Function::New(env, Resolve));
+}
 
 }  // namespace ho

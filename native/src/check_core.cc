@@ -29,6 +29,9 @@
 #include "syn.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
@@ -589,6 +592,128 @@ void SetError(CheckError *e, const char *code, int err, const char *syscall, con
 }
 
 }  // namespace
+
+namespace {
+
+// Node's code for a getaddrinfo failure (dns.lookup's err.code).
+const char *LookupCode(int rc, int err) {
+  switch (rc) {
+    case EAI_NONAME: case EAI_NODATA: return "ENOTFOUND";
+    case EAI_AGAIN: return "EAI_AGAIN";
+    case EAI_FAIL: return "EAI_FAIL";
+    case EAI_FAMILY: return "EAI_FAMILY";
+    case EAI_MEMORY: return "EAI_MEMORY";
+    case EAI_SERVICE: return "EAI_SERVICE";
+    case EAI_SOCKTYPE: return "EAI_SOCKTYPE";
+    case EAI_BADFLAGS: return "EAI_BADFLAGS";
+    case EAI_ADDRFAMILY: return "EAI_ADDRFAMILY";
+    case EAI_OVERFLOW: return "EAI_OVERFLOW";
+    case EAI_SYSTEM: {
+      const char *n = strerrorname_np(err);
+      return n ? n : "EAI_SYSTEM";
+    }
+    default: return "EAI_FAIL";
+  }
+}
+
+// Shared by the caller and the lookup thread; whichever lets go last frees it.
+struct Lookup {
+  char host[1024] = {};
+  int family = 0;
+  int rc = 0, err = 0;
+  bool found = false;
+  ResolveResult result;
+  int done_fd = -1;
+  int refs = 2;
+  void Release() {
+    if (__atomic_sub_fetch(&refs, 1, __ATOMIC_ACQ_REL) == 0) delete this;
+  }
+};
+
+void *LookupThread(void *p) {
+  auto *l = static_cast<Lookup *>(p);
+  // A caller that gave up has closed its end: the write below must cost an EPIPE, not the process.
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
+  addrinfo hints = {};
+  hints.ai_family = l->family == 4 ? AF_INET : l->family == 6 ? AF_INET6 : AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo *res = nullptr;
+  l->rc = getaddrinfo(l->host, nullptr, &hints, &res);
+  l->err = errno;
+  if (!l->rc) {
+    for (addrinfo *a = res; a && !l->found; a = a->ai_next) {
+      if (a->ai_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in *>(a->ai_addr)->sin_addr, l->result.address, sizeof(l->result.address));
+        l->result.family = 4;
+        l->found = true;
+      } else if (a->ai_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6 *>(a->ai_addr)->sin6_addr, l->result.address, sizeof(l->result.address));
+        l->result.family = 6;
+        l->found = true;
+      }
+    }
+    freeaddrinfo(res);
+  } else {
+    snprintf(l->result.code, sizeof(l->result.code), "%s", LookupCode(l->rc, l->err));
+  }
+  if (!l->rc && !l->found) snprintf(l->result.code, sizeof(l->result.code), "ENOTFOUND");
+  char one = 1;
+  if (syscall(SYS_write, l->done_fd, &one, 1) < 0) {
+  }
+  SysClose(l->done_fd);
+  l->Release();
+  return nullptr;
+}
+
+}  // namespace
+
+ResolveStatus ResolveHost(const char *host, int family, int64_t timeout_ns, ResolveResult *out) {
+  *out = ResolveResult();
+  int64_t deadline = ClockNs(CLOCK_MONOTONIC) + timeout_ns;
+  auto *l = new Lookup();
+  snprintf(l->host, sizeof(l->host), "%s", host);
+  l->family = family;
+  int fds[2];
+  if (syscall(SYS_pipe2, fds, O_CLOEXEC)) {
+    delete l;
+    snprintf(out->code, sizeof(out->code), "%s", ErrnoName(errno) ? ErrnoName(errno) : "EAI_SYSTEM");
+    return kResolveFailed;
+  }
+  l->done_fd = fds[1];
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t th;
+  int err = pthread_create(&th, &attr, LookupThread, l);
+  pthread_attr_destroy(&attr);
+  if (err) {
+    SysClose(fds[0]);
+    SysClose(fds[1]);
+    delete l;
+    snprintf(out->code, sizeof(out->code), "%s", ErrnoName(err) ? ErrnoName(err) : "EAI_SYSTEM");
+    return kResolveFailed;
+  }
+  ResolveStatus status = kResolveLate;
+  for (int spins = 0; spins < 1000000; spins++) {
+    int64_t left = deadline - ClockNs(CLOCK_MONOTONIC);
+    if (left <= 0) break;
+    timespec ts = {(time_t)(left / 1000000000LL), (long)(left % 1000000000LL)};
+    pollfd p = {fds[0], POLLIN, 0};
+    int r = SysPpoll(&p, 1, &ts);
+    if (r > 0) {
+      *out = l->result;
+      status = out->code[0] ? kResolveFailed : kResolveOk;
+      break;
+    }
+    if (r < 0 && errno != EINTR) break;
+  }
+  SysClose(fds[0]);
+  l->Release();
+  return status;
+}
 
 const char *ProbeStateText(enum ho_probe_state s) {
   unsigned i = (unsigned)s;

@@ -50,6 +50,18 @@ struct CheckError {
 // True with *result filled, or false with *error filled.
 bool RunCheck(const CheckOptions &options, CheckResult *result, CheckError *error);
 
+// Hostname resolution with a deadline: getaddrinfo (hints as Node's
+// dns.lookup: SOCK_STREAM, the family of -4/-6, else AF_UNSPEC) in a detached
+// thread, so a resolver that hangs costs the caller no more than timeout_ns;
+// an abandoned lookup neither blocks the process's exit nor leaks past it.
+enum ResolveStatus { kResolveOk, kResolveFailed, kResolveLate };
+struct ResolveResult {
+  char address[64] = {};  // the first address, as inet_ntop writes it
+  int family = 0;         // 4 or 6
+  char code[32] = {};     // on failure: Node's code for it (ENOTFOUND, EAI_AGAIN, ...)
+};
+ResolveStatus ResolveHost(const char *host, int family, int64_t timeout_ns, ResolveResult *out);
+
 // The contract's texts (bpf/halfopen.h): "open", "syn-ack", ...
 const char *ProbeStateText(enum ho_probe_state s);
 const char *ReasonText(enum ho_reason r);

@@ -12,9 +12,6 @@
 #include "errno_name.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -26,7 +23,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -102,9 +98,9 @@ std::string Secs(double ns) { return Fixed(ns / 1e9, 6); }
 // in JavaScript's fixed or exponent notation.
 std::string JsNumber(double x) {
   if (x == 0) return "0";
-  if (!std::isfinite(x)) return "null";
+  if (!__builtin_isfinite(x)) return "null";
   std::string sign = x < 0 ? "-" : "";
-  x = std::fabs(x);
+  x = __builtin_fabs(x);
   char buf[40];
   for (int p = 1; p <= 17; p++) {
     snprintf(buf, sizeof(buf), "%.*e", p - 1, x);
@@ -121,7 +117,7 @@ std::string JsNumber(double x) {
   if (0 < n && n <= 21) return sign + digits.substr(0, n) + "." + digits.substr(n);
   if (-6 < n && n <= 0) return sign + "0." + std::string(-n, '0') + digits;
   std::string m = digits.substr(0, 1) + (k > 1 ? "." + digits.substr(1) : "");
-  return sign + m + "e" + (n - 1 >= 0 ? "+" : "-") + std::to_string(std::abs(n - 1));
+  return sign + m + "e" + (n - 1 >= 0 ? "+" : "-") + std::to_string(n - 1 >= 0 ? n - 1 : 1 - n);
 }
 
 // JSON.stringify of a string.
@@ -287,7 +283,7 @@ bool ParsePort(const std::string &s, int *port, Failure *f) {
 }
 
 bool ParseTimeout(const std::string &s, double *out, Failure *f) {
-  double n = IsDecimal(s) ? strtod(s.c_str(), nullptr) : NAN;
+  double n = IsDecimal(s) ? strtod(s.c_str(), nullptr) : __builtin_nan("");
   if (n > 0 && n <= HO_CHECK_MAX_TIMEOUT_S) {
     *out = n;
     return true;
@@ -298,7 +294,7 @@ bool ParseTimeout(const std::string &s, double *out, Failure *f) {
 }
 
 bool ParseThreshold(const std::string &s, const char *which, double *out, Failure *f) {
-  double n = IsDecimal(s) ? strtod(s.c_str(), nullptr) : NAN;
+  double n = IsDecimal(s) ? strtod(s.c_str(), nullptr) : __builtin_nan("");
   if (n >= 0 && n <= HO_CHECK_MAX_TIMEOUT_S) {
     *out = n;
     return true;
@@ -440,7 +436,7 @@ bool ParseMark(const char *env, uint32_t *mark, Failure *f) {
   while (!t.empty() && space(t.front())) t.erase(0, 1);
   while (!t.empty() && space(t.back())) t.pop_back();
   if (t.empty()) return true;
-  double n = NAN;
+  double n = __builtin_nan("");
   if (IsDigits(t.c_str())) {
     n = strtod(t.c_str(), nullptr);
   } else if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
@@ -472,6 +468,8 @@ bool HasNetRaw() {  // effective CAP_NET_RAW, as effectiveCaps() reads CapEff
 
 // ---- resolution within the deadline --------------------------------------
 
+enum Resolved { kResolved, kUnresolved, kLate };
+
 struct Target {
   int family = 0;
   uint8_t bytes[16] = {};
@@ -501,101 +499,19 @@ bool Literal(const std::string &s, Target *t) {
   return true;
 }
 
-// Node's code for a getaddrinfo failure (dns.lookup's err.code).
-std::string LookupCode(int rc, int err) {
-  switch (rc) {
-    case EAI_NONAME: case EAI_NODATA: return "ENOTFOUND";
-    case EAI_AGAIN: return "EAI_AGAIN";
-    case EAI_FAIL: return "EAI_FAIL";
-    case EAI_FAMILY: return "EAI_FAMILY";
-    case EAI_MEMORY: return "EAI_MEMORY";
-    case EAI_SERVICE: return "EAI_SERVICE";
-    case EAI_SOCKTYPE: return "EAI_SOCKTYPE";
-    case EAI_BADFLAGS: return "EAI_BADFLAGS";
-    case EAI_ADDRFAMILY: return "EAI_ADDRFAMILY";
-    case EAI_OVERFLOW: return "EAI_OVERFLOW";
-    case EAI_SYSTEM: {
-      const char *n = strerrorname_np(err);
-      return n ? n : "EAI_SYSTEM";
-    }
-    default: return "EAI_FAIL";
-  }
-}
-
-struct Lookup {
-  std::string host;
-  int family = 0;
-  int rc = 0, err = 0;
-  sockaddr_storage first = {};
-  bool found = false;
-  int done_fd = -1;
-};
-
-void *LookupThread(void *p) {
-  auto *l = static_cast<Lookup *>(p);
-  addrinfo hints = {};
-  hints.ai_family = l->family == 4 ? AF_INET : l->family == 6 ? AF_INET6 : AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo *res = nullptr;
-  l->rc = getaddrinfo(l->host.c_str(), nullptr, &hints, &res);
-  l->err = errno;
-  if (!l->rc) {
-    for (addrinfo *a = res; a; a = a->ai_next) {
-      if (a->ai_family == AF_INET || a->ai_family == AF_INET6) {
-        memcpy(&l->first, a->ai_addr, a->ai_addrlen);
-        l->found = true;
-        break;
-      }
-    }
-    freeaddrinfo(res);
-  }
-  char one = 1;
-  if (write(l->done_fd, &one, 1) < 0) {
-  }
-  return nullptr;
-}
-
-enum Resolved { kResolved, kUnresolved, kLate };
-
-// A hostname through getaddrinfo in a thread, so the deadline holds even when
-// the resolver hangs: at the deadline the process answers and exits, and the
-// thread goes with it.
+// A hostname through ResolveHost (check_core.cc), the resolver the addon
+// gives halfopen check too: the deadline holds even when the resolver hangs.
 Resolved Resolve(const Args &a, int64_t deadline_ns, Target *t, Failure *f) {
-  static Lookup l;  // outlives main's frame while the thread may still run
-  l.host = a.host;
-  l.family = a.family;
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC)) {
-    *f = {"E_INTERNAL", std::string("cannot resolve: pipe: ") + strerror(errno)};
-    return kUnresolved;
+  ResolveResult r;
+  switch (ResolveHost(a.host.c_str(), a.family, std::max<int64_t>(0, deadline_ns - MonoNs()), &r)) {
+    case kResolveLate: return kLate;
+    case kResolveFailed:
+      *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": " + r.code};
+      return kUnresolved;
+    case kResolveOk: break;
   }
-  l.done_fd = fds[1];
-  pthread_t th;
-  if (pthread_create(&th, nullptr, LookupThread, &l)) {
-    *f = {"E_INTERNAL", "cannot resolve: no thread"};
-    return kUnresolved;
-  }
-  pthread_detach(th);
-  for (;;) {
-    int64_t left = deadline_ns - MonoNs();
-    if (left <= 0) return kLate;
-    timespec ts = {(time_t)(left / 1000000000LL), (long)(left % 1000000000LL)};
-    pollfd p = {fds[0], POLLIN, 0};
-    int r = (int)syscall(SYS_ppoll, &p, 1, &ts, nullptr, 0);
-    if (r > 0) break;
-    if (r < 0 && errno != EINTR) return kLate;
-  }
-  if (l.rc || !l.found) {
-    *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": " + (l.rc ? LookupCode(l.rc, l.err) : "ENOTFOUND")};
-    return kUnresolved;
-  }
-  char text[INET6_ADDRSTRLEN] = {};
-  if (l.first.ss_family == AF_INET)
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in *>(&l.first)->sin_addr, text, sizeof(text));
-  else
-    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6 *>(&l.first)->sin6_addr, text, sizeof(text));
-  if (!Literal(text, t)) {
-    *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": the resolver returned \"" + text + "\""};
+  if (!Literal(r.address, t)) {
+    *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": the resolver returned \"" + r.address + "\""};
     return kUnresolved;
   }
   if (a.family && t->family != a.family) {
@@ -700,7 +616,8 @@ struct Run {
     std::string reason = ReasonText(r.reason);
     if (r.reason == HO_REASON_ICMP) reason += "-" + std::to_string(r.icmp_type) + "-" + std::to_string(r.icmp_code);
     std::string rtt = "null";
-    if (r.rtt_ns >= 0) rtt = JsNumber(std::floor((double)r.rtt_ns / 1e6 * 1000 + 0.5) / 1000);
+    // roundMs: Math.round(ms * 1000) / 1000; the value is positive, so truncating x + 0.5 rounds it.
+    if (r.rtt_ns >= 0) rtt = JsNumber((double)(int64_t)((double)r.rtt_ns / 1e6 * 1000 + 0.5) / 1000);
     return "{\"ip\":" + JsonString(t.ip) + ",\"port\":" + std::to_string(args.port) +
            ",\"state\":" + JsonString(ProbeStateText(r.state)) + ",\"reason\":" + JsonString(reason) +
            ",\"rtt_ms\":" + rtt + ",\"ttl\":" + (r.replied && r.ttl >= 0 ? std::to_string(r.ttl) : "null") +
@@ -720,7 +637,7 @@ struct Run {
       return HO_CHECK_OK;
     }
     have_args = true;
-    const int64_t deadline = started + (int64_t)llround(args.timeout_s * 1e9);
+    const int64_t deadline = started + (int64_t)(args.timeout_s * 1e9 + 0.5);  // Math.round of a positive value
     uint32_t mark;
     if (!ParseMark(getenv("MARK"), &mark, &f)) return Unknown(f);
     if (!HasNetRaw())

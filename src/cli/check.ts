@@ -181,15 +181,24 @@ export function parseMark(s: string | undefined): number {
   return n;
 }
 
+const DEADLINE = Symbol('deadline');
+
 export interface Target { ip: string; family: 4 | 6; bytes: Buffer }
 
-export type LookupFn = (host: string, family: 0 | 4 | 6) => Promise<{ address: string; family: number }>;
+/** Resolves host within timeoutMs; rejects with {code} on failure, or with DEADLINE when the time ran out. */
+export type LookupFn = (host: string, family: 0 | 4 | 6, timeoutMs: number) => Promise<{ address: string; family: number }>;
 
-const dnsLookup: LookupFn = (host, family) => new Promise((resolve, reject) => {
-  // Loaded here: a check by address never needs the resolver.
-  const dns = require('node:dns') as typeof import('node:dns');
-  dns.lookup(host, { family, verbatim: true }, (err, address, fam) => (err ? reject(err) : resolve({ address, family: fam })));
-});
+/**
+ * The resolver check_tcp_half_open uses too (native/src/check_core.cc):
+ * getaddrinfo in a detached thread, so a hanging resolver costs no more than
+ * the deadline, also at exit (dns.lookup's libuv pool would hold the exit).
+ */
+const nativeLookup: LookupFn = async (host, family, timeoutMs) => {
+  const r = (require('../native/addon') as typeof import('../native/addon')).native.resolve(host, family, timeoutMs);
+  if ('late' in r) throw DEADLINE;
+  if ('code' in r) throw Object.assign(new Error(`getaddrinfo ${r.code} ${host}`), { code: r.code });
+  return r;
+};
 
 function targetOf(address: string, host: string, want?: 4 | 6): Target | null {
   const a = parseAddress(address);
@@ -200,14 +209,15 @@ function targetOf(address: string, host: string, want?: 4 | 6): Target | null {
   return { ip: formatAddress(a), family, bytes: family === 4 ? b.subarray(12) : b };
 }
 
-/** An address literal as is; a hostname through dns.lookup (respecting -4/-6). The first address wins. */
-export async function resolveTarget(host: string, family?: 4 | 6, lookup: LookupFn = dnsLookup): Promise<Target> {
+/** An address literal as is; a hostname through getaddrinfo (respecting -4/-6). The first address wins. */
+export async function resolveTarget(host: string, family?: 4 | 6, lookup: LookupFn = nativeLookup, timeoutMs = DEFAULT_TIMEOUT_S * 1000): Promise<Target> {
   const literal = targetOf(host, host, family);
   if (literal) return literal;
   let r;
   try {
-    r = await lookup(host, family ?? 0);
+    r = await lookup(host, family ?? 0, timeoutMs);
   } catch (err) {
+    if (err === DEADLINE) throw err;
     const e = err as { code?: string; message?: string };
     throw new HalfopenError('E_RESOLVE', `cannot resolve "${host}": ${e.code ?? e.message ?? String(err)}`);
   }
@@ -350,7 +360,8 @@ export async function main(argv: readonly string[], deps: CheckDeps = {}): Promi
 
     let target: Target;
     try {
-      target = await withDeadline(resolveTarget(a.host, a.family, deps.lookup), deadline);
+      const leftMs = Math.max(0, Math.floor(Number(deadline - process.hrtime.bigint()) / 1e6));
+      target = await withDeadline(resolveTarget(a.host, a.family, deps.lookup, leftMs), deadline);
     } catch (err) {
       if (err instanceof HalfopenError && err.code === 'E_RESOLVE') return critical(a, err.message, started, 'dns-failure', write, deps);
       if (err === DEADLINE) return critical(a, `resolving "${a.host}" took longer than the ${a.timeoutS} s deadline`, started, 'timeout', write, deps);
@@ -399,7 +410,6 @@ function writeStdout(text: string): void {
   }
 }
 
-const DEADLINE = Symbol('deadline');
 
 /** Resolves like p, or rejects with DEADLINE once process.hrtime reaches `deadline`. */
 function withDeadline<T>(p: Promise<T>, deadline: bigint): Promise<T> {

@@ -1,22 +1,26 @@
-// `halfopen check` / check_tcp_half_open against a namespace fleet: a real
-// Postfix proves that a half-open check never reaches the application (no
-// "connect from" in its log) where a plain connect check always does; then
-// every verdict, the deadline, the retry, hostnames, usage and privilege
-// errors, MARK, an LD_PRELOAD shim, and that nothing is left behind.
+// check_tcp_half_open (native) and `halfopen check` (Node) against a
+// namespace fleet. One table of cases runs against both entry points; both
+// must exit alike and print the same stdout once measured times are
+// normalised. Then a real Postfix proves that a half-open check never reaches
+// the application (no "connect from" in its log) where a plain connect check
+// always does; an LD_PRELOAD shim cannot break either; nothing is left behind.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Fleet, FleetSpec } from '../../src/fleet/fleet';
 import { netnsSkipReason } from '../helpers/privileges';
 import { collect, CliResult, MAIN, ROOT } from '../helpers/cli';
 import { PostfixInstance, postfixSkipReason } from '../helpers/postfix';
 
 const skip = netnsSkipReason();
-const BIN = path.join(ROOT, 'dist/src/cli/check-tcp-half-open.js');
-const USAGE_LINE = /^Usage: check_tcp_half_open HOST PORT \| check_tcp_half_open -H HOST -p PORT \[-t SECONDS\] \[-4\|-6\] \[--json\]$/;
+/** package.json's bin.check_tcp_half_open. */
+const NATIVE = path.join(ROOT, 'native/build/bin/check_tcp_half_open');
+const nativeSkip = skip || (fs.existsSync(NATIVE) ? false : `${NATIVE} is not built (bash scripts/build.sh)`);
+const USAGE_LINE = 'Usage: check_tcp_half_open HOST PORT | check_tcp_half_open -H HOST -p PORT [-t SECONDS] [-w SECONDS] [-c SECONDS] [-4|-6] [--json]';
 
 const SPEC: FleetSpec = {
   tag: 'check',
@@ -25,24 +29,39 @@ const SPEC: FleetSpec = {
   open: [80],
   drop: ['198.18.0.128/28', '2001:2::80/124'],
   reject: ['198.18.0.144/28', '2001:2::90/124'],
+  hosts: {
+    'backend.halfopen.test': ['198.18.0.8', '2001:2::8'],
+    'v4only.halfopen.test': ['198.18.0.9'],
+  },
 };
 const SMTP = '198.18.0.25';
+const DROPPED_RESOLVER = '198.18.0.131';
 
-interface RunOpts { env?: Record<string, string>; wrap?: string[]; entry?: 'bin' | 'main'; node?: string[]; timeoutMs?: number }
+type Entry = 'native' | 'node';
+const ENTRIES: Entry[] = ['native', 'node'];
+
+interface RunOpts { env?: Record<string, string>; wrap?: string[]; node?: string[]; timeoutMs?: number }
 interface Timed extends CliResult { ms: number }
 
-/** Runs check_tcp_half_open (or `halfopen check`) in the prober namespace; times the whole process. */
-async function check(fleet: Fleet, args: string[], o: RunOpts = {}): Promise<Timed> {
-  const entry = o.entry === 'main' ? [MAIN, 'check'] : [BIN];
-  const argv = [...fleet.proberArgv(), ...(o.wrap ?? []), process.execPath, ...(o.node ?? []), ...entry, ...args];
+/** Runs one entry point in the prober namespace; times the whole process. */
+async function check(fleet: Fleet, entry: Entry, args: string[], o: RunOpts = {}): Promise<Timed> {
+  const cmd = entry === 'native' ? [NATIVE] : [process.execPath, ...(o.node ?? []), MAIN, 'check'];
+  const argv = [...fleet.proberArgv(), ...(o.wrap ?? []), ...cmd, ...args];
   const t0 = process.hrtime.bigint();
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, env: { ...process.env, ...o.env } });
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, env: { ...process.env, MARK: '', ...o.env } });
   const r = await collect(child, o.timeoutMs ?? 30_000);
   return { ...r, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
 }
 
-const OK_LINE = (ip: string, port: number, t = '5.000000') =>
-  new RegExp(`^TCP OK - (\\d+\\.\\d{6}) second response time on ${ip.replace(/\./g, '\\.')} port ${port}\\|time=\\1s;;;0\\.000000;${t.replace('.', '\\.')}\\n$`);
+/** stdout with the measured values (times, RTTs, timestamps) replaced, so both entry points compare equal. */
+function normalize(stdout: string): string {
+  return stdout
+    .replace(/\d+\.\d{6}(?= second response time)/g, 'T')
+    .replace(/\|time=\d+\.\d{6}s;/g, '|time=Ts;')
+    .replace(/ in \d+\.\d{3} seconds/g, ' in T seconds')
+    .replace(/"rtt_ms":\d+(\.\d+)?/g, '"rtt_ms":N')
+    .replace(/"ts":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"/g, '"ts":"TS"');
+}
 
 function nftCounter(fleet: Fleet, ns: 'prober' | 'fleet', table: string, name: string): number {
   const j = JSON.parse(fleet.exec(ns, 'nft', ['-j', 'list', 'counter', 'inet', table, name]));
@@ -53,8 +72,6 @@ function nft(fleet: Fleet, ns: 'prober' | 'fleet', ruleset: string): void {
   execFileSync('ip', ['netns', 'exec', ns === 'prober' ? fleet.prober : fleet.fleet, 'nft', '-f', '-'], { input: ruleset });
 }
 
-import { setTimeout as sleep } from 'node:timers/promises';
-
 /** N plain TCP connects (what nc -z or check_tcp do), one after another, from the prober namespace. */
 function plainConnects(fleet: Fleet, host: string, port: number, n: number): string {
   const script = `const net=require('net');let i=0;const next=()=>{if(i++>=${n})return;` +
@@ -62,11 +79,176 @@ function plainConnects(fleet: Fleet, host: string, port: number, n: number): str
   return execFileSync('ip', ['netns', 'exec', fleet.prober, process.execPath, '-e', script], { encoding: 'utf8' });
 }
 
-describe('check: half-open against a real Postfix', { skip: skip || postfixSkipReason() }, () => {
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const PERF = (t = '5.000000', w = '', c = '') => `\\|time=\\d+\\.\\d{6}s;${esc(w)};${esc(c)};0\\.000000;${esc(t)}\\n$`;
+const OK = (where: string, o: { t?: string; w?: string; c?: string; label?: string } = {}) =>
+  new RegExp(`^TCP ${o.label ?? 'OK'} - \\d+\\.\\d{6} second response time on ${esc(where)}${PERF(o.t, o.w, o.c)}`);
+const CRIT = (text: string, t = '5.000000', w = '', c = '') => new RegExp(`^TCP CRITICAL - ${text}${PERF(t, w, c)}`);
+const UNKNOWN = (re: RegExp, usage = true) =>
+  new RegExp(`^TCP UNKNOWN - .*${re.source}.*\\n${usage ? `${esc(USAGE_LINE)}\\n` : ''}$`);
+const JSON_LINE = (o: Record<string, unknown>) => ({ json: o });
+
+interface Case {
+  name: string;
+  args: string[];
+  code: number;
+  /** The expected stdout: a pattern, or for --json the object (rtt_ms and ts only checked for type). */
+  out: RegExp | { json: Record<string, unknown> };
+  env?: Record<string, string>;
+  wrap?: string[];
+  /** Whole-process time bounds, ms. */
+  ms?: [number, number];
+  /** Runs before each entry point's run; returns what to undo afterwards. */
+  setup?: (fleet: Fleet) => () => void;
+  /** Runs after each entry point's run, before the undo. */
+  verify?: (fleet: Fleet, r: Timed, entry: Entry) => void;
+}
+
+const dropOnceTable = 'ho_check_drop_once';
+const markTable = 'ho_check_mark';
+const markSetup = (fleet: Fleet) => {
+  nft(fleet, 'prober', `table inet ${markTable} {\n counter marked {}\n counter syns {}\n chain out {\n` +
+    '  type filter hook output priority 0; policy accept;\n  tcp flags syn counter name syns\n  meta mark 0x2a tcp flags syn counter name marked\n }\n}\n');
+  return () => fleet.exec('prober', 'nft', ['delete', 'table', 'inet', markTable]);
+};
+const marked = (fleet: Fleet) => [nftCounter(fleet, 'prober', markTable, 'marked'), nftCounter(fleet, 'prober', markTable, 'syns')];
+
+const CASES: Case[] = [
+  // verdicts
+  { name: 'open IPv4', args: ['198.18.0.7', '80'], code: 0, out: OK('198.18.0.7 port 80'), ms: [0, 2000] },
+  { name: 'open IPv4, -H -p --json', args: ['-H', '198.18.0.7', '-p', '80', '--json'], code: 0,
+    out: JSON_LINE({ ip: '198.18.0.7', port: 80, state: 'open', reason: 'syn-ack', rtt_ms: 'number', ttl: 64, ts: 'string' }) },
+  { name: 'closed IPv4 (RST), at once', args: ['198.18.0.7', '81'], code: 2, out: CRIT('Connection refused \\(RST\\) on 198\\.18\\.0\\.7 port 81'), ms: [0, 2000] },
+  { name: 'open IPv6', args: ['-H', '2001:2::7', '-p', '80'], code: 0, out: OK('2001:2::7 port 80') },
+  { name: 'closed IPv6', args: ['[2001:2::7]', '81'], code: 2, out: CRIT('Connection refused \\(RST\\) on 2001:2::7 port 81') },
+  { name: 'IPv6 written long is shown as given, with its canonical address', args: ['2001:2:0:0::7', '80'], code: 0,
+    out: OK('2001:2:0:0::7 (2001:2::7) port 80') },
+  { name: 'filtered IPv4 with -t 1: CRITICAL at the deadline, having resent the SYN', args: ['-H', '198.18.0.130', '-p', '80', '-t', '1'], code: 2,
+    // SYNs at 0, 0.2 and 0.6 s; the next would be at 1.4 s, past the deadline. The check's own
+    // deadline is whole milliseconds, so it may end a fraction of one before the second is up.
+    out: /^TCP CRITICAL - No response \(filtered\) on 198\.18\.0\.130 port 80: 3 SYNs in (0\.999|1\.0\d\d) seconds\|time=(0\.99\d{4}|1\.0\d{5})s;;;0\.000000;1\.000000\n$/, ms: [990, 2500] },
+  { name: 'filtered IPv6 --json -t 0.5', args: ['2001:2::81', '80', '-t', '0.5', '--json'], code: 2,
+    out: JSON_LINE({ ip: '2001:2::81', port: 80, state: 'filtered', reason: 'no-response', rtt_ms: null, ttl: null, ts: 'string' }), ms: [500, 2000] },
+  { name: 'ICMP unreachable IPv4', args: ['198.18.0.150', '80'], code: 2,
+    out: CRIT('Host unreachable \\(ICMP type 3 code 1 from 198\\.18\\.0\\.150\\) on 198\\.18\\.0\\.150 port 80') },
+  { name: 'ICMP unreachable IPv6', args: ['2001:2::95', '80'], code: 2,
+    out: CRIT('Address unreachable \\(ICMP type 1 code 3 from 2001:2:0:ffff::2\\) on 2001:2::95 port 80') },
+  { name: 'ICMP unreachable IPv6 --json', args: ['2001:2::95', '80', '--json'], code: 2,
+    out: JSON_LINE({ ip: '2001:2::95', port: 80, state: 'unreachable', reason: 'icmp-1-3', rtt_ms: 'number', ttl: 'number', ts: 'string' }) },
+  // hostnames (the fleet's hosts file, bind-mounted by ip netns exec)
+  { name: 'hostname -6', args: ['-6', 'backend.halfopen.test', '80'], code: 0, out: OK('backend.halfopen.test (2001:2::8) port 80') },
+  { name: 'hostname -4, closed', args: ['-H', 'backend.halfopen.test', '-p', '81', '-4'], code: 2,
+    out: CRIT('Connection refused \\(RST\\) on backend\\.halfopen\\.test \\(198\\.18\\.0\\.8\\) port 81') },
+  { name: 'hostname with one IPv4 address', args: ['v4only.halfopen.test', '80'], code: 0, out: OK('v4only.halfopen.test (198.18.0.9) port 80') },
+  { name: 'hostname with no IPv6 address, -6', args: ['-6', 'v4only.halfopen.test', '80', '-t', '3'], code: 2,
+    out: CRIT('cannot resolve "v4only\\.halfopen\\.test": \\w+', '3.000000') },
+  { name: 'unresolvable name', args: ['nosuch.halfopen.test', '80', '-t', '3'], code: 2,
+    out: CRIT('cannot resolve "nosuch\\.halfopen\\.test": \\w+', '3.000000') },
+  { name: 'unresolvable name --json', args: ['nosuch.halfopen.test', '80', '-t', '3', '--json'], code: 2,
+    out: JSON_LINE({ ip: null, port: 80, state: 'unreachable', reason: 'dns-failure', rtt_ms: null, ttl: null, ts: 'string' }) },
+  { name: 'a resolver that never answers: CRITICAL at the deadline', args: ['slow.halfopen.test', '80', '-t', '0.75'], code: 2,
+    out: CRIT('resolving "slow\\.halfopen\\.test" took longer than the 0\\.75 s deadline', '0.750000'), ms: [740, 2000],
+    setup: (fleet) => {
+      const conf = path.join('/etc/netns', fleet.prober, 'resolv.conf');
+      const was = fs.readFileSync(conf, 'utf8');
+      // The fleet drops the queries to this resolver: they go unanswered for 5 s.
+      nft(fleet, 'fleet', 'table inet ho_check_dns_drop {\n chain input {\n  type filter hook input priority -10;\n' +
+        `  ip daddr ${DROPPED_RESOLVER} udp dport 53 drop\n }\n}\n`);
+      fs.writeFileSync(conf, `nameserver ${DROPPED_RESOLVER}\noptions timeout:5 attempts:1\n`);
+      return () => {
+        fs.writeFileSync(conf, was);
+        fleet.exec('fleet', 'nft', ['delete', 'table', 'inet', 'ho_check_dns_drop']);
+      };
+    } },
+  // thresholds
+  { name: '-w 0: WARNING above it', args: ['198.18.0.7', '80', '-w', '0'], code: 1, out: OK('198.18.0.7 port 80', { label: 'WARNING', w: '0.000000' }) },
+  { name: '-c 0: CRITICAL above it', args: ['198.18.0.7', '80', '-w', '0', '-c', '0'], code: 2,
+    out: OK('198.18.0.7 port 80', { label: 'CRITICAL', w: '0.000000', c: '0.000000' }) },
+  { name: '-w 1 -c 2: OK below them, perfdata carries them', args: ['-H', '198.18.0.7', '-p', '80', '-w', '1', '-c', '2', '-t', '3'], code: 0,
+    out: OK('198.18.0.7 port 80', { t: '3.000000', w: '1.000000', c: '2.000000' }) },
+  { name: '-w/-c on a closed port: CRITICAL for the RST', args: ['198.18.0.7', '81', '-w', '1', '-c', '2'], code: 2,
+    out: CRIT('Connection refused \\(RST\\) on 198\\.18\\.0\\.7 port 81', '5.000000', '1.000000', '2.000000') },
+  // usage
+  ...([
+    [[], /missing HOST/],
+    [['198.18.0.7'], /missing PORT/],
+    [['198.18.0.7', '0'], /invalid port "0": expected a number from 1 to 65535/],
+    [['-H', '198.18.0.7', '-p', 'http'], /invalid port "http"/],
+    [['198.18.0.7', '80', '-t', 'x'], /invalid timeout "x"/],
+    [['198.18.0.7', '80', '-t', '0'], /invalid timeout "0"/],
+    [['198.18.0.7', '80', '-w', '-1'], /unknown option "-1"|invalid warning threshold/],
+    [['198.18.0.7', '80', '-c', 'soon'], /invalid critical threshold "soon"/],
+    [['--frobnicate', '198.18.0.7', '80'], /unknown option "--frobnicate"/],
+    [['198.18.0.7', '80', 'extra'], /unexpected argument "extra"/],
+    [['-4', '-6', '198.18.0.7', '80'], /-4 and -6 exclude each other/],
+    [['-p', '80', '-p', '81', '198.18.0.7'], /-p given twice/],
+    [['198.18.0.7', '80', '-t'], /-t needs a value/],
+    [['-6', '198.18.0.7', '80'], /198\.18\.0\.7 is an IPv4 address but -6 was given/],
+  ] as Array<[string[], RegExp]>).map(([args, re]): Case => ({ name: `usage: ${args.join(' ') || '(no arguments)'}`, args, code: 3, out: UNKNOWN(re) })),
+  { name: 'usage with --json after parsing: one JSON object', args: ['-6', '198.18.0.7', '80', '--json'], code: 3,
+    out: JSON_LINE({ ip: null, port: 80, state: 'unknown', reason: 'E_USAGE', error: '198.18.0.7 is an IPv4 address but -6 was given' }) },
+  { name: '--help', args: ['--help'], code: 0, out: new RegExp(`^${esc(USAGE_LINE)}\\n[^]*-w, --warning SECS[^]*Exit codes: 0 OK`) },
+  { name: '--version', args: ['-V'], code: 0, out: /^check_tcp_half_open \(halfopen\) \d+\.\d+\.\d+\n$/ },
+  // privileges
+  { name: 'not root: UNKNOWN naming CAP_NET_RAW', args: ['198.18.0.7', '80'], code: 3, wrap: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
+    out: UNKNOWN(/the half-open check needs CAP_NET_RAW \(raw sockets\): run it as root, or through sudo/, false) },
+  { name: 'not root --json', args: ['198.18.0.7', '80', '--json'], code: 3, wrap: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
+    out: JSON_LINE({ ip: null, port: 80, state: 'unknown', reason: 'E_PRIVILEGE', error: 'the half-open check needs CAP_NET_RAW (raw sockets): run it as root, or through sudo' }) },
+  // MARK, proven by an nftables counter on the prober's output hook
+  { name: 'MARK=42 marks the IPv4 SYN', args: ['198.18.0.7', '80'], code: 0, env: { MARK: '42' }, out: OK('198.18.0.7 port 80'), setup: markSetup,
+    verify: (fleet) => assert.deepEqual(marked(fleet), [1, 1]) },
+  { name: 'MARK=0x2a marks the IPv6 SYN', args: ['2001:2::7', '80'], code: 0, env: { MARK: '0x2a' }, out: OK('2001:2::7 port 80'), setup: markSetup,
+    verify: (fleet) => assert.deepEqual(marked(fleet), [1, 1]) },
+  { name: 'no MARK, no mark', args: ['198.18.0.7', '80'], code: 0, out: OK('198.18.0.7 port 80'), setup: markSetup,
+    verify: (fleet) => assert.deepEqual(marked(fleet), [0, 1]) },
+  { name: 'a bad MARK', args: ['198.18.0.7', '80'], code: 3, env: { MARK: 'mark' },
+    out: UNKNOWN(/invalid MARK "mark" in the environment: expected a decimal or 0x hex number up to 0xffffffff/, false) },
+  // retries and the local firewall
+  { name: 'a lost first SYN is resent within the deadline, with the RTT of the SYN that got through', args: ['198.18.0.11', '80', '--json'], code: 0,
+    out: JSON_LINE({ ip: '198.18.0.11', port: 80, state: 'open', reason: 'syn-ack', rtt_ms: 'number', ttl: 64, ts: 'string' }), ms: [200, 3000],
+    setup: (fleet) => {
+      // The fleet drops the first SYN to 198.18.0.11:80 (a 50-byte quota holds one 44-byte SYN).
+      nft(fleet, 'fleet', `table inet ${dropOnceTable} {\n chain input {\n  type filter hook input priority -10;\n` +
+        '  ip daddr 198.18.0.11 tcp dport 80 tcp flags syn quota until 50 bytes drop\n }\n}\n');
+      return () => fleet.exec('fleet', 'nft', ['delete', 'table', 'inet', dropOnceTable]);
+    },
+    verify: (fleet, r) => {
+      assert.ok(JSON.parse(r.stdout).rtt_ms < 100, `rtt ${r.stdout} is the retry's, not measured from the lost SYN`);
+      assert.match(fleet.exec('fleet', 'nft', ['list', 'table', 'inet', dropOnceTable]), /quota 50 bytes used (44|50) bytes/, 'the first SYN was dropped');
+    } },
+  { name: 'a local firewall that drops the SYN on output: CRITICAL at once, saying so', args: ['198.18.0.12', '80'], code: 2,
+    out: CRIT('SYN dropped by a local firewall rule \\(EPERM\\) on 198\\.18\\.0\\.12 port 80'), ms: [0, 2000],
+    setup: (fleet) => {
+      nft(fleet, 'prober', 'table inet ho_check_out_drop {\n chain out {\n  type filter hook output priority 0; policy accept;\n' +
+        '  ip daddr 198.18.0.12 tcp flags syn drop\n }\n}\n');
+      return () => fleet.exec('prober', 'nft', ['delete', 'table', 'inet', 'ho_check_out_drop']);
+    } },
+];
+
+function assertOut(c: Case, entry: Entry, r: Timed): void {
+  const what = `${entry}: ${c.args.join(' ')}: exit ${r.code}\n${r.stdout}${r.stderr}`;
+  assert.equal(r.code, c.code, what);
+  assert.equal(r.stderr, '', what);
+  if (c.out instanceof RegExp) {
+    assert.match(r.stdout, c.out, what);
+    return;
+  }
+  assert.match(r.stdout, /^\{.*\}\n$/, what);
+  // rtt_ms as roundMs leaves it: at most three decimals (the native plugin formats numbers as JavaScript does).
+  assert.match(r.stdout, /"rtt_ms":(null|\d+(\.\d{1,3})?),|"error":/, what);
+  const got = JSON.parse(r.stdout) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(got), Object.keys(c.out.json), what);
+  for (const [k, want] of Object.entries(c.out.json)) {
+    if (want === 'number' || want === 'string') assert.equal(typeof got[k], want, `${what}: ${k}`);
+    else assert.deepEqual(got[k], want, `${what}: ${k}`);
+  }
+}
+
+describe('check: half-open against a real Postfix', { skip: nativeSkip || postfixSkipReason() }, () => {
   let fleet: Fleet;
   let postfix: PostfixInstance | undefined;
   before(async () => {
-    fleet = await Fleet.create({ ...SPEC, tag: 'chkpf' });
+    fleet = await Fleet.create({ ...SPEC, hosts: undefined, tag: 'chkpf' });
     postfix = await PostfixInstance.start(fleet, SMTP, 25);
   });
   after(async () => {
@@ -76,10 +258,11 @@ describe('check: half-open against a real Postfix', { skip: skip || postfixSkipR
   test('N checks report OK and Postfix logs no connection; N plain connects log N', async () => {
     const N = 10;
     for (let i = 0; i < N; i++) {
-      // Both entry points: check_tcp_half_open HOST PORT and halfopen check -H HOST -p PORT.
-      const r = i % 2 ? await check(fleet, ['-H', SMTP, '-p', '25'], { entry: 'main' }) : await check(fleet, [SMTP, '25']);
+      // Mostly the native plugin, as farmguardian runs it; every third through halfopen check.
+      const entry: Entry = i % 3 === 2 ? 'node' : 'native';
+      const r = await check(fleet, entry, i % 2 ? ['-H', SMTP, '-p', '25'] : [SMTP, '25']);
       assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.match(r.stdout, OK_LINE(SMTP, 25));
+      assert.match(r.stdout, OK(`${SMTP} port 25`));
       assert.equal(r.stderr, '');
     }
     await sleep(500); // postlogd writes asynchronously
@@ -96,179 +279,40 @@ describe('check: half-open against a real Postfix', { skip: skip || postfixSkipR
   });
 });
 
-describe('check verdicts against a namespace fleet', { skip }, () => {
+describe('check: one table of cases, native check_tcp_half_open and halfopen check alike', { skip: nativeSkip }, () => {
   let fleet: Fleet;
-  const etcNetns = () => path.join('/etc/netns', fleet.prober);
   before(async () => {
     fleet = await Fleet.create(SPEC);
-    // `ip netns exec` bind-mounts /etc/netns/NAME/* over /etc: the prober gets
-    // its own hosts file, and a resolver on its own loopback (nothing leaves).
-    fs.mkdirSync(etcNetns(), { recursive: true });
-    fs.writeFileSync(path.join(etcNetns(), 'hosts'),
-      '127.0.0.1 localhost\n198.18.0.8 backend.halfopen.test\n2001:2::8 backend.halfopen.test\n198.18.0.9 v4only.halfopen.test\n');
-    fs.writeFileSync(path.join(etcNetns(), 'resolv.conf'), 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
+    // A resolver on the prober's own loopback, where nothing listens: unknown names fail at once, and nothing leaves.
+    fs.writeFileSync(path.join('/etc/netns', fleet.prober, 'resolv.conf'), 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
   });
-  after(() => {
-    try { if (fleet) fs.rmSync(etcNetns(), { recursive: true, force: true }); } finally { fleet?.remove(); }
-  });
+  after(() => fleet?.remove());
 
-  test('open IPv4 → 0 OK with the response time and perfdata', async () => {
-    const r = await check(fleet, ['198.18.0.7', '80']);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, OK_LINE('198.18.0.7', 80));
-    const rtt = Number(OK_LINE('198.18.0.7', 80).exec(r.stdout)![1]);
-    assert.ok(rtt > 0 && rtt < 0.1, `rtt ${rtt}`);
-  });
-
-  test('open IPv6 → 0; closed IPv6 → 2', async () => {
-    const r = await check(fleet, ['-H', '2001:2::7', '-p', '80']);
-    assert.equal(r.code, 0, r.stdout);
-    assert.match(r.stdout, OK_LINE('2001:2::7', 80));
-    const c = await check(fleet, ['2001:2::7', '81']);
-    assert.equal(c.code, 2, c.stdout);
-    assert.match(c.stdout, /^TCP CRITICAL - Connection refused \(RST\) on 2001:2::7 port 81\|time=\d+\.\d{6}s;;;0\.000000;5\.000000\n$/);
-  });
-
-  test('closed (RST) → 2 CRITICAL, at once', async () => {
-    const r = await check(fleet, ['198.18.0.7', '81']);
-    assert.equal(r.code, 2);
-    assert.match(r.stdout, /^TCP CRITICAL - Connection refused \(RST\) on 198\.18\.0\.7 port 81\|time=\d+\.\d{6}s;;;0\.000000;5\.000000\n$/);
-    assert.ok(r.ms < 1000, `${r.ms} ms`);
-  });
-
-  test('dropped → 2 CRITICAL after the deadline, having resent the SYN', async () => {
-    const r = await check(fleet, ['-H', '198.18.0.130', '-p', '80', '-t', '1']);
-    assert.equal(r.code, 2);
-    // SYNs at 0, 0.2 and 0.6 s; the next would be at 1.4 s, past the deadline.
-    assert.match(r.stdout, /^TCP CRITICAL - No response \(filtered\) on 198\.18\.0\.130 port 80: 3 SYNs in 1\.0\d\d seconds\|time=1\.0\d{5}s;;;0\.000000;1\.000000\n$/);
-    assert.ok(r.ms >= 1000 && r.ms < 2500, `whole process ${r.ms} ms for -t 1`);
-    const v6 = await check(fleet, ['2001:2::81', '80', '-t', '0.5', '--json']);
-    assert.equal(v6.code, 2);
-    const j = JSON.parse(v6.stdout);
-    assert.deepEqual({ ...j, ts: undefined }, { ip: '2001:2::81', port: 80, state: 'filtered', reason: 'no-response', rtt_ms: null, ttl: null, ts: undefined });
-  });
-
-  test('ICMP-rejected → 2 CRITICAL naming the ICMP type and code (IPv4 and IPv6)', async () => {
-    const r = await check(fleet, ['198.18.0.150', '80']);
-    assert.equal(r.code, 2);
-    assert.match(r.stdout, /^TCP CRITICAL - Host unreachable \(ICMP type 3 code 1 from 198\.18\.0\.150\) on 198\.18\.0\.150 port 80\|time=/);
-    const v6 = await check(fleet, ['2001:2::95', '80', '--json']);
-    assert.equal(v6.code, 2);
-    const j = JSON.parse(v6.stdout);
-    assert.equal(j.state, 'unreachable');
-    assert.equal(j.reason, 'icmp-1-3');
-    assert.equal(typeof j.rtt_ms, 'number');
-  });
-
-  test('--json: one object with the sweep record fields', async () => {
-    const r = await check(fleet, ['198.18.0.7', '80', '--json']);
-    assert.equal(r.code, 0);
-    assert.equal(r.stdout.trim().split('\n').length, 1);
-    const j = JSON.parse(r.stdout);
-    assert.deepEqual(Object.keys(j), ['ip', 'port', 'state', 'reason', 'rtt_ms', 'ttl', 'ts']);
-    assert.equal(j.ip, '198.18.0.7');
-    assert.equal(j.state, 'open');
-    assert.equal(j.reason, 'syn-ack');
-    assert.equal(j.ttl, 64);
-    assert.ok(j.rtt_ms > 0 && j.rtt_ms < 100);
-    assert.ok(Math.abs(Date.parse(j.ts) - Date.now()) < 60_000);
-  });
-
-  test('hostnames: resolved in the namespace, -4/-6 pick the family, unknown names → 2', async () => {
-    const v6 = await check(fleet, ['-6', 'backend.halfopen.test', '80']);
-    assert.equal(v6.code, 0, v6.stdout);
-    assert.match(v6.stdout, /^TCP OK - .* on backend\.halfopen\.test \(2001:2::8\) port 80\|/);
-    const v4 = await check(fleet, ['-H', 'backend.halfopen.test', '-p', '81', '-4']);
-    assert.equal(v4.code, 2);
-    assert.match(v4.stdout, /^TCP CRITICAL - Connection refused \(RST\) on backend\.halfopen\.test \(198\.18\.0\.8\) port 81\|/);
-    const only4 = await check(fleet, ['v4only.halfopen.test', '80']);
-    assert.equal(only4.code, 0, only4.stdout);
-    assert.match(only4.stdout, /\(198\.18\.0\.9\) port 80/);
-    const none = await check(fleet, ['nosuch.halfopen.test', '80', '-t', '3']);
-    assert.equal(none.code, 2, none.stdout);
-    assert.match(none.stdout, /^TCP CRITICAL - cannot resolve "nosuch\.halfopen\.test": \w+\|time=/);
-  });
-
-  test('a lost first SYN is resent within the deadline → 0, with the RTT of the SYN that got through', async () => {
-    // The fleet drops the first SYN to 198.18.0.11:80 (a 50-byte quota holds one 44-byte SYN).
-    nft(fleet, 'fleet', 'table inet ho_check_drop_once {\n chain input {\n  type filter hook input priority -10;\n' +
-      '  ip daddr 198.18.0.11 tcp dport 80 tcp flags syn quota until 50 bytes drop\n }\n}\n');
-    try {
-      const r = await check(fleet, ['198.18.0.11', '80', '--json']);
-      assert.equal(r.code, 0, r.stdout);
-      const j = JSON.parse(r.stdout);
-      assert.equal(j.state, 'open');
-      assert.ok(j.rtt_ms < 100, `rtt ${j.rtt_ms} ms is the retry's, not measured from the lost SYN`);
-      assert.ok(r.ms >= 200, `the retry went out after 200 ms (${r.ms} ms)`);
-      const used = fleet.exec('fleet', 'nft', ['list', 'table', 'inet', 'ho_check_drop_once']);
-      assert.match(used, /quota 50 bytes used (44|50) bytes/, 'the first SYN was dropped');
-    } finally {
-      fleet.exec('fleet', 'nft', ['delete', 'table', 'inet', 'ho_check_drop_once']);
-    }
-  });
-
-  test('a local firewall that drops the SYN on output → 2 CRITICAL at once, saying so', async () => {
-    nft(fleet, 'prober', 'table inet ho_check_out_drop {\n chain out {\n  type filter hook output priority 0; policy accept;\n' +
-      '  ip daddr 198.18.0.12 tcp flags syn drop\n }\n}\n');
-    try {
-      const r = await check(fleet, ['198.18.0.12', '80']);
-      assert.equal(r.code, 2, r.stdout);
-      assert.match(r.stdout, /^TCP CRITICAL - SYN dropped by a local firewall rule \(EPERM\) on 198\.18\.0\.12 port 80\|/);
-      assert.ok(r.ms < 2000, `${r.ms} ms`);
-    } finally {
-      fleet.exec('prober', 'nft', ['delete', 'table', 'inet', 'ho_check_out_drop']);
-    }
-  });
-
-  test('bad arguments → 3 UNKNOWN with a usage line', async () => {
-    const cases: Array<[string[], RegExp]> = [
-      [[], /missing HOST/],
-      [['198.18.0.7'], /missing PORT/],
-      [['198.18.0.7', '0'], /invalid port "0"/],
-      [['-H', '198.18.0.7', '-p', 'http'], /invalid port "http"/],
-      [['198.18.0.7', '80', '-t', 'x'], /invalid timeout "x"/],
-      [['--frobnicate', '198.18.0.7', '80'], /unknown option "--frobnicate"/],
-      [['-6', '198.18.0.7', '80'], /IPv4 address but -6/],
-    ];
-    for (const [argv, re] of cases) {
-      for (const entry of ['bin', 'main'] as const) {
-        const r = await check(fleet, argv, { entry });
-        assert.equal(r.code, 3, `${argv.join(' ')}: ${r.stdout}${r.stderr}`);
-        const lines = r.stdout.trimEnd().split('\n');
-        assert.equal(lines.length, 2, r.stdout);
-        assert.match(lines[0], /^TCP UNKNOWN - /);
-        assert.match(lines[0], re);
-        assert.match(lines[1], USAGE_LINE);
+  for (const c of CASES) {
+    test(c.name, async () => {
+      const got: Partial<Record<Entry, Timed>> = {};
+      for (const entry of ENTRIES) {
+        const undo = c.setup?.(fleet);
+        try {
+          const r = await check(fleet, entry, c.args, { env: c.env, wrap: c.wrap });
+          assertOut(c, entry, r);
+          if (c.ms) assert.ok(r.ms >= c.ms[0] && r.ms < c.ms[1], `${entry}: whole process ${r.ms.toFixed(0)} ms, expected ${c.ms[0]}-${c.ms[1]}`);
+          c.verify?.(fleet, r, entry);
+          got[entry] = r;
+        } finally {
+          undo?.();
+        }
       }
-    }
-  });
+      assert.equal(normalize(got.native!.stdout), normalize(got.node!.stdout), 'the same stdout from both entry points');
+    });
+  }
 
-  test('not root → 3 UNKNOWN naming CAP_NET_RAW', async () => {
-    for (const entry of ['bin', 'main'] as const) {
-      const r = await check(fleet, ['198.18.0.7', '80'], { entry, wrap: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] });
-      assert.equal(r.code, 3, r.stdout + r.stderr);
-      assert.match(r.stdout, /^TCP UNKNOWN - the half-open check needs CAP_NET_RAW/);
-      assert.equal(r.stdout.trim().split('\n').length, 1);
-    }
-  });
-
-  test('MARK marks the SYNs (decimal and 0x hex, IPv4 and IPv6); no MARK, no mark', async () => {
-    nft(fleet, 'prober', 'table inet ho_check_mark {\n counter marked {}\n counter syns {}\n chain out {\n' +
-      '  type filter hook output priority 0; policy accept;\n  tcp flags syn counter name syns\n  meta mark 0x2a tcp flags syn counter name marked\n }\n}\n');
-    try {
-      assert.equal((await check(fleet, ['198.18.0.7', '80'])).code, 0);
-      assert.equal(nftCounter(fleet, 'prober', 'ho_check_mark', 'marked'), 0);
-      assert.equal(nftCounter(fleet, 'prober', 'ho_check_mark', 'syns'), 1);
-      assert.equal((await check(fleet, ['198.18.0.7', '80'], { env: { MARK: '42' } })).code, 0);
-      assert.equal((await check(fleet, ['2001:2::7', '80'], { env: { MARK: '0x2a' } })).code, 0);
-      assert.equal(nftCounter(fleet, 'prober', 'ho_check_mark', 'marked'), 2);
-      assert.equal(nftCounter(fleet, 'prober', 'ho_check_mark', 'syns'), 3);
-      const bad = await check(fleet, ['198.18.0.7', '80'], { env: { MARK: 'mark' } });
-      assert.equal(bad.code, 3);
-      assert.match(bad.stdout, /^TCP UNKNOWN - invalid MARK "mark" in the environment/);
-    } finally {
-      fleet.exec('prober', 'nft', ['delete', 'table', 'inet', 'ho_check_mark']);
-    }
+  test('the native plugin links only libc: no Node, no libbpf, no libstdc++', () => {
+    const libs = execFileSync('ldd', [NATIVE], { encoding: 'utf8' }).split('\n').map((l) => l.trim().split(/\s+/)[0]).filter(Boolean);
+    const unexpected = libs.filter((l) => !/^(linux-vdso\.so\.1|libc\.so\.6|libm\.so\.6|\/lib6?4?\/ld-linux[-\w.]*\.so\.\d|\/lib\/ld-linux[-\w.]*\.so\.\d)$/.test(l));
+    assert.deepEqual(unexpected, [], libs.join(', '));
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    assert.equal(path.join(ROOT, pkg.bin.check_tcp_half_open), NATIVE, "package.json's bin is the native plugin");
   });
 
   test('an LD_PRELOAD shim that breaks socket calls does not break the check', async () => {
@@ -321,43 +365,43 @@ int poll(struct pollfd *p, nfds_t n, int t) { (void)p; (void)n; (void)t; DENY("p
       assert.notEqual(p.code, 0, 'the shim breaks ordinary sockets');
       assert.match(fs.readFileSync(log, 'utf8'), /^socket$/m);
       fs.rmSync(log);
-      for (const args of [['198.18.0.7', '80'], ['2001:2::7', '80'], ['198.18.0.7', '81']]) {
-        const r = await check(fleet, args, { wrap });
-        assert.equal(r.code, args[1] === '80' ? 0 : 2, r.stdout + r.stderr);
+      for (const entry of ENTRIES) {
+        for (const args of [['198.18.0.7', '80'], ['2001:2::7', '80'], ['198.18.0.7', '81']]) {
+          const r = await check(fleet, entry, args, { wrap });
+          assert.equal(r.code, args[1] === '80' ? 0 : 2, `${entry}: ${r.stdout}${r.stderr}`);
+        }
+        const r = await check(fleet, entry, ['198.18.0.7', '80'], { wrap, env: { MARK: '42' } });
+        assert.equal(r.code, 0, `${entry}: ${r.stdout}`);
       }
-      const r = await check(fleet, ['198.18.0.7', '80'], { wrap, env: { MARK: '42' } });
-      assert.equal(r.code, 0, r.stdout);
       const calls = fs.readFileSync(log, 'utf8').trim().split('\n');
-      assert.ok(calls.includes('loaded'), 'the shim was loaded into the check');
+      assert.equal(calls.filter((c) => c === 'loaded').length, 8, 'the shim was loaded into every check');
       assert.deepEqual(calls.filter((c) => c !== 'loaded'), [], 'no socket call went through the shim');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  test('the check path loads neither commander, piscina, the engine nor the outputs', async () => {
+  test('halfopen check loads neither commander, piscina, the engine nor the outputs', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ho-mods-'));
     try {
       const pre = path.join(dir, 'record.js'), out = path.join(dir, 'modules.json');
       fs.writeFileSync(pre, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))));\n`);
-      for (const entry of ['bin', 'main'] as const) {
-        const r = await check(fleet, ['198.18.0.7', '80'], { entry, node: ['-r', pre] });
-        assert.equal(r.code, 0, r.stdout + r.stderr);
-        const mods: string[] = JSON.parse(fs.readFileSync(out, 'utf8'));
-        assert.ok(mods.some((m) => m.endsWith('halfopen.node')), 'the addon did the check');
-        const heavy = mods.filter((m) => /node_modules[\\/](commander|piscina)|[\\/](engine|output|fleet)[\\/]|sweep\.js$/.test(m));
-        assert.deepEqual(heavy, [], `${entry}: ${mods.map((m) => path.relative(ROOT, m)).join(', ')}`);
-      }
+      const r = await check(fleet, 'node', ['198.18.0.7', '80'], { node: ['-r', pre] });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const mods: string[] = JSON.parse(fs.readFileSync(out, 'utf8'));
+      assert.ok(mods.some((m) => m.endsWith('halfopen.node')), 'the addon did the check');
+      const heavy = mods.filter((m) => /node_modules[\\/](commander|piscina)|[\\/](engine|output|fleet)[\\/]|sweep\.js$/.test(m));
+      assert.deepEqual(heavy, [], mods.map((m) => path.relative(ROOT, m)).join(', '));
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  test('50 checks in a row leave no XDP attachment, BPF pin, process or half-open socket behind', async (t) => {
+  test('50 native checks in a row leave no XDP attachment, BPF pin, process or half-open socket behind', async (t) => {
     const pinsBefore = listPins();
     const times: number[] = [];
     for (let i = 0; i < 50; i++) {
-      const r = await check(fleet, i % 5 === 4 ? ['198.18.0.7', '81'] : ['198.18.0.7', '80']);
+      const r = await check(fleet, 'native', i % 5 === 4 ? ['198.18.0.7', '81'] : ['198.18.0.7', '80']);
       assert.equal(r.code, i % 5 === 4 ? 2 : 0, r.stdout + r.stderr);
       times.push(r.ms);
     }
@@ -395,7 +439,7 @@ function leftoverChecks(): string[] {
     if (!/^\d+$/.test(name)) continue;
     let cmd = '';
     try { cmd = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0/g, ' '); } catch { continue; }
-    if (cmd.includes(BIN) || cmd.includes(`${MAIN} check`)) out.push(`${name}: ${cmd}`);
+    if (cmd.includes(NATIVE) || cmd.includes(`${MAIN} check`)) out.push(`${name}: ${cmd}`);
   }
   return out;
 }

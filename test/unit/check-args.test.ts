@@ -46,6 +46,14 @@ describe('check arguments', () => {
     assert.equal((parseCheckArgs(['h', '1']) as CheckArgs).timeoutS, 5);
   });
 
+  test('-w and -c thresholds, in every form', () => {
+    assert.deepEqual(parseCheckArgs(['198.18.0.7', '80', '-w', '0.5', '-c', '1']), { ...args({}), warningS: 0.5, criticalS: 1 });
+    assert.deepEqual(parseCheckArgs(['-H', '198.18.0.7', '-p', '80', '--warning=.25', '-c0']), { ...args({}), warningS: 0.25, criticalS: 0 });
+    usage(() => parseCheckArgs(['198.18.0.7', '80', '-w', 'x']), /invalid warning threshold "x": expected seconds from 0 to 3600/);
+    usage(() => parseCheckArgs(['198.18.0.7', '80', '-c', '3601']), /invalid critical threshold "3601"/);
+    usage(() => parseCheckArgs(['198.18.0.7', '80', '-c', '1', '--critical', '2']), /--critical given twice/);
+  });
+
   test('help and version', () => {
     assert.deepEqual(parseCheckArgs(['-h']), { help: true });
     assert.deepEqual(parseCheckArgs(['198.18.0.7', '--help']), { help: true });
@@ -177,6 +185,22 @@ describe('check output', () => {
   test('a hostname is shown with its address; the timeout sets the perfdata maximum', () => {
     const line = formatOutcome(outcome({}, { host: 'backend.example', timeoutS: 2.5 })).line;
     assert.equal(line, 'TCP OK - 0.000041 second response time on backend.example (198.18.0.7) port 80|time=0.000041s;;;0.000000;2.500000');
+  });
+
+  test('-w/-c: WARNING 1 and CRITICAL 2 above the thresholds, which the perfdata carries', () => {
+    const at = (rttNs: number) => formatOutcome(outcome({ rttNs }, { warningS: 0.001, criticalS: 0.01 }));
+    assert.deepEqual(at(41_000), {
+      code: 0, line: 'TCP OK - 0.000041 second response time on 198.18.0.7 port 80|time=0.000041s;0.001000;0.010000;0.000000;5.000000',
+    });
+    assert.equal(at(1_000_000).code, 0, 'equal to -w is not above it');
+    assert.deepEqual(at(2_000_000), {
+      code: 1, line: 'TCP WARNING - 0.002000 second response time on 198.18.0.7 port 80|time=0.002000s;0.001000;0.010000;0.000000;5.000000',
+    });
+    assert.deepEqual(at(20_000_000), {
+      code: 2, line: 'TCP CRITICAL - 0.020000 second response time on 198.18.0.7 port 80|time=0.020000s;0.001000;0.010000;0.000000;5.000000',
+    });
+    const closed = formatOutcome(outcome({ state: 'closed', reason: 'rst' }, { criticalS: 1 }));
+    assert.equal(closed.line, 'TCP CRITICAL - Connection refused (RST) on 198.18.0.7 port 80|time=0.000041s;;1.000000;0.000000;5.000000');
   });
 
   test('--json is exactly the sweep ndjson record', () => {

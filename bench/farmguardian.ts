@@ -1,0 +1,182 @@
+// A farmguardian round: ZEVENET/SKUDONET's farmguardian checks a farm's
+// backends one after another, each through Perl backticks (so /bin/sh) with
+// an alarm on the timeout, HOST and PORT substituted into the command line,
+// exit 0 = up. A round therefore costs the sum of every check's whole-process
+// time. Here a Perl loop of that shape runs over 200 backends (190 open,
+// 5 closed, 5 dropped) with `-t 1`, once per check command: the native
+// check_tcp_half_open, the Node `halfopen check`, the nmap wrapper and
+// check_tcp. Each loop runs two rounds; right after a backend's check in the
+// first round the fleet starts dropping its traffic, and the time until the
+// loop marks it down is reported (a failure just after a check is seen one
+// round later: this is the worst case, before farmguardian's interval).
+//
+// A scenario of `npm run bench` (farmguardianScenario).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Fleet } from '../src/fleet/fleet';
+import { BenchContext, Column, MAIN, ROOT, Scenario, ScenarioResult, have } from './lib';
+
+const NATIVE = path.join(ROOT, 'native/build/bin/check_tcp_half_open');
+const CHECK_TCP = '/usr/lib/nagios/plugins/check_tcp';
+const TIMEOUT_S = 1;
+/** farmguardian's own alarm around each command (whole seconds, as Perl's alarm). */
+const ALARM_S = 2;
+/** The backend the fleet starts dropping mid-run. */
+const DROP_INDEX = 20;
+
+interface Backend { host: string; port: number; kind: 'open' | 'closed' | 'dropped'; truth: 'up' | 'down' }
+
+function backends(quick: boolean): Backend[] {
+  const open = quick ? 38 : 190, closed = quick ? 1 : 5, dropped = quick ? 1 : 5;
+  const out: Backend[] = [];
+  for (let i = 1; i <= open; i++) out.push({ host: `198.18.0.${i}`, port: 80, kind: 'open', truth: 'up' });
+  for (let i = 0; i < closed; i++) out.push({ host: `198.18.0.${191 + i}`, port: 81, kind: 'closed', truth: 'down' });
+  for (let i = 0; i < dropped; i++) out.push({ host: `198.18.0.${201 + i}`, port: 80, kind: 'dropped', truth: 'down' });
+  return out;
+}
+
+// The loop of usr/local/zevenet/bin/farmguardian, reduced to what costs time:
+// per backend, substitute HOST and PORT, run the command through backticks
+// under an alarm, and take exit 0 as up. Prints one line per check, flushed.
+const PERL = String.raw`use strict; use warnings; use Time::HiRes qw(time);
+$| = 1;
+my ($template, $timeout, $list, $rounds) = @ARGV;
+open(my $fh, '<', $list) or die "$list: $!";
+my @backends = map { chomp; [split / /] } <$fh>;
+close $fh;
+for my $round (1 .. $rounds) {
+  my $t0 = time;
+  my $i = 0;
+  for my $b (@backends) {
+    my ($host, $port) = @$b;
+    my $command = $template;
+    $command =~ s/HOST/$host/g;
+    $command =~ s/PORT/$port/g;
+    my $code = -1;
+    eval {
+      local $SIG{ALRM} = sub { die "timeout\n" };
+      alarm $timeout;
+      my @output = ` + '`$command`' + String.raw`;
+      $code = $?;
+      alarm 0;
+    };
+    alarm 0;
+    printf "check %d %d %s %.6f\n", $round, $i, ($code == 0 ? 'up' : 'down'), time;
+    $i++;
+  }
+  printf "round %d %.6f\n", $round, time - $t0;
+}
+`;
+
+interface Cmd { name: string; settings: string; template: string }
+interface Outcome { roundS: number[]; detectS: number; correct: number; total: number }
+
+const COLUMNS: Column[] = [
+  { key: 'roundS', label: 'round s', digits: 2, ratio: 'lower-is-better' },
+  { key: 'perCheckMs', label: 'ms per open backend', digits: 1, ratio: 'lower-is-better' },
+  { key: 'detectS', label: 'dropped mid-run → down, s', digits: 2, ratio: 'lower-is-better' },
+  { key: 'correct', label: 'verdicts right (of round 1)', digits: 0 },
+];
+
+/** Runs the Perl loop for one command inside the prober namespace; drops DROP_INDEX after its first check. */
+async function runLoop(fleet: Fleet, cmd: Cmd, list: Backend[], listFile: string, script: string): Promise<Outcome> {
+  const child = spawn('ip', ['netns', 'exec', fleet.prober, 'perl', script, cmd.template, String(ALARM_S), listFile, '2'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let buf = '', err = '';
+  const roundS: number[] = [];
+  let correct = 0, droppedAt = 0, detectS = NaN;
+  const drop = list[DROP_INDEX];
+  const killer = setTimeout(() => child.kill('SIGKILL'), 10 * 60_000);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (d) => { err += d; });
+      child.stdout.on('data', (d) => {
+        buf += d;
+        let nl;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          const c = /^check (\d+) (\d+) (up|down) ([\d.]+)$/.exec(line);
+          const r = /^round (\d+) ([\d.]+)$/.exec(line);
+          if (r) roundS.push(Number(r[2]));
+          if (!c) continue;
+          const round = Number(c[1]), i = Number(c[2]), verdict = c[3], at = Number(c[4]);
+          if (round === 1 && verdict === list[i].truth) correct++;
+          if (round === 1 && i === DROP_INDEX) {
+            fleet.exec('fleet', 'nft', ['add', 'table', 'inet', 'ho_fg_drop']);
+            fleet.exec('fleet', 'nft', ['add', 'chain', 'inet', 'ho_fg_drop', 'input', '{ type filter hook input priority -10; }']);
+            fleet.exec('fleet', 'nft', ['add', 'rule', 'inet', 'ho_fg_drop', 'input', 'ip', 'daddr', drop.host, 'tcp', 'dport', String(drop.port), 'drop']);
+            droppedAt = Date.now() / 1000;
+          }
+          if (round === 2 && i === DROP_INDEX && verdict === 'down' && droppedAt) detectS = at - droppedAt;
+        }
+      });
+      child.on('error', reject);
+      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd.name}: perl loop exit ${code}: ${err.trim().slice(0, 300)}`))));
+    });
+  } finally {
+    clearTimeout(killer);
+    try { fleet.exec('fleet', 'nft', ['delete', 'table', 'inet', 'ho_fg_drop']); } catch { /* not created */ }
+  }
+  return { roundS, detectS, correct, total: list.length };
+}
+
+export const farmguardianScenario: Scenario = async (ctx: BenchContext): Promise<ScenarioResult> => {
+  if (process.getuid?.() !== 0) throw new Error('the farmguardian scenario needs root (namespaces, raw sockets)');
+  if (!have('perl')) throw new Error('needs perl');
+  if (!fs.existsSync(NATIVE)) throw new Error(`${NATIVE} is not built (bash scripts/build.sh)`);
+  const list = backends(ctx.quick);
+  const fleet = await Fleet.create({ tag: 'fgbench', v4: '198.18.0.0/24', open: [80], drop: ['198.18.0.200/29'] });
+  const listFile = path.join(ctx.tmp, 'backends.txt');
+  const script = path.join(ctx.tmp, 'farmguardian.pl');
+  fs.writeFileSync(listFile, list.map((b) => `${b.host} ${b.port}`).join('\n') + '\n');
+  fs.writeFileSync(script, PERL);
+  const t = String(TIMEOUT_S);
+  const cmds: Cmd[] = [
+    { name: 'check_tcp_half_open (native)', settings: `check_tcp_half_open -H HOST -p PORT -t ${t}`, template: `${NATIVE} -H HOST -p PORT -t ${t}` },
+    { name: 'halfopen check (Node)', settings: `halfopen check -H HOST -p PORT -t ${t}`, template: `${process.execPath} ${MAIN} check -H HOST -p PORT -t ${t}` },
+  ];
+  if (have('nmap'))
+    cmds.push({
+      name: 'nmap wrapper',
+      settings: 'nmap -n -sS -p PORT HOST -e IF | grep open (the usual check_tcp_half_open script)',
+      template: `nmap -n -sS -p PORT HOST -e ${fleet.proberIf} | grep -q open`,
+    });
+  if (fs.existsSync(CHECK_TCP))
+    cmds.push({ name: 'check_tcp', settings: `check_tcp -H HOST -p PORT -t ${t} (full connect: the service sees it)`, template: `${CHECK_TCP} -H HOST -p PORT -t ${t}` });
+  const outcomes = new Map<string, Outcome>();
+  const notes: string[] = [];
+  try {
+    for (const c of cmds) {
+      ctx.log(`${c.name}: 2 rounds over ${list.length} backends`);
+      const o = await runLoop(fleet, c, list, listFile, script);
+      outcomes.set(c.name, o);
+      ctx.log(`${c.name}: rounds ${o.roundS.map((s) => s.toFixed(2)).join(', ')} s; dropped backend down after ${o.detectS.toFixed(2)} s; ${o.correct}/${o.total} right`);
+    }
+  } finally {
+    fleet.remove();
+  }
+  const count = (k: Backend['kind']) => list.filter((b) => b.kind === k).length;
+  const silent = count('dropped');
+  notes.push(`${list.length} backends (${count('open')} open, ${count('closed')} closed, ${silent} dropped), one after another through Perl backticks (/bin/sh) under alarm ${ALARM_S}, HOST/PORT substituted, exit 0 = up, as farmguardian runs its checks; every check with -t ${TIMEOUT_S}. No interval between the two rounds (farmguardian sleeps its interval there).`);
+  notes.push(`"ms per open backend" is (round − ${silent} × ${TIMEOUT_S} s for the dropped backends) ÷ ${list.length - silent}: roughly one check's whole-process time.`);
+  notes.push(`Mid-run drop: right after backend #${DROP_INDEX}'s check in round 1 the fleet starts dropping its packets; the column is the time until round 2 marks it down, i.e. about one round: the worst case, to which farmguardian adds its interval.`);
+  notes.push('The machine has 2 cores shared with other work: round times move by several per cent between runs.');
+  return {
+    id: 'farmguardian',
+    title: `farmguardian round: ${list.length} backends checked one after another, -t ${TIMEOUT_S}`,
+    notes,
+    columns: COLUMNS,
+    baseline: 'check_tcp_half_open (native)',
+    rows: cmds.map((c) => {
+      const o = outcomes.get(c.name)!;
+      const r1 = o.roundS[0];
+      return {
+        tool: c.name,
+        settings: c.settings,
+        runs: [{ roundS: r1, perCheckMs: ((r1 - silent * TIMEOUT_S) / (list.length - silent)) * 1000, detectS: o.detectS, correct: o.correct }],
+      };
+    }),
+  };
+};
