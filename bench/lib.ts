@@ -40,6 +40,8 @@ export interface ScenarioResult {
   /** Tool whose figures the ratios compare against (halfopen). */
   baseline: string;
   rows: Array<{ tool: string; settings: string; runs: Measurement[] }>;
+  /** Time series drawn as line charts in the report's SVG (x: seconds). */
+  series?: Array<{ title: string; unit: string; points: Array<[number, number]> }>;
 }
 
 export type Scenario = (ctx: BenchContext) => Promise<ScenarioResult>;

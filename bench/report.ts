@@ -182,6 +182,30 @@ function colour(tool: string, baseline: string): string {
 interface Bar { label: string; mid: number; lo: number; hi: number; colour: string; text: string }
 interface Group { title: string; bars: Bar[] }
 
+/** A line chart of (x, y) points, axes from 0 to round maxima. */
+function linePanel(y0: number, title: string, points: Array<[number, number]>, width: number): { svg: string; height: number } {
+  const H = 160, LEFT = 60, RIGHT = 20;
+  const finite = points.filter(([, v]) => Number.isFinite(v));
+  const round = (top: number) => {
+    const mag = 10 ** Math.floor(Math.log10(Math.max(top, 1e-9) / 4));
+    const step = [1, 2, 2.5, 5, 10].map((k) => k * mag).find((st) => st * 4 >= top)!;
+    return { step, max: Math.ceil(top / step) * step };
+  };
+  const xs = round(Math.max(1, ...finite.map(([t]) => t)));
+  const ys = round(Math.max(1e-9, ...finite.map(([, v]) => v)));
+  const top = y0 + 28, plotW = width - LEFT - RIGHT;
+  const px = (t: number) => LEFT + (t / xs.max) * plotW;
+  const py = (v: number) => top + H - (v / ys.max) * H;
+  const parts = [`<text x="10" y="${y0 + 16}" class="title">${xmlEsc(title)}</text>`];
+  for (let v = 0; v <= ys.max + 1e-9; v += ys.step) {
+    parts.push(`<line x1="${LEFT}" y1="${py(v).toFixed(1)}" x2="${width - RIGHT}" y2="${py(v).toFixed(1)}" class="grid"/>`);
+    parts.push(`<text x="${LEFT - 6}" y="${(py(v) + 3).toFixed(1)}" class="axis" text-anchor="end">${shortNum(v)}</text>`);
+  }
+  for (let t = 0; t <= xs.max + 1e-9; t += xs.step) parts.push(`<text x="${px(t).toFixed(1)}" y="${top + H + 12}" class="axis" text-anchor="middle">${shortNum(t)}</text>`);
+  parts.push(`<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="${finite.map(([t, v]) => `${px(t).toFixed(1)},${py(v).toFixed(1)}`).join(' ')}"/>`);
+  return { svg: parts.join('\n'), height: H + 50 };
+}
+
 function panel(y0: number, title: string, subtitle: string, groups: Group[], width: number): { svg: string; height: number } {
   const LABEL = 250, RIGHT = 190, BAR = 16, GAP = 6;
   const plotW = width - LABEL - RIGHT - 20;
@@ -273,6 +297,13 @@ export function renderSvg(rep: Report): string {
   if (rounds.length) {
     const p = panel(y, 'farmguardian: one round of sequential checks, s (lower is better)', 'bar: round time; in brackets: a backend dropped mid-run is marked down after', rounds, W);
     body.push(p.svg); y += p.height + 10;
+  }
+  for (const r of ok) {
+    for (const ser of r.series ?? []) {
+      if (!ser.points.length) continue;
+      const p = linePanel(y, ser.title, ser.points, W);
+      body.push(p.svg); y += p.height + 10;
+    }
   }
   body.push(`<text x="10" y="${y + 4}" class="sub">${xmlEsc(`${rep.startedAt} · ${rep.machine.cores} · ${rep.machine.kernel} · ${rep.quick ? 'quick mode' : 'default sizes'}`)}</text>`);
   y += 16;

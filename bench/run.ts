@@ -14,6 +14,7 @@ import { BenchContext, ROOT, Scenario } from './lib';
 import { sweep65k, sweep1m, sweep16m } from './sweep';
 import { sendPathScenario } from './send-path';
 import { checkScenario } from './check';
+import { soakScenario } from './soak';
 import { farmguardianScenario } from './farmguardian';
 import { Report, ScenarioOutcome, machineFacts, num, renderMarkdown, renderSvg } from './report';
 
@@ -44,6 +45,7 @@ const SCENARIOS: Entry[] = [
     load: () => sweep16m, fullOnly: true, ifTimeAllows: true,
   },
   { id: 'send-path', about: 'send-path ceiling: 1,048,576 SYNs into XDP_DROP, raw vs AF_PACKET, 1 vs 2 senders (quick: 65,536)', load: () => sendPathScenario },
+  { id: 'soak', about: 'serve soak: 10,000 backends at 1 s, 10 % silent, 5 % flapping, SIGHUP every 30 s, scrapes; CPU, RSS, lateness, detection, lost checks (180 s; quick: 60 s; HALFOPEN_SOAK_SECONDS)', load: () => soakScenario, runs: () => 1 },
   { id: 'check', about: 'single check: native check_tcp_half_open vs check_tcp vs halfopen check vs node -e 0 vs the nmap wrapper, whole-process time (50 runs; quick: 10)', load: () => checkScenario, runs: (o) => o.checkRuns },
   { id: 'farmguardian', about: 'farmguardian round: 200 backends (190 open, 5 closed, 5 dropped) checked one after another from Perl, -t 1, per check command (quick: 40)', load: () => farmguardianScenario, runs: () => 1 },
   {
@@ -59,6 +61,15 @@ const SCENARIOS: Entry[] = [
         const e = err as NodeJS.ErrnoException;
         return e.code === 'MODULE_NOT_FOUND' && /['"]\.\/serve['"]/.test(e.message) ? 'bench/serve.ts is not there (or was not built)' : `bench/serve.ts does not load: ${e.message}`;
       }
+    },
+  },
+  {
+    id: 'serve-hook',
+    about: 'sidecar on each hook: halfopen serve with the matcher at XDP, at tc ingress, and at tc behind an XDP_PASS program (1,000 and 10,000 backends; quick: 1,000)',
+    load: () => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const m = require('./serve') as { serveHookScenario?: Scenario };
+      return m.serveHookScenario ?? 'bench/serve.ts exports no serveHookScenario';
     },
   },
 ];

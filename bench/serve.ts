@@ -9,6 +9,7 @@
 // that ACK and close with RST, so they establish none either.
 import { spawn, ChildProcess, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
 import { BenchContext, ScenarioResult, Measurement, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, have, machineTicks } from './lib';
@@ -24,8 +25,8 @@ const FAST: Timing = { inter: INTER_MS, fastinter: FASTINTER_MS };
 const DEFAULT_FAST: Timing = { inter: INTER_MS, fastinter: INTER_MS };
 /** The issue's bound on detection: fall x fastinter + timeout + 100 ms. */
 const statedBound = (t: Timing) => FALL * t.fastinter + TIMEOUT_MS + 100;
-/** The daemon's tick for these timings (src/daemon/monitor.ts tickFor): min(interval / 10, timeout / 5, 100 ms). */
-const TICK_MS = 100;
+/** The daemon's tick for these timings (src/daemon/monitor.ts tickFor): min(interval / 10, timeout / 5, 50 ms). */
+const TICK_MS = 50;
 /** Default jitter of the steady interval (config default 10 %). */
 const JITTER = 0.1;
 /** halfopen's own worst case: the first check within one jittered interval, fall - 1 more at fastinter, the last fails at its timeout; one tick late at most. */
@@ -125,15 +126,19 @@ function fleetNapiThread(fleet: Fleet, on: boolean): void {
   if (on) { fleet.attachFleetXdp('XDP_PASS'); threaded(1); } else { threaded(0); fleet.detachFleetXdp(); }
 }
 
-/** seconds = 0: detection only, no steady-state sample. detect: the timing for the detection measurement, or null for none. */
-async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counters, n: number, inter: number, seconds: number, detect: Timing | null): Promise<Measurement> {
+/**
+ * seconds = 0: detection only, no steady-state sample. detect: the timing for
+ * the detection measurement, or null for none. hook: the config's probe.hook.
+ */
+async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counters, n: number, inter: number, seconds: number, detect: Timing | null, hook: 'auto' | 'xdp' | 'tc' = 'auto'): Promise<Measurement> {
   const bs = backends(n);
   const fastinter = detect?.fastinter ?? FASTINTER_MS;
-  const cfg = path.join(ctx.tmp, `serve-${n}-${fastinter}.yaml`);
-  const events = path.join(ctx.tmp, `serve-${n}-${fastinter}.ndjson`);
+  const cfg = path.join(ctx.tmp, `serve-${n}-${fastinter}-${hook}.yaml`);
+  const events = path.join(ctx.tmp, `serve-${n}-${fastinter}-${hook}.ndjson`);
   fs.writeFileSync(cfg, [
     `defaults: { interval: ${inter}ms, timeout: ${TIMEOUT_MS}ms, fastinter: ${fastinter}ms, rise: ${RISE}, fall: ${FALL} }`,
     'listen: { http: "127.0.0.1:9400" }',
+    `probe: { hook: ${hook} }`,
     `events: ${events}`,
     'backends:',
     ...bs.map((b) => `  - { name: ${b.name}, host: ${b.ip}, port: ${b.port} }`),
@@ -144,6 +149,8 @@ async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counter
   try {
     if (!(await waitFor(() => /checking \d+ backends/.test(err) || child.exitCode !== null, 30_000))) throw new Error(`serve did not start: ${err}`);
     if (child.exitCode !== null) throw new Error(`serve exited: ${err}`);
+    const via = /via \S+ \(([^,]+),/.exec(err)?.[1];
+    if (hook !== 'auto' && via !== (hook === 'tc' ? 'tc ingress' : 'generic XDP')) throw new Error(`serve did not use the ${hook} hook: ${err}`);
     const c0 = count();
     await sleep(Math.min(inter, 5000) + 2000); // every backend checked at least once
     let out: Measurement = {};
@@ -293,6 +300,71 @@ export async function serveScenario(ctx: BenchContext): Promise<ScenarioResult> 
       { key: 'lagMs', label: 'schedule lag ms', digits: 0 },
     ],
     baseline: 'halfopen',
+    rows,
+  };
+}
+
+/**
+ * An XDP_PASS program on the prober's own veth (native mode), standing for
+ * whatever else runs on a balancer's NIC; detached with `ip link … xdpdrv off`.
+ */
+function attachProberPassAll(fleet: Fleet): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-pass-'));
+  try {
+    const src = path.join(dir, 'pass.c'), obj = path.join(dir, 'pass.o');
+    fs.writeFileSync(src, '#include <linux/bpf.h>\n__attribute__((section("xdp"), used)) int pass_all(struct xdp_md *ctx) { return XDP_PASS; }\nchar _license[] __attribute__((section("license"), used)) = "GPL";\n');
+    execFileSync('clang', ['-O2', '-target', 'bpf', `-I/usr/include/${os.machine()}-linux-gnu`, '-c', src, '-o', obj]);
+    execFileSync('ip', ['-n', fleet.prober, 'link', 'set', 'dev', fleet.proberIf, 'xdpdrv', 'obj', obj, 'sec', 'xdp']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The sidecar on each hook: serve with the matcher at XDP (the default),
+ * at tc ingress (probe.hook: tc), and at tc because a pass-all XDP program
+ * holds the hook (the fallback as it happens on a shared NIC, that
+ * program's cost included). Same backends, same timings, one after another.
+ */
+export async function serveHookScenario(ctx: BenchContext): Promise<ScenarioResult> {
+  const sizes = ctx.quick ? [1000] : [1000, 10_000];
+  const seconds = ctx.quick ? 10 : 20;
+  const rows: ScenarioResult['rows'] = [];
+  const settings = `interval ${INTER_MS / 1000}s, timeout ${TIMEOUT_MS}ms`;
+  await withFleet({ tag: 'hook', v4: '198.18.0.0/16', open: [80, 81] }, async (fleet) => {
+    const count = installCounters(fleet);
+    for (const n of sizes) {
+      ctx.log(`  serve-hook: ${n} backends, XDP, ${seconds} s`);
+      rows.push({ tool: `halfopen serve at XDP (${n})`, settings, runs: [await runHalfopen(ctx, fleet, count, n, INTER_MS, seconds, null, 'xdp')] });
+      ctx.log(`  serve-hook: ${n} backends, tc ingress, ${seconds} s`);
+      rows.push({ tool: `halfopen serve at tc ingress (${n})`, settings: `${settings}, probe.hook: tc`, runs: [await runHalfopen(ctx, fleet, count, n, INTER_MS, seconds, null, 'tc')] });
+      ctx.log(`  serve-hook: ${n} backends, tc behind a pass-all XDP program, ${seconds} s`);
+      attachProberPassAll(fleet);
+      try {
+        rows.push({ tool: `halfopen serve at tc, behind an XDP_PASS program (${n})`, settings: `${settings}, probe.hook: auto`, runs: [await runHalfopen(ctx, fleet, count, n, INTER_MS, seconds, null, 'auto')] });
+      } finally {
+        execFileSync('ip', ['-n', fleet.prober, 'link', 'set', 'dev', fleet.proberIf, 'xdpdrv', 'off']);
+      }
+    }
+  });
+  return {
+    id: 'serve-hook',
+    title: 'Sidecar on each hook: XDP vs tc ingress',
+    notes: [
+      `Steady state after a warm-up, ${seconds} s per row, one run each, all backends open. CPU is the share of one core (user + sys of the serve process); machine CPU is both cores, fleet included (the fleet's kernel shares them, and does its work for a check inside the sender's system call).`,
+      'XDP: the matcher on the XDP hook (generic mode on veth), AF_PACKET sends, RSTs from XDP. tc ingress: the same matcher through a tcx link, raw-socket sends (so conntrack knows the SYN), RSTs from the kernel. The third row adds an XDP_PASS program holding the XDP hook (native mode on the prober\'s veth), as on a shared NIC: halfopen falls back to tc by itself.',
+      'checks/s: SYNs reaching backend ports, counted in the fleet\'s firewall. Each tc row is compared with the XDP row of the same size. The tc rows differ from the XDP row in two ways: where the matcher runs, and the send path and RST that go with it (raw socket and kernel RST, against AF_PACKET and XDP_TX).',
+    ],
+    columns: [
+      { key: 'cpuPct', label: 'CPU % of a core', digits: 1, ratio: 'lower-is-better' },
+      { key: 'machinePct', label: 'machine CPU % of a core', digits: 1, ratio: 'lower-is-better' },
+      { key: 'rssMb', label: 'RSS MB', digits: 0, ratio: 'lower-is-better' },
+      { key: 'checksPerSec', label: 'checks/s', digits: 0 },
+      { key: 'up', label: 'backends up', digits: 0 },
+      { key: 'connections', label: 'connections established with backends', digits: 0 },
+      { key: 'lagMs', label: 'schedule lag ms', digits: 0 },
+    ],
+    baseline: 'halfopen serve at XDP',
     rows,
   };
 }

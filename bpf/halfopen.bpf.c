@@ -1,23 +1,31 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * halfopen.bpf.c - XDP reply matcher for half-open TCP probes.
+ * halfopen.bpf.c - reply matcher for half-open TCP probes, at XDP or at tc.
  *
  * Sees every packet arriving on the prober's interface. Only TCP segments and
  * ICMP/ICMPv6 errors aimed at our source-port range are examined; everything
- * else returns XDP_PASS untouched. A reply is valid when the probe index its
- * cookie names exists and matches the reply's address and ports exactly.
+ * else goes on untouched. A reply is valid when the probe index its cookie
+ * names exists and matches the reply's address and ports exactly.
+ *
+ * One matcher, match(), parses with a header cursor and records verdicts;
+ * two entry points turn its verdict into their hook's action:
+ *  - halfopen_xdp, on the XDP hook when it is free (the default);
+ *  - halfopen_tc, at tcx ingress when another program holds the XDP hook.
  *
  * Actions (the half-open contract):
  *  - valid SYN+ACK (first or duplicate), with cfg_rst_tx set (enum
- *    ho_rst_mode): rewritten in place into the RST the kernel would send
- *    (seq = its ack, no ACK flag) and sent back with XDP_TX. Userspace picks
- *    the mode: by default XDP_TX in generic mode, where it is the device's
- *    own transmit function, and the kernel's RST in native mode, where
- *    XDP_TX is up to the driver (veth drops it unless its peer runs NAPI).
- *  - any other SYN+ACK: XDP_PASS. No socket owns the port, so the kernel
- *    answers with RST and the backend never holds a half-open connection.
- *  - valid RST or ICMP unreachable: XDP_DROP (consumed, nobody else wants it).
- *  - anything invalid: XDP_PASS.
+ *    ho_rst_mode), XDP only: rewritten in place into the RST the kernel
+ *    would send (seq = its ack, no ACK flag) and sent back with XDP_TX.
+ *    Userspace picks the mode: by default XDP_TX in generic mode, where it is
+ *    the device's own transmit function, and the kernel's RST in native mode,
+ *    where XDP_TX is up to the driver (veth drops it unless its peer runs NAPI).
+ *  - any other SYN+ACK: passed on (XDP_PASS / TCX_NEXT). No socket owns the
+ *    port, so the kernel answers with RST and the backend never holds a
+ *    half-open connection.
+ *  - valid RST or ICMP unreachable: dropped (consumed, nobody else wants it).
+ *  - anything else, including replies to another prober's probes (another
+ *    halfopen process has its own key and table: to us they are invalid):
+ *    passed on, so that prober's own program sees them.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -48,6 +56,9 @@ struct ho_icmphdr {
 #define ETH_P_8021AD_ 0x88A8
 #define IP_MF_OFFSET 0x3fff
 #define HO_MAX_VLAN 2
+/* tcx return codes (uapi linux/bpf.h since 6.6; the build's headers may be older). */
+#define TCX_NEXT_ -1
+#define TCX_DROP_ 2
 
 /* Set by userspace between open and load. */
 const volatile struct ho_key cfg_key = {};
@@ -119,8 +130,18 @@ struct reply {
 	__u8 plain_ip;  /* IPv4 without options or IPv6 without extension headers */
 };
 
-/* Internal action: on_tcp asks the entry point to send an RST (see reset()). */
-#define HO_ACT_RESET 0x100
+/*
+ * What the matcher decided, for the entry points to turn into their hook's
+ * return value. Only a reply that matched our own probe table is ever
+ * consumed: everything else goes on to the rest of the stack untouched, so
+ * that another prober on the same interface (a second halfopen process, with
+ * its own table, key and source ports) sees its replies too.
+ */
+enum match_verdict {
+	MATCH_PASS = 0,   /* not ours, invalid or not a verdict: hand it on */
+	MATCH_CONSUME,    /* valid RST or ICMP error for one of our probes: nobody else wants it */
+	MATCH_OPEN,       /* valid SYN+ACK (first or duplicate): someone must reset it */
+};
 
 HO_INLINE int ours(__be16 port)
 {
@@ -169,30 +190,94 @@ static __noinline int record(struct reply *r)
 	return 1;
 }
 
-/* TCP reply from the target: th points at a complete 20-byte header. */
-HO_INLINE int on_tcp(struct reply *r, struct tcphdr *th)
+/*
+ * Header cursor, after xdp-tools' parsing_helpers.h. `pos` is the first byte
+ * not parsed yet, `end` the end of the visible packet (xdp_md->data_end or
+ * __sk_buff->data_end: the same packet-pointer rules apply at both hooks).
+ * Each parse_* helper checks that its whole fixed header lies before `end`,
+ * advances `pos` past it and returns it, or returns NULL and leaves `pos`
+ * where it was. Nothing here writes to the packet.
+ */
+struct hdr_cursor {
+	void *pos;
+	void *end;
+};
+
+struct vlan_hdr_ {
+	__be16 tci;
+	__be16 proto;
+};
+
+/* Ethernet and up to HO_MAX_VLAN tags; *proto is the EtherType behind them. */
+HO_INLINE struct ethhdr *parse_ethhdr(struct hdr_cursor *c, __be16 *proto)
 {
-	if (!ours(th->dest))
-		return XDP_PASS;
-	count(HO_CNT_CANDIDATES);
-	r->tport = th->source;
-	r->sport = th->dest;
-	/* Both answers to a SYN acknowledge it: ack = seq + 1. */
-	if (!th->ack)
-		return XDP_PASS;
-	r->seq = bpf_ntohl(th->ack_seq) - 1;
-	if (th->syn && !th->rst) {
-		r->state = HO_STATE_OPEN;
-		if (record(r) && cfg_rst_tx != HO_RST_KERNEL && r->plain_ip)
-			return HO_ACT_RESET;
-		return XDP_PASS; /* the kernel answers it with RST */
+	struct ethhdr *eth = c->pos;
+	void *pos;
+	int i;
+
+	if ((void *)(eth + 1) > c->end)
+		return NULL;
+	pos = eth + 1;
+	*proto = eth->h_proto;
+#pragma unroll
+	for (i = 0; i < HO_MAX_VLAN; i++) {
+		struct vlan_hdr_ *vh = pos;
+
+		if (*proto != bpf_htons(ETH_P_8021Q_) && *proto != bpf_htons(ETH_P_8021AD_))
+			break;
+		if ((void *)(vh + 1) > c->end)
+			return NULL;
+		*proto = vh->proto;
+		pos = vh + 1;
 	}
-	if (th->rst && !th->syn) {
-		r->state = HO_STATE_CLOSED;
-		r->flags = HO_RF_ACK_MATCH;
-		return record(r) ? XDP_DROP : XDP_PASS;
-	}
-	return XDP_PASS;
+	c->pos = pos;
+	return eth;
+}
+
+/* IPv4 including its options (the header's own length, at least 20 bytes). */
+HO_INLINE struct iphdr *parse_iphdr(struct hdr_cursor *c)
+{
+	struct iphdr *ip = c->pos;
+	__u32 ihl;
+
+	if ((void *)(ip + 1) > c->end)
+		return NULL;
+	ihl = ip->ihl * 4;
+	if (ihl < sizeof(*ip))
+		return NULL;
+	c->pos += ihl; /* the options' bytes are checked by whoever reads past them */
+	return ip;
+}
+
+HO_INLINE struct ipv6hdr *parse_ip6hdr(struct hdr_cursor *c)
+{
+	struct ipv6hdr *ip6 = c->pos;
+
+	if ((void *)(ip6 + 1) > c->end)
+		return NULL;
+	c->pos = ip6 + 1;
+	return ip6;
+}
+
+/* The fixed 20 bytes; options are never read. */
+HO_INLINE struct tcphdr *parse_tcphdr(struct hdr_cursor *c)
+{
+	struct tcphdr *th = c->pos;
+
+	if ((void *)(th + 1) > c->end)
+		return NULL;
+	c->pos = th + 1;
+	return th;
+}
+
+HO_INLINE struct ho_icmphdr *parse_icmphdr(struct hdr_cursor *c)
+{
+	struct ho_icmphdr *ic = c->pos;
+
+	if ((void *)(ic + 1) > c->end)
+		return NULL;
+	c->pos = ic + 1;
+	return ic;
 }
 
 /* The first 8 bytes of the TCP header quoted in an ICMP error: our SYN. */
@@ -202,45 +287,79 @@ struct quoted_tcp {
 	__be32 seq;
 };
 
+HO_INLINE struct quoted_tcp *parse_quoted_tcp(struct hdr_cursor *c)
+{
+	struct quoted_tcp *q = c->pos;
+
+	if ((void *)(q + 1) > c->end)
+		return NULL;
+	c->pos = q + 1;
+	return q;
+}
+
+/* A TCP header that did not fit: malformed only when what is visible is aimed at us. */
+HO_INLINE void count_truncated_tcp(struct hdr_cursor *c)
+{
+	struct tcphdr *th = c->pos;
+
+	if (c->pos + 4 <= c->end && ours(th->dest))
+		count(HO_CNT_MALFORMED);
+}
+
+/* TCP reply from the target. */
+HO_INLINE int on_tcp(struct reply *r, struct tcphdr *th)
+{
+	if (!ours(th->dest))
+		return MATCH_PASS;
+	count(HO_CNT_CANDIDATES);
+	r->tport = th->source;
+	r->sport = th->dest;
+	/* Both answers to a SYN acknowledge it: ack = seq + 1. */
+	if (!th->ack)
+		return MATCH_PASS;
+	r->seq = bpf_ntohl(th->ack_seq) - 1;
+	if (th->syn && !th->rst) {
+		r->state = HO_STATE_OPEN;
+		return record(r) ? MATCH_OPEN : MATCH_PASS;
+	}
+	if (th->rst && !th->syn) {
+		r->state = HO_STATE_CLOSED;
+		r->flags = HO_RF_ACK_MATCH;
+		return record(r) ? MATCH_CONSUME : MATCH_PASS;
+	}
+	return MATCH_PASS;
+}
+
 HO_INLINE int on_quoted_tcp(struct reply *r, struct quoted_tcp *q)
 {
 	if (!ours(q->source))
-		return XDP_PASS;
+		return MATCH_PASS;
 	count(HO_CNT_CANDIDATES);
 	r->tport = q->dest;
 	r->sport = q->source;
 	r->seq = bpf_ntohl(q->seq);
 	r->state = HO_STATE_UNREACHABLE;
-	return record(r) ? XDP_DROP : XDP_PASS;
+	return record(r) ? MATCH_CONSUME : MATCH_PASS;
 }
 
-HO_INLINE int on_icmp4(struct reply *r, void *pos, void *end)
+HO_INLINE int on_icmp4(struct reply *r, struct hdr_cursor *c)
 {
-	struct ho_icmphdr *ic = pos;
+	struct ho_icmphdr *ic = parse_icmphdr(c);
 	struct iphdr *in;
 	struct quoted_tcp *q;
-	__u32 ihl;
 
-	if ((void *)(ic + 1) > end)
-		return XDP_PASS;
-	if (ic->type != ICMP_DEST_UNREACH)
-		return XDP_PASS;
-	in = (void *)(ic + 1);
-	if ((void *)(in + 1) > end) {
+	if (!ic || ic->type != ICMP_DEST_UNREACH)
+		return MATCH_PASS;
+	in = c->pos;
+	if ((void *)(in + 1) > c->end) {
 		count(HO_CNT_MALFORMED);
-		return XDP_PASS;
+		return MATCH_PASS;
 	}
 	if (in->protocol != IPPROTO_TCP)
-		return XDP_PASS;
-	ihl = in->ihl * 4;
-	if (ihl < sizeof(*in)) {
+		return MATCH_PASS;
+	if (!parse_iphdr(c) || !(q = parse_quoted_tcp(c))) {
 		count(HO_CNT_MALFORMED);
-		return XDP_PASS;
-	}
-	q = (void *)in + ihl;
-	if ((void *)(q + 1) > end) {
-		count(HO_CNT_MALFORMED);
-		return XDP_PASS;
+		return MATCH_PASS;
 	}
 	r->icmp_type = ic->type;
 	r->icmp_code = ic->code;
@@ -252,24 +371,21 @@ HO_INLINE int on_icmp4(struct reply *r, void *pos, void *end)
 	return on_quoted_tcp(r, q);
 }
 
-HO_INLINE int on_icmp6(struct reply *r, void *pos, void *end)
+HO_INLINE int on_icmp6(struct reply *r, struct hdr_cursor *c)
 {
-	struct ho_icmphdr *ic = pos;
+	struct ho_icmphdr *ic = parse_icmphdr(c);
 	struct ipv6hdr *in;
 	struct quoted_tcp *q;
 
-	if ((void *)(ic + 1) > end)
-		return XDP_PASS;
-	if (ic->type != ICMPV6_DEST_UNREACH)
-		return XDP_PASS;
-	in = (void *)(ic + 1);
-	q = (void *)(in + 1);
-	if ((void *)(q + 1) > end) {
+	if (!ic || ic->type != ICMPV6_DEST_UNREACH)
+		return MATCH_PASS;
+	/* The quoted header and SYN together, before looking at either. */
+	if (!(in = parse_ip6hdr(c)) || !(q = parse_quoted_tcp(c))) {
 		count(HO_CNT_MALFORMED);
-		return XDP_PASS;
+		return MATCH_PASS;
 	}
 	if (in->nexthdr != IPPROTO_TCP)
-		return XDP_PASS;
+		return MATCH_PASS;
 	r->icmp_type = ic->type;
 	r->icmp_code = ic->code;
 	__builtin_memcpy(r->a, &in->daddr, 16);
@@ -277,66 +393,77 @@ HO_INLINE int on_icmp6(struct reply *r, void *pos, void *end)
 	return on_quoted_tcp(r, q);
 }
 
-HO_INLINE int on_ipv4(struct reply *r, void *pos, void *end)
+HO_INLINE int on_ipv4(struct reply *r, struct hdr_cursor *c)
 {
-	struct iphdr *ip = pos;
+	struct iphdr *ip = parse_iphdr(c);
 	struct tcphdr *th;
-	__u32 ihl;
 
-	if ((void *)(ip + 1) > end)
-		return XDP_PASS;
-	ihl = ip->ihl * 4;
-	if (ihl < sizeof(*ip))
-		return XDP_PASS;
+	if (!ip)
+		return MATCH_PASS;
 	/* Replies to a SYN are never fragmented; a fragment is someone else's. */
 	if (ip->frag_off & bpf_htons(IP_MF_OFFSET))
-		return XDP_PASS;
+		return MATCH_PASS;
 	r->ttl = ip->ttl;
-	pos += ihl;
 	if (ip->protocol == IPPROTO_ICMP)
-		return on_icmp4(r, pos, end);
+		return on_icmp4(r, c);
 	if (ip->protocol != IPPROTO_TCP)
-		return XDP_PASS;
-	th = pos;
-	if ((void *)(th + 1) > end) {
-		/* Only count truncation when the visible part is aimed at us. */
-		if (pos + 4 <= end && ours(th->dest))
-			count(HO_CNT_MALFORMED);
-		return XDP_PASS;
+		return MATCH_PASS;
+	if (!(th = parse_tcphdr(c))) {
+		count_truncated_tcp(c);
+		return MATCH_PASS;
 	}
 	r->a[0] = 0;
 	r->a[1] = 0;
 	r->a[2] = bpf_htonl(0xffff);
 	r->a[3] = ip->saddr;
 	r->family = HO_FAMILY_INET;
-	r->plain_ip = ihl == sizeof(*ip);
+	r->plain_ip = ip->ihl == 5;
 	return on_tcp(r, th);
 }
 
-HO_INLINE int on_ipv6(struct reply *r, void *pos, void *end)
+HO_INLINE int on_ipv6(struct reply *r, struct hdr_cursor *c)
 {
-	struct ipv6hdr *ip6 = pos;
+	struct ipv6hdr *ip6 = parse_ip6hdr(c);
 	struct tcphdr *th;
 
-	if ((void *)(ip6 + 1) > end)
-		return XDP_PASS;
+	if (!ip6)
+		return MATCH_PASS;
 	r->ttl = ip6->hop_limit;
-	pos = ip6 + 1;
 	/* Replies to our SYNs carry no extension headers; others are not ours. */
 	if (ip6->nexthdr == IPPROTO_ICMPV6_)
-		return on_icmp6(r, pos, end);
+		return on_icmp6(r, c);
 	if (ip6->nexthdr != IPPROTO_TCP)
-		return XDP_PASS;
-	th = pos;
-	if ((void *)(th + 1) > end) {
-		if (pos + 4 <= end && ours(th->dest))
-			count(HO_CNT_MALFORMED);
-		return XDP_PASS;
+		return MATCH_PASS;
+	if (!(th = parse_tcphdr(c))) {
+		count_truncated_tcp(c);
+		return MATCH_PASS;
 	}
 	__builtin_memcpy(r->a, &ip6->saddr, 16);
 	r->family = HO_FAMILY_INET6;
 	r->plain_ip = 1;
 	return on_tcp(r, th);
+}
+
+/*
+ * The matcher both entry points share: parses the frame in [data, end),
+ * validates a candidate reply against the probe table, records the verdict
+ * and says what should become of the frame (enum match_verdict). Fills *r,
+ * including the IP header's offset for reset().
+ */
+HO_INLINE int match(void *data, void *end, struct reply *r)
+{
+	struct hdr_cursor c = { .pos = data, .end = end };
+	__be16 proto;
+
+	count(HO_CNT_PACKETS);
+	if (!parse_ethhdr(&c, &proto))
+		return MATCH_PASS;
+	r->l3_off = c.pos - data;
+	if (proto == bpf_htons(ETH_P_IP))
+		return on_ipv4(r, &c);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return on_ipv6(r, &c);
+	return MATCH_PASS;
 }
 
 /* Ones' complement sum helpers (RFC 1071). Words are summed as loaded, so the
@@ -488,41 +615,58 @@ HO_INLINE int reset(struct xdp_md *ctx, struct reply *r)
 	return XDP_TX;
 }
 
+/*
+ * XDP entry point. Consumed replies are dropped here, before the stack
+ * allocates anything for them. A valid SYN+ACK goes on to the kernel, which
+ * finds no socket and resets it, unless userspace asked for the RST from
+ * here (cfg_rst_tx) and the frame is simple enough for reset() to rewrite.
+ */
 SEC("xdp")
 int halfopen_xdp(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
 	struct reply r = {};
-	void *pos;
-	__be16 proto;
-	int i, act;
 
-	count(HO_CNT_PACKETS);
-	if ((void *)(eth + 1) > end)
+	switch (match((void *)(long)ctx->data, (void *)(long)ctx->data_end, &r)) {
+	case MATCH_CONSUME:
+		return XDP_DROP;
+	case MATCH_OPEN:
+		if (cfg_rst_tx != HO_RST_KERNEL && r.plain_ip)
+			return reset(ctx, &r);
 		return XDP_PASS;
-	proto = eth->h_proto;
-	pos = eth + 1;
-#pragma unroll
-	for (i = 0; i < HO_MAX_VLAN; i++) {
-		struct vlan { __be16 tci; __be16 proto; } *vh = pos;
-
-		if (proto != bpf_htons(ETH_P_8021Q_) && proto != bpf_htons(ETH_P_8021AD_))
-			break;
-		if ((void *)(vh + 1) > end)
-			return XDP_PASS;
-		proto = vh->proto;
-		pos = vh + 1;
+	default:
+		return XDP_PASS;
 	}
-	r.l3_off = pos - data;
-	if (proto == bpf_htons(ETH_P_IP))
-		act = on_ipv4(&r, pos, end);
-	else if (proto == bpf_htons(ETH_P_IPV6))
-		act = on_ipv6(&r, pos, end);
-	else
-		return XDP_PASS;
-	return act == HO_ACT_RESET ? reset(ctx, &r) : act;
+}
+
+/*
+ * tc entry point, attached at tcx ingress when the XDP hook belongs to
+ * another program. The same matcher on the same maps; what differs is only
+ * what each verdict becomes:
+ *  - consumed replies: TCX_DROP, as XDP drops them.
+ *  - a valid SYN+ACK: TCX_NEXT, always. The kernel answers it with RST; an
+ *    RST of our own would need the packet rewritten in the skb and cloned
+ *    out (bpf_clone_redirect) for no gain, since the kernel's RST is what
+ *    the stack does anyway and keeps conntrack in step. cfg_rst_tx is
+ *    ignored here, and userspace reports the RSTs as the kernel's.
+ *  - everything else: TCX_NEXT, never TCX_PASS, so that programs attached
+ *    after this one (another prober's) still run.
+ * Unlike XDP, tc sees an skb whose headers may lie partly outside its
+ * linear part (data_end); replies to a SYN are small, so the first
+ * HO_PULL_BYTES are made linear when they are not.
+ */
+#define HO_PULL_BYTES 160
+
+SEC("tc")
+int halfopen_tc(struct __sk_buff *skb)
+{
+	struct reply r = {};
+	__u32 linear = skb->data_end - skb->data;
+
+	if (linear < HO_PULL_BYTES && skb->len > linear)
+		bpf_skb_pull_data(skb, skb->len < HO_PULL_BYTES ? skb->len : HO_PULL_BYTES);
+	if (match((void *)(long)skb->data, (void *)(long)skb->data_end, &r) == MATCH_CONSUME)
+		return TCX_DROP_;
+	return TCX_NEXT_;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,7 +1,10 @@
-// Program: one loaded instance of the XDP reply matcher (bpf/halfopen.bpf.c),
-// through its generated skeleton. Lifecycle: construct (open, configure,
-// load) → attach → mapBuffer/poll/counters → close. Attachment is a bpf_link,
-// so the kernel detaches the program when the process dies, however it dies.
+// Program: one loaded instance of the reply matcher (bpf/halfopen.bpf.c),
+// through its generated skeleton: both entry points (XDP and tc) over one set
+// of maps. Lifecycle: construct (open, configure, load) → attach (XDP, or tc
+// ingress when the XDP hook is taken) → mapBuffer/poll/counters → close.
+// Attachment is a bpf_link either way, so the kernel detaches the program
+// when the process dies, however it dies, and nothing else on the interface
+// is ever detached, replaced or moved.
 #include "common.h"
 
 #include <arpa/inet.h>
@@ -16,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,12 +31,30 @@
 namespace ho {
 namespace {
 
+// tcx (kernel 6.6): the build's uapi headers and libbpf 1.1 predate it.
+constexpr int kBpfTcxIngress = 46;  // enum bpf_attach_type BPF_TCX_INGRESS
+
+// Appends prog at the end of the interface's tcx ingress chain: flags 0 and
+// no relative program, so nothing attached there moves or is replaced.
+// Returns the link fd or -errno.
+int TcxLinkCreate(int prog_fd, int ifindex) {
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof(attr));
+  attr.link_create.prog_fd = prog_fd;
+  attr.link_create.target_fd = ifindex;  // target_ifindex, same field
+  attr.link_create.attach_type = kBpfTcxIngress;
+  attr.link_create.flags = 0;
+  int fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+  return fd < 0 ? -errno : fd;
+}
+
 class Program : public Napi::ObjectWrap<Program> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Program",
                        {
                            InstanceMethod("attach", &Program::Attach),
+                           InstanceMethod("xdpOwner", &Program::XdpOwner),
                            InstanceMethod("detach", &Program::Detach),
                            InstanceMethod("setRstMode", &Program::SetRstMode),
                            InstanceMethod("mapBuffer", &Program::MapBuffer),
@@ -112,41 +134,86 @@ class Program : public Napi::ObjectWrap<Program> {
     if (!skel_) Throw(env, "E_INTERNAL", "the XDP program is closed");
   }
 
-  // attach(ifindex, mode: 'auto'|'native'|'generic') → 'native'|'generic'
+  // attach(ifindex, mode: 'auto'|'native'|'generic', hook: 'auto'|'xdp'|'tc')
+  //   → 'native'|'generic' (XDP) or 'tc' (tcx ingress).
+  // hook 'auto': XDP when the hook is free; when another program holds it
+  // (EBUSY, or EEXIST for one in the other mode), the tc entry point at tcx
+  // ingress instead. The other program is never touched.
   Napi::Value Attach(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     Need(env);
     if (link_fd_ >= 0) Throw(env, "E_INTERNAL", "already attached");
     int ifindex = info[0].As<Napi::Number>().Int32Value();
     std::string mode = info.Length() > 1 ? info[1].As<Napi::String>().Utf8Value() : "auto";
-    int prog_fd = bpf_program__fd(skel_->progs.halfopen_xdp);
+    std::string hook = info.Length() > 2 ? info[2].As<Napi::String>().Utf8Value() : "xdp";
     char ifname[IF_NAMESIZE] = "?";
     if_indextoname(ifindex, ifname);
 
-    auto try_mode = [&](uint32_t flags) {
-      LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
-      int fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &opts);
-      return fd < 0 ? -errno : fd;
-    };
-    int fd = -EINVAL;
-    const char *got = nullptr;
-    if (mode == "auto" || mode == "native") {
-      fd = try_mode(XDP_FLAGS_DRV_MODE);
-      got = "native";
+    if (hook != "tc") {
+      int prog_fd = bpf_program__fd(skel_->progs.halfopen_xdp);
+      auto try_mode = [&](uint32_t flags) {
+        LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
+        int fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &opts);
+        return fd < 0 ? -errno : fd;
+      };
+      int fd = -EINVAL;
+      const char *got = nullptr;
+      if (mode == "auto" || mode == "native") {
+        fd = try_mode(XDP_FLAGS_DRV_MODE);
+        got = "native";
+      }
+      if (fd < 0 && (mode == "generic" || (mode == "auto" && fd != -EBUSY && fd != -EPERM && fd != -EEXIST))) {
+        fd = try_mode(XDP_FLAGS_SKB_MODE);
+        got = "generic";
+      }
+      if (fd >= 0) {
+        link_fd_ = fd;
+        return Napi::String::New(env, got);
+      }
+      int err = -fd;
+      bool taken = err == EBUSY || err == EEXIST;
+      if (!(hook == "auto" && taken)) {
+        std::string what = std::string("cannot attach XDP to ") + ifname;
+        if (taken) what += " (another XDP program is attached there)";
+        if (err == EPERM) what += " (needs CAP_NET_ADMIN and CAP_BPF)";
+        Throw(env, CodeFor(err, "E_BPF"), what, err, "bpf_link_create");
+      }
     }
-    if (fd < 0 && (mode == "generic" || (mode == "auto" && fd != -EBUSY && fd != -EPERM && fd != -EEXIST))) {
-      fd = try_mode(XDP_FLAGS_SKB_MODE);
-      got = "generic";
-    }
+    int fd = TcxLinkCreate(bpf_program__fd(skel_->progs.halfopen_tc), ifindex);
     if (fd < 0) {
       int err = -fd;
-      std::string what = std::string("cannot attach XDP to ") + ifname;
-      if (err == EBUSY || err == EEXIST) what += " (another XDP program is attached there)";
+      std::string what = std::string(hook == "auto" ? "the XDP hook of " + std::string(ifname) + " is taken by another program, and halfopen " : "") +
+                         "cannot attach to tc ingress of " + ifname;
+      if (err == EINVAL) what += " (tcx needs Linux 6.6 or later)";
       if (err == EPERM) what += " (needs CAP_NET_ADMIN and CAP_BPF)";
       Throw(env, CodeFor(err, "E_BPF"), what, err, "bpf_link_create");
     }
     link_fd_ = fd;
-    return Napi::String::New(env, got);
+    return Napi::String::New(env, "tc");
+  }
+
+  // xdpOwner(ifindex) → {id, name, mode: 'native'|'generic'|'offload'} of the
+  // program on the interface's XDP hook, or null when the hook is free.
+  Napi::Value XdpOwner(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    int ifindex = info[0].As<Napi::Number>().Int32Value();
+    LIBBPF_OPTS(bpf_xdp_query_opts, q);
+    if (bpf_xdp_query(ifindex, 0, &q)) Throw(env, CodeFor(errno, "E_BPF"), "cannot query the XDP hook", errno, "netlink");
+    uint32_t id = q.drv_prog_id ? q.drv_prog_id : q.skb_prog_id ? q.skb_prog_id : q.hw_prog_id ? q.hw_prog_id : q.prog_id;
+    if (!id) return env.Null();
+    auto o = Napi::Object::New(env);
+    o.Set("id", id);
+    o.Set("mode", q.drv_prog_id == id ? "native" : q.skb_prog_id == id ? "generic" : "offload");
+    std::string name;
+    int fd = bpf_prog_get_fd_by_id(id);
+    if (fd >= 0) {
+      struct bpf_prog_info pi = {};
+      uint32_t len = sizeof(pi);
+      if (!bpf_obj_get_info_by_fd(fd, &pi, &len)) name.assign(pi.name, strnlen(pi.name, sizeof(pi.name)));
+      close(fd);
+    }
+    o.Set("name", name);
+    return o;
   }
 
   // setRstMode(mode: enum ho_rst_mode): who answers valid SYN+ACKs with the RST
@@ -229,19 +296,20 @@ class Program : public Napi::ObjectWrap<Program> {
     return arr;
   }
 
-  // testRun(packet: Buffer, repeat = 1) → {retval, data: Buffer, duration}
+  // testRun(packet: Buffer, repeat = 1, entry: 'xdp'|'tc' = 'xdp') → {retval, data: Buffer, duration}
   Napi::Value TestRun(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     Need(env);
     auto pkt = info[0].As<Napi::Buffer<uint8_t>>();
     uint32_t repeat = info.Length() > 1 ? info[1].As<Napi::Number>().Uint32Value() : 1;
+    bool tc = info.Length() > 2 && info[2].As<Napi::String>().Utf8Value() == "tc";
     std::vector<uint8_t> out(pkt.Length() + 256);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt.Data(), .data_out = out.data(),
                 .data_size_in = (uint32_t)pkt.Length(), .data_size_out = (uint32_t)out.size(), .repeat = (int)repeat);
-    if (bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.halfopen_xdp), &opts))
+    if (bpf_prog_test_run_opts(bpf_program__fd(tc ? skel_->progs.halfopen_tc : skel_->progs.halfopen_xdp), &opts))
       Throw(env, CodeFor(errno, "E_BPF"), "BPF_PROG_TEST_RUN failed", errno, "bpf");
     auto res = Napi::Object::New(env);
-    res.Set("retval", opts.retval);
+    res.Set("retval", (int32_t)opts.retval);  // tc's TCX_NEXT is -1
     res.Set("data", Napi::Buffer<uint8_t>::Copy(env, out.data(), opts.data_size_out));
     res.Set("duration", opts.duration);
     return res;
@@ -252,6 +320,7 @@ class Program : public Napi::ObjectWrap<Program> {
     Need(env);
     auto o = Napi::Object::New(env);
     o.Set("prog", bpf_program__fd(skel_->progs.halfopen_xdp));
+    o.Set("progTc", bpf_program__fd(skel_->progs.halfopen_tc));
     o.Set("probes", bpf_map__fd(skel_->maps.probes));
     o.Set("results", bpf_map__fd(skel_->maps.results));
     o.Set("counters", bpf_map__fd(skel_->maps.counters));

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { HalfopenError, usageError } from '../errors';
-import { Engine, EngineOptions, ProbeSource } from '../engine/engine';
+import { Engine, EngineOptions, ProbeSource, unseenRepliesWarning } from '../engine/engine';
 import { parsePorts } from '../targets/ports';
 import { parseTargetSpec, readTargetFile, resolveHosts, parseExcludeList, readExcludeFile, ProbeSpace, AddrRange } from '../targets/target-set';
 import { formatAddress, mustParseAddress, isV4 } from '../targets/address';
@@ -34,6 +34,7 @@ export interface SweepOptions {
   progress?: boolean;
   sendPath: 'auto' | 'raw' | 'packet';
   xdpMode: 'auto' | 'native' | 'generic';
+  hook: 'auto' | 'xdp' | 'tc';
   rst: 'auto' | 'xdp' | 'kernel';
   dryRun?: boolean;
 }
@@ -67,6 +68,7 @@ export function registerSweep(program: Command, version: string): void {
     .option('--send-path <path>', 'auto, raw (IPPROTO_RAW socket) or packet (AF_PACKET)', choiceOption('--send-path', ['auto', 'raw', 'packet'] as const), 'auto' as const)
     .option('--dry-run', 'print the probes in send order ("ADDRESS PORT" per line) and send nothing')
     .option('--xdp-mode <mode>', 'auto (generic on veth, else native with generic as fallback), native or generic', choiceOption('--xdp-mode', ['auto', 'native', 'generic'] as const), 'auto' as const)
+    .option('--hook <hook>', 'where replies are matched: auto (XDP when the interface\'s XDP hook is free, else tc ingress), xdp or tc', choiceOption('--hook', ['auto', 'xdp', 'tc'] as const), 'auto' as const)
     .option('--rst <who>', 'who answers a SYN+ACK with the RST: auto (XDP in generic mode with AF_PACKET sends, else the kernel), xdp or kernel', choiceOption('--rst', ['auto', 'xdp', 'kernel'] as const), 'auto' as const)
     .action(async (targets: string[], opts: SweepOptions) => {
       await sweep(targets, opts, version, process.argv.slice(2));
@@ -145,10 +147,10 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
   const engineOpts: EngineOptions = {
     interface: opts.interface, ...sources, sportLo: opts.sourcePorts.lo, sportHi: opts.sourcePorts.hi,
     rate: opts.rate, retries: opts.retries, timeoutMs: opts.timeout, senders: opts.senders,
-    sendPath: opts.sendPath, xdpMode: opts.xdpMode, rst: opts.rst, warn,
+    sendPath: opts.sendPath, xdpMode: opts.xdpMode, hook: opts.hook, rst: opts.rst, warn,
   };
   const engine = Engine.open(samples, source.size, engineOpts);
-  phase(`engine open: XDP ${engine.xdpMode} on ${engine.interface}, ${engine.sendPath} sends, RSTs from ${engine.rstFrom === 'xdp' ? 'XDP' : 'the kernel'}`);
+  phase(`engine open: ${engine.xdpMode ? `XDP ${engine.xdpMode}` : 'tc ingress'} on ${engine.interface}, ${engine.sendPath} sends, RSTs from ${engine.rstFrom === 'xdp' ? 'XDP' : 'the kernel'}`);
   let first = true;
 
   const out = opts.output ? fs.createWriteStream(opts.output) : process.stdout;
@@ -191,6 +193,8 @@ async function sweep(targets: string[], opts: SweepOptions, version: string, arg
     if (out !== process.stdout) await new Promise<void>((r) => (out as fs.WriteStream).end(r));
     process.stderr.write(`${formatSummaryLine(summary)}${stats.interrupted ? ' (interrupted)' : ''}\n`);
     if (engine.xdpFellBack) warn('XDP ran in generic mode');
+    const unseen = unseenRepliesWarning(engine, stats);
+    if (unseen) warn(unseen);
     if (stats.sendErrors.length) warn(`${stats.failed} SYNs could not be sent (${stats.sendErrors.join(', ')})`);
     if (stats.interrupted) process.exitCode = 130;
   } finally {

@@ -4,15 +4,17 @@
 import net from 'node:net';
 import { Monitor } from './monitor';
 
-export function agentReply(m: Monitor, key: string): string {
+export function agentReply(m: Monitor | null, key: string): string {
+  if (!m) return 'down #halfopen starting\n';
   const b = m.find(key.trim());
   if (!b) return `down #unknown backend ${JSON.stringify(key.trim()).slice(1, -1)}\n`;
   if (b.state === 'up') return b.cfg.weight !== undefined ? `up ${b.cfg.weight}%\n` : 'up\n';
+  if (b.healthState === 'up') return `down #stale: no check completed for ${Math.round((Date.now() - (b.last?.ts ?? b.born)) / 1000)} s\n`;
   const why = b.last ? `${b.last.state} ${b.last.reason}` : 'down';
   return `down #${why}\n`;
 }
 
-export function createAgentServer(getMonitor: () => Monitor): net.Server {
+export function createAgentServer(getMonitor: () => Monitor | null): net.Server {
   return net.createServer((sock) => {
     let buf = '';
     sock.setTimeout(5000, () => sock.destroy());

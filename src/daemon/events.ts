@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import { spawn, ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ChangeEvent } from './monitor';
+import { HalfopenError } from '../errors';
+import { ChangeEvent } from './backend';
 
 export class EventSink {
   private fd: number | null = null;
@@ -12,7 +13,18 @@ export class EventSink {
 
   constructor(private readonly target: string | undefined, private readonly hook: string | undefined, private readonly hookTimeoutMs: number,
     private readonly warn: (m: string) => void) {
-    if (target && target !== '-') this.fd = fs.openSync(target, 'a');
+    if (target && target !== '-') {
+      try {
+        this.fd = fs.openSync(target, 'a');
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new HalfopenError('E_CONFIG', `cannot open the events file ${target}: ${e.code ?? e.message}`, { errno: e.errno, syscall: e.syscall });
+      }
+    }
+    if (hook) {
+      const problem = hookProblem(hook);
+      if (problem) throw new HalfopenError('E_CONFIG', `hooks.on_change: ${problem}`);
+    }
   }
 
   emit(ev: ChangeEvent): void {
@@ -50,5 +62,36 @@ export class EventSink {
     for (const h of this.hooks) h.kill('SIGKILL');
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
+  }
+}
+
+/** Words /bin/sh runs itself: a hook may start with one of them. */
+const SH_BUILTINS = new Set([':', '.', '[', 'cd', 'command', 'echo', 'eval', 'exec', 'exit', 'export', 'false', 'printf', 'read', 'set', 'test', 'true', 'if', 'for', 'while', 'case', '{', '(']);
+
+/**
+ * Why the hook's command cannot run, or null: its first word (after any
+ * VAR=value) must be a shell builtin, an executable file by path, or a
+ * program on PATH. Found at start, not at the first state change.
+ */
+export function hookProblem(command: string): string | null {
+  const words = command.trim().split(/\s+/);
+  let i = 0;
+  while (i < words.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[i])) i++;
+  const first = (words[i] ?? '').replace(/^['"]|['"]$/g, '');
+  if (!first) return 'an empty command';
+  if (SH_BUILTINS.has(first)) return null;
+  const candidates = first.includes('/') ? [first] : (process.env.PATH ?? '/usr/bin:/bin').split(':').filter(Boolean).map((d) => `${d}/${first}`);
+  for (const f of candidates) {
+    try {
+      if (!fs.statSync(f).isFile()) continue;
+      fs.accessSync(f, fs.constants.X_OK);
+      return null;
+    } catch { /* next */ }
+  }
+  if (!first.includes('/')) return `"${first}" is not a shell builtin nor a program on PATH`;
+  try {
+    return fs.statSync(first).isFile() ? `${first} is not executable` : `${first} is not a file`;
+  } catch (err) {
+    return `${first}: ${(err as NodeJS.ErrnoException).code ?? err}`;
   }
 }

@@ -2,15 +2,22 @@
 // /healthz and the status page at /.
 import http from 'node:http';
 import { Monitor, Backend } from './monitor';
+import { HealthState } from '../health/state-machine';
 import { metricChunks } from './metrics';
 import { STATUS_PAGE } from './status-page';
 
-export function backendJson(b: Backend) {
+export function backendJson(b: Backend, now = Date.now()) {
   return {
     name: b.cfg.name,
     address: b.address,
     port: b.cfg.port,
+    // Up only while measured: a backend whose latest check is older than
+    // stale_after_ms is down here, whatever its last result said.
     state: b.state,
+    health: b.healthState as HealthState,
+    stale: b.isStale(now),
+    check_age_ms: now - (b.last?.ts ?? b.born),
+    stale_after_ms: b.staleMs,
     weight: b.cfg.weight ?? null,
     labels: b.cfg.labels,
     last: b.last && { ...b.last, ts: new Date(b.last.ts).toISOString() },
@@ -61,7 +68,8 @@ function* backendsJsonChunks(m: Monitor): Generator<string> {
   yield out + ']';
 }
 
-export function createHttpServer(getMonitor: () => Monitor): http.Server {
+/** `getMonitor` returns null while the daemon starts: every endpoint but / answers 503 then. */
+export function createHttpServer(getMonitor: () => Monitor | null): http.Server {
   return http.createServer((req, res) => {
     const send = (code: number, type: string, body: string) => {
       res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
@@ -71,7 +79,12 @@ export function createHttpServer(getMonitor: () => Monitor): http.Server {
     const url = new URL(req.url ?? '/', 'http://x');
     const m = getMonitor();
     if (url.pathname === '/') return send(200, 'text/html; charset=utf-8', STATUS_PAGE);
-    if (url.pathname === '/healthz') return send(200, 'text/plain', 'ok\n');
+    if (!m) return send(503, 'text/plain', 'starting\n');
+    if (url.pathname === '/healthz') {
+      // For supervisors (systemd, Kubernetes): non-200 when checks are not going out on time.
+      const h = m.health();
+      return send(h.ok ? 200 : 503, 'text/plain', `${h.reason}\n`);
+    }
     if (url.pathname === '/metrics') return void stream(res, 'text/plain; version=0.0.4; charset=utf-8', metricChunks(m));
     if (url.pathname === '/backends') return void stream(res, 'application/json', backendsJsonChunks(m));
     if (url.pathname === '/status') {

@@ -22,10 +22,14 @@ function labels(b: Backend): string {
 
 const head = (name: string, type: string, help: string) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
 
-type PerBackend = (b: Backend, l: string) => string;
+type PerBackend = (b: Backend, l: string, now: number) => string;
 const SERIES: Array<[string, string, string, PerBackend]> = [
-  ['halfopen_backend_up', 'gauge', 'Whether the backend is up (1) or down (0) after rise/fall.',
+  ['halfopen_backend_up', 'gauge', 'Whether the backend is up (1) or down (0) after rise/fall; 0 while its latest check is stale.',
     (b, l) => `halfopen_backend_up{${l}} ${b.state === 'up' ? 1 : 0}\n`],
+  ['halfopen_backend_stale', 'gauge', 'Whether the backend\'s latest completed check is older than 2 x interval + timeout (then it is not reported up).',
+    (b, l, now) => `halfopen_backend_stale{${l}} ${b.isStale(now) ? 1 : 0}\n`],
+  ['halfopen_backend_check_age_seconds', 'gauge', 'Seconds since the backend\'s latest check completed (since start before the first).',
+    (b, l, now) => `halfopen_backend_check_age_seconds{${l}} ${num((now - (b.last?.ts ?? b.born)) / 1000)}\n`],
   ['halfopen_backend_last_rtt_seconds', 'gauge', 'Round-trip time of the backend\'s latest answered check.',
     (b, l) => (b.last?.rtt_ms != null ? `halfopen_backend_last_rtt_seconds{${l}} ${num(b.last.rtt_ms / 1000)}\n` : '')],
   ['halfopen_probe_results_total', 'counter', 'Completed checks by result state.',
@@ -42,23 +46,27 @@ const SERIES: Array<[string, string, string, PerBackend]> = [
 /** The exposition in chunks; the caller may yield to the event loop between them. */
 export function* metricChunks(m: Monitor): Generator<string> {
   const bs = m.list();
+  const now = Date.now();
   for (const [name, type, help, line] of SERIES) {
     let out = head(name, type, help);
     for (let i = 0; i < bs.length; i++) {
-      out += line(bs[i], labels(bs[i]));
+      out += line(bs[i], labels(bs[i]), now);
       if ((i + 1) % CHUNK === 0) { yield out; out = ''; }
     }
     yield out;
   }
-  let out = head('halfopen_probe_duration_seconds', 'histogram', 'Round-trip time of answered checks, all backends.');
-  let cum = 0;
-  m.buckets.forEach((le, i) => { cum += m.bucketCounts[i]; out += `halfopen_probe_duration_seconds_bucket{le="${le}"} ${cum}\n`; });
-  cum += m.bucketCounts[m.buckets.length];
-  out += `halfopen_probe_duration_seconds_bucket{le="+Inf"} ${cum}\n`;
-  out += `halfopen_probe_duration_seconds_sum ${num(m.rttSum)}\nhalfopen_probe_duration_seconds_count ${m.rttCount}\n`;
+  let out = head('halfopen_probe_duration_seconds', 'histogram', 'Round-trip time of answered checks, all backends.') +
+    m.rtt.render('halfopen_probe_duration_seconds', num);
+  out += head('halfopen_check_lateness_seconds', 'histogram', 'How late checks left against their schedule (a check waiting for a free slot counts from when one freed).') +
+    m.lateness.render('halfopen_check_lateness_seconds', num);
   out += head('halfopen_checks_sent_total', 'counter', 'SYNs sent for checks.') + `halfopen_checks_sent_total ${m.checksSent}\n`;
+  out += head('halfopen_checks_completed_total', 'counter', 'Checks whose result was applied (answered or timed out).') + `halfopen_checks_completed_total ${m.checksCompleted}\n`;
+  out += head('halfopen_checks_dropped_total', 'counter', 'Checks in flight when their backend was removed or reconfigured: never applied.') + `halfopen_checks_dropped_total ${m.checksDropped}\n`;
+  out += head('halfopen_checks_in_flight', 'gauge', 'Checks sent and not yet completed.') + `halfopen_checks_in_flight ${m.inflight}\n`;
   out += head('halfopen_schedule_lag_seconds', 'gauge', 'Worst lateness of a check behind its schedule over the last 10 to 20 s.') +
     `halfopen_schedule_lag_seconds ${num(m.lagMs / 1000)}\n`;
+  const h = m.health(now);
+  out += head('halfopen_scheduler_healthy', 'gauge', 'Whether the scheduler keeps up (what /healthz answers 200 for).') + `halfopen_scheduler_healthy ${h.ok ? 1 : 0}\n`;
   out += head('halfopen_xdp_packets_total', 'counter', 'Packets the XDP program saw since it was loaded, by what it made of them (enum ho_counter in bpf/halfopen.h): rst_sent counts the RSTs it sent by XDP_TX.');
   for (const [kind, n] of Object.entries(m.xdpCounters())) out += `halfopen_xdp_packets_total{kind="${kind}"} ${n}\n`;
   out += head('halfopen_backends', 'gauge', 'Backends by state.');

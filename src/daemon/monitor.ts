@@ -1,256 +1,151 @@
-// The health-check loop of `halfopen serve`. Every backend owns a few slots
-// of the engine's probe table (depthFor): one per check that may be in flight
-// at once. Each tick (10–100 ms, see tickFor): verdicts that landed in the
-// kernel are applied, checks past their timeout fail, and the checks that are
-// due go out in one batch through the sender pool. A silent backend only
-// costs its own timeout; nothing waits for it.
+// The health-check scheduler of `halfopen serve`. Every backend owns a few
+// slots of the probe table (depthFor): one per check that may be in flight at
+// once. Each tick (10–100 ms, see tickFor): verdicts that landed in the kernel
+// are applied, checks past their timeout fail, and the checks that are due go
+// out in one batch through the sender pool. A silent backend only costs its
+// own timeout; nothing waits for it.
 //
-// A backend checks from its first slot whenever that one is free, so a
-// healthy fleet touches one slot per backend, adjacent in the table; the
-// others carry checks that overlap. Checks are due on their own clock, not after the previous one finished:
-// the next is due one interval (fastinter, downinter) after the previous was
-// due, even while that one still waits for its reply. An up backend whose
-// latest check is still unanswered one fastinter after it was due is suspect:
-// its next check goes out then, without waiting for the timeout. So a backend
+// Checks are due on their own clock, not after the previous one finished: the
+// next is due one interval (fastinter, downinter) after the previous was due,
+// even while that one still waits for its reply. An up backend whose latest
+// check is still unanswered one fastinter after it was due is suspect: its
+// next check goes out then, without waiting for the timeout. So a backend
 // that falls silent is down (fall - 1) x fastinter + timeout after the first
 // unanswered check, not fall x timeout. Results are applied in the order the
 // checks were sent, each check exactly once: an answer to a newer check
 // settles every older one still waiting as unanswered.
+//
+// Progress. The agenda (WakeHeap) holds each backend's next moment of
+// interest. A tick pops the entries that are due and, for each, settles what
+// has finished, sends at most one check, and pushes the backend back strictly
+// after `now`: a check that went out moves the schedule forward (a backend
+// more than one interval behind restarts its schedule from now instead of
+// catching up in a burst), and one with every slot in flight waits for its
+// oldest deadline, which settle() has just moved past `now`. So every entry
+// is popped at most once a tick and a tick's work is bounded by the number
+// of backends; wake() enforces the invariant and counts any breach
+// (`anomalies`, asserted zero by the property tests) rather than loop.
 import { EventEmitter } from 'node:events';
-import { Engine } from '../engine/engine';
 import { Verdict, describeVerdict } from '../engine/probe-table';
-import { roundMs } from '../types';
-import { formatAddress } from '../targets/address';
 import { BackendConfig } from '../health/config';
-import { Health, HealthState } from '../health/state-machine';
-import { ProbeState } from '../types';
+import { Backend, CheckOutcome, ChangeEvent, MAX_DEPTH, MAX_TICK_MS, depthFor, sameBackend, sameConfig } from './backend';
+import { Histogram, LATENESS_BUCKETS, RTT_BUCKETS } from './histogram';
+import { WakeHeap } from './wake-heap';
 
-export type CheckState = ProbeState; // filtered = no reply within the timeout
+export { Backend, depthFor };
+export type { CheckOutcome, ChangeEvent };
 
-export interface CheckResult {
-  ok: boolean;
-  state: CheckState;
-  reason: string;
-  rtt_ms: number | null;
-  ts: number;
-}
-
-export interface ChangeEvent {
-  time: string;
-  backend: string;
-  address: string;
-  port: number;
-  from: HealthState;
-  to: HealthState;
-  reason: string;
-  rtt_ms: number | null;
-  consecutive: { successes: number; failures: number };
-}
-
-export class Backend {
-  readonly cfg: BackendConfig;
-  readonly addr: bigint;
-  readonly address: string;
-  readonly health: Health;
-  /** Probe-table slots, one per check that may be in flight (depthFor); slot0 = slots[0]. */
-  slots: number[] = [];
-  slot0 = -1;
-  /**
-   * Checks in flight, oldest first, as indices into slots packed 3 bits each
-   * (depth <= 8): scalars, so the hot path touches no extra objects.
-   */
-  inflight = 0;
-  queue = 0;
-  /** When the oldest check in flight fails unanswered. */
-  headDeadline = 0;
-  /** When the next check is due. */
-  nextAt = 0;
-  /** Checks sent; each gets a new source port. */
-  round = 0;
-  readonly depth: number;
-  /** When the newest check was due; the next is due an interval after that. */
-  lastPlanned = 0;
-  last: CheckResult | null = null;
-  since = Date.now();
-  readonly counts: Record<CheckState, number> = { open: 0, closed: 0, filtered: 0, unreachable: 0 };
-  changes = 0;
-  checks = 0;
-  /** Recent results, oldest first, packed: 30 checks cost 150 bytes, not 30 objects. */
-  private readonly histState = new Uint8Array(HISTORY);
-  private readonly histRtt = new Float32Array(HISTORY);
-  private histLen = 0;
-  private histPos = 0;
-  /** Heap bookkeeping: entries carrying an older version are stale. */
-  version = 0;
-
-  constructor(cfg: BackendConfig, addr: bigint, keep?: Backend) {
-    this.cfg = cfg;
-    this.addr = addr;
-    this.address = formatAddress(addr);
-    this.health = keep?.health ?? new Health(cfg.rise, cfg.fall, cfg.initial);
-    this.depth = depthFor(cfg);
-    if (keep) {
-      this.last = keep.last && { ...keep.last };
-      this.since = keep.since;
-      Object.assign(this.counts, keep.counts);
-      this.changes = keep.changes;
-      this.checks = keep.checks;
-      this.histState.set(keep.histState);
-      this.histRtt.set(keep.histRtt);
-      this.histLen = keep.histLen;
-      this.histPos = keep.histPos;
-    }
-  }
-
-  remember(r: CheckResult): void {
-    this.histState[this.histPos] = STATE_CODE[r.state];
-    this.histRtt[this.histPos] = r.rtt_ms ?? NaN;
-    this.histPos = (this.histPos + 1) % HISTORY;
-    if (this.histLen < HISTORY) this.histLen++;
-  }
-
-  history(): Array<{ ok: boolean; state: CheckState; rtt_ms: number | null }> {
-    const out = [];
-    for (let k = 0; k < this.histLen; k++) {
-      const i = (this.histPos - this.histLen + k + HISTORY) % HISTORY;
-      const state = STATES[this.histState[i]];
-      const rtt = this.histRtt[i];
-      out.push({ ok: state === 'open', state, rtt_ms: Number.isNaN(rtt) ? null : roundMs(rtt) });
-    }
-    return out;
-  }
-
-  get state(): HealthState { return this.health.state; }
-  /** Index into slots of the i-th check in flight, oldest first. */
-  queuedIndex(i: number): number { return (this.queue >>> (3 * i)) & 7; }
-  /** Slot of the i-th check in flight, oldest first. */
-  queued(i: number): number {
-    const k = this.queuedIndex(i);
-    return k === 0 ? this.slot0 : this.slots[k];
-  }
-  /** Whether slots[k] carries a check in flight. */
-  isQueued(k: number): boolean {
-    for (let i = 0; i < this.inflight; i++) if (this.queuedIndex(i) === k) return true;
-    return false;
-  }
-}
-
-/** Most checks of one backend in flight at once. */
-const MAX_DEPTH = 8;
 /**
- * Slots a backend needs: checks go out at the shortest of its intervals and
- * each waits up to its timeout, so timeout / spacing + 1 may overlap
- * (a 500 ms timeout at a 250 ms fastinter: 3; a timeout shorter than every
- * interval: 1). Beyond MAX_DEPTH the next check waits for a slot.
+ * What the scheduler needs of the probe engine: a table of slots it programs
+ * one by one, SYNs sent for a list of slots, and the verdicts that land.
+ * src/engine/engine.ts implements it against the kernel.
  */
-export function depthFor(c: BackendConfig): number {
-  const spacing = Math.max(1, Math.min(c.interval, c.fastinter, c.downinter));
-  return Math.min(MAX_DEPTH, Math.floor(c.timeout / spacing) + 1);
+export interface ProbeSlots {
+  readonly capacity: number;
+  /** Programs slot i for addr:port from source port sport and clears its verdict. */
+  setSlot(i: number, addr: bigint, port: number, sport: number): void;
+  clearSlot(i: number): void;
+  /** Next check of a programmed slot: new source port, cleared verdict. */
+  rearmSlot(i: number, sport: number): void;
+  verdict(i: number): Verdict | null;
+  /** Whether slot i has a verdict (cheaper than verdict()). */
+  answered(i: number): boolean;
+  /** Slots whose verdict landed since the last call. */
+  pollSlots(): Uint32Array;
+  /** Sends one SYN for each slot. */
+  sendSlots(slots: Uint32Array): Promise<unknown>;
+  /** The XDP program's counters (enum ho_counter). */
+  counters(): Record<string, number>;
 }
 
-const HISTORY = 30;
+/** Instrumentation for tests: called as checks leave and as results are applied. */
+export interface MonitorObserver {
+  sent?(b: Backend, slot: number, dueAt: number, now: number): void;
+  applied?(b: Backend, r: Readonly<CheckOutcome>, slot: number): void;
+}
+
+/** Slots a backend list needs (depthFor each). */
+export const slotsFor = (list: Iterable<{ cfg: BackendConfig }>): number => {
+  let n = 0;
+  for (const b of list) n += depthFor(b.cfg);
+  return n;
+};
+
+/** Probe-table size for a backend list: its slots and a quarter more to grow into on reload (beyond that, a reload opens a larger table). */
+export const capacityFor = (list: Iterable<{ cfg: BackendConfig }>): number => {
+  const n = slotsFor(list);
+  return Math.max(1024, n + (n >> 2));
+};
+
 /**
  * Scheduling period: a tenth of the shortest interval or a fifth of the
- * shortest timeout, within 10–100 ms. A tick batches every due check; what
- * it costs is mostly per tick (a task post to the sender thread, a ring
- * poll, and caches gone cold since the last one), so fewer, larger ticks are
- * cheaper: at 10,000 backends / 1 s, 100 ms ticks took 8.2–9.4 % of a core
- * against 9.3–10.8 % at 50 ms (and 10.6 % at 20 ms). A check starts at most
- * one tick late (within the default 10 % jitter of its interval) and a
- * timeout is seen at most one tick late.
+ * shortest timeout, within 10–50 ms (MAX_TICK_MS). A tick batches every due
+ * check; what it costs is mostly per tick (a task post to the sender thread,
+ * a ring poll, and caches gone cold since the last one), so fewer, larger
+ * ticks are cheaper: at 10,000 backends / 1 s, 100 ms ticks took 8.2–9.4 % of
+ * a core against 9.3–10.8 % at 50 ms. But a check starts up to one tick late,
+ * and with 100 ms ticks nearly every check is late by up to 100 ms: 50 ms
+ * keeps lateness (p99) within 100 ms with room for the machine's own noise.
  */
 export function tickFor(backends: Iterable<BackendConfig>): number {
   let shortest = Infinity;
   for (const b of backends) shortest = Math.min(shortest, b.interval / 10, b.timeout / 5);
-  return Math.min(100, Math.max(10, Math.floor(shortest)));
+  return Math.min(MAX_TICK_MS, Math.max(10, Math.floor(shortest)));
 }
-const STATES: CheckState[] = ['open', 'closed', 'filtered', 'unreachable'];
-const STATE_CODE: Record<CheckState, number> = { open: 0, closed: 1, filtered: 2, unreachable: 3 };
+
 /** Window over which halfopen_schedule_lag_seconds reports the worst lateness. */
 const LAG_WINDOW_MS = 10_000;
+/** How often the reported states are checked for staleness. */
+const FRESHNESS_EVERY_MS = 1000;
 
-/** Min-heap of (time, backend, version): the next moment each backend needs attention. */
-class WakeHeap {
-  private t: number[] = [];
-  private b: Backend[] = [];
-  private v: number[] = [];
-  get size(): number { return this.t.length; }
-  peek(): number { return this.t.length ? this.t[0] : Infinity; }
-  push(time: number, backend: Backend): void {
-    let i = this.t.length;
-    this.t.push(time); this.b.push(backend); this.v.push(backend.version);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (this.t[p] <= this.t[i]) break;
-      this.swap(i, p);
-      i = p;
-    }
-  }
-  /** Pops the earliest entry still current (its backend's version unchanged). */
-  pop(): Backend | null {
-    while (this.t.length) {
-      const b = this.b[0], v = this.v[0];
-      const lt = this.t.pop()!, lb = this.b.pop()!, lv = this.v.pop()!;
-      if (this.t.length) {
-        this.t[0] = lt; this.b[0] = lb; this.v[0] = lv;
-        let i = 0;
-        for (;;) {
-          const l = 2 * i + 1, r = l + 1;
-          let m = i;
-          if (l < this.t.length && this.t[l] < this.t[m]) m = l;
-          if (r < this.t.length && this.t[r] < this.t[m]) m = r;
-          if (m === i) break;
-          this.swap(i, m);
-          i = m;
-        }
-      }
-      if (b.version === v) return b;
-    }
-    return null;
-  }
-  clear(): void { this.t = []; this.b = []; this.v = []; }
-  private swap(i: number, j: number): void {
-    // Temporaries, not destructuring: [a, b] = [b, a] allocates an array each time.
-    const t = this.t[i]; this.t[i] = this.t[j]; this.t[j] = t;
-    const b = this.b[i]; this.b[i] = this.b[j]; this.b[j] = b;
-    const v = this.v[i]; this.v[i] = this.v[j]; this.v[j] = v;
-  }
-}
-
-/** Same backend, same check: reload keeps its state. */
-export function sameBackend(a: BackendConfig, b: BackendConfig): boolean {
-  return a.name === b.name && a.host === b.host && a.port === b.port && a.rise === b.rise && a.fall === b.fall;
-}
+/**
+ * /healthz fails when the scheduler has not ticked for this long, when a
+ * batch of SYNs has been with the sender this long, or when checks leave
+ * this late: a supervisor should restart such a daemon.
+ */
+export const UNHEALTHY_AFTER_MS = 2000;
 
 export class Monitor extends EventEmitter {
-  private engine: Engine;
+  private slots: ProbeSlots;
   private readonly bySlot: (Backend | undefined)[] = [];
   private readonly free: number[] = [];
   /** Per slot: when its check in flight fails unanswered. */
   private deadline: Float64Array;
   private backends = new Map<string, Backend>();
+  private byTarget = new Map<string, Backend>();
   private timer: NodeJS.Timeout | null = null;
   private tickMs = 50;
-  private readonly heap = new WakeHeap();
+  private readonly heap = new WakeHeap<Backend>();
   private lagCur = 0;
   private lagPrev = 0;
   private lagWindowStart = Date.now();
-  private sending = false;
+  /** When the batch with the sender went out, or 0 when none is. */
+  private sendingSince = 0;
+  private nextFreshness = 0;
   private readonly sportLo: number;
   private readonly sportRange: number;
-  /** Round-trip histogram of answered checks (seconds), Prometheus buckets. */
-  readonly buckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
-  readonly bucketCounts = new Array(this.buckets.length + 1).fill(0);
-  rttSum = 0;
-  rttCount = 0;
+  /** When tick() last ran, and the worst lateness of a check it sent. */
+  lastTickAt = 0;
+  lastTickLate = 0;
+  /** Agenda entries that would have been due again within the same tick (the progress invariant; always 0). */
+  anomalies = 0;
+  observer: MonitorObserver | null = null;
+  /** Round-trip histogram of answered checks (seconds). */
+  readonly rtt = new Histogram(RTT_BUCKETS);
+  /** How late checks left against their schedule (seconds). */
+  readonly lateness = new Histogram(LATENESS_BUCKETS);
   checksSent = 0;
+  checksCompleted = 0;
+  /** Checks in flight when their backend was removed or moved to new slots: never applied. */
+  checksDropped = 0;
 
-  constructor(engine: Engine, sportLo: number, sportHi: number) {
+  /** `random`: the source of start spreading and jitter (a seeded one makes tests reproducible). */
+  constructor(slots: ProbeSlots, sportLo: number, sportHi: number, private readonly random: () => number = Math.random) {
     super();
-    this.engine = engine;
+    this.slots = slots;
     this.sportLo = sportLo;
     this.sportRange = sportHi - sportLo + 1;
-    this.deadline = this.emptyTable(engine.capacity);
+    this.deadline = this.emptyTable(slots.capacity);
   }
 
   /** Every slot free, lowest first out; returns the per-slot deadlines for that size. */
@@ -263,28 +158,36 @@ export class Monitor extends EventEmitter {
 
   list(): Backend[] { return [...this.backends.values()]; }
   get(name: string): Backend | undefined { return this.backends.get(name); }
+  get size(): number { return this.backends.size; }
+  get running(): boolean { return this.timer !== null; }
+
+  /** Checks in flight now. */
+  get inflight(): number {
+    let n = 0;
+    for (const b of this.backends.values()) n += b.inflight;
+    return n;
+  }
 
   /** Finds a backend by name or by "address:port" / "[v6]:port" (HAProxy agent-send). */
   find(key: string): Backend | undefined {
-    const b = this.backends.get(key);
-    if (b) return b;
-    for (const x of this.backends.values()) {
-      if (`${x.address}:${x.cfg.port}` === key || `[${x.address}]:${x.cfg.port}` === key) return x;
-    }
-    return undefined;
+    return this.backends.get(key) ?? this.byTarget.get(key);
   }
 
   /**
    * Installs a backend set. Backends equal to a current one keep their state;
    * new ones start on a schedule spread over their interval.
    */
-  apply(list: Array<{ cfg: BackendConfig; addr: bigint }>): void {
-    const now = Date.now();
+  apply(list: Array<{ cfg: BackendConfig; addr: bigint }>, now = Date.now()): void {
     const next = new Map<string, Backend>();
     list.forEach(({ cfg, addr }, i) => {
       const old = this.backends.get(cfg.name);
       const keep = old && sameBackend(old.cfg, cfg) && old.addr === addr ? old : undefined;
-      const b = new Backend(cfg, addr, keep);
+      if (keep && sameConfig(keep.cfg, cfg)) {
+        // Nothing changed: the same record, slots, checks in flight and schedule.
+        next.set(cfg.name, keep);
+        return;
+      }
+      const b = new Backend(cfg, addr, now, keep);
       if (keep && keep.depth === b.depth) {
         b.slots = keep.slots;
         b.slot0 = keep.slot0;
@@ -294,11 +197,14 @@ export class Monitor extends EventEmitter {
         b.queue = keep.queue;
         b.round = keep.round;
         b.lastPlanned = keep.lastPlanned;
+        b.slotFreedAt = keep.slotFreedAt;
       } else if (keep) {
         b.nextAt = keep.nextAt; // same schedule, new slots (the timing changed)
+        b.lastPlanned = keep.lastPlanned;
       } else {
-        // Spread first checks evenly over the interval, then jitter: no herd.
-        b.nextAt = now + Math.floor((cfg.interval * (i + Math.random())) / list.length);
+        // Spread first checks evenly over the interval: no herd.
+        b.nextAt = now + Math.floor((cfg.interval * (i + this.random())) / list.length);
+        b.lastPlanned = b.nextAt - cfg.interval;
       }
       next.set(cfg.name, b);
     });
@@ -307,6 +213,11 @@ export class Monitor extends EventEmitter {
       if (!b || b.slots !== old.slots) this.release(old);
     }
     this.backends = next;
+    this.byTarget = new Map();
+    for (const b of next.values()) {
+      // The first backend of an address:port answers for it (duplicates need an explicit opt-in).
+      for (const key of [`${b.address}:${b.cfg.port}`, `[${b.address}]:${b.cfg.port}`]) if (!this.byTarget.has(key)) this.byTarget.set(key, b);
+    }
     this.heap.clear();
     const tick = tickFor(list.map((x) => x.cfg));
     if (tick !== this.tickMs) {
@@ -329,15 +240,16 @@ export class Monitor extends EventEmitter {
         const slot = this.free.pop()!;
         b.slots.push(slot);
         if (k === 0) b.slot0 = slot;
-        this.engine.setSlot(slot, b.addr, b.cfg.port, this.sportLo + (slot % this.sportRange));
+        this.slots.setSlot(slot, b.addr, b.cfg.port, this.sportLo + (slot % this.sportRange));
       }
     }
   }
 
   private release(b: Backend): void {
+    this.checksDropped += b.inflight;
     for (const slot of b.slots) {
       if (this.bySlot[slot] !== b) continue;
-      this.engine.clearSlot(slot);
+      this.slots.clearSlot(slot);
       this.bySlot[slot] = undefined;
       this.free.push(slot);
     }
@@ -354,19 +266,33 @@ export class Monitor extends EventEmitter {
   }
 
   /**
-   * When b's next check is due: nextAt, or sooner for an up backend whose
-   * newest check is still unanswered one fastinter after it was due (suspect).
+   * Whether the scheduler keeps up: running, ticking, the sender answering,
+   * checks leaving on time. The reason names what is wrong.
    */
-  private dueAt(b: Backend): number {
-    if (b.inflight && b.health.state === 'up') return Math.min(b.nextAt, b.lastPlanned + b.cfg.fastinter);
-    return b.nextAt;
+  health(now = Date.now()): { ok: boolean; reason: string } {
+    if (!this.timer) return { ok: false, reason: 'scheduler stopped' };
+    const quiet = now - this.lastTickAt;
+    if (this.lastTickAt && quiet > UNHEALTHY_AFTER_MS) return { ok: false, reason: `no scheduler tick for ${quiet} ms` };
+    if (this.sendingSince && now - this.sendingSince > UNHEALTHY_AFTER_MS) return { ok: false, reason: `sender busy for ${now - this.sendingSince} ms` };
+    if (this.lastTickLate > UNHEALTHY_AFTER_MS) return { ok: false, reason: `checks leaving ${this.lastTickLate} ms late` };
+    return { ok: true, reason: 'ok' };
   }
 
-  /** (Re)schedules b at its next moment of interest: its next check, or its oldest check's deadline. */
-  private wake(b: Backend): void {
+  /** b's next moment of interest: its next check (when a slot is free for it), or its oldest check's deadline. */
+  private wakeAt(b: Backend): number {
+    const due = b.inflight < b.depth ? b.nextAt : Infinity;
+    return b.inflight ? Math.min(due, b.headDeadline) : due;
+  }
+
+  /** (Re)schedules b; with `now`, strictly after it (the progress invariant, see the top of this file). */
+  private wake(b: Backend, now?: number): void {
     b.version++;
-    const due = this.dueAt(b);
-    this.heap.push(b.inflight ? Math.min(due, b.headDeadline) : due, b);
+    let at = this.wakeAt(b);
+    if (now !== undefined && !(at > now)) {
+      this.anomalies++;
+      at = now + this.tickMs;
+    }
+    this.heap.push(at, b);
   }
 
   /** Worst lateness behind schedule over the current window, ms. */
@@ -374,93 +300,119 @@ export class Monitor extends EventEmitter {
 
   /** One scheduling step; public for tests. */
   tick(now = Date.now()): void {
+    this.lastTickAt = now;
     if (now - this.lagWindowStart >= LAG_WINDOW_MS) {
       this.lagPrev = this.lagCur;
       this.lagCur = 0;
       this.lagWindowStart = now;
     }
-    for (const slot of this.engine.pollSlots()) {
+    for (const slot of this.slots.pollSlots()) {
       const b = this.bySlot[slot];
       if (b && b.inflight && this.settle(b, now)) this.wake(b);
     }
-    if (this.sending) return; // the due checks go out with the next batch
+    if (now >= this.nextFreshness) {
+      this.nextFreshness = now + FRESHNESS_EVERY_MS;
+      for (const b of this.backends.values()) this.report(b, now, null);
+    }
+    if (this.sendingSince) return; // the due checks go out with the next batch
+    let worst = 0;
     const due: number[] = [];
     while (this.heap.peek() <= now) {
       const b = this.heap.pop();
       if (!b) break;
       if (b.inflight) this.settle(b, now);
-      const at = this.dueAt(b);
-      if (at > now || b.inflight >= b.depth) { this.wake(b); continue; } // not due, or every slot still waiting
-      const late = now - at;
-      if (late > this.lagCur) this.lagCur = late;
-      let k = 0;
-      if (b.inflight) while (b.isQueued(k)) k++;
-      const slot = k === 0 ? b.slot0 : b.slots[k];
-      // A new source port each round: a late reply to an earlier check cannot
-      // pass for this one (it no longer matches the table).
-      this.engine.rearmSlot(slot, this.sportLo + ((slot + ++b.round) % this.sportRange));
-      this.deadline[slot] = now + b.cfg.timeout;
-      b.lastPlanned = at;
-      if (!b.inflight) b.headDeadline = now + b.cfg.timeout;
-      b.queue |= k << (3 * b.inflight++);
-      this.schedule(b);
-      this.wake(b);
-      due.push(slot);
+      const at = b.nextAt;
+      if (at <= now) {
+        if (b.inflight < b.depth) {
+          // A check that waited for a slot is due from when one freed.
+          const from = Math.max(at, b.slotFreedAt);
+          if (now - from > worst) worst = now - from;
+          due.push(this.send(b, at, from, now));
+        }
+      }
+      this.wake(b, now);
     }
+    this.lastTickLate = worst;
+    if (worst > this.lagCur) this.lagCur = worst;
     if (due.length) {
-      this.sending = true;
+      this.sendingSince = now || 1;
       this.checksSent += due.length;
-      this.engine.sendSlots(Uint32Array.from(due)).then(
-        () => { this.sending = false; },
-        (err) => { this.sending = false; this.emit('error', err); },
+      this.slots.sendSlots(Uint32Array.from(due)).then(
+        () => { this.sendingSince = 0; },
+        (err) => { this.sendingSince = 0; this.emit('error', err); },
       );
     }
   }
 
+  /** Puts b's next check (due at `at`, free to go from `from`) in a free slot; returns the slot. */
+  private send(b: Backend, at: number, from: number, now: number): number {
+    let k = 0;
+    if (b.inflight) while (b.isQueued(k)) k++;
+    const slot = k === 0 ? b.slot0 : b.slots[k];
+    // A new source port each round: a late reply to an earlier check cannot
+    // pass for this one (it no longer matches the table).
+    this.slots.rearmSlot(slot, this.sportLo + ((slot + ++b.round) % this.sportRange));
+    this.deadline[slot] = now + b.cfg.timeout;
+    if (!b.inflight) b.headDeadline = now + b.cfg.timeout;
+    b.queue |= k << (3 * b.inflight++);
+    this.lateness.observe((now - from) / 1000);
+    this.observer?.sent?.(b, slot, from, now);
+    b.lastPlanned = at;
+    b.jitter = b.cfg.jitter * (this.random() * 2 - 1);
+    this.schedule(b, now);
+    // More than one spacing behind (a stall, or an interval shorter than the
+    // tick): the schedule restarts from now rather than catch up in a burst.
+    if (b.nextAt <= now) {
+      b.lastPlanned = now;
+      this.schedule(b, now);
+    }
+    return slot;
+  }
+
   /**
-   * The next check: one interval (per the current health) after the newest
-   * was due. Jitter spreads the steady schedule; fastinter steps are not
-   * jittered, so a backend changing state is decided on time.
+   * When the next check is due: one interval (per the current health) after
+   * the newest was due, or sooner for an up backend whose newest check is
+   * still unanswered one fastinter after it was due (suspect). Jitter spreads
+   * the steady schedule (drawn once per check, so a result does not draw it
+   * again); fastinter steps are not jittered, so a backend changing state is
+   * decided on time. Called whenever checks leave or settle: a result that
+   * shortens the interval can make the next check due in the past, and then
+   * it is due now.
    */
-  private schedule(b: Backend): void {
+  private schedule(b: Backend, now: number): void {
     const interval = b.health.nextInterval(b.cfg);
-    b.nextAt = b.lastPlanned + interval;
-    if (!b.health.transitioning) b.nextAt += interval * b.cfg.jitter * (Math.random() * 2 - 1);
+    let next = b.lastPlanned + (b.health.transitioning ? interval : interval * (1 + b.jitter));
+    if (b.inflight && b.health.state === 'up') next = Math.min(next, b.lastPlanned + b.cfg.fastinter);
+    b.nextAt = next < now ? now : next;
   }
 
   /**
    * Applies b's finished checks, oldest first: answered ones, ones past their
    * deadline, and older ones a newer answer has overtaken. Returns whether any
-   * was applied.
+   * was applied. Afterwards b's oldest check in flight, if any, has a deadline
+   * after `now`.
    */
   private settle(b: Backend, now: number): boolean {
-    if (b.inflight === 1) { // the common case: one check in flight
-      const v = this.engine.verdict(b.queued(0));
-      if (!v && b.headDeadline > now) return false;
-      b.inflight = 0;
-      b.queue = 0;
-      this.complete(b, v, now);
-      this.schedule(b);
-      return true;
-    }
     let answered = b.inflight - 1; // checks up to this one (oldest = 0) a newer answer has overtaken
-    while (answered >= 0 && !this.engine.answered(b.queued(answered))) answered--;
+    while (answered >= 0 && !this.slots.answered(b.queued(answered))) answered--;
     let settled = 0;
     while (b.inflight) {
-      const v = this.engine.verdict(b.queued(0));
+      const slot = b.queued(0);
+      const v = this.slots.verdict(slot);
       if (!v && settled > answered && b.headDeadline > now) break;
       b.queue >>>= 3;
       b.inflight--;
       settled++;
       if (b.inflight) b.headDeadline = this.deadline[b.queued(0)];
-      this.complete(b, v, now);
+      this.complete(b, v, slot, now);
     }
     if (!settled) return false;
-    this.schedule(b);
+    if (b.inflight + settled >= b.depth) b.slotFreedAt = now; // a check due meanwhile could not leave before now
+    this.schedule(b, now);
     return true;
   }
 
-  private complete(b: Backend, v: Verdict | null, now: number): void {
+  private complete(b: Backend, v: Verdict | null, slot: number, now: number): void {
     // The last result is updated in place: a new object per check would live
     // one interval, get promoted, and die in the old generation, and those
     // full collections were the bulk of the daemon's GC work.
@@ -471,41 +423,50 @@ export class Monitor extends EventEmitter {
     } else {
       const d = describeVerdict(v);
       r.ok = d.state === 'open'; r.state = d.state; r.reason = d.reason; r.rtt_ms = d.rttMs;
-      if (d.rttMs !== null) this.observe(d.rttMs / 1000);
+      if (d.rttMs !== null) this.rtt.observe(d.rttMs / 1000);
     }
     b.checks++;
+    this.checksCompleted++;
     b.counts[r.state]++;
     b.remember(r);
-    const t = b.health.record(r.ok);
-    if (t) {
-      b.changes++;
-      b.since = now;
-      const ev: ChangeEvent = {
-        time: new Date(now).toISOString(), backend: b.cfg.name, address: b.address, port: b.cfg.port,
-        from: t.from, to: t.to, reason: r.reason, rtt_ms: r.rtt_ms,
-        consecutive: { successes: b.health.successes, failures: b.health.failures },
-      };
-      this.emit('change', ev, b);
-    }
+    this.observer?.applied?.(b, r, slot);
+    b.health.record(r.ok);
+    this.report(b, now, r);
   }
 
-  private observe(seconds: number): void {
-    this.rttSum += seconds;
-    this.rttCount++;
-    let i = 0;
-    while (i < this.buckets.length && seconds > this.buckets[i]) i++;
-    this.bucketCounts[i]++;
+  /**
+   * Reports b's state when it changed: a rise/fall transition after check
+   * `r`, or (r = null) its latest check going stale or fresh again.
+   */
+  private report(b: Backend, now: number, r: CheckOutcome | null): void {
+    const to = b.effectiveState(now);
+    if (to === b.reported) return;
+    const from = b.reported;
+    b.reported = to;
+    b.changes++;
+    b.since = now;
+    const stale = to === 'down' && b.health.state === 'up';
+    const ev: ChangeEvent = {
+      time: new Date(now).toISOString(), backend: b.cfg.name, address: b.address, port: b.cfg.port,
+      from, to, reason: stale ? 'stale' : (r ?? b.last)?.reason ?? 'stale', rtt_ms: stale ? null : (r ?? b.last)?.rtt_ms ?? null,
+      consecutive: { successes: b.health.successes, failures: b.health.failures },
+    };
+    this.emit('change', ev, b);
   }
 
   /** The XDP program's counters (enum ho_counter) since the current engine loaded it. */
-  xdpCounters(): Record<string, number> { return this.engine.counters(); }
+  xdpCounters(): Record<string, number> { return this.slots.counters(); }
 
-  /** Swaps in a new engine (a larger table after a reload); backends keep their state. */
-  replaceEngine(engine: Engine): void {
-    this.engine = engine;
-    this.deadline = this.emptyTable(engine.capacity);
+  /** Swaps in a new probe table (a larger one after a reload); backends keep their state. */
+  replaceSlots(slots: ProbeSlots): void {
+    this.slots = slots;
+    this.deadline = this.emptyTable(slots.capacity);
     const list = [...this.backends.values()];
-    for (const b of list) { b.inflight = 0; b.queue = 0; b.slots = []; } // checks in flight in the old table are dropped, not counted
+    for (const b of list) {
+      // Checks in flight in the old table are dropped, not counted.
+      this.checksDropped += b.inflight;
+      b.inflight = 0; b.queue = 0; b.slots = [];
+    }
     this.allocate(list);
     for (const b of list) {
       for (const s of b.slots) this.bySlot[s] = b;

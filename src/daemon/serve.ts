@@ -1,17 +1,22 @@
 // `halfopen serve`: the load-balancer sidecar. Keeps the XDP matcher
 // attached, checks every backend on its own schedule, and tells load balancers
 // (agent-check), monitoring (/metrics) and people (/, events, hooks) about it.
-// SIGHUP reloads the config (unchanged backends keep their state; a bad
-// config is rejected and the old one stays); SIGTERM/SIGINT shut down cleanly.
+//
+// Start-up takes every step that can fail on the operator's input first (the
+// config, the hook, the events file, the listen addresses, privileges) and
+// only then attaches XDP and sends: a failure is one line and exit 2 with
+// nothing attached and no SYN sent. SIGHUP reloads the config (unchanged
+// backends keep their state; a bad config is rejected and the old one stays);
+// SIGTERM/SIGINT shut down within SHUTDOWN_MS, XDP detached.
 import dns from 'node:dns/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { Engine } from '../engine/engine';
 import { HalfopenError } from '../errors';
-import { BackendConfig, ServeConfig, loadConfig } from '../health/config';
+import { BackendConfig, ServeConfig, loadConfig, loadConfigOffThread } from '../health/config';
 import { parseAddress } from '../targets/address';
 import { requirePrivileges } from '../cli/privileges';
-import { Monitor, depthFor } from './monitor';
+import { Monitor, capacityFor, slotsFor } from './monitor';
 import { createHttpServer } from './http';
 import { createAgentServer } from './agent';
 import { EventSink } from './events';
@@ -19,8 +24,13 @@ import { startWatchdog } from './watchdog';
 
 const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 
-async function resolveBackends(cfg: ServeConfig): Promise<Array<{ cfg: BackendConfig; addr: bigint }>> {
-  return Promise.all(cfg.backends.map(async (b) => {
+/** SIGTERM to exit: whatever is still closing then, XDP is detached and the process ends. */
+const SHUTDOWN_MS = 1500;
+
+type Resolved = Array<{ cfg: BackendConfig; addr: bigint }>;
+
+async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
+  const list = await Promise.all(cfg.backends.map(async (b) => {
     let addr = parseAddress(b.host.replace(/^\[(.*)\]$/, '$1'));
     if (addr === null) {
       try {
@@ -31,17 +41,23 @@ async function resolveBackends(cfg: ServeConfig): Promise<Array<{ cfg: BackendCo
     }
     return { cfg: b, addr: addr! };
   }));
+  if (!cfg.allowDuplicates) {
+    const seen = new Map<string, string>();
+    for (const { cfg: b, addr } of list) {
+      const key = `${addr}:${b.port}`;
+      const first = seen.get(key);
+      if (first !== undefined) throw new HalfopenError('E_CONFIG', `backends ${first} and ${b.name} both check ${b.host}:${b.port} (set allow_duplicates: true if that is meant)`);
+      seen.set(key, b.name);
+    }
+  }
+  return list;
 }
 
-/** Slots for a backend list (depthFor each), with a quarter more to grow into on reload (beyond that, a reload opens a larger table). */
-const slotsFor = (list: Array<{ cfg: BackendConfig }>) => list.reduce((n, b) => n + depthFor(b.cfg), 0);
-const capacityFor = (list: Array<{ cfg: BackendConfig }>) => { const n = slotsFor(list); return Math.max(1024, n + (n >> 2)); };
-
-function openEngine(cfg: ServeConfig, list: Array<{ cfg: BackendConfig; addr: bigint }>): Engine {
+function openEngine(cfg: ServeConfig, list: Resolved): Engine {
   return Engine.open(list.map((b) => b.addr), capacityFor(list), {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
     senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22, sendPath: 'auto',
-    xdpMode: cfg.probe.xdpMode, rst: cfg.probe.rst,
+    xdpMode: cfg.probe.xdpMode, rst: cfg.probe.rst, hook: cfg.probe.hook,
     warn: (m) => log(`warning: ${m}`),
   });
 }
@@ -53,21 +69,21 @@ function listen(server: http.Server | net.Server, where: { host: string; port: n
   });
 }
 
+const closeServer = (s: http.Server | net.Server) => new Promise<void>((r) => {
+  s.close(() => r());
+  (s as http.Server).closeAllConnections?.();
+});
+
 export async function serve(configPath: string): Promise<void> {
   let cfg = loadConfig(configPath);
-  requirePrivileges();
-  let list = await resolveBackends(cfg);
-  let engine = openEngine(cfg, list);
-  const monitor = new Monitor(engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
   let sink = new EventSink(cfg.events, cfg.hooks.onChange, cfg.hooks.timeout, (m) => log(`warning: ${m}`));
-  monitor.on('change', (ev) => sink.emit(ev));
-  monitor.on('error', (err) => log(`error: ${(err as Error).message}`));
-  monitor.apply(list);
-  await engine.sendSlots(new Uint32Array(0)); // sender thread up before the first check is due
-  monitor.start();
-
   const servers: Array<http.Server | net.Server> = [];
+  let monitor: Monitor | null = null;
+  let engine: Engine | null = null;
+  let list: Resolved = [];
   try {
+    requirePrivileges();
+    // Bound before anything is attached; they answer 503 / "down" until the monitor runs.
     if (cfg.listen.http) {
       const s = createHttpServer(() => monitor);
       await listen(s, cfg.listen.http, 'HTTP');
@@ -78,37 +94,57 @@ export async function serve(configPath: string): Promise<void> {
       await listen(s, cfg.listen.agent, 'the agent');
       servers.push(s);
     }
+    list = await resolveBackends(cfg);
+    engine = openEngine(cfg, list);
+    monitor = new Monitor(engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
+    monitor.on('change', (ev) => sink.emit(ev));
+    monitor.on('error', (err) => log(`error: ${(err as Error).message}`));
+    monitor.apply(list);
+    await engine.sendSlots(new Uint32Array(0)); // sender thread up before the first check is due
+    monitor.start();
   } catch (err) {
-    monitor.stop();
-    await engine.close();
+    monitor?.stop();
+    await Promise.all(servers.map(closeServer));
+    await engine?.close();
+    await sink.close(0);
     throw err;
   }
-  log(`checking ${list.length} backends via ${engine.interface} (${engine.xdpMode} XDP, ${engine.sendPath} sends, RSTs from ${engine.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
+  const mon = monitor;
+  let eng = engine;
+  log(`checking ${list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
     `${cfg.listen.http ? `; http on ${cfg.listen.http.host}:${cfg.listen.http.port}` : ''}` +
     `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}`);
-  // Under systemd: ready now, and watchdog pings only while checks go out
-  // within 10 s of their schedule (a stuck daemon is killed and restarted).
-  const watchdog = startWatchdog(() => monitor.lagMs < 10_000, { warn: (m) => log(`warning: ${m}`) });
+  // Under systemd: ready now, and watchdog pings only while /healthz would
+  // say ok (checks going out on time): a stuck daemon is killed and restarted.
+  const watchdog = startWatchdog(() => mon.health().ok, { warn: (m) => log(`warning: ${m}`) });
+
+  // Replies taken by another program on the XDP hook would read as silent backends: say so once.
+  setTimeout(() => { const w = eng.lostRepliesWarning(); if (w) log(`warning: ${w}`); }, 10_000).unref();
 
   let reloading = false;
   const reload = async () => {
     if (reloading) return;
     reloading = true;
     try {
-      const next = loadConfig(configPath);
+      const next = await loadConfigOffThread(configPath);
       const nextList = await resolveBackends(next);
       if (JSON.stringify(next.listen) !== JSON.stringify(cfg.listen) || JSON.stringify(next.probe) !== JSON.stringify(cfg.probe))
         log('warning: listen and probe settings take effect at restart only');
-      if (slotsFor(nextList) > engine.capacity) {
-        const bigger = openEngineAfterClose(engine, next, nextList);
-        engine = await bigger;
-        monitor.replaceEngine(engine);
+      let nextSink: EventSink | null = null;
+      if (next.events !== cfg.events || next.hooks.onChange !== cfg.hooks.onChange || next.hooks.timeout !== cfg.hooks.timeout)
+        nextSink = new EventSink(next.events, next.hooks.onChange, next.hooks.timeout, (m) => log(`warning: ${m}`));
+      if (slotsFor(nextList) > eng.capacity) {
+        // One XDP program per interface: the old one must go before the new attaches.
+        await eng.close();
+        eng = openEngine(next, nextList);
+        mon.replaceSlots(eng);
       }
-      if (next.events !== cfg.events || next.hooks.onChange !== cfg.hooks.onChange) {
-        await sink.close();
-        sink = new EventSink(next.events, next.hooks.onChange, next.hooks.timeout, (m) => log(`warning: ${m}`));
+      if (nextSink) {
+        const old = sink;
+        sink = nextSink;
+        await old.close();
       }
-      monitor.apply(nextList);
+      mon.apply(nextList);
       cfg = { ...next, listen: cfg.listen, probe: cfg.probe };
       list = nextList;
       log(`reloaded ${configPath}: ${list.length} backends`);
@@ -124,10 +160,15 @@ export async function serve(configPath: string): Promise<void> {
       process.off('SIGHUP', onHup);
       log(`${sig}: shutting down`);
       watchdog.stop();
-      monitor.stop();
-      await Promise.all(servers.map((s) => new Promise((r) => { s.close(r); (s as http.Server).closeAllConnections?.(); })));
-      await sink.close();
-      await engine.close();
+      mon.stop();
+      // Whatever is still closing after SHUTDOWN_MS (a hook, a slow client),
+      // XDP goes now and the process ends.
+      setTimeout(() => {
+        log(`shutdown took over ${SHUTDOWN_MS} ms: exiting`);
+        try { eng.detach(); } catch { /* already detached */ }
+        process.exit(0);
+      }, SHUTDOWN_MS).unref();
+      await Promise.all([...servers.map(closeServer), sink.close(SHUTDOWN_MS - 500), eng.close()]);
       resolve();
     };
     const onHup = () => { void reload(); };
@@ -135,10 +176,4 @@ export async function serve(configPath: string): Promise<void> {
     process.once('SIGTERM', () => void stop('SIGTERM'));
     process.once('SIGINT', () => void stop('SIGINT'));
   });
-}
-
-async function openEngineAfterClose(old: Engine, cfg: ServeConfig, list: Array<{ cfg: BackendConfig; addr: bigint }>): Promise<Engine> {
-  // One XDP program per interface: the old one must go before the new attaches.
-  await old.close();
-  return openEngine(cfg, list);
 }

@@ -1,12 +1,14 @@
-// The probe engine: loads and attaches the XDP matcher, fills the shared
+// The probe engine: loads and attaches the reply matcher (XDP, or tc ingress
+// when another program holds the XDP hook), fills the shared
 // probe table window by window, has the sender pool send SYNs (with retries
 // for the silent ones), and turns verdicts into ProbeResults as they arrive.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Piscina } from 'piscina';
-import { native, NativeProgram, SenderOptions, SendResult } from '../native/addon';
+import { native, NativeProgram, SenderOptions, SendResult, XdpOwner } from '../native/addon';
 import { HalfopenError, fromRecord } from '../errors';
 import * as C from '../contract.generated';
 import { ProbeResult, ProbeState } from '../types';
@@ -42,6 +44,11 @@ export interface EngineOptions {
   /** Largest probe-table window (slots). */
   capacity?: number;
   xdpMode?: 'auto' | 'native' | 'generic';
+  /**
+   * Where replies are matched: `xdp`, `tc` (tcx ingress), or `auto`: XDP when
+   * the interface's XDP hook is free, else tc with one warning.
+   */
+  hook?: 'auto' | 'xdp' | 'tc';
   /** Who answers a SYN+ACK with the RST (see rstModeFor). */
   rst?: 'auto' | 'xdp' | 'kernel';
   mark?: number;
@@ -70,12 +77,27 @@ export interface RunStats {
   interrupted: boolean;
   sendErrors: string[];
   counters: Record<string, number>;
+  /**
+   * Packets the interface received during the run that the matcher never saw
+   * (something ahead of it, another XDP program, dropped or redirected them);
+   * null when not measured (XDP hook, or no interface statistics).
+   */
+  unseen: number | null;
 }
 
 const DEFAULTS = {
   sportLo: 61000, sportHi: 61999, rate: 10000, retries: 1, timeoutMs: 1000,
-  capacity: 1 << 20, xdpMode: 'auto' as const, rst: 'auto' as const, batch: 64, sendPath: 'raw' as const,
+  capacity: 1 << 20, xdpMode: 'auto' as const, rst: 'auto' as const, batch: 64, sendPath: 'raw' as const, hook: 'auto' as const,
 };
+
+/** The interface's received-packet count (this network namespace's sysfs), or null. */
+function rxPackets(dev: string): number | null {
+  try {
+    return Number(fs.readFileSync(`/sys/class/net/${dev}/statistics/rx_packets`, 'utf8'));
+  } catch {
+    return null;
+  }
+}
 
 /**
  * The XDP mode to ask for. `auto` means generic on veth: veth's native mode
@@ -133,7 +155,12 @@ let runCounter = 0;
 
 export class Engine {
   readonly routes: { v4?: Route; v6?: Route };
-  readonly xdpMode: 'native' | 'generic';
+  /** Where the matcher runs: the XDP hook, or tc ingress (tcx) beside another XDP program. */
+  readonly hook: 'xdp' | 'tc';
+  /** The XDP mode, on the XDP hook; null at tc. */
+  readonly xdpMode: 'native' | 'generic' | null;
+  /** The program that held the XDP hook when the engine fell back to tc (or was sent there). */
+  readonly xdpOwner: XdpOwner | null = null;
   /** `auto` wanted native XDP and the interface's driver has none. */
   readonly xdpFellBack: boolean = false;
   /** Who sends the RST for a SYN+ACK: the XDP program (XDP_TX) or the prober's kernel. */
@@ -146,6 +173,8 @@ export class Engine {
   private readonly key = crypto.randomBytes(16);
   private readonly senderInit: Omit<SenderOptions, 'control'>;
   private closed = false;
+  /** The interface's rx_packets when the matcher was attached at tc (see unseenRepliesWarning). */
+  private rxAtAttach: number | null = null;
 
   /**
    * Opens an engine for probes to `samples` (addresses that will be probed; the
@@ -172,9 +201,37 @@ export class Engine {
       const r4 = this.routes.v4, r6 = this.routes.v6;
       const route = (r4 ?? r6)!;
 
+      const capacity = Math.max(1, Math.min(maxProbes, opts.capacity));
+      this.prog = new native.Program({ capacity, key: this.key, sportLo: opts.sportLo, sportHi: opts.sportHi });
+      this.table = new ProbeTable(this.prog.mapBuffer('probes'), this.prog.mapBuffer('results'));
+      const driver = native.driverName(route.ifindex);
+      const mode = xdpModeFor(opts.xdpMode, driver);
+      const got = this.prog.attach(route.ifindex, mode, opts.hook);
+      this.hook = got === 'tc' ? 'tc' : 'xdp';
+      this.xdpMode = got === 'tc' ? null : got;
+      if (this.hook === 'tc') {
+        this.rxAtAttach = rxPackets(route.dev);
+        this.xdpOwner = this.prog.xdpOwner(route.ifindex);
+        const o = this.xdpOwner;
+        // Gone again since the attach failed: still say why this is tc.
+        const who = o ? `program ${o.id}${o.name ? ` "${o.name}"` : ''}${o.name === 'halfopen_xdp' ? ', another halfopen process' : ''}` : 'by another program';
+        // One line, whichever of the two reasons applies.
+        if (opts.hook === 'auto')
+          opts.warn?.(`the XDP hook of ${route.dev} is taken (${who}): matching replies at tc ingress (tcx) instead, RSTs from the kernel${opts.rst === 'xdp' ? ' (--rst xdp needs the XDP hook)' : ''}`);
+        else if (opts.rst === 'xdp')
+          opts.warn?.('--rst xdp needs the XDP hook: at tc ingress the kernel sends the RSTs');
+      }
+      this.xdpFellBack = this.xdpMode === 'generic' && mode === 'auto';
+      if (this.xdpFellBack) opts.warn?.(`${route.dev} has no native XDP support: using generic XDP (slower)`);
+
+      // At tc the kernel sends every RST, so `auto` sends the SYNs through the
+      // stack too (raw socket): conntrack then knows the SYN, and a firewall
+      // that drops conntrack-INVALID packets lets the SYN+ACK reach the
+      // kernel that resets it. AF_PACKET SYNs bypass conntrack, and only the
+      // XDP RST gets past such a firewall.
       let sendPath: 'raw' | 'packet' = opts.sendPath === 'packet' ? 'packet' : 'raw';
       let mac4: string | null = null, mac6: string | null = null;
-      if (opts.sendPath !== 'raw' && route.mac) {
+      if (opts.sendPath !== 'raw' && route.mac && (opts.sendPath === 'packet' || this.hook === 'xdp')) {
         mac4 = r4 ? neighbourMac(r4) : null;
         mac6 = r6 ? neighbourMac(r6) : null;
         const complete = (!r4 || mac4) && (!r6 || mac6);
@@ -184,15 +241,7 @@ export class Engine {
       }
       this.sendPath = sendPath;
 
-      const capacity = Math.max(1, Math.min(maxProbes, opts.capacity));
-      this.prog = new native.Program({ capacity, key: this.key, sportLo: opts.sportLo, sportHi: opts.sportHi });
-      this.table = new ProbeTable(this.prog.mapBuffer('probes'), this.prog.mapBuffer('results'));
-      const driver = native.driverName(route.ifindex);
-      const mode = xdpModeFor(opts.xdpMode, driver);
-      this.xdpMode = this.prog.attach(route.ifindex, mode);
-      this.xdpFellBack = this.xdpMode === 'generic' && mode === 'auto';
-      if (this.xdpFellBack) opts.warn?.(`${route.dev} has no native XDP support: using generic XDP (slower)`);
-      const rst = rstModeFor(opts.rst, this.xdpMode, sendPath);
+      const rst = this.xdpMode === null ? C.HO_RST_KERNEL : rstModeFor(opts.rst, this.xdpMode, sendPath);
       this.prog.setRstMode(rst);
       this.rstFrom = rst === C.HO_RST_KERNEL ? 'kernel' : 'xdp';
       if (rst === C.HO_RST_XDP_FRAME && driver === 'veth')
@@ -221,6 +270,8 @@ export class Engine {
   }
 
   get capacity(): number { return this.table.capacity; }
+  /** "native XDP", "generic XDP" or "tc ingress", for start and phase lines. */
+  get hookLabel(): string { return this.xdpMode ? `${this.xdpMode} XDP` : 'tc ingress'; }
   get interface(): string { return (this.routes.v4 ?? this.routes.v6)!.dev; }
   get senders(): number { return this.pool.options.maxThreads; }
 
@@ -250,6 +301,7 @@ export class Engine {
     const onAbort = () => abort(ctl);
     signal?.addEventListener('abort', onAbort, { once: true });
     const before = this.prog.counters();
+    const rxBefore = this.hook === 'tc' ? rxPackets(this.interface) : null;
     const start = process.hrtime.bigint();
     const elapsedS = () => Number(process.hrtime.bigint() - start) / 1e9;
     const counts: Record<ProbeState, number> = { open: 0, closed: 0, filtered: 0, unreachable: 0 };
@@ -384,6 +436,7 @@ export class Engine {
     signal?.removeEventListener('abort', onAbort);
     if (failure) throw failure;
     const after = this.prog.counters();
+    const rxAfter = rxBefore === null ? null : rxPackets(this.interface);
     const delta = Object.fromEntries(C.COUNTER_NAMES.map((n, i) => [n, after[i] - before[i]]));
     return {
       probes: source.size,
@@ -397,6 +450,7 @@ export class Engine {
       interrupted: !!signal?.aborted,
       sendErrors: [...sendErrors],
       counters: delta,
+      unseen: rxBefore === null || rxAfter === null ? null : Math.max(0, rxAfter - rxBefore - delta.packets),
     };
   }
 
@@ -436,6 +490,27 @@ export class Engine {
     return r;
   }
 
+  /**
+   * For a long-running user (serve): one warning line when, since the matcher
+   * was attached at tc, checks went without a reply and at least half as many
+   * packets reached the interface without reaching the matcher (the program
+   * on the XDP hook dropped or redirected them). Else null. As in a sweep
+   * (unseenRepliesWarning), backends that are really silent add nothing to
+   * the unseen packets.
+   */
+  lostRepliesWarning(): string | null {
+    if (this.hook !== 'tc' || !this.xdpOwner || this.rxAtAttach === null || !this.monitorCtl) return null;
+    const rx = rxPackets(this.interface);
+    const c = this.counters();
+    const sent = sentCount(this.monitorCtl);
+    const unanswered = sent - c.candidates;
+    const unseen = rx === null ? 0 : rx - this.rxAtAttach - c.packets;
+    if (unanswered <= 0 || unseen <= 0 || 2 * unseen < unanswered) return null;
+    const o = this.xdpOwner;
+    return `${unanswered} of ${sent} checks got no reply, and ${unseen} packets reached ${this.interface} but never the tc matcher: ` +
+      `the XDP program there (${o.id}${o.name ? ` "${o.name}"` : ''}) drops or redirects them, so backends may be reported down that are up`;
+  }
+
   /** Detaches and unloads the XDP program now; close() still stops the threads. */
   detach(): void {
     this.prog.detach();
@@ -455,6 +530,24 @@ export class Engine {
     this.detach();
     await stopping;
   }
+}
+
+/**
+ * One warning line when replies were probably taken before the matcher saw
+ * them: the run is at tc because another program holds the XDP hook, probes
+ * ended silent, and at least as many packets reached the interface without
+ * reaching the matcher as there were silent probes (each would have had a
+ * reply, more with retries). Else null. A dark network with the other
+ * program dropping no replies leaves `unseen` near 0 and warns nothing.
+ * `unseen` is an upper bound: GRO may merge packets after the interface
+ * counted them, which matters for bulk TCP, not for replies to SYNs.
+ */
+export function unseenRepliesWarning(engine: Engine, stats: RunStats): string | null {
+  const silent = stats.counts.filtered;
+  if (engine.hook !== 'tc' || !engine.xdpOwner || stats.unseen === null || !silent || stats.unseen < silent || !stats.sent) return null;
+  const o = engine.xdpOwner;
+  return `${silent} of ${stats.probes} probes got no reply, and ${stats.unseen} packets reached ${engine.interface} but never the tc matcher: ` +
+    `the XDP program there (${o.id}${o.name ? ` "${o.name}"` : ''}) drops or redirects them, so these probes may not be filtered (${stats.counters.candidates} replies got through)`;
 }
 
 /** The route to the first target of each family; both must leave by the same interface. */

@@ -17,7 +17,7 @@ export interface BackendConfig {
   fall: number;
   fastinter: number;
   downinter: number;
-  /** Fraction of the interval (0..1) by which each check time is moved at random. */
+  /** Fraction of the interval (0..0.5) by which each check time is moved at random. */
   jitter: number;
   initial: 'up' | 'down';
 }
@@ -27,9 +27,13 @@ export interface ServeConfig {
   listen: { http?: { host: string; port: number }; agent?: { host: string; port: number } };
   hooks: { onChange?: string; timeout: number };
   events?: string; // file path, or '-' for stdout
+  /** Several backends may check the same address:port (the agent answers for the first). */
+  allowDuplicates: boolean;
   probe: {
     interface?: string; sourcePorts: { lo: number; hi: number }; senders: number; rate: number;
     xdpMode: 'auto' | 'native' | 'generic'; rst: 'auto' | 'xdp' | 'kernel';
+    /** auto: XDP when the interface's XDP hook is free, else tc ingress. */
+    hook: 'auto' | 'xdp' | 'tc';
   };
 }
 
@@ -91,7 +95,8 @@ function timing(c: Ctx, path: string, raw: Record<string, unknown>, base: Partia
     else if (k === 'jitter') {
       const v = raw[k];
       const n = typeof v === 'string' && /^\d+(\.\d+)?%$/.test(v) ? Number(v.slice(0, -1)) / 100 : v;
-      if (typeof n !== 'number' || !(n >= 0 && n <= 1)) c.fail(p, 'a fraction from 0 to 1 or a percentage like 10%', v);
+      // At most half the interval: a check is never due right after the previous one.
+      if (typeof n !== 'number' || !(n >= 0 && n <= 0.5)) c.fail(p, 'a fraction from 0 to 0.5 or a percentage up to 50%', v);
       out.jitter = n as number;
     } else if (k === 'initial') out.initial = oneOf(c, p, raw[k], ['up', 'down'] as const);
     else out[k] = duration(c, p, raw[k]);
@@ -119,7 +124,9 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   const root = obj(c, '(top level)', doc);
-  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe']);
+  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates']);
+  if (root.allow_duplicates !== undefined && typeof root.allow_duplicates !== 'boolean') c.fail('allow_duplicates', 'true or false', root.allow_duplicates);
+  const targets = new Map<string, string>();
   const defaults = obj(c, 'defaults', root.defaults);
   known(c, 'defaults', defaults, TIMING_KEYS);
   const base = timing(c, 'defaults', defaults, DEFAULTS);
@@ -151,6 +158,12 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
       fastinter: t.fastinter ?? t.interval, downinter: t.downinter ?? t.interval,
     };
     if (out.timeout > out.interval) c.fail(`${p}.timeout`, `at most the interval (${out.interval} ms)`, out.timeout);
+    // Two names for one host:port would check it twice and answer the agent for
+    // the first only: almost always a copy-paste slip, so it takes an opt-in.
+    const target = `${parseAddress(out.host.replace(/^\[(.*)\]$/, '$1'))?.toString() ?? out.host.toLowerCase()}:${port}`;
+    const first = targets.get(target);
+    if (first !== undefined && root.allow_duplicates !== true) c.fail(`${p}`, `a host:port not already checked by backend "${first}" (or allow_duplicates: true)`, `${out.host}:${port}`);
+    if (first === undefined) targets.set(target, name);
     return out;
   });
 
@@ -161,7 +174,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   if (hooks.on_change !== undefined && (typeof hooks.on_change !== 'string' || !hooks.on_change)) c.fail('hooks.on_change', 'a command line', hooks.on_change);
   if (root.events !== undefined && (typeof root.events !== 'string' || !root.events)) c.fail('events', 'a file path, or "-" for stdout', root.events);
   const probe = obj(c, 'probe', root.probe);
-  known(c, 'probe', probe, ['interface', 'source_ports', 'senders', 'rate', 'xdp_mode', 'rst']);
+  known(c, 'probe', probe, ['interface', 'source_ports', 'senders', 'rate', 'xdp_mode', 'rst', 'hook']);
   let sourcePorts = { lo: 62000, hi: 62999 };
   if (probe.source_ports !== undefined) {
     const m = /^(\d+)-(\d+)$/.exec(String(probe.source_ports));
@@ -174,6 +187,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     listen: { http: l.http === undefined ? undefined : listen(c, 'listen.http', l.http), agent: l.agent === undefined ? undefined : listen(c, 'listen.agent', l.agent) },
     hooks: { onChange: hooks.on_change as string | undefined, timeout: hooks.timeout === undefined ? 10_000 : duration(c, 'hooks.timeout', hooks.timeout) },
     events: root.events as string | undefined,
+    allowDuplicates: root.allow_duplicates === true,
     probe: {
       interface: probe.interface === undefined ? undefined : String(probe.interface),
       sourcePorts,
@@ -181,6 +195,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
       rate: probe.rate === undefined ? 0 : int(c, 'probe.rate', probe.rate, 0, 100_000_000),
       xdpMode: oneOf(c, 'probe.xdp_mode', probe.xdp_mode, ['auto', 'native', 'generic'] as const),
       rst: oneOf(c, 'probe.rst', probe.rst, ['auto', 'xdp', 'kernel'] as const),
+      hook: oneOf(c, 'probe.hook', probe.hook, ['auto', 'xdp', 'tc'] as const),
     },
   };
 }
@@ -194,4 +209,26 @@ export function loadConfig(file: string): ServeConfig {
     throw new HalfopenError('E_CONFIG', `${file}: cannot read the config: ${e.code ?? e.message}`, { errno: e.errno, syscall: e.syscall });
   }
   return parseConfig(text, file);
+}
+
+/**
+ * loadConfig on a worker thread: a reload of 10,000 backends parses for
+ * 70–190 ms, which the check loop would otherwise wait out. Errors come back
+ * as the same HalfopenError.
+ */
+export function loadConfigOffThread(file: string): Promise<ServeConfig> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
+  const script = `const { parentPort, workerData } = require('node:worker_threads');
+try { parentPort.postMessage({ ok: true, cfg: require(workerData.mod).loadConfig(workerData.file) }); }
+catch (e) { parentPort.postMessage({ ok: false, code: e.code, message: e.message }); }`;
+  return new Promise((resolve, reject) => {
+    const w = new Worker(script, { eval: true, workerData: { mod: __filename, file } });
+    w.once('message', (m: { ok: true; cfg: ServeConfig } | { ok: false; code?: string; message: string }) => {
+      if (m.ok) resolve(m.cfg);
+      else reject(new HalfopenError((m.code as ConstructorParameters<typeof HalfopenError>[0]) ?? 'E_CONFIG', m.message));
+    });
+    w.once('error', (e) => reject(new HalfopenError('E_CONFIG', `${file}: ${e.message}`)));
+    w.once('exit', (code) => { if (code) reject(new HalfopenError('E_CONFIG', `${file}: the config reader exited with ${code}`)); });
+  });
 }

@@ -14,17 +14,28 @@ export interface ProgramOptions {
 
 export interface TestRunResult { retval: number; data: Buffer; duration: number }
 
-export interface ProgramFds { prog: number; probes: number; results: number; counters: number; link: number }
+export interface ProgramFds { prog: number; progTc: number; probes: number; results: number; counters: number; link: number }
+
+/** The program on an interface's XDP hook. */
+export interface XdpOwner { id: number; name: string; mode: 'native' | 'generic' | 'offload' }
 
 export interface NativeProgram {
-  attach(ifindex: number, mode?: 'auto' | 'native' | 'generic'): 'native' | 'generic';
+  /**
+   * XDP in `mode` (hook 'xdp', the default), tc ingress through a tcx link
+   * (hook 'tc'), or XDP when its hook is free and tc when another program
+   * holds it (hook 'auto'). Returns what it attached.
+   */
+  attach(ifindex: number, mode?: 'auto' | 'native' | 'generic', hook?: 'auto' | 'xdp' | 'tc'): 'native' | 'generic' | 'tc';
+  /** The program on the interface's XDP hook, or null when it is free. */
+  xdpOwner(ifindex: number): XdpOwner | null;
   detach(): void;
   /** Who answers valid SYN+ACKs with the RST: an HO_RST_* value (enum ho_rst_mode). */
   setRstMode(mode: number): void;
   mapBuffer(name: 'probes' | 'results'): ArrayBuffer;
   counters(): number[];
   poll(): Uint32Array;
-  testRun(packet: Buffer, repeat?: number): TestRunResult;
+  /** BPF_PROG_TEST_RUN of one entry point (default 'xdp'); retval is signed (TCX_NEXT = -1). */
+  testRun(packet: Buffer, repeat?: number, entry?: 'xdp' | 'tc'): TestRunResult;
   fds(): ProgramFds;
   close(): void;
 }

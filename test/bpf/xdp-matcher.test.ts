@@ -1,6 +1,7 @@
-// BPF tier: packet fixtures run through the real compiled XDP program with
-// BPF_PROG_TEST_RUN. Each fixture states the action, the verdict recorded in
-// the results map and the counters that must move.
+// BPF tier: packet fixtures run through the real compiled matcher with
+// BPF_PROG_TEST_RUN, through both entry points (XDP and tc) on the same table
+// of packets. Each fixture states the action, the verdict recorded in the
+// results map and the counters that must move.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -15,6 +16,10 @@ import { tcpFrame, icmpUnreachFrame, udpFrame, TcpSpec, SYN_ACK_OPTIONS, checksu
 import { bpfSkipReason } from '../helpers/privileges';
 
 const XDP_DROP = 1, XDP_PASS = 2, XDP_TX = 3;
+const TCX_NEXT = -1, TCX_DROP = 2;
+/** The tc entry point's action for each XDP action of the fixtures (no XDP_TX at tc). */
+const TC_ACTION: Record<number, number> = { [XDP_PASS]: TCX_NEXT, [XDP_DROP]: TCX_DROP };
+type Entry = 'xdp' | 'tc';
 const skip = bpfSkipReason();
 const KEY = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
 const ME4 = '198.19.255.1', ME6 = '2001:2:0:ffff::1';
@@ -42,18 +47,20 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
   });
   after(() => prog?.close());
 
-  function runCase(pkt: Buffer) {
+  function runCase(pkt: Buffer, entry: Entry = 'xdp') {
     table.clearResults();
     prog.poll();
     const before = prog.counters();
-    const r = prog.testRun(pkt);
+    const r = prog.testRun(pkt, 1, entry);
     const after = prog.counters();
     const delta: Record<string, number> = {};
     C.COUNTER_NAMES.forEach((n, i) => { if (after[i] !== before[i]) delta[n] = after[i] - before[i]; });
     return { action: r.retval, data: r.data, delta, events: [...prog.poll()] };
   }
 
-  const cases: Array<{ name: string; pkt: () => Buffer; action: number; slot?: Slot; state?: number; counters: Record<string, number>; ttl?: number; icmp?: [number, number] }> = [
+  /** BPF_PROG_TEST_RUN builds no skb for an IPv4 EtherType without a whole IPv4 header (EINVAL): XDP only. */
+  const NO_SKB = 'the kernel\'s test run builds no skb for an IPv4 frame without a whole IPv4 header';
+  const cases: Array<{ name: string; pkt: () => Buffer; action: number; slot?: Slot; state?: number; counters: Record<string, number>; ttl?: number; icmp?: [number, number]; tcSkip?: string }> = [
     { name: 'IPv4 SYN+ACK → open, passed so the kernel resets it', pkt: () => reply(S4, { syn: true, ack: true }, { ttl: 61 }), action: XDP_PASS, slot: S4, state: C.HO_STATE_OPEN, ttl: 61, counters: { packets: 1, candidates: 1, synack: 1 } },
     { name: 'IPv4 RST+ACK → closed, consumed', pkt: () => reply(S4, { rst: true, ack: true }), action: XDP_DROP, slot: S4, state: C.HO_STATE_CLOSED, counters: { packets: 1, candidates: 1, rst: 1 } },
     { name: 'IPv4 ICMP host unreachable quoting our SYN → unreachable, consumed', pkt: () => icmpUnreachFrame('198.18.0.1', { src: ME4, dst: S4.addr, sport: S4.sport, dport: S4.dport, seq: seqOf(S4) }, 1), action: XDP_DROP, slot: S4, state: C.HO_STATE_UNREACHABLE, icmp: [3, 1], counters: { packets: 1, candidates: 1, icmp: 1 } },
@@ -69,19 +76,19 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
     { name: 'destination port outside our range → untouched', pkt: () => reply({ ...S4, sport: 40000 }, { syn: true, ack: true }), action: XDP_PASS, counters: { packets: 1 } },
     { name: 'RST without ACK cannot be validated → passed', pkt: () => reply(S4, { rst: true }), action: XDP_PASS, counters: { packets: 1, candidates: 1 } },
     { name: 'truncated TCP header → passed, malformed', pkt: () => reply(S4, { syn: true, ack: true }, { truncateTo: 14 + 20 + 10 }), action: XDP_PASS, counters: { packets: 1, malformed: 1 } },
-    { name: 'truncated IP header → passed untouched', pkt: () => reply(S4, { syn: true, ack: true }, { truncateTo: 14 + 12 }), action: XDP_PASS, counters: { packets: 1 } },
+    { name: 'truncated IP header → passed untouched', pkt: () => reply(S4, { syn: true, ack: true }, { truncateTo: 14 + 12 }), action: XDP_PASS, counters: { packets: 1 }, tcSkip: NO_SKB },
     { name: 'ICMP quoting only 4 bytes of TCP → passed, malformed', pkt: () => icmpUnreachFrame('198.18.0.1', { src: ME4, dst: S4.addr, sport: S4.sport, dport: S4.dport, seq: seqOf(S4) }, 1, true), action: XDP_PASS, counters: { packets: 1, malformed: 1 } },
     { name: 'IP fragment → passed untouched', pkt: () => reply(S4, { syn: true, ack: true }, { fragment: true }), action: XDP_PASS, counters: { packets: 1 } },
     { name: 'UDP → passed untouched', pkt: () => udpFrame(S4.addr, ME4, 53, 61003), action: XDP_PASS, counters: { packets: 1 } },
-    { name: 'IPv4 EtherType with no IP header → passed', pkt: () => reply(S4, { syn: true, ack: true }).subarray(0, 14), action: XDP_PASS, counters: { packets: 1 } },
+    { name: 'IPv4 EtherType with no IP header → passed', pkt: () => reply(S4, { syn: true, ack: true }).subarray(0, 14), action: XDP_PASS, counters: { packets: 1 }, tcSkip: NO_SKB },
     { name: 'ARP → passed untouched', pkt: () => Buffer.concat([reply(S4, { syn: true, ack: true }).subarray(0, 12), Buffer.from([0x08, 0x06]), Buffer.alloc(28)]), action: XDP_PASS, counters: { packets: 1 } },
   ];
 
-  for (const c of cases) {
-    test(c.name, () => {
+  for (const entry of ['xdp', 'tc'] as const) for (const c of cases) {
+    test(`${entry}: ${c.name}`, { skip: entry === 'tc' && c.tcSkip }, () => {
       const pkt = c.pkt();
-      const r = runCase(pkt);
-      assert.equal(r.action, c.action, 'XDP action');
+      const r = runCase(pkt, entry);
+      assert.equal(r.action, entry === 'xdp' ? c.action : TC_ACTION[c.action], `${entry} action`);
       assert.deepEqual(r.delta, c.counters, 'counters');
       assert.ok(r.data.equals(pkt), 'the packet leaves the program unmodified');
       for (const s of [S4, S6]) {
@@ -101,16 +108,16 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
     });
   }
 
-  test('a second reply is a duplicate: counted, verdict unchanged, SYN+ACK still passed', () => {
+  for (const entry of ['xdp', 'tc'] as const) test(`${entry}: a second reply is a duplicate: counted, verdict unchanged, SYN+ACK still passed`, () => {
     table.clearResults();
     prog.poll();
-    prog.testRun(reply(S4, { syn: true, ack: true }));
+    prog.testRun(reply(S4, { syn: true, ack: true }), 1, entry);
     const before = prog.counters();
-    const r = prog.testRun(reply(S4, { rst: true, ack: true }));
-    const r2 = prog.testRun(reply(S4, { syn: true, ack: true }));
+    const r = prog.testRun(reply(S4, { rst: true, ack: true }), 1, entry);
+    const r2 = prog.testRun(reply(S4, { syn: true, ack: true }), 1, entry);
     const after = prog.counters();
-    assert.equal(r.retval, XDP_DROP);
-    assert.equal(r2.retval, XDP_PASS);
+    assert.equal(r.retval, entry === 'xdp' ? XDP_DROP : TCX_DROP);
+    assert.equal(r2.retval, entry === 'xdp' ? XDP_PASS : TCX_NEXT);
     assert.equal(after[C.HO_CNT_DUPLICATE] - before[C.HO_CNT_DUPLICATE], 2);
     const v = table.verdict(S4.idx)!;
     assert.equal(v.state, C.HO_STATE_OPEN);
@@ -118,10 +125,10 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
     assert.deepEqual([...prog.poll()], [S4.idx], 'only the first verdict is an event');
   });
 
-  test('an empty slot never matches', () => {
+  for (const entry of ['xdp', 'tc'] as const) test(`${entry}: an empty slot never matches`, () => {
     const ghost: Slot = { idx: 9, addr: '198.18.0.9', dport: 80, sport: 61009 };
-    const r = runCase(reply(ghost, { syn: true, ack: true }));
-    assert.equal(r.action, XDP_PASS);
+    const r = runCase(reply(ghost, { syn: true, ack: true }), entry);
+    assert.equal(r.action, entry === 'xdp' ? XDP_PASS : TCX_NEXT);
     assert.deepEqual(r.delta, { packets: 1, candidates: 1, bad_match: 1 });
   });
 
@@ -209,6 +216,17 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
       assert.equal(after[C.HO_CNT_RST_SENT] - before[C.HO_CNT_RST_SENT], 1);
     });
 
+    test('tc ignores the RST mode: a valid SYN+ACK goes on to the kernel unmodified (TCX_NEXT)', () => {
+      for (const s of [S4, S6]) {
+        const inp = reply(s, { syn: true, ack: true }, { tcpOptions: SYN_ACK_OPTIONS });
+        const r = runCase(inp, 'tc');
+        assert.equal(r.action, TCX_NEXT);
+        assert.deepEqual(r.delta, { packets: 1, candidates: 1, synack: 1 });
+        assert.equal(table.verdict(s.idx)?.state, C.HO_STATE_OPEN);
+        assert.ok(r.data.equals(inp), 'unmodified');
+      }
+    });
+
     const passCases: Array<{ name: string; pkt: () => Buffer; action: number }> = [
       { name: 'SYN+ACK with a wrong cookie → passed unchanged (not ours to reset)', pkt: () => tcpFrame({ src: S4.addr, dst: ME4, sport: S4.dport, dport: S4.sport, ack: (seqOf(S4) ^ 0x5a5a0000) + 1, flags: { syn: true, ack: true } }), action: XDP_PASS },
       { name: 'SYN+ACK under IPv4 options → passed, the kernel resets it', pkt: () => reply(S4, { syn: true, ack: true }, { ipOptions: 2 }), action: XDP_PASS },
@@ -225,11 +243,41 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
     }
   });
 
-  test('an index beyond the table is a bad cookie', () => {
+  for (const entry of ['xdp', 'tc'] as const) test(`${entry}: an index beyond the table is a bad cookie`, () => {
     const far: Slot = { idx: 1 << 20, addr: S4.addr, dport: S4.dport, sport: S4.sport };
-    const r = runCase(reply(far, { syn: true, ack: true }));
+    const r = runCase(reply(far, { syn: true, ack: true }), entry);
     assert.deepEqual(r.delta, { packets: 1, candidates: 1, bad_cookie: 1 });
   });
+});
+
+describe('two probers on one interface (another halfopen process: its own key and table)', { skip }, () => {
+  // Both probe the same target from the same source port, the worst overlap.
+  const KEY_B = Buffer.from('f0e0d0c0b0a090807060504030201000', 'hex');
+  let a: NativeProgram, b: NativeProgram;
+  let tables: ProbeTable[] = [];
+  before(() => {
+    a = new native.Program({ capacity: 16, key: KEY, sportLo: 61000, sportHi: 61999 });
+    b = new native.Program({ capacity: 16, key: KEY_B, sportLo: 61000, sportHi: 61999 });
+    tables = [a, b].map((p) => new ProbeTable(p.mapBuffer('probes'), p.mapBuffer('results')));
+    for (const t of tables) t.set(S4.idx, mustParseAddress(S4.addr), S4.dport, S4.sport);
+  });
+  after(() => { a?.close(); b?.close(); });
+  const seqB = (S4.idx ^ native.cookie(KEY_B, Buffer.from(addressBytes(mustParseAddress(S4.addr))), S4.dport, S4.sport)) >>> 0;
+  const replyToB = (flags: TcpSpec['flags']) => tcpFrame({ src: S4.addr, dst: ME4, sport: S4.dport, dport: S4.sport, seq: 1, ack: (seqB + 1) >>> 0, flags });
+
+  for (const entry of ['xdp', 'tc'] as const) {
+    test(`${entry}: B's RST passes A's program untouched and is consumed by B's`, () => {
+      for (const t of tables) t.clearResults();
+      const pkt = replyToB({ rst: true, ack: true });
+      const ra = a.testRun(pkt, 1, entry);
+      assert.equal(ra.retval, entry === 'xdp' ? XDP_PASS : TCX_NEXT, 'A hands it on');
+      assert.ok(ra.data.equals(pkt));
+      assert.deepEqual([...a.poll()], [], 'A records nothing');
+      const rb = b.testRun(pkt, 1, 'tc');
+      assert.equal(rb.retval, TCX_DROP, 'B consumes its own');
+      assert.deepEqual([...b.poll()], [S4.idx]);
+    });
+  }
 });
 
 describe('loading', { skip }, () => {

@@ -3,14 +3,13 @@
 // when checks go out, how they overlap, and the order results are applied in.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Monitor, depthFor, ChangeEvent } from '../../src/daemon/monitor';
+import { Monitor, depthFor, ChangeEvent, ProbeSlots } from '../../src/daemon/monitor';
 import { parseConfig } from '../../src/health/config';
 import { HO_STATE_NONE, HO_STATE_OPEN } from '../../src/contract.generated';
-import type { Engine } from '../../src/engine/engine';
 import type { Verdict } from '../../src/engine/probe-table';
 
 /** A probe table whose replies a test scripts: answer(slot) when "the kernel" sees one. */
-class ScriptedTable {
+class ScriptedTable implements ProbeSlots {
   readonly capacity = 64;
   readonly sends: Array<{ t: number; slot: number }> = [];
   private readonly state = new Map<number, number>();
@@ -20,6 +19,7 @@ class ScriptedTable {
   reply: 'open' | 'silent' = 'open';
   private readonly replies: Array<{ at: number; slot: number }> = [];
   setSlot(): void {}
+  counters(): Record<string, number> { return {}; }
   clearSlot(i: number): void { this.state.delete(i); }
   rearmSlot(i: number): void { this.state.delete(i); }
   answered(i: number): boolean { return (this.state.get(i) ?? HO_STATE_NONE) !== HO_STATE_NONE; }
@@ -48,7 +48,7 @@ class ScriptedTable {
 function setup(timing: string) {
   const cfg = parseConfig(`defaults: { ${timing}, jitter: 0 }\nbackends:\n  - { name: b, host: 198.18.0.1, port: 80 }\n`);
   const table = new ScriptedTable();
-  const monitor = new Monitor(table as unknown as Engine, 61000, 61999);
+  const monitor = new Monitor(table, 61000, 61999);
   const changes: Array<{ t: number; ev: ChangeEvent }> = [];
   monitor.on('change', (ev: ChangeEvent) => changes.push({ t: table.now, ev }));
   monitor.apply([{ cfg: cfg.backends[0], addr: 0xffffc6120001n }]);
