@@ -111,6 +111,7 @@ describe('deploy: Grafana dashboard', () => {
       ['Checks/s and results', 'timeseries', /halfopen_checks_sent_total/],
       ['XDP matcher', 'timeseries', /halfopen_xdp_packets_total/],
       ['Down backends', 'table', /halfopen_backend_last_result[\s\S]*halfopen_backend_up\{[^}]*\} == 0/],
+      ['Stale backends and oldest check', 'timeseries', /halfopen_backend_stale/],
     ];
     for (const [title, type, expr] of want) {
       const p: any = byTitle.get(title);
