@@ -152,6 +152,14 @@ describe('deploy: Prometheus alert rules', () => {
   });
 });
 
+describe('deploy: example config', () => {
+  test('/etc/halfopen/serve.yaml as shipped is a valid serve config', () => {
+    const cfg = parseConfig(fs.readFileSync(path.join(DEPLOY, 'etc', 'serve.yaml'), 'utf8'));
+    assert.ok(cfg.backends.length > 0);
+    assert.equal(cfg.events, '/var/log/halfopen/events.ndjson', 'in the unit\'s LogsDirectory');
+  });
+});
+
 describe('deploy: systemd unit', () => {
   const UNIT = path.join(DEPLOY, 'systemd', 'halfopen.service');
   const text = fs.readFileSync(UNIT, 'utf8');
