@@ -64,6 +64,11 @@ const SCENARIOS: Entry[] = [
     },
   },
   {
+    id: 'serve-100k',
+    about: 'sidecar stretch: 100,000 backends at a 1 s interval, CPU, RSS, lag, checks/s (quick: 20,000)',
+    load: () => (require('./serve') as { serveStretchScenario: Scenario }).serveStretchScenario, runs: () => 1,
+  },
+  {
     id: 'serve-hook',
     about: 'sidecar on each hook: halfopen serve with the matcher at XDP, at tc ingress, and at tc behind an XDP_PASS program (1,000 and 10,000 backends; quick: 1,000)',
     load: () => {

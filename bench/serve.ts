@@ -368,3 +368,34 @@ export async function serveHookScenario(ctx: BenchContext): Promise<ScenarioResu
     rows,
   };
 }
+
+/**
+ * Stretch row: 100,000 backends at a 1 s interval (100,000 checks a second)
+ * on the XDP and on the tc hook, reported as they come: CPU, RSS, schedule
+ * lag and the checks the fleet actually received.
+ */
+export async function serveStretchScenario(ctx: BenchContext): Promise<ScenarioResult> {
+  const n = ctx.quick ? 20_000 : 100_000, seconds = ctx.quick ? 10 : 45;
+  const rows: ScenarioResult['rows'] = [];
+  await withFleet({ tag: 'stretch', v4: '198.18.0.0/16', open: [80, 81] }, async (fleet) => {
+    const count = installCounters(fleet);
+    ctx.log(`  serve-100k: halfopen, ${n} backends at ${INTER_MS} ms, ${seconds} s`);
+    rows.push({ tool: `halfopen serve (${n}, 1 s)`, settings: `interval 1s, timeout ${TIMEOUT_MS}ms`, runs: [await runHalfopen(ctx, fleet, count, n, INTER_MS, seconds, null)] });
+  });
+  return {
+    id: 'serve-100k',
+    title: `Sidecar stretch: ${n.toLocaleString('en')} backends at a 1 s interval`,
+    notes: [`One run, ${seconds} s after a warm-up. checks/s: SYNs reaching backend ports in the fleet's firewall; the target is ${n.toLocaleString('en')}/s. Lag: halfopen_schedule_lag_seconds at the end (worst lateness over the last 10–20 s). The fleet's kernel shares the same 2 cores.`],
+    columns: [
+      { key: 'cpuPct', label: 'CPU % of a core', digits: 1 },
+      { key: 'machinePct', label: 'machine CPU % of a core', digits: 1 },
+      { key: 'rssMb', label: 'RSS MB', digits: 0 },
+      { key: 'peakRssMb', label: 'peak RSS MB', digits: 0 },
+      { key: 'checksPerSec', label: 'checks/s', digits: 0 },
+      { key: 'lagMs', label: 'schedule lag ms', digits: 0 },
+      { key: 'up', label: 'backends up', digits: 0 },
+    ],
+    baseline: 'halfopen',
+    rows,
+  };
+}

@@ -4,6 +4,13 @@
 // with PACKET_QDISC_BYPASS (we supply the Ethernet header; the faster path).
 // One Sender per worker thread. All senders of a run share one pacing state
 // in a SharedArrayBuffer (see Control below), so --rate is global.
+//
+// Send groups (serve's per-backend `source` and `mark`): group 0 is the run's
+// own source and mark on the path above; every other group has its own source
+// address and/or SO_MARK and always goes out on raw sockets, bound to its
+// source, so policy routing (ip rule from/fwmark) and netfilter see both.
+// AF_PACKET would bypass netfilter and routing. A shared Uint16Array maps
+// each slot to its group.
 #include "common.h"
 #include "syn.h"
 
@@ -45,6 +52,17 @@ struct Frame {
   sockaddr_in6 dst;  // large enough for sockaddr_in too; raw path only
 };
 
+// One (source, mark) pair: its sockets (opened on first use) and its batches.
+struct Group {
+  uint8_t src4[4] = {}, src6[16] = {};
+  bool have4 = false, have6 = false;
+  bool bind4 = false, bind6 = false;  // a source of its own: bind the socket to it
+  int mark = 0;
+  int fd4 = -1, fd6 = -1;
+  std::vector<Frame> f4, f6;
+  uint32_t n4 = 0, n6 = 0;
+};
+
 class Sender : public Napi::ObjectWrap<Sender> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -53,7 +71,8 @@ class Sender : public Napi::ObjectWrap<Sender> {
   }
 
   // new Sender({kind, probesFd, resultsFd, capacity, key, src4?, src6?, ifindex?, srcMac?, dstMac4?, dstMac6?,
-  //             mark?, batch?, control: BigInt64Array(SharedArrayBuffer)})
+  //             mark?, batch?, control: BigInt64Array(SharedArrayBuffer),
+  //             groups?: [{src4?, src6?, mark?}] (groups 1..), groupOf?: Uint16Array(SharedArrayBuffer)})
   explicit Sender(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Sender>(info) {
     Napi::Env env = info.Env();
     auto o = info[0].As<Napi::Object>();
@@ -73,7 +92,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
     if (ctl.ElementLength() < HO_CTL_SLOTS) Throw(env, "E_INTERNAL", "Sender: control array too short");
     ctl_ref_ = Napi::Persistent(ctl);  // keeps the SharedArrayBuffer alive
     ctl_ = reinterpret_cast<int64_t *>(ctl.Data());
-    int mark = OptNumber(o, "mark", 0);
+    int mark = (int)(uint32_t)OptNumber(o, "mark", 0);
 
     page_ = sysconf(_SC_PAGESIZE);
     probes_len_ = RoundPage((size_t)capacity_ * sizeof(ho_probe));
@@ -102,6 +121,32 @@ class Sender : public Napi::ObjectWrap<Sender> {
     } else {
       if (have4_) fd4_ = OpenRaw(env, AF_INET, mark);
       if (have6_) fd6_ = OpenRaw(env, AF_INET6, mark);
+    }
+    // Group 0 is the path above; groups 1.. are raw, with their own source/mark.
+    groups_.resize(1);
+    if (o.Has("groups") && o.Get("groups").IsArray()) {
+      auto arr = o.Get("groups").As<Napi::Array>();
+      for (uint32_t k = 0; k < arr.Length() && k < 4096; k++) {
+        auto g = arr.Get(k).As<Napi::Object>();
+        Group gr;
+        gr.mark = (int)(uint32_t)OptNumber(g, "mark", 0);
+        gr.bind4 = CopyOpt(g, "src4", gr.src4, 4);
+        gr.bind6 = CopyOpt(g, "src6", gr.src6, 16);
+        // A group with a source of one family sends that family only: a
+        // backend whose name now resolves to the other family fails its
+        // checks rather than leave from an address it was not given.
+        gr.have4 = gr.bind4 || (!gr.bind6 && have4_);
+        gr.have6 = gr.bind6 || (!gr.bind4 && have6_);
+        if (!gr.bind4) memcpy(gr.src4, src4_, 4);
+        if (!gr.bind6) memcpy(gr.src6, src6_, 16);
+        groups_.push_back(std::move(gr));
+      }
+    }
+    if (groups_.size() > 1 && o.Get("groupOf").IsTypedArray()) {
+      auto go = o.Get("groupOf").As<Napi::Uint16Array>();
+      group_of_ref_ = Napi::Persistent(go);  // keeps the SharedArrayBuffer alive
+      group_of_ = go.Data();
+      group_of_len_ = go.ElementLength();
     }
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);  // pacing sleeps must wake on time
   }
@@ -144,7 +189,82 @@ class Sender : public Napi::ObjectWrap<Sender> {
     return fd;
   }
 
+  // The raw socket of group g (g >= 1) for a family, opened on first use and
+  // bound to the group's own source; -1 (errno in err) when that failed. A
+  // failure is tried again at the next batch: a source that is a floating
+  // address (VRRP) may come back.
+  int GroupFd(Group &g, bool v4, int &err) {
+    int &fd = v4 ? g.fd4 : g.fd6;
+    if (fd >= 0) return fd;
+    int gerr = 0;
+    int fam = v4 ? AF_INET : AF_INET6;
+    fd = socket(fam, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (fd < 0) {
+      err = errno;
+      return -1;
+    }
+    if (g.mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &g.mark, sizeof(g.mark))) gerr = errno;
+    if (!gerr && ifindex_ > 0) setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex_, sizeof(ifindex_));
+    int sndbuf = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    // Bound to its source, the kernel's route lookup is "from source": policy
+    // rules on the source apply, as they do to the replies' connections.
+    if (!gerr && v4 && g.bind4) {
+      sockaddr_in sa = {};
+      sa.sin_family = AF_INET;
+      memcpy(&sa.sin_addr, g.src4, 4);
+      if (bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa))) gerr = errno;
+    } else if (!gerr && !v4 && g.bind6) {
+      sockaddr_in6 sa = {};
+      sa.sin6_family = AF_INET6;
+      memcpy(&sa.sin6_addr, g.src6, 16);
+      if (bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa))) gerr = errno;
+    }
+    if (gerr) {
+      close(fd);
+      fd = -1;
+    }
+    err = gerr;
+    return fd;
+  }
+
+  // Whether the group's own source is still an address of this host. A raw
+  // socket with a header of its own sends from any address, bound or not: a
+  // source that left (a floating address moved to the peer) would still get
+  // SYNs out, and their SYN+ACKs, to an address nobody here owns, would get
+  // no RST and leave the backend half-open. A bind of a throwaway socket is
+  // the kernel's own test, a few microseconds once per batch.
+  static bool SourcePresent(const Group &g, bool v4, int &err) {
+    if (v4 ? !g.bind4 : !g.bind6) return true;
+    int fd = socket(v4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (fd < 0) {
+      err = errno;
+      return false;
+    }
+    int r;
+    if (v4) {
+      sockaddr_in sa = {};
+      sa.sin_family = AF_INET;
+      memcpy(&sa.sin_addr, g.src4, 4);
+      r = bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa));
+    } else {
+      sockaddr_in6 sa = {};
+      sa.sin6_family = AF_INET6;
+      memcpy(&sa.sin6_addr, g.src6, 16);
+      r = bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa));
+    }
+    if (r) err = errno;
+    close(fd);
+    return r == 0;
+  }
+
   void Release() {
+    for (size_t k = 1; k < groups_.size(); k++) {
+      if (groups_[k].fd4 >= 0) close(groups_[k].fd4);
+      if (groups_[k].fd6 >= 0) close(groups_[k].fd6);
+      groups_[k].fd4 = groups_[k].fd6 = -1;
+    }
+    group_of_ = nullptr;
     if (fd4_ >= 0) close(fd4_);
     if (fd6_ >= 0) close(fd6_);
     // Releasing an AF_PACKET socket waits out an RCU grace period (~10 ms on
@@ -159,15 +279,18 @@ class Sender : public Napi::ObjectWrap<Sender> {
   }
 
   // Builds the SYN for probe idx into f. Returns false when the slot is unusable.
-  bool Build(uint32_t idx, const ho_probe &p, Frame &f) {
+  // g: the slot's group; group 0 is the run's own source (and AF_PACKET when kind is packet).
+  bool Build(uint32_t idx, const ho_probe &p, Frame &f, const Group *g) {
     uint32_t a[4];
     memcpy(a, p.addr, 16);
     uint32_t seq = idx ^ ho_cookie(key_[0], key_[1], a[0], a[1], a[2], a[3], p.dport, p.sport);
     bool v4 = p.family == HO_FAMILY_INET;
-    if (v4 ? !have4_ : !have6_) return false;
+    bool packet = kind_packet_ && !g;
+    const uint8_t *src4 = g ? g->src4 : src4_, *src6 = g ? g->src6 : src6_;
+    if (g ? (v4 ? !g->have4 : !g->have6) : (v4 ? !have4_ : !have6_)) return false;
     uint8_t *b = f.buf;
     size_t l2 = 0;
-    if (kind_packet_) {
+    if (packet) {
       const uint8_t *dmac = v4 ? dst_mac4_ : dst_mac6_;
       if (v4 ? !have_mac4_ : !have_mac6_) return false;
       memcpy(b, dmac, 6);
@@ -177,11 +300,11 @@ class Sender : public Napi::ObjectWrap<Sender> {
       l2 = 14;
     }
     uint8_t *ip = b + l2;
-    size_t l3l4 = v4 ? WriteSyn(ip, false, src4_, p.addr + 12, p.sport, p.dport, seq, (uint16_t)(seq >> 16))
-                     : WriteSyn(ip, true, src6_, p.addr, p.sport, p.dport, seq, 0);
+    size_t l3l4 = v4 ? WriteSyn(ip, false, src4, p.addr + 12, p.sport, p.dport, seq, (uint16_t)(seq >> 16))
+                     : WriteSyn(ip, true, src6, p.addr, p.sport, p.dport, seq, 0);
     f.len = l2 + l3l4;
     f.family = p.family;
-    if (!kind_packet_) {
+    if (!packet) {
       memset(&f.dst, 0, sizeof(f.dst));
       if (v4) {
         auto *s = reinterpret_cast<sockaddr_in *>(&f.dst);
@@ -224,7 +347,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
   };
 
   // Sends frames[0..n) of one socket; returns how many the kernel took.
-  uint32_t Flush(int fd, Frame *frames, uint32_t n, Stats &st) {
+  uint32_t Flush(int fd, bool packet, Frame *frames, uint32_t n, Stats &st) {
     mmsghdr msgs[256];
     iovec iov[256];
     for (uint32_t i = 0; i < n; i++) {
@@ -232,7 +355,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
       msgs[i] = {};
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
-      if (!kind_packet_) {
+      if (!packet) {
         msgs[i].msg_hdr.msg_name = &frames[i].dst;
         msgs[i].msg_hdr.msg_namelen = frames[i].family == HO_FAMILY_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
       }
@@ -265,18 +388,30 @@ class Sender : public Napi::ObjectWrap<Sender> {
   template <typename Next>
   Napi::Value SendSlots(Napi::Env env, bool only_unanswered, Next next) {
     if (!probes_) Throw(env, "E_INTERNAL", "the sender is closed");
-    std::vector<Frame> f4(batch_), f6(batch_);
-    uint32_t n4 = 0, n6 = 0;
     Stats st;
     bool aborted = false;
-    auto flush = [&](bool v4) {
-      uint32_t &n = v4 ? n4 : n6;
+    auto count_failed = [&](uint64_t n, int err) {
+      st.failed += n;
+      if (!st.err) st.err = err;
+      __atomic_fetch_add(&ctl_[HO_CTL_FAILED], (int64_t)n, __ATOMIC_RELAXED);
+    };
+    auto flush = [&](size_t gi, bool v4) {
+      Group &g = groups_[gi];
+      uint32_t &n = v4 ? g.n4 : g.n6;
       if (!n) return;
-      Frame *fr = v4 ? f4.data() : f6.data();
-      int fd = kind_packet_ ? fd_packet_ : (v4 ? fd4_ : fd6_);
+      Frame *fr = v4 ? g.f4.data() : g.f6.data();
+      int fd, err = 0;
+      bool packet = gi == 0 && kind_packet_;
+      if (gi == 0) fd = kind_packet_ ? fd_packet_ : (v4 ? fd4_ : fd6_);
+      else fd = SourcePresent(g, v4, err) ? GroupFd(g, v4, err) : -1;
+      if (fd < 0) {
+        count_failed(n, err ? err : EBADF);
+        n = 0;
+        return;
+      }
       uint32_t failed_before = st.failed;
       Pace(n);
-      Flush(fd, fr, n, st);
+      Flush(fd, packet, fr, n, st);
       uint32_t ok = n - (st.failed - failed_before);
       st.sent += ok;
       __atomic_fetch_add(&ctl_[HO_CTL_SENT], (int64_t)ok, __ATOMIC_RELAXED);
@@ -297,25 +432,37 @@ class Sender : public Napi::ObjectWrap<Sender> {
         st.skipped++;
         continue;
       }
+      size_t gi = group_of_ && i < group_of_len_ ? __atomic_load_n(&group_of_[i], __ATOMIC_RELAXED) : 0;
+      if (gi >= groups_.size()) {
+        // Reprogrammed for a group this sender does not know yet: the engine
+        // re-initialises the senders before it sends that slot again.
+        st.skipped++;
+        continue;
+      }
+      Group &g = groups_[gi];
+      if (g.f4.size() != batch_) {
+        g.f4.resize(batch_);
+        g.f6.resize(batch_);
+      }
       bool v4 = p.family == HO_FAMILY_INET;
       // AF_PACKET carries both families on one socket, so one batch serves both.
-      bool use4 = kind_packet_ || v4;
-      Frame &fr = use4 ? f4[n4] : f6[n6];
-      if (!Build(i, p, fr)) {
-        st.failed++;
-        if (!st.err) st.err = EAFNOSUPPORT;
-        __atomic_fetch_add(&ctl_[HO_CTL_FAILED], 1, __ATOMIC_RELAXED);
+      bool use4 = (gi == 0 && kind_packet_) || v4;
+      Frame &fr = use4 ? g.f4[g.n4] : g.f6[g.n6];
+      if (!Build(i, p, fr, gi ? &g : nullptr)) {
+        count_failed(1, EAFNOSUPPORT);
         continue;
       }
       __atomic_store_n(&results_[i].sent_ns, (uint64_t)MonoNs(), __ATOMIC_RELAXED);
       if (use4) {
-        if (++n4 == batch_) flush(true);
-      } else if (++n6 == batch_) {
-        flush(false);
+        if (++g.n4 == batch_) flush(gi, true);
+      } else if (++g.n6 == batch_) {
+        flush(gi, false);
       }
     }
-    flush(true);
-    flush(false);
+    for (size_t k = 0; k < groups_.size(); k++) {
+      flush(k, true);
+      flush(k, false);
+    }
     auto r = Napi::Object::New(env);
     r.Set("sent", (double)st.sent);
     r.Set("skipped", (double)st.skipped);
@@ -367,6 +514,10 @@ class Sender : public Napi::ObjectWrap<Sender> {
   const ho_probe *probes_ = nullptr;
   ho_result *results_ = nullptr;
   int fd4_ = -1, fd6_ = -1, fd_packet_ = -1;
+  std::vector<Group> groups_;
+  Napi::Reference<Napi::TypedArrayOf<uint16_t>> group_of_ref_;
+  const uint16_t *group_of_ = nullptr;
+  size_t group_of_len_ = 0;
 };
 
 }  // namespace

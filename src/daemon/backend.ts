@@ -17,14 +17,25 @@ export interface CheckOutcome {
   ts: number;
 }
 
+/** Administrative state, as HAProxy's agent and runtime API know it. */
+export type AdminState = 'ready' | 'drain' | 'maint';
+export const ADMIN_STATES: readonly AdminState[] = ['ready', 'drain', 'maint'];
+
 export interface ChangeEvent {
+  /** state: up/down changed; admin: ready/drain/maint changed; check: a failed check (log_failures). */
+  event: 'state' | 'admin' | 'check';
   time: string;
   backend: string;
   address: string;
   port: number;
-  from: HealthState;
-  to: HealthState;
-  /** The check's reason (syn-ack, rst, no-response, icmp-…), or `stale` when no check completed in time. */
+  /** HealthState for state and check events, AdminState for admin events. */
+  from: HealthState | AdminState;
+  to: HealthState | AdminState;
+  /**
+   * The check's reason (syn-ack, rst, no-response, icmp-…), `stale` when no
+   * check completed in time, `unresolved` when the name has no address,
+   * `maint` in maintenance, or `admin` for admin events.
+   */
   reason: string;
   rtt_ms: number | null;
   consecutive: { successes: number; failures: number };
@@ -62,10 +73,14 @@ const HISTORY = 30;
 const STATES: ProbeState[] = ['open', 'closed', 'filtered', 'unreachable'];
 const STATE_CODE: Record<ProbeState, number> = { open: 0, closed: 1, filtered: 2, unreachable: 3 };
 
+/** Share of the weight a backend gets the moment it comes up with slow start. */
+export const SLOWSTART_FLOOR = 0.1;
+
 export class Backend {
   readonly cfg: BackendConfig;
-  readonly addr: bigint;
-  readonly address: string;
+  /** null while the host name resolves to nothing (the backend is down, reason unresolved). */
+  addr: bigint | null;
+  address: string;
   readonly health: Health;
   readonly depth: number;
   readonly staleMs: number;
@@ -91,12 +106,17 @@ export class Backend {
   /** When a slot last freed with every slot in flight: a check due before then could not leave earlier. */
   slotFreedAt = 0;
   last: CheckOutcome | null = null;
-  /** When this backend was first configured: freshness counts from here until a check completes. */
-  readonly born: number;
+  /** When this backend was configured (or left maintenance): freshness counts from here until a check completes. */
+  born: number;
   /** When the reported state last changed. */
   since: number;
-  /** The state last reported (API, agent, events): health, unless stale. */
+  /** The state last reported (API, agent, events): health, unless stale, unresolved or in maintenance. */
   reported: HealthState;
+  admin: AdminState = 'ready';
+  /** When the backend last came up (slow start ramps from here), 0 when never in this process. */
+  upAt = 0;
+  /** Why the name has no address (resolver error), while addr is null. */
+  unresolved = '';
   readonly counts: Record<ProbeState, number> = { open: 0, closed: 0, filtered: 0, unreachable: 0 };
   changes = 0;
   checks = 0;
@@ -108,17 +128,19 @@ export class Backend {
   private histLen = 0;
   private histPos = 0;
 
-  constructor(cfg: BackendConfig, addr: bigint, now: number, keep?: Backend) {
+  constructor(cfg: BackendConfig, addr: bigint | null, now: number, keep?: Backend) {
     this.cfg = cfg;
     this.addr = addr;
-    this.address = formatAddress(addr);
+    this.address = addr === null ? '' : formatAddress(addr);
     this.health = keep?.health ?? new Health(cfg.rise, cfg.fall, cfg.initial);
     this.depth = depthFor(cfg);
     this.staleMs = staleAfter(cfg);
     this.born = keep?.born ?? now;
     this.since = keep?.since ?? now;
-    this.reported = keep?.reported ?? this.health.state;
+    this.reported = keep?.reported ?? (addr === null ? 'down' : this.health.state);
     if (keep) {
+      this.admin = keep.admin;
+      this.upAt = keep.upAt;
       this.last = keep.last && { ...keep.last };
       Object.assign(this.counts, keep.counts);
       this.changes = keep.changes;
@@ -133,14 +155,46 @@ export class Backend {
   /** Health after rise/fall; see state for what is reported. */
   get healthState(): HealthState { return this.health.state; }
 
-  /** The reported state: up only while the health is up and the latest check is fresh. */
-  get state(): HealthState { return this.reported; }
+  /**
+   * The state to report now: up only while the health is up and the latest
+   * check is fresh. Worked out on every read, so the API, metrics and agent
+   * say down for a stale backend even if the scheduler itself has stopped.
+   */
+  get state(): HealthState { return this.effectiveState(Date.now()); }
+
+  /** Age of the latest completed check, counted from this process's start at most (a restored one is as old as the start). */
+  checkAge(now: number): number { return now - Math.max(this.last?.ts ?? 0, this.born); }
 
   /** Whether the latest completed check (or, before the first, the start) is older than staleMs. */
-  isStale(now: number): boolean { return now - (this.last?.ts ?? this.born) > this.staleMs; }
+  isStale(now: number): boolean { return this.checkAge(now) > this.staleMs; }
 
-  /** What should be reported now. */
-  effectiveState(now: number): HealthState { return this.health.state === 'up' && !this.isStale(now) ? 'up' : 'down'; }
+  /** What should be reported now: up only when measured up recently, with an address, and not in maintenance. */
+  effectiveState(now: number): HealthState {
+    return this.health.state === 'up' && !this.isStale(now) && this.addr !== null && this.admin !== 'maint' ? 'up' : 'down';
+  }
+
+  /** Why it is reported down when its health is not the reason. */
+  downReason(now: number): string | null {
+    if (this.admin === 'maint') return 'maint';
+    if (this.addr === null) return 'unresolved';
+    if (this.health.state === 'up' && this.isStale(now)) return 'stale';
+    return null;
+  }
+
+  /**
+   * The weight to announce, as a percentage of the configured one (HAProxy's
+   * agent weight): `weight` (100 when unset), ramped linearly from 10 % to
+   * full over `slowstart` after the backend last came up.
+   */
+  weightNow(now: number): number {
+    const full = this.cfg.weight ?? 100;
+    if (!this.cfg.slowstart || !this.upAt || this.reported !== 'up') return full;
+    const share = Math.min(1, Math.max(SLOWSTART_FLOOR, (now - this.upAt) / this.cfg.slowstart));
+    return share >= 1 ? full : Math.max(1, Math.round(full * share));
+  }
+
+  /** Whether slow start is under way (the announced weight is below the configured one). */
+  rampingUp(now: number): boolean { return this.weightNow(now) < (this.cfg.weight ?? 100); }
 
   remember(r: CheckOutcome): void {
     this.histState[this.histPos] = STATE_CODE[r.state];

@@ -32,14 +32,15 @@ export class EventSink {
     // Synchronous: an event is never lost on shutdown, and events are rare.
     if (this.fd !== null) fs.writeSync(this.fd, line);
     else if (this.target === '-') process.stdout.write(line);
-    if (this.hook) this.runHook(ev);
+    // Hooks follow changes (state and admin); failed checks (log_failures) only go to the file.
+    if (this.hook && ev.event !== 'check') this.runHook(ev);
   }
 
   private runHook(ev: ChangeEvent): void {
     const env = {
       ...process.env,
       HALFOPEN_EVENT: JSON.stringify(ev), HALFOPEN_BACKEND: ev.backend, HALFOPEN_ADDRESS: ev.address, HALFOPEN_PORT: String(ev.port),
-      HALFOPEN_FROM: ev.from, HALFOPEN_TO: ev.to, HALFOPEN_REASON: ev.reason, HALFOPEN_TIME: ev.time,
+      HALFOPEN_FROM: ev.from, HALFOPEN_TO: ev.to, HALFOPEN_REASON: ev.reason, HALFOPEN_TIME: ev.time, HALFOPEN_KIND: ev.event,
     };
     const child = spawn('/bin/sh', ['-c', this.hook!], { env, stdio: 'ignore' });
     this.hooks.add(child);

@@ -2,6 +2,8 @@
 // /healthz and the status page at /.
 import http from 'node:http';
 import { Monitor, Backend } from './monitor';
+import { ADMIN_STATES, AdminState } from './backend';
+import { AdminGate, ADMIN_BODY_MAX, readBody } from './admin';
 import { HealthState } from '../health/state-machine';
 import { metricChunks } from './metrics';
 import { STATUS_PAGE } from './status-page';
@@ -14,11 +16,18 @@ export function backendJson(b: Backend, now = Date.now()) {
     // Up only while measured: a backend whose latest check is older than
     // stale_after_ms is down here, whatever its last result said.
     state: b.state,
+    /** Why it is down when its health is not the reason: stale, unresolved or maint. */
+    down_reason: b.state === 'down' ? b.downReason(now) : null,
     health: b.healthState as HealthState,
     stale: b.isStale(now),
-    check_age_ms: now - (b.last?.ts ?? b.born),
+    check_age_ms: b.checkAge(now),
     stale_after_ms: b.staleMs,
+    admin: b.admin,
+    host: b.cfg.host,
+    unresolved: b.addr === null ? b.unresolved || 'no address' : null,
     weight: b.cfg.weight ?? null,
+    /** The weight announced to the agent now (slow start ramps it). */
+    effective_weight: b.weightNow(now),
     labels: b.cfg.labels,
     last: b.last && { ...b.last, ts: new Date(b.last.ts).toISOString() },
     rtt_ms: b.last?.rtt_ms ?? null,
@@ -68,15 +77,41 @@ function* backendsJsonChunks(m: Monitor): Generator<string> {
   yield out + ']';
 }
 
+/**
+ * PUT /backends/NAME/admin with the body ready, drain or maint. The gate
+ * comes first, so nothing about the backends is told to a caller without
+ * the token.
+ */
+async function adminRequest(req: http.IncomingMessage, m: Monitor, gate: AdminGate, name: string,
+  send: (code: number, body: unknown, headers?: Record<string, string>) => void): Promise<void> {
+  const v = gate.check(req);
+  if (!v.ok) { req.resume(); return send(v.status, { error: v.error }, v.headers); }
+  if (req.method !== 'PUT') { req.resume(); return send(405, { error: 'use PUT' }, { allow: 'PUT' }); }
+  if (!m.get(name)) { req.resume(); return send(404, { error: 'no such backend' }); }
+  const body = await readBody(req, ADMIN_BODY_MAX);
+  if (body === null) return send(413, { error: `the body is at most ${ADMIN_BODY_MAX} bytes: ready, drain or maint` });
+  const admin = body.trim();
+  if (!(ADMIN_STATES as readonly string[]).includes(admin)) return send(400, { error: 'expected the body ready, drain or maint' });
+  m.setAdmin(name, admin as AdminState);
+  return send(200, backendJson(m.get(name)!));
+}
+
 /** `getMonitor` returns null while the daemon starts: every endpoint but / answers 503 then. */
-export function createHttpServer(getMonitor: () => Monitor | null): http.Server {
+export function createHttpServer(getMonitor: () => Monitor | null, gate = new AdminGate(null, () => {})): http.Server {
   return http.createServer((req, res) => {
-    const send = (code: number, type: string, body: string) => {
-      res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
+    const send = (code: number, type: string, body: string, headers: Record<string, string> = {}) => {
+      res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store', ...headers });
       res.end(body);
     };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
     const url = new URL(req.url ?? '/', 'http://x');
+    const admin = /^\/backends\/([^/]+)\/admin$/.exec(url.pathname);
+    if (admin) {
+      const m = getMonitor();
+      if (!m) { req.resume(); return send(503, 'text/plain', 'starting\n'); }
+      return void adminRequest(req, m, gate, decodeURIComponent(admin[1]),
+        (code, body, headers) => send(code, 'application/json', JSON.stringify(body), headers));
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
     const m = getMonitor();
     if (url.pathname === '/') return send(200, 'text/html; charset=utf-8', STATUS_PAGE);
     if (!m) return send(503, 'text/plain', 'starting\n');

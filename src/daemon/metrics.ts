@@ -32,6 +32,10 @@ const SERIES: Array<[string, string, string, PerBackend]> = [
     (b, l, now) => `halfopen_backend_check_age_seconds{${l}} ${num((now - (b.last?.ts ?? b.born)) / 1000)}\n`],
   ['halfopen_backend_last_rtt_seconds', 'gauge', 'Round-trip time of the backend\'s latest answered check.',
     (b, l) => (b.last?.rtt_ms != null ? `halfopen_backend_last_rtt_seconds{${l}} ${num(b.last.rtt_ms / 1000)}\n` : '')],
+  ['halfopen_backend_admin_state', 'gauge', 'The backend\'s administrative state: 1 for the current one of ready, drain, maint.',
+    (b, l) => `halfopen_backend_admin_state{${l},state="ready"} ${b.admin === 'ready' ? 1 : 0}\nhalfopen_backend_admin_state{${l},state="drain"} ${b.admin === 'drain' ? 1 : 0}\nhalfopen_backend_admin_state{${l},state="maint"} ${b.admin === 'maint' ? 1 : 0}\n`],
+  ['halfopen_backend_weight_percent', 'gauge', 'Weight announced to the agent, percent of the configured one (slow start ramps it).',
+    (b, l, now) => `halfopen_backend_weight_percent{${l}} ${b.weightNow(now)}\n`],
   ['halfopen_probe_results_total', 'counter', 'Completed checks by result state.',
     (b, l) => `halfopen_probe_results_total{${l},state="open"} ${b.counts.open}\nhalfopen_probe_results_total{${l},state="closed"} ${b.counts.closed}\n` +
       `halfopen_probe_results_total{${l},state="filtered"} ${b.counts.filtered}\nhalfopen_probe_results_total{${l},state="unreachable"} ${b.counts.unreachable}\n`],

@@ -28,9 +28,11 @@
 import { EventEmitter } from 'node:events';
 import { Verdict, describeVerdict } from '../engine/probe-table';
 import { BackendConfig } from '../health/config';
-import { Backend, CheckOutcome, ChangeEvent, MAX_DEPTH, MAX_TICK_MS, depthFor, sameBackend, sameConfig } from './backend';
+import { AdminState, Backend, CheckOutcome, ChangeEvent, MAX_DEPTH, MAX_TICK_MS, depthFor, sameBackend, sameConfig } from './backend';
 import { Histogram, LATENESS_BUCKETS, RTT_BUCKETS } from './histogram';
 import { WakeHeap } from './wake-heap';
+import type { SavedBackend } from './state-file';
+import { sameRoute } from './send-routes';
 
 export { Backend, depthFor };
 export type { CheckOutcome, ChangeEvent };
@@ -42,8 +44,8 @@ export type { CheckOutcome, ChangeEvent };
  */
 export interface ProbeSlots {
   readonly capacity: number;
-  /** Programs slot i for addr:port from source port sport and clears its verdict. */
-  setSlot(i: number, addr: bigint, port: number, sport: number): void;
+  /** Programs slot i for addr:port from source port sport and clears its verdict; route: the backend's source and mark. */
+  setSlot(i: number, addr: bigint, port: number, sport: number, route?: { source?: string; mark?: number }): void;
   clearSlot(i: number): void;
   /** Next check of a programmed slot: new source port, cleared verdict. */
   rearmSlot(i: number, sport: number): void;
@@ -177,18 +179,21 @@ export class Monitor extends EventEmitter {
    * Installs a backend set. Backends equal to a current one keep their state;
    * new ones start on a schedule spread over their interval.
    */
-  apply(list: Array<{ cfg: BackendConfig; addr: bigint }>, now = Date.now()): void {
+  apply(list: Array<{ cfg: BackendConfig; addr: bigint | null; unresolved?: string }>, now = Date.now()): void {
     const next = new Map<string, Backend>();
-    list.forEach(({ cfg, addr }, i) => {
+    list.forEach(({ cfg, addr, unresolved }, i) => {
       const old = this.backends.get(cfg.name);
-      const keep = old && sameBackend(old.cfg, cfg) && old.addr === addr ? old : undefined;
-      if (keep && sameConfig(keep.cfg, cfg)) {
+      // The same check of the same name keeps its history, even at a new address.
+      const keep = old && sameBackend(old.cfg, cfg) ? old : undefined;
+      if (keep && keep.addr === addr && sameConfig(keep.cfg, cfg)) {
         // Nothing changed: the same record, slots, checks in flight and schedule.
         next.set(cfg.name, keep);
         return;
       }
       const b = new Backend(cfg, addr, now, keep);
-      if (keep && keep.depth === b.depth) {
+      b.unresolved = unresolved ?? '';
+      // A new source or mark reprograms the slots (new slots, same schedule).
+      if (keep && keep.depth === b.depth && keep.addr === addr && sameRoute(keep.cfg, cfg)) {
         b.slots = keep.slots;
         b.slot0 = keep.slot0;
         b.headDeadline = keep.headDeadline;
@@ -213,21 +218,99 @@ export class Monitor extends EventEmitter {
       if (!b || b.slots !== old.slots) this.release(old);
     }
     this.backends = next;
-    this.byTarget = new Map();
-    for (const b of next.values()) {
-      // The first backend of an address:port answers for it (duplicates need an explicit opt-in).
-      for (const key of [`${b.address}:${b.cfg.port}`, `[${b.address}]:${b.cfg.port}`]) if (!this.byTarget.has(key)) this.byTarget.set(key, b);
-    }
+    this.indexTargets();
     this.heap.clear();
     const tick = tickFor(list.map((x) => x.cfg));
     if (tick !== this.tickMs) {
       this.tickMs = tick;
       if (this.timer) { this.stop(); this.start(); }
     }
-    this.allocate([...next.values()].filter((b) => !b.slots.length));
+    this.allocate([...next.values()].filter((b) => !b.slots.length && b.addr !== null));
     for (const b of next.values()) {
       for (const s of b.slots) this.bySlot[s] = b;
       this.wake(b);
+      this.report(b, now, null);
+    }
+  }
+
+  /**
+   * A backend's name now resolves to `addr` (null: to nothing, `why`). Its
+   * history stays; its checks in flight are dropped and it gets new slots.
+   */
+  setAddress(name: string, addr: bigint | null, why = '', now = Date.now()): void {
+    const old = this.backends.get(name);
+    if (!old || old.addr === addr) {
+      if (old) old.unresolved = why;
+      return;
+    }
+    const b = new Backend(old.cfg, addr, now, old);
+    b.unresolved = why;
+    b.nextAt = now;
+    b.lastPlanned = now - old.cfg.interval;
+    this.release(old);
+    this.backends.set(name, b);
+    this.indexTargets();
+    if (addr !== null) {
+      this.allocate([b]);
+      for (const s of b.slots) this.bySlot[s] = b;
+    }
+    this.wake(b);
+    this.report(b, now, null);
+  }
+
+  /**
+   * Puts back what a state file saved for backends of the same name, host and
+   * port: health, streak, reported state, admin state, counters, `since` and
+   * the last result. Returns how many it restored.
+   */
+  restore(saved: Record<string, SavedBackend>, now = Date.now()): number {
+    let n = 0;
+    for (const b of this.backends.values()) {
+      const s = saved[b.cfg.name];
+      if (!s || s.host !== b.cfg.host || s.port !== b.cfg.port) continue;
+      b.health.restore(s.health, s.streak);
+      b.admin = s.admin;
+      b.since = s.since;
+      b.changes = s.changes;
+      b.checks = s.checks;
+      Object.assign(b.counts, s.counts);
+      if (s.last) b.last = { ...s.last };
+      b.reported = s.reported;
+      this.wake(b);
+      this.report(b, now, null);
+      n++;
+    }
+    return n;
+  }
+
+  /** Sets a backend's administrative state; false when there is no such backend. */
+  setAdmin(name: string, admin: AdminState, now = Date.now()): boolean {
+    const b = this.backends.get(name);
+    if (!b) return false;
+    if (b.admin === admin) return true;
+    const from = b.admin;
+    b.admin = admin;
+    this.emit('change', {
+      event: 'admin', time: new Date(now).toISOString(), backend: b.cfg.name, address: b.address, port: b.cfg.port,
+      from, to: admin, reason: 'admin', rtt_ms: null, consecutive: { successes: b.health.successes, failures: b.health.failures },
+    } satisfies ChangeEvent, b);
+    if (from === 'maint') {
+      // Back from maintenance: checked at once, not stale from its old result.
+      b.born = now;
+      b.nextAt = now;
+      b.lastPlanned = now - b.cfg.interval;
+    }
+    this.wake(b);
+    this.report(b, now, null);
+    return true;
+  }
+
+  private indexTargets(): void {
+    this.byTarget = new Map();
+    for (const b of this.backends.values()) {
+      if (b.addr === null) continue;
+      // The first backend of an address:port answers for it (duplicates need an explicit opt-in).
+      for (const key of [`${b.address}:${b.cfg.port}`, `[${b.address}]:${b.cfg.port}`]) if (!this.byTarget.has(key)) this.byTarget.set(key, b);
     }
   }
 
@@ -240,7 +323,7 @@ export class Monitor extends EventEmitter {
         const slot = this.free.pop()!;
         b.slots.push(slot);
         if (k === 0) b.slot0 = slot;
-        this.slots.setSlot(slot, b.addr, b.cfg.port, this.sportLo + (slot % this.sportRange));
+        this.slots.setSlot(slot, b.addr!, b.cfg.port, this.sportLo + (slot % this.sportRange), b.cfg);
       }
     }
   }
@@ -278,9 +361,15 @@ export class Monitor extends EventEmitter {
     return { ok: true, reason: 'ok' };
   }
 
-  /** b's next moment of interest: its next check (when a slot is free for it), or its oldest check's deadline. */
+  /** Whether b is checked at all: not in maintenance, and with an address. */
+  private checked(b: Backend): boolean { return b.admin !== 'maint' && b.addr !== null; }
+
+  /**
+   * b's next moment of interest: its next check (when it is checked and a
+   * slot is free for it), or its oldest check's deadline; Infinity for none.
+   */
   private wakeAt(b: Backend): number {
-    const due = b.inflight < b.depth ? b.nextAt : Infinity;
+    const due = this.checked(b) && b.inflight < b.depth ? b.nextAt : Infinity;
     return b.inflight ? Math.min(due, b.headDeadline) : due;
   }
 
@@ -288,6 +377,7 @@ export class Monitor extends EventEmitter {
   private wake(b: Backend, now?: number): void {
     b.version++;
     let at = this.wakeAt(b);
+    if (at === Infinity) return; // nothing to do until an admin change or a new address
     if (now !== undefined && !(at > now)) {
       this.anomalies++;
       at = now + this.tickMs;
@@ -322,7 +412,7 @@ export class Monitor extends EventEmitter {
       if (!b) break;
       if (b.inflight) this.settle(b, now);
       const at = b.nextAt;
-      if (at <= now) {
+      if (at <= now && this.checked(b)) {
         if (b.inflight < b.depth) {
           // A check that waited for a slot is due from when one freed.
           const from = Math.max(at, b.slotFreedAt);
@@ -431,6 +521,13 @@ export class Monitor extends EventEmitter {
     b.remember(r);
     this.observer?.applied?.(b, r, slot);
     b.health.record(r.ok);
+    if (!r.ok && b.cfg.logFailures) {
+      this.emit('change', {
+        event: 'check', time: new Date(now).toISOString(), backend: b.cfg.name, address: b.address, port: b.cfg.port,
+        from: b.reported, to: b.reported, reason: r.reason, rtt_ms: r.rtt_ms,
+        consecutive: { successes: b.health.successes, failures: b.health.failures },
+      } satisfies ChangeEvent, b);
+    }
     this.report(b, now, r);
   }
 
@@ -445,10 +542,11 @@ export class Monitor extends EventEmitter {
     b.reported = to;
     b.changes++;
     b.since = now;
-    const stale = to === 'down' && b.health.state === 'up';
+    if (to === 'up') b.upAt = now;
+    const why = to === 'down' ? b.downReason(now) : null;
     const ev: ChangeEvent = {
-      time: new Date(now).toISOString(), backend: b.cfg.name, address: b.address, port: b.cfg.port,
-      from, to, reason: stale ? 'stale' : (r ?? b.last)?.reason ?? 'stale', rtt_ms: stale ? null : (r ?? b.last)?.rtt_ms ?? null,
+      event: 'state', time: new Date(now).toISOString(), backend: b.cfg.name, address: b.address, port: b.cfg.port,
+      from, to, reason: why ?? (r ?? b.last)?.reason ?? 'stale', rtt_ms: why ? null : (r ?? b.last)?.rtt_ms ?? null,
       consecutive: { successes: b.health.successes, failures: b.health.failures },
     };
     this.emit('change', ev, b);
@@ -467,7 +565,7 @@ export class Monitor extends EventEmitter {
       this.checksDropped += b.inflight;
       b.inflight = 0; b.queue = 0; b.slots = [];
     }
-    this.allocate(list);
+    this.allocate(list.filter((b) => b.addr !== null));
     for (const b of list) {
       for (const s of b.slots) this.bySlot[s] = b;
       this.wake(b);

@@ -8,18 +8,22 @@
 // nothing attached and no SYN sent. SIGHUP reloads the config (unchanged
 // backends keep their state; a bad config is rejected and the old one stays);
 // SIGTERM/SIGINT shut down within SHUTDOWN_MS, XDP detached.
-import dns from 'node:dns/promises';
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
 import { Engine } from '../engine/engine';
 import { HalfopenError } from '../errors';
 import { BackendConfig, ServeConfig, loadConfig, loadConfigOffThread } from '../health/config';
-import { parseAddress } from '../targets/address';
 import { requirePrivileges } from '../cli/privileges';
 import { Monitor, capacityFor, slotsFor } from './monitor';
 import { createHttpServer } from './http';
 import { createAgentServer } from './agent';
 import { EventSink } from './events';
+import { AdminGate, loadToken } from './admin';
+import { Refresher, ResolvedBackend, resolveHost } from './resolver';
+import { StateWriter, readState } from './state-file';
+import { checkSendRoutes, matcherInterface } from './send-routes';
 import { startWatchdog } from './watchdog';
 
 const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
@@ -27,23 +31,18 @@ const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 /** SIGTERM to exit: whatever is still closing then, XDP is detached and the process ends. */
 const SHUTDOWN_MS = 1500;
 
-type Resolved = Array<{ cfg: BackendConfig; addr: bigint }>;
+type Resolved = ResolvedBackend[];
 
+/** Every backend's address; a name that resolves to nothing is a backend without one (down, unresolved). */
 async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
   const list = await Promise.all(cfg.backends.map(async (b) => {
-    let addr = parseAddress(b.host.replace(/^\[(.*)\]$/, '$1'));
-    if (addr === null) {
-      try {
-        addr = parseAddress((await dns.lookup(b.host)).address);
-      } catch (err) {
-        throw new HalfopenError('E_CONFIG', `backend ${b.name}: cannot resolve "${b.host}": ${(err as NodeJS.ErrnoException).code ?? err}`);
-      }
-    }
-    return { cfg: b, addr: addr! };
+    const r = await resolveHost(b.host, b.resolveInterval);
+    return { cfg: b, addr: r.addr, unresolved: r.addr === null ? `${b.host}: ${r.error}` : '', ttlMs: r.ttlMs };
   }));
   if (!cfg.allowDuplicates) {
     const seen = new Map<string, string>();
     for (const { cfg: b, addr } of list) {
+      if (addr === null) continue;
       const key = `${addr}:${b.port}`;
       const first = seen.get(key);
       if (first !== undefined) throw new HalfopenError('E_CONFIG', `backends ${first} and ${b.name} both check ${b.host}:${b.port} (set allow_duplicates: true if that is meant)`);
@@ -54,12 +53,25 @@ async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
 }
 
 function openEngine(cfg: ServeConfig, list: Resolved): Engine {
-  return Engine.open(list.map((b) => b.addr), capacityFor(list), {
+  const addrs = list.map((b) => b.addr).filter((a): a is bigint => a !== null);
+  if (!addrs.length && !cfg.probe.interface) throw new HalfopenError('E_CONFIG', 'no backend has an address to find the interface by: set probe.interface');
+  return Engine.open(addrs, capacityFor(list), {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
-    senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22, sendPath: 'auto',
+    senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22,
+    // Backends with a source or mark send on raw sockets, RSTs from the kernel: all the same way then.
+    sendPath: cfg.backends.some((b) => b.source !== undefined || b.mark) ? 'raw' : 'auto',
     xdpMode: cfg.probe.xdpMode, rst: cfg.probe.rst, hook: cfg.probe.hook,
     warn: (m) => log(`warning: ${m}`),
   });
+}
+
+/** The state file's directory must take the file: checked at start, before anything is attached. */
+function checkStateDir(file: string): void {
+  try {
+    fs.accessSync(path.dirname(path.resolve(file)), fs.constants.W_OK);
+  } catch (err) {
+    throw new HalfopenError('E_CONFIG', `state_file ${file}: cannot write to its directory: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
 }
 
 function listen(server: http.Server | net.Server, where: { host: string; port: number }, what: string): Promise<void> {
@@ -77,15 +89,18 @@ const closeServer = (s: http.Server | net.Server) => new Promise<void>((r) => {
 export async function serve(configPath: string): Promise<void> {
   let cfg = loadConfig(configPath);
   let sink = new EventSink(cfg.events, cfg.hooks.onChange, cfg.hooks.timeout, (m) => log(`warning: ${m}`));
+  const gate = new AdminGate(cfg.admin.tokenFile ? loadToken(cfg.admin.tokenFile, (m) => log(`warning: ${m}`)) : null, log);
+  if (cfg.stateFile) checkStateDir(cfg.stateFile);
   const servers: Array<http.Server | net.Server> = [];
   let monitor: Monitor | null = null;
   let engine: Engine | null = null;
   let list: Resolved = [];
+  let state: StateWriter | null = null;
   try {
     requirePrivileges();
     // Bound before anything is attached; they answer 503 / "down" until the monitor runs.
     if (cfg.listen.http) {
-      const s = createHttpServer(() => monitor);
+      const s = createHttpServer(() => monitor, gate);
       await listen(s, cfg.listen.http, 'HTTP');
       servers.push(s);
     }
@@ -95,11 +110,21 @@ export async function serve(configPath: string): Promise<void> {
       servers.push(s);
     }
     list = await resolveBackends(cfg);
+    checkSendRoutes(list, () => matcherInterface(list, cfg.probe.interface)); // per-backend source and mark
     engine = openEngine(cfg, list);
     monitor = new Monitor(engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
-    monitor.on('change', (ev) => sink.emit(ev));
+    monitor.on('change', (ev) => { sink.emit(ev); state?.changed(); });
     monitor.on('error', (err) => log(`error: ${(err as Error).message}`));
     monitor.apply(list);
+    for (const r of list) if (r.addr === null) log(`warning: backend ${r.cfg.name}: ${r.unresolved}: down (unresolved) until it resolves`);
+    if (cfg.stateFile) {
+      const saved = readState(cfg.stateFile);
+      if (saved && 'problem' in saved) log(`warning: state file ignored: ${saved.problem}`);
+      else if (saved) log(`state of ${monitor.restore(saved.backends)} backends restored from ${cfg.stateFile}`);
+      const m = monitor;
+      state = new StateWriter(cfg.stateFile, () => m.list(), (msg) => log(`warning: ${msg}`));
+      state.flush();
+    }
     await engine.sendSlots(new Uint32Array(0)); // sender thread up before the first check is due
     monitor.start();
   } catch (err) {
@@ -111,6 +136,9 @@ export async function serve(configPath: string): Promise<void> {
   }
   const mon = monitor;
   let eng = engine;
+  const refresher = new Refresher(mon, () => cfg.backends, log);
+  refresher.plan(list);
+  refresher.start();
   log(`checking ${list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
     `${cfg.listen.http ? `; http on ${cfg.listen.http.host}:${cfg.listen.http.port}` : ''}` +
     `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}`);
@@ -128,8 +156,11 @@ export async function serve(configPath: string): Promise<void> {
     try {
       const next = await loadConfigOffThread(configPath);
       const nextList = await resolveBackends(next);
+      checkSendRoutes(nextList, eng.interface); // per-backend source and mark
       if (JSON.stringify(next.listen) !== JSON.stringify(cfg.listen) || JSON.stringify(next.probe) !== JSON.stringify(cfg.probe))
         log('warning: listen and probe settings take effect at restart only');
+      if (JSON.stringify(next.admin) !== JSON.stringify(cfg.admin) || next.stateFile !== cfg.stateFile)
+        log('warning: admin and state_file settings take effect at restart only');
       let nextSink: EventSink | null = null;
       if (next.events !== cfg.events || next.hooks.onChange !== cfg.hooks.onChange || next.hooks.timeout !== cfg.hooks.timeout)
         nextSink = new EventSink(next.events, next.hooks.onChange, next.hooks.timeout, (m) => log(`warning: ${m}`));
@@ -145,8 +176,10 @@ export async function serve(configPath: string): Promise<void> {
         await old.close();
       }
       mon.apply(nextList);
-      cfg = { ...next, listen: cfg.listen, probe: cfg.probe };
+      cfg = { ...next, listen: cfg.listen, probe: cfg.probe, admin: cfg.admin, stateFile: cfg.stateFile };
       list = nextList;
+      refresher.plan(list);
+      state?.changed();
       log(`reloaded ${configPath}: ${list.length} backends`);
     } catch (err) {
       log(`reload rejected, keeping the running config: ${(err as Error).message}`);
@@ -161,6 +194,8 @@ export async function serve(configPath: string): Promise<void> {
       log(`${sig}: shutting down`);
       watchdog.stop();
       mon.stop();
+      refresher.stop();
+      state?.flush();
       // Whatever is still closing after SHUTDOWN_MS (a hook, a slow client),
       // XDP goes now and the process ends.
       setTimeout(() => {

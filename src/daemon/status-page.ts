@@ -10,12 +10,12 @@ export const STATUS_PAGE = `<!doctype html>
  th,td{padding:.35em .8em;border-bottom:1px solid #e5e5e5;text-align:left;white-space:nowrap}
  th{background:#f0f0f0;font-weight:600}
  .state{font-weight:700;border-radius:3px;padding:.1em .5em;color:#fff}
- .up{background:#2e7d32}.down{background:#c62828}
+ .up{background:#2e7d32}.down{background:#c62828}.drain{color:#ef6c00;font-weight:600}.maint{color:#6a1b9a;font-weight:600}
  .hist span{display:inline-block;width:7px;height:14px;margin-right:1px;border-radius:1px}
  .ok{background:#43a047}.bad{background:#e53935}.num{text-align:right;font-variant-numeric:tabular-nums}
 </style></head><body>
 <h1>halfopen</h1><div id="summary">loading…</div>
-<table><thead><tr><th>backend</th><th>address</th><th>state</th><th>last check</th><th class="num">rtt ms</th><th>since</th><th>checks (newest right)</th></tr></thead>
+<table><thead><tr><th>backend</th><th>address</th><th>state</th><th>admin</th><th class="num">weight %</th><th>last check</th><th class="num">rtt ms</th><th>since</th><th>checks (newest right)</th></tr></thead>
 <tbody id="rows"></tbody></table>
 <script>
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
@@ -28,7 +28,8 @@ async function refresh() {
       (list.length < st.total ? ' · showing ' + list.length + ' of ' + st.total + ': down first, then the latest changes' : '');
     document.getElementById('rows').innerHTML = list.map((b) =>
       '<tr data-backend="' + esc(b.name) + '" data-state="' + b.state + '"><td>' + esc(b.name) + '</td><td>' + esc(b.address) + ':' + b.port +
-      '</td><td><span class="state ' + b.state + '">' + b.state.toUpperCase() + '</span></td><td>' + esc(b.last ? b.last.state + ' (' + b.last.reason + ')' : '–') +
+      '</td><td><span class="state ' + b.state + '">' + b.state.toUpperCase() + '</span>' + (b.down_reason ? ' ' + esc(b.down_reason) : '') +
+      '</td><td class="' + b.admin + '">' + b.admin + '</td><td class="num">' + b.effective_weight + '</td><td>' + esc(b.last ? b.last.state + ' (' + b.last.reason + ')' : '–') +
       '</td><td class="num">' + (b.last && b.last.rtt_ms !== null ? b.last.rtt_ms.toFixed(3) : '–') + '</td><td>' + esc(new Date(b.since).toLocaleTimeString()) +
       '</td><td class="hist">' + b.history.map((h) => '<span class="' + (h.ok ? 'ok' : 'bad') + '" title="' + esc(h.state) + '"></span>').join('') + '</td></tr>').join('');
   } catch (e) {

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Piscina } from 'piscina';
-import { native, NativeProgram, SenderOptions, SendResult, XdpOwner } from '../native/addon';
+import { native, NativeProgram, SenderOptions, SendGroup, SendResult, XdpOwner } from '../native/addon';
 import { HalfopenError, fromRecord } from '../errors';
 import * as C from '../contract.generated';
 import { ProbeResult, ProbeState } from '../types';
@@ -16,7 +16,7 @@ import { addressBytes, formatAddress, isV4, mustParseAddress } from '../targets/
 import type { ProbeSink } from '../targets/probe-space';
 import { ProbeTable, Verdict } from './probe-table';
 import { createControl, abort, sentCount, failedCount } from './control';
-import { Route, routeTo, neighbourMac, macBytes } from './route';
+import { MAX_SEND_GROUPS, Route, routeTo, neighbourMac, macBytes } from './route';
 import type { SendTask, SendReply } from './send-task';
 
 export interface ProbeSource {
@@ -56,6 +56,9 @@ export interface EngineOptions {
   /** Called once for a condition worth a warning (generic XDP, fallbacks). */
   warn?: (msg: string) => void;
 }
+
+/** A slot's own way out (serve's per-backend `source` and `mark`); absent fields take the run's. */
+export interface SlotRoute { source?: string; mark?: number }
 
 export interface Progress { total: number; sent: number; answered: number; elapsedS: number }
 
@@ -164,7 +167,7 @@ export class Engine {
   /** `auto` wanted native XDP and the interface's driver has none. */
   readonly xdpFellBack: boolean = false;
   /** Who sends the RST for a SYN+ACK: the XDP program (XDP_TX) or the prober's kernel. */
-  readonly rstFrom: 'xdp' | 'kernel' = 'kernel';
+  rstFrom: 'xdp' | 'kernel' = 'kernel';
   readonly sendPath: 'raw' | 'packet';
   private readonly prog!: NativeProgram;
   private readonly table: ProbeTable;
@@ -458,12 +461,55 @@ export class Engine {
   // SYNs sent for scattered slots, verdicts read as they land.
 
   private monitorCtl: BigInt64Array | null = null;
-  private readonly monitorRunId = ++runCounter;
+  private monitorRunId = ++runCounter;
+  /** Send groups 1.. (see SenderOptions.groups) by "source/mark", and each slot's group. */
+  private readonly groupIndex = new Map<string, number>();
+  private readonly groups: SendGroup[] = [];
+  private groupOf: Uint16Array | null = null;
 
-  /** Programs slot i for addr:port from source port sport and clears its verdict. */
-  setSlot(i: number, addr: bigint, port: number, sport: number): void {
+  /**
+   * Programs slot i for addr:port from source port sport and clears its
+   * verdict. With a route (a source address and/or a mark other than the
+   * run's), the slot's SYNs leave from that source with that SO_MARK.
+   */
+  setSlot(i: number, addr: bigint, port: number, sport: number, route?: SlotRoute): void {
     this.table.clear(i, i + 1);
     this.table.set(i, addr, port, sport);
+    const g = this.groupFor(route);
+    if (g || this.groupOf) {
+      this.groupOf ??= new Uint16Array(new SharedArrayBuffer(this.table.capacity * 2));
+      Atomics.store(this.groupOf, i, g);
+    }
+  }
+
+  /** The send group of a route: 0 for the run's own source and mark, else one per distinct pair. */
+  private groupFor(route?: SlotRoute): number {
+    const mark = route?.mark ?? this.opts.mark ?? 0;
+    if (!route?.source && mark === (this.opts.mark ?? 0)) return 0;
+    const key = `${route?.source ?? ''}/${mark}`;
+    let g = this.groupIndex.get(key);
+    if (g !== undefined) return g;
+    if (this.groups.length >= MAX_SEND_GROUPS)
+      throw new HalfopenError('E_CONFIG', `more than ${MAX_SEND_GROUPS} distinct source/mark pairs`);
+    const group: SendGroup = { mark };
+    if (route?.source) {
+      const a = mustParseAddress(route.source, 'source address');
+      if (isV4(a)) group.src4 = sourceBytes(route.source); else group.src6 = sourceBytes(route.source);
+    }
+    // Raw-socket SYNs pass conntrack: the kernel's RST must close their
+    // entries (an XDP RST would leave each in SYN_SENT for two minutes, one
+    // per check, see rstModeFor), so `auto` moves the RSTs to the kernel.
+    if (!this.groups.length && this.rstFrom === 'xdp' && this.opts.rst !== 'xdp') {
+      this.prog.setRstMode(C.HO_RST_KERNEL);
+      this.rstFrom = 'kernel';
+    }
+    this.groups.push(group);
+    g = this.groups.length;
+    this.groupIndex.set(key, g);
+    // The sender threads learn the new group by re-initialising: a new run id
+    // makes each answer needInit once, and sendSlots resends with the groups.
+    this.monitorRunId = ++runCounter;
+    return g;
   }
 
   clearSlot(i: number): void { this.table.clear(i, i + 1); }
@@ -485,9 +531,31 @@ export class Engine {
     this.monitorCtl ??= createControl(this.opts.rate);
     const task: SendTask = { runId: this.monitorRunId, lo: 0, hi: 0, onlyUnanswered: false, slots };
     let r: SendReply = await this.pool.run(task);
-    if (!r.ok && 'needInit' in r) r = await this.pool.run({ ...task, init: { ...this.senderInit, control: this.monitorCtl } });
+    if (!r.ok && 'needInit' in r) {
+      const init: SenderOptions = { ...this.senderInit, control: this.monitorCtl };
+      if (this.groupOf) { init.groups = this.groups; init.groupOf = this.groupOf; }
+      r = await this.pool.run({ ...task, init });
+    }
     if (!r.ok) throw 'needInit' in r ? new HalfopenError('E_INTERNAL', 'sender thread refused its init') : fromRecord(r);
+    if (r.failed) this.sendFailed(r);
     return r;
+  }
+
+  private sendFailures = { at: 0, count: 0 };
+
+  /**
+   * SYNs the kernel refused (a `source` address gone from the host, a mark
+   * without CAP_NET_ADMIN, no route): their checks fail as silent ones, so
+   * say why, at most once every 10 s, with the count since the last line.
+   */
+  private sendFailed(r: SendResult): void {
+    const f = this.sendFailures;
+    f.count += r.failed;
+    const now = Date.now();
+    if (now - f.at < 10_000) return;
+    this.opts.warn?.(`${f.count} SYNs could not be sent${r.errname ? ` (${r.errname})` : ''}: their checks count as failed`);
+    f.at = now;
+    f.count = 0;
   }
 
   /**

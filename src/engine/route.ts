@@ -5,6 +5,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { HalfopenError } from '../errors';
 
+/** Distinct (source, mark) pairs one engine sends from; each is a socket pair per sender thread. */
+export const MAX_SEND_GROUPS = 1024;
+
 export interface Route {
   dev: string;
   ifindex: number;
@@ -44,12 +47,13 @@ function interfaceMac(dev: string): string | null {
   } catch { return null; }
 }
 
-/** Route to `target`, optionally forced through `dev` and from `src`. */
-export function routeTo(target: string, opts: { dev?: string; src?: string } = {}): Route {
+/** Route to `target`, optionally forced through `dev`, from `src` and for packets marked `mark` (policy routing). */
+export function routeTo(target: string, opts: { dev?: string; src?: string; mark?: number } = {}): Route {
   if (opts.dev) interfaceIndex(opts.dev); // fail early with the list of interfaces
   const args = ['route', 'get', target];
   if (opts.dev) args.push('oif', opts.dev);
   if (opts.src) args.push('from', opts.src);
+  if (opts.mark) args.push('mark', String(opts.mark));
   const r = (ip(args) as Array<{ dev?: string; prefsrc?: string; gateway?: string; type?: string }>)?.[0];
   if (!r || !r.dev) throw new HalfopenError('E_INTERFACE', `no route to ${target}`);
   if (r.type && r.type !== 'unicast') throw new HalfopenError('E_INTERFACE', `${target} is a ${r.type} address, not a unicast target`);

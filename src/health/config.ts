@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import yaml from 'js-yaml';
 import { HalfopenError } from '../errors';
-import { parseAddress } from '../targets/address';
+import { isV4, parseAddress } from '../targets/address';
 
 export interface BackendConfig {
   name: string;
@@ -20,6 +20,16 @@ export interface BackendConfig {
   /** Fraction of the interval (0..0.5) by which each check time is moved at random. */
   jitter: number;
   initial: 'up' | 'down';
+  /** After coming up, the agent weight ramps from 10 % to full over this many ms (0: off). */
+  slowstart: number;
+  /** Every failed check is an event, not only transitions. */
+  logFailures: boolean;
+  /** A hostname is looked up again this often, ms (sooner when its record's TTL is shorter). */
+  resolveInterval: number;
+  /** Source address of this host for the backend's SYNs (else the route's). */
+  source?: string;
+  /** SO_MARK of the backend's SYNs, for netfilter and policy routing (else none). */
+  mark?: number;
 }
 
 export interface ServeConfig {
@@ -29,6 +39,10 @@ export interface ServeConfig {
   events?: string; // file path, or '-' for stdout
   /** Several backends may check the same address:port (the agent answers for the first). */
   allowDuplicates: boolean;
+  /** Where states, counters and admin states survive restarts. */
+  stateFile?: string;
+  /** The admin API (PUT /backends/NAME/admin) exists only with a token file. */
+  admin: { tokenFile?: string };
   probe: {
     interface?: string; sourcePorts: { lo: number; hi: number }; senders: number; rate: number;
     xdpMode: 'auto' | 'native' | 'generic'; rst: 'auto' | 'xdp' | 'kernel';
@@ -37,8 +51,8 @@ export interface ServeConfig {
   };
 }
 
-const TIMING_KEYS = ['interval', 'timeout', 'rise', 'fall', 'fastinter', 'downinter', 'jitter', 'initial'] as const;
-const DEFAULTS = { interval: 2000, timeout: 1000, rise: 2, fall: 3, jitter: 0.1, initial: 'up' as const };
+const TIMING_KEYS = ['interval', 'timeout', 'rise', 'fall', 'fastinter', 'downinter', 'jitter', 'initial', 'slowstart', 'log_failures', 'resolve_interval'] as const;
+const DEFAULTS = { interval: 2000, timeout: 1000, rise: 2, fall: 3, jitter: 0.1, initial: 'up' as const, slowstart: 0, logFailures: false, resolveInterval: 30_000 };
 
 class Ctx {
   constructor(readonly file: string) {}
@@ -99,9 +113,60 @@ function timing(c: Ctx, path: string, raw: Record<string, unknown>, base: Partia
       if (typeof n !== 'number' || !(n >= 0 && n <= 0.5)) c.fail(p, 'a fraction from 0 to 0.5 or a percentage up to 50%', v);
       out.jitter = n as number;
     } else if (k === 'initial') out.initial = oneOf(c, p, raw[k], ['up', 'down'] as const);
+    else if (k === 'log_failures') {
+      if (typeof raw[k] !== 'boolean') c.fail(p, 'true or false', raw[k]);
+      out.logFailures = raw[k] as boolean;
+    } else if (k === 'slowstart') out.slowstart = raw[k] === 0 || raw[k] === '0' ? 0 : duration(c, p, raw[k]);
+    else if (k === 'resolve_interval') out.resolveInterval = duration(c, p, raw[k]);
     else out[k] = duration(c, p, raw[k]);
   }
   return out;
+}
+
+// ── Per-backend `source` and `mark` (also in `defaults`): how a backend's SYNs leave.
+const ROUTE_KEYS = ['source', 'mark'] as const;
+
+/** `source`: an address, or a list of at most one IPv4 and one IPv6 address. */
+function sources(c: Ctx, path: string, v: unknown): string[] | undefined {
+  if (v === undefined) return undefined;
+  const list = Array.isArray(v) ? v : [v];
+  const fams = new Set<boolean>();
+  return list.map((s) => {
+    const a = typeof s === 'string' ? parseAddress(s.replace(/^\[(.*)\]$/, '$1')) : null;
+    if (a === null || list.length > 2) return c.fail(path, 'an IP address of this host, or a list of one IPv4 and one IPv6 address', v);
+    const v4 = isV4(a);
+    if (fams.has(v4)) c.fail(path, 'at most one address per family', v);
+    fams.add(v4);
+    return (s as string).replace(/^\[(.*)\]$/, '$1');
+  });
+}
+
+/** `mark`: 0..0xffffffff, decimal or 0x hex. */
+function mark(c: Ctx, path: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'string' && /^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(v.trim()) ? Number(v.trim()) : v;
+  if (typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffffffff) return n;
+  return c.fail(path, 'a mark from 0 to 0xffffffff (decimal or 0x hex)', v);
+}
+
+/**
+ * The backend's own source and mark, else the defaults'. Of a list, the
+ * address of the host's family; a list of two needs an address host.
+ */
+function route(c: Ctx, p: string, b: Record<string, unknown>, defaults: { source?: string[]; mark?: number }): { source?: string; mark?: number } {
+  const own = sources(c, `${p}.source`, b.source);
+  const list = own ?? defaults.source;
+  const m = b.mark === undefined ? defaults.mark : mark(c, `${p}.mark`, b.mark);
+  const host = parseAddress(String(b.host).replace(/^\[(.*)\]$/, '$1'));
+  let source: string | undefined;
+  if (list && host === null) {
+    if (list.length > 1) c.fail(`${p}.source`, 'one address for a backend given by hostname', list);
+    source = list[0];
+  } else if (list && host !== null) {
+    source = list.find((s) => isV4(parseAddress(s)!) === isV4(host));
+    if (source === undefined && own) c.fail(`${p}.source`, `an address of the same family as ${b.host}`, b.source);
+  }
+  return { ...(source !== undefined ? { source } : {}), ...(m !== undefined ? { mark: m } : {}) };
 }
 
 function obj(c: Ctx, path: string, v: unknown): Record<string, unknown> {
@@ -124,19 +189,24 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   const root = obj(c, '(top level)', doc);
-  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates']);
+  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin']);
+  if (root.state_file !== undefined && (typeof root.state_file !== 'string' || !root.state_file)) c.fail('state_file', 'a file path', root.state_file);
+  const admin = obj(c, 'admin', root.admin);
+  known(c, 'admin', admin, ['token_file']);
+  if (admin.token_file !== undefined && (typeof admin.token_file !== 'string' || !admin.token_file)) c.fail('admin.token_file', 'a file path', admin.token_file);
   if (root.allow_duplicates !== undefined && typeof root.allow_duplicates !== 'boolean') c.fail('allow_duplicates', 'true or false', root.allow_duplicates);
   const targets = new Map<string, string>();
   const defaults = obj(c, 'defaults', root.defaults);
-  known(c, 'defaults', defaults, TIMING_KEYS);
+  known(c, 'defaults', defaults, [...TIMING_KEYS, ...ROUTE_KEYS]);
   const base = timing(c, 'defaults', defaults, DEFAULTS);
+  const baseRoute = { source: sources(c, 'defaults.source', defaults.source), mark: mark(c, 'defaults.mark', defaults.mark) };
 
   if (!Array.isArray(root.backends) || root.backends.length === 0) c.fail('backends', 'a non-empty list of backends', root.backends);
   const names = new Set<string>();
   const backends: BackendConfig[] = (root.backends as unknown[]).map((raw, i) => {
     const p = `backends[${i}]`;
     const b = obj(c, p, raw);
-    known(c, p, b, ['name', 'host', 'port', 'weight', 'labels', ...TIMING_KEYS]);
+    known(c, p, b, ['name', 'host', 'port', 'weight', 'labels', ...TIMING_KEYS, ...ROUTE_KEYS]);
     if (typeof b.host !== 'string' || !b.host) c.fail(`${p}.host`, 'an address or hostname', b.host);
     const port = int(c, `${p}.port`, b.port, 1, 65535);
     const rawName = b.name === undefined ? `${b.host}:${port}` : b.name;
@@ -156,6 +226,8 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
       labels: Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])),
       interval: t.interval, timeout: t.timeout, rise: t.rise, fall: t.fall, jitter: t.jitter, initial: t.initial,
       fastinter: t.fastinter ?? t.interval, downinter: t.downinter ?? t.interval,
+      slowstart: t.slowstart, logFailures: t.logFailures, resolveInterval: t.resolveInterval,
+      ...route(c, p, b, baseRoute),
     };
     if (out.timeout > out.interval) c.fail(`${p}.timeout`, `at most the interval (${out.interval} ms)`, out.timeout);
     // Two names for one host:port would check it twice and answer the agent for
@@ -188,6 +260,8 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     hooks: { onChange: hooks.on_change as string | undefined, timeout: hooks.timeout === undefined ? 10_000 : duration(c, 'hooks.timeout', hooks.timeout) },
     events: root.events as string | undefined,
     allowDuplicates: root.allow_duplicates === true,
+    stateFile: root.state_file as string | undefined,
+    admin: { tokenFile: admin.token_file as string | undefined },
     probe: {
       interface: probe.interface === undefined ? undefined : String(probe.interface),
       sourcePorts,

@@ -42,6 +42,15 @@ export class Health {
   get successes(): number { return Math.max(0, this.streak); }
   get failures(): number { return Math.max(0, -this.streak); }
 
+  /** The streak, signed: successes positive, failures negative (for the state file). */
+  get streakValue(): number { return this.streak; }
+
+  /** Puts back a saved health level and streak (clamped to this rise/fall). */
+  restore(health: number, streak: number): void {
+    this.h = Math.max(0, Math.min(this.max, Math.round(health)));
+    this.streak = Math.round(streak);
+  }
+
   /** Somewhere between fully up and fully down: checks go at fastinter. */
   get transitioning(): boolean { return this.h > 0 && this.h < this.max; }
 

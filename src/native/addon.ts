@@ -55,7 +55,16 @@ export interface SenderOptions {
   mark?: number;
   batch?: number;
   control: BigInt64Array;
+  /**
+   * Send groups 1.. (group 0 is the fields above): each its own source
+   * address and/or SO_MARK, always sent on raw sockets bound to that source.
+   */
+  groups?: SendGroup[];
+  /** Slot → group index, shared with the main thread (SharedArrayBuffer); 0 where unset. */
+  groupOf?: Uint16Array;
 }
+
+export interface SendGroup { src4?: Buffer; src6?: Buffer; mark?: number }
 
 export interface SendResult { sent: number; skipped: number; failed: number; errno: number; errname?: string; aborted: boolean }
 

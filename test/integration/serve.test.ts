@@ -120,9 +120,9 @@ describe('halfopen serve', { skip }, () => {
   });
 
   test('agent-check replies: up with weight, down with reason, unknown names', () => {
-    assert.equal(serve.agent(AGENT, 'web1\n'), 'up 50%\n');
-    assert.equal(serve.agent(AGENT, 'web6\n'), 'up\n');
-    assert.equal(serve.agent(AGENT, '198.18.0.3:81\n'), 'down #closed rst\n');
+    assert.equal(serve.agent(AGENT, 'web1\n'), 'up ready 50%\n');
+    assert.equal(serve.agent(AGENT, 'web6\n'), 'up ready\n');
+    assert.equal(serve.agent(AGENT, '198.18.0.3:81\n'), 'down ready #closed rst\n');
     assert.match(serve.agent(AGENT, 'nosuch\n'), /^down #unknown backend/);
   });
 

@@ -112,6 +112,7 @@ describe('deploy: Grafana dashboard', () => {
       ['XDP matcher', 'timeseries', /halfopen_xdp_packets_total/],
       ['Down backends', 'table', /halfopen_backend_last_result[\s\S]*halfopen_backend_up\{[^}]*\} == 0/],
       ['Stale backends and oldest check', 'timeseries', /halfopen_backend_stale/],
+      ['Drained and in maintenance', 'timeseries', /halfopen_backend_admin_state/],
     ];
     for (const [title, type, expr] of want) {
       const p: any = byTitle.get(title);
@@ -157,6 +158,7 @@ describe('deploy: example config', () => {
     const cfg = parseConfig(fs.readFileSync(path.join(DEPLOY, 'etc', 'serve.yaml'), 'utf8'));
     assert.ok(cfg.backends.length > 0);
     assert.equal(cfg.events, '/var/log/halfopen/events.ndjson', 'in the unit\'s LogsDirectory');
+    assert.equal(cfg.stateFile, '/var/lib/halfopen/state.json', 'in the unit\'s StateDirectory');
   });
 });
 

@@ -76,7 +76,7 @@ backends:
   test('parses defaults, per-backend overrides and listeners', () => {
     const c = parseConfig(ok, 'x.yaml');
     assert.equal(c.backends.length, 2);
-    assert.deepEqual({ ...c.backends[0] }, { name: 'web1', host: '198.18.0.1', port: 80, weight: 50, labels: { pool: 'web' }, interval: 2000, timeout: 500, rise: 2, fall: 3, jitter: 0.1, initial: 'up', fastinter: 500, downinter: 2000 });
+    assert.deepEqual({ ...c.backends[0] }, { name: 'web1', host: '198.18.0.1', port: 80, weight: 50, labels: { pool: 'web' }, interval: 2000, timeout: 500, rise: 2, fall: 3, jitter: 0.1, initial: 'up', fastinter: 500, downinter: 2000, slowstart: 0, logFailures: false, resolveInterval: 30_000 });
     assert.equal(c.backends[1].name, '2001:2::6:443');
     assert.equal(c.backends[1].interval, 1000);
     assert.deepEqual(c.listen, { http: { host: '127.0.0.1', port: 9100 }, agent: { host: '127.0.0.1', port: 5555 } });
@@ -89,7 +89,18 @@ backends:
     assert.deepEqual({ xdpMode: c.probe.xdpMode, rst: c.probe.rst, senders: c.probe.senders }, { xdpMode: 'native', rst: 'xdp', senders: 2 });
   });
 
+  test('slow start, failure logging, resolve interval, state file and admin token', () => {
+    const c = parseConfig('defaults: { slowstart: 30s, resolve_interval: 10s }\nstate_file: /var/lib/halfopen/state.json\nadmin: { token_file: /etc/halfopen/token }\nbackends:\n  - { host: 198.18.0.1, port: 80, log_failures: true }\n  - { host: 198.18.0.2, port: 80, slowstart: 0 }', 'x.yaml');
+    assert.deepEqual(c.backends.map((b) => [b.slowstart, b.logFailures, b.resolveInterval]), [[30_000, true, 10_000], [0, false, 10_000]]);
+    assert.equal(c.stateFile, '/var/lib/halfopen/state.json');
+    assert.equal(c.admin.tokenFile, '/etc/halfopen/token');
+  });
+
   const bad: Array<[string, string, RegExp]> = [
+    ['bad log_failures', 'backends: [{ host: 198.18.0.1, port: 80, log_failures: yes }]', /backends\[0\]\.log_failures: expected true or false, got "yes"/],
+    ['bad admin', 'admin: { token: x }\nbackends: [{ host: 198.18.0.1, port: 80 }]', /admin\.token: expected one of the fields token_file/],
+    ['jitter over half', 'defaults: { jitter: 60% }\nbackends: [{ host: 198.18.0.1, port: 80 }]', /defaults\.jitter: expected a fraction from 0 to 0\.5/],
+    ['duplicate host:port', 'backends: [{ name: a, host: 198.18.0.1, port: 80 }, { name: b, host: 198.18.0.1, port: 80 }]', /backends\[1\]: expected a host:port not already checked by backend "a"/],
     ['no backends', 'backends: []', /x\.yaml: backends: expected a non-empty list/],
     ['bad port', 'backends: [{ host: 198.18.0.1, port: 0 }]', /x\.yaml: backends\[0\]\.port: expected a whole number from 1 to 65535, got 0/],
     ['bad duration', 'backends: [{ host: 198.18.0.1, port: 80, interval: soon }]', /backends\[0\]\.interval: expected a duration like 2s/],

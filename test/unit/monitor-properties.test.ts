@@ -134,7 +134,7 @@ type Scenario = typeof scenarioArb extends fc.Arbitrary<infer T> ? T : never;
 function cfgOf(name: string, host: string, t: Timing): BackendConfig {
   return {
     name, host, port: 80, labels: {}, interval: t.interval, timeout: Math.max(1, Math.floor(t.interval * t.timeoutFrac)), rise: t.rise, fall: t.fall,
-    fastinter: t.fastinter, downinter: t.downinter, jitter: t.jitter, initial: t.initial,
+    fastinter: t.fastinter, downinter: t.downinter, jitter: t.jitter, initial: t.initial, slowstart: 0, logFailures: false, resolveInterval: 30_000,
   };
 }
 
