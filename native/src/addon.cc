@@ -1,5 +1,5 @@
 // halfopen native addon: libbpf program control, the batched SYN sender, and
-// the single half-open check (raw sockets, no XDP).
+// the single half-open check (raw sockets, no XDP), and sd_notify for systemd.
 #include "common.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ho::InitProgram(env, exports);
   ho::InitSender(env, exports);
   ho::InitCheck(env, exports);
+  ho::InitNotify(env, exports);
   return exports;
 }
 

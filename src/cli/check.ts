@@ -40,24 +40,41 @@ const CAP_NET_RAW = 13n;
 
 export const USAGE = 'Usage: check_tcp_half_open HOST PORT | check_tcp_half_open -H HOST -p PORT [-t SECONDS] [-w SECONDS] [-c SECONDS] [-4|-6] [--json]';
 
-const HELP = `${USAGE}
-One half-open TCP check: a SYN goes out, a SYN+ACK means open and the kernel
-answers it with RST, so the service never sees a connection.
+/**
+ * The options as --help and the man page (scripts/gen-man.js) show them: one
+ * table, so the two cannot drift. `help` holds the --help lines as printed
+ * (native/src/check_main.cc prints the same bytes); the man page joins them.
+ * parseCheckArgs below accepts exactly these flags.
+ */
+export const CHECK_OPTIONS: ReadonlyArray<{ flags: string; value?: string; help: readonly string[] }> = [
+  { flags: '-H, --hostname', value: 'HOST', help: ['address or hostname to check'] },
+  { flags: '-p, --port', value: 'PORT', help: ['TCP port, 1-65535'] },
+  { flags: '-t, --timeout', value: 'SECS', help: [`deadline for the whole check (default ${DEFAULT_TIMEOUT_S}); a lost SYN`, 'is resent after 0.2 s, 0.4 s, 0.8 s, ... within it'] },
+  { flags: '-w, --warning', value: 'SECS', help: ['WARNING when the response time is above SECS'] },
+  { flags: '-c, --critical', value: 'SECS', help: ['CRITICAL when the response time is above SECS'] },
+  { flags: '-4, -6', help: ['use IPv4 or IPv6 only (also for hostname lookups)'] },
+  { flags: '    --json', help: ['print one JSON object (ip, port, state, reason, rtt_ms, ttl, ts)'] },
+  { flags: '-h, --help', help: ['this text'] },
+  { flags: '-V, --version', help: ['the version'] },
+];
+export const CHECK_DESCRIPTION = ['One half-open TCP check: a SYN goes out, a SYN+ACK means open and the kernel', 'answers it with RST, so the service never sees a connection.'];
+export const CHECK_ENVIRONMENT = 'MARK=N or MARK=0xN marks the SYNs (SO_MARK), as SKUDONET sets for l4xnat farms.';
+/** Exit codes with what they mean; --help prints them on two lines (CHECK_EXIT_HELP), the man page one per item. */
+export const CHECK_EXIT_CODES: ReadonlyArray<[number, string]> = [
+  [EXIT_OK, 'OK (open)'], [EXIT_WARNING, 'WARNING (slower than -w)'],
+  [EXIT_CRITICAL, 'CRITICAL (closed, filtered, unreachable, timeout, slower than -c)'], [EXIT_UNKNOWN, 'UNKNOWN (usage, privileges)'],
+];
+const CHECK_EXIT_HELP = ['Exit codes: 0 OK (open), 1 WARNING (slower than -w), 2 CRITICAL (closed, filtered, unreachable,', 'timeout, slower than -c), 3 UNKNOWN (usage, privileges).'];
 
-  -H, --hostname HOST   address or hostname to check
-  -p, --port PORT       TCP port, 1-65535
-  -t, --timeout SECS    deadline for the whole check (default ${DEFAULT_TIMEOUT_S}); a lost SYN
-                        is resent after 0.2 s, 0.4 s, 0.8 s, ... within it
-  -w, --warning SECS    WARNING when the response time is above SECS
-  -c, --critical SECS   CRITICAL when the response time is above SECS
-  -4, -6                use IPv4 or IPv6 only (also for hostname lookups)
-      --json            print one JSON object (ip, port, state, reason, rtt_ms, ttl, ts)
-  -h, --help            this text
-  -V, --version         the version
-Environment: MARK=N or MARK=0xN marks the SYNs (SO_MARK), as SKUDONET sets for l4xnat farms.
-Exit codes: 0 OK (open), 1 WARNING (slower than -w), 2 CRITICAL (closed, filtered, unreachable,
-timeout, slower than -c), 3 UNKNOWN (usage, privileges).
-`;
+const HELP = [
+  USAGE,
+  ...CHECK_DESCRIPTION,
+  '',
+  ...CHECK_OPTIONS.flatMap((o) => o.help.map((l, i) => `${i ? '' : `  ${o.flags}${o.value ? ` ${o.value}` : ''}`}`.padEnd(24) + l)),
+  `Environment: ${CHECK_ENVIRONMENT}`,
+  ...CHECK_EXIT_HELP,
+  '',
+].join('\n');
 
 export interface CheckArgs {
   host: string;

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { HalfopenError, usageError } from '../errors';
 import { Engine, EngineOptions, ProbeSource, RunStats, checkSourceAddresses, unseenRepliesWarning } from '../engine/engine';
 import { parsePorts } from '../targets/ports';
@@ -84,7 +84,8 @@ export function registerSweep(program: Command, version: string, resume?: Resume
     .option('--format <fmt>', 'text, ndjson, csv, grepable or xml', parseFormat, 'text' as OutputFormat)
     .option('-o, --output <file>', 'write results to FILE instead of stdout')
     .option('--open', 'report only open ports')
-    .option('--senders <n>', 'sender threads', intOption('--senders', 1, 64), Math.max(1, os.availableParallelism()))
+    // Described, not printed: --help and the man page must not depend on the machine.
+    .addOption(new Option('--senders <n>', 'sender threads').argParser(intOption('--senders', 1, 64)).default(Math.max(1, os.availableParallelism()), 'one per CPU'))
     .option('--progress', 'show progress on stderr (default when stderr is a terminal)')
     .option('--no-progress', 'never show progress')
     .option('--send-path <path>', 'auto, raw (IPPROTO_RAW socket) or packet (AF_PACKET)', choiceOption('--send-path', ['auto', 'raw', 'packet'] as const), 'auto' as const)

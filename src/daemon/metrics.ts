@@ -13,7 +13,7 @@ const labelCache = new WeakMap<Backend, string>();
 function labels(b: Backend): string {
   let l = labelCache.get(b);
   if (l === undefined) {
-    const extra = Object.entries(b.cfg.labels).filter(([k]) => !['backend', 'address', 'port', 'state'].includes(k)).map(([k, v]) => `,${k}="${esc(v)}"`).join('');
+    const extra = Object.entries(b.cfg.labels).filter(([k]) => !['backend', 'address', 'port', 'state', 'reason'].includes(k)).map(([k, v]) => `,${k}="${esc(v)}"`).join('');
     l = `backend="${esc(b.cfg.name)}",address="${esc(b.address)}",port="${b.cfg.port}"${extra}`;
     labelCache.set(b, l);
   }
@@ -41,6 +41,10 @@ const SERIES: Array<[string, string, string, PerBackend]> = [
       `halfopen_probe_results_total{${l},state="filtered"} ${b.counts.filtered}\nhalfopen_probe_results_total{${l},state="unreachable"} ${b.counts.unreachable}\n`],
   ['halfopen_state_changes_total', 'counter', 'Up/down transitions since start.',
     (b, l) => `halfopen_state_changes_total{${l}} ${b.changes}\n`],
+  // Info-style: the value is always 1 and the answer is in the labels, so a
+  // dashboard can list down backends with why (join on halfopen_backend_up == 0).
+  ['halfopen_backend_last_result', 'gauge', 'The latest completed check of the backend, as labels: state (open, closed, filtered, unreachable) and reason; always 1.',
+    (b, l) => (b.last ? `halfopen_backend_last_result{${l},state="${b.last.state}",reason="${esc(b.last.reason)}"} 1\n` : '')],
 ];
 
 /** The exposition in chunks; the caller may yield to the event loop between them. */

@@ -24,6 +24,7 @@ import { AdminGate, loadToken } from './admin';
 import { Refresher, ResolvedBackend, resolveHost } from './resolver';
 import { StateWriter, readState } from './state-file';
 import { checkSendRoutes, matcherInterface } from './send-routes';
+import { startWatchdog } from './watchdog';
 
 const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 
@@ -141,6 +142,9 @@ export async function serve(configPath: string): Promise<void> {
   log(`checking ${list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
     `${cfg.listen.http ? `; http on ${cfg.listen.http.host}:${cfg.listen.http.port}` : ''}` +
     `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}`);
+  // Under systemd: ready now, and watchdog pings only while /healthz would
+  // say ok (checks going out on time): a stuck daemon is killed and restarted.
+  const watchdog = startWatchdog(() => mon.health().ok, { warn: (m) => log(`warning: ${m}`) });
 
   // Replies taken by another program on the XDP hook would read as silent backends: say so once.
   setTimeout(() => { const w = eng.lostRepliesWarning(); if (w) log(`warning: ${w}`); }, 10_000).unref();
@@ -188,6 +192,7 @@ export async function serve(configPath: string): Promise<void> {
     const stop = async (sig: string) => {
       process.off('SIGHUP', onHup);
       log(`${sig}: shutting down`);
+      watchdog.stop();
       mon.stop();
       refresher.stop();
       state?.flush();

@@ -117,6 +117,8 @@ interface Addon {
   check(opts: CheckOptions): CheckResult;
   /** getaddrinfo with a deadline (the native plugin's resolver): the first address, Node's error code, or late. */
   resolve(host: string, family: 0 | 4 | 6, timeoutMs: number): { address: string; family: 4 | 6 } | { code: string } | { late: true };
+  /** sd_notify: one datagram with `state` to the unix socket at `socketPath` ('@' = abstract); 0 or the errno. */
+  notify(socketPath: string, state: string): number;
 }
 
 function load(): Addon {

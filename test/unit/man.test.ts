@@ -1,0 +1,78 @@
+// Man pages: man/halfopen.1 and man/check_tcp_half_open.8 are what
+// scripts/gen-man.js makes from the CLI's own option definitions today, they
+// list every flag --help lists, and groff and man render them without a warning.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { buildProgram } from '../../src/cli/main';
+import { CHECK_OPTIONS, parseCheckArgs } from '../../src/cli/check';
+
+const root = path.join(__dirname, '..', '..', '..');
+const MAN = path.join(root, 'man');
+const PAGES = ['halfopen.1', 'check_tcp_half_open.8'];
+const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+/** The page as text, roff escapes for hyphens undone. */
+const page = (name: string) => fs.readFileSync(path.join(MAN, name), 'utf8').replace(/\\-/g, '-');
+
+describe('man pages', () => {
+  test('are up to date with the option definitions (npm run man regenerates them)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-man-'));
+    try {
+      const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'gen-man.js'), dir], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      for (const p of PAGES) assert.equal(fs.readFileSync(path.join(MAN, p), 'utf8'), fs.readFileSync(path.join(dir, p), 'utf8'), `man/${p} drifted: run npm run man`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('halfopen(1) lists every subcommand and every flag that --help lists, with exit codes and examples', () => {
+    const text = page('halfopen.1');
+    const program = buildProgram();
+    for (const cmd of program.commands) {
+      assert.match(text, new RegExp(`^\\.SS \\\\fBhalfopen ${cmd.name()}\\\\fR`, 'm'), cmd.name());
+      const help = cmd.helpInformation();
+      for (const o of cmd.options) {
+        for (const flag of [o.short, o.long].filter(Boolean) as string[]) {
+          assert.ok(help.includes(flag), `--help of ${cmd.name()} lists ${flag}`);
+          assert.ok(text.includes(`\\fB${flag}\\fR`), `halfopen(1) lists ${cmd.name()} ${flag}`);
+        }
+      }
+    }
+    for (const s of ['.SH EXIT STATUS', '.SH EXAMPLES', '.SH SYNOPSIS', '.SH ENVIRONMENT']) assert.ok(text.includes(s), s);
+    for (const o of CHECK_OPTIONS) assert.ok(text.includes(`\\fB${o.flags.trim().split(',')[0]}\\fR`), o.flags);
+  });
+
+  test('check_tcp_half_open(8) lists every flag of the check, and the parser accepts each', () => {
+    const text = page('check_tcp_half_open.8');
+    for (const o of CHECK_OPTIONS) {
+      for (const flag of o.flags.trim().split(/,\s*/)) {
+        assert.ok(text.includes(`\\fB${flag}\\fR`), flag);
+        const argv = o.value ? ['198.18.0.1', '80', flag, o.value === 'SECS' ? '2' : o.value === 'PORT' ? '81' : '198.18.0.2'] : ['198.18.0.1', '80', flag];
+        if (o.value === 'HOST') argv.splice(0, 1); // HOST given by the flag, PORT positional
+        if (o.value === 'PORT') argv.splice(1, 1);
+        assert.doesNotThrow(() => parseCheckArgs(argv), `parseCheckArgs accepts ${argv.join(' ')}`);
+      }
+    }
+  });
+
+  test('groff renders them without warnings', { skip: !has('groff') && 'groff is not installed (apt-get install groff-base)' }, () => {
+    for (const p of PAGES) {
+      const r = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-z', path.join(MAN, p)], { encoding: 'utf8' });
+      assert.equal(r.status, 0);
+      assert.equal(r.stderr, '', p);
+    }
+  });
+
+  test('man -l renders them without warnings', { skip: !has('man') && 'man is not installed (apt-get install man-db)' }, () => {
+    for (const p of PAGES) {
+      const r = spawnSync('man', ['-l', '--warnings=w', path.join(MAN, p)], { encoding: 'utf8', env: { ...process.env, MANPAGER: 'cat', MANWIDTH: '80' } });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stderr, '', p);
+      assert.match(r.stdout, /EXIT STATUS/);
+    }
+  });
+});
