@@ -124,6 +124,8 @@ export class Engine {
   private readonly key = crypto.randomBytes(16);
   private readonly senderInit: Omit<SenderOptions, 'control'>;
   private closed = false;
+  private detached = false;
+  private lastCounters: Record<string, number> = {};
   /** The interface's rx_packets when the matcher was attached at tc (see unseenRepliesWarning). */
   private rxAtAttach: number | null = null;
 
@@ -226,7 +228,9 @@ export class Engine {
   get interface(): string { return (this.routes.v4 ?? this.routes.v6)!.dev; }
   get senders(): number { return this.pool.options.maxThreads; }
 
+  /** The matcher's counters (enum ho_counter); after detach(), their last values. */
   counters(): Record<string, number> {
+    if (this.detached) return { ...this.lastCounters };
     const raw = this.prog.counters();
     return Object.fromEntries(C.COUNTER_NAMES.map((n, i) => [n, raw[i]]));
   }
@@ -356,7 +360,7 @@ export class Engine {
    * the unseen packets.
    */
   lostRepliesWarning(): string | null {
-    if (this.hook !== 'tc' || !this.xdpOwner || this.rxAtAttach === null || !this.monitorCtl) return null;
+    if (this.hook !== 'tc' || !this.xdpOwner || this.rxAtAttach === null || !this.monitorCtl || this.detached) return null;
     const rx = rxPackets(this.interface);
     const c = this.counters();
     const sent = sentCount(this.monitorCtl);
@@ -368,8 +372,15 @@ export class Engine {
       `the XDP program there (${o.id}${o.name ? ` "${o.name}"` : ''}) drops or redirects them, so backends may be reported down that are up`;
   }
 
-  /** Detaches and unloads the XDP program now; close() still stops the threads. */
+  /**
+   * Detaches and unloads the matcher now (once; later calls do nothing);
+   * close() still stops the threads. The counters keep their last values for
+   * whoever reads them during shutdown (a /metrics scrape).
+   */
   detach(): void {
+    if (this.detached) return;
+    this.lastCounters = this.counters();
+    this.detached = true;
     this.prog.detach();
     this.prog.close();
   }
