@@ -68,6 +68,7 @@ export class Refresher {
   stop(): void { if (this.timer) clearInterval(this.timer); this.timer = null; }
 
   private run(now = Date.now()): void {
+    if (!this.due.size) return; // no backend named by host name
     const byName = new Map(this.configs().map((c) => [c.name, c]));
     for (const [name, at] of this.due) {
       if (at > now || this.busy >= RESOLVE_CONCURRENCY) continue;
