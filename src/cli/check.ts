@@ -20,7 +20,7 @@
 // required only when a check is actually sent. The check itself is one
 // synchronous native call (native/src/check.cc): raw sockets, no XDP.
 import { HalfopenError, usageError } from '../errors';
-import { effectiveCaps } from './privileges';
+import { effectiveCaps } from '../privileges';
 import { addressBytes, formatAddress, isV4, parseAddress } from '../targets/address';
 import type { CheckOptions, CheckResult } from '../native/addon';
 import { roundMs } from '../types';

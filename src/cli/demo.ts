@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Fleet, FleetSpec } from '../fleet/fleet';
 import { mustParseAddress } from '../targets/address';
 import { ProbeResult, ProbeState } from '../types';
-import { requirePrivileges } from './privileges';
+import { requirePrivileges } from '../privileges';
 
 export const DEMO_FLEET: FleetSpec = {
   tag: 'demo',

@@ -17,7 +17,7 @@ import { FileSink, OutputSink, StreamSink } from '../output/sink';
 import { Checkpoint, describeErrno, readCheckpoint, removeStaleSaves, saveCheckpoint } from '../output/checkpoint';
 import { spaceFingerprint, writeRunRecord } from '../output/run-record';
 import { intOption, portRangeOption, choiceOption } from './options';
-import { requirePrivileges } from './privileges';
+import { requirePrivileges } from '../privileges';
 
 export interface SweepOptions {
   ports?: string;

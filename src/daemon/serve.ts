@@ -15,7 +15,7 @@ import path from 'node:path';
 import { Engine } from '../engine/engine';
 import { HalfopenError } from '../errors';
 import { BackendConfig, ServeConfig, loadConfig, loadConfigOffThread } from '../health/config';
-import { requirePrivileges } from '../cli/privileges';
+import { requirePrivileges } from '../privileges';
 import { Monitor, capacityFor, slotsFor } from './monitor';
 import { createHttpServer } from './http';
 import { createAgentServer } from './agent';

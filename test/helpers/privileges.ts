@@ -1,6 +1,6 @@
 // Privileged tiers skip, with the reason, where the kernel path cannot run.
 import { execFileSync } from 'node:child_process';
-import { missingCapabilities } from '../../src/cli/privileges';
+import { missingCapabilities } from '../../src/privileges';
 
 export function bpfSkipReason(): string | false {
   const missing = missingCapabilities();

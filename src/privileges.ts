@@ -1,7 +1,7 @@
 // Which capabilities the kernel path needs, checked up front so the user gets
 // one line naming what is missing instead of an EPERM from deep inside libbpf.
 import fs from 'node:fs';
-import { HalfopenError } from '../errors';
+import { HalfopenError } from './errors';
 
 const CAPS: Record<string, number> = { CAP_NET_ADMIN: 12, CAP_NET_RAW: 13, CAP_SYS_ADMIN: 21, CAP_BPF: 39 };
 
