@@ -108,3 +108,14 @@ export function machineTicks(): number {
   // user nice system idle iowait irq softirq steal
   return f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
 }
+
+/** GET url from inside the fleet's prober namespace (where serve listens); the body. */
+export function nsFetch(fleet: Fleet, url: string): string {
+  return fleet.exec('prober', process.execPath, ['-e', `fetch(${JSON.stringify(url)}).then(r => r.text()).then(t => process.stdout.write(t))`]);
+}
+
+/** The value of an unlabelled (or fully spelled-out) series in Prometheus text; NaN when absent. */
+export function metric(text: string, name: string): number {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}

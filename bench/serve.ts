@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
-import { BenchContext, ScenarioResult, Measurement, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, have, machineTicks } from './lib';
+import { BenchContext, ScenarioResult, Measurement, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, have, machineTicks, nsFetch, metric } from './lib';
 
 const INTER_MS = 1000, TIMEOUT_MS = 500, FASTINTER_MS = 250, RISE = 2, FALL = 3;
 /** Backends silenced at once in the detection measurement. */
@@ -38,15 +38,6 @@ function backends(n: number): Array<{ name: string; ip: string; port: number }> 
     const a = i % 65536, port = 80 + Math.floor(i / 65536);
     return { name: `b${i}`, ip: `198.18.${a >> 8}.${a & 255}`, port };
   });
-}
-
-function nsFetch(fleet: Fleet, url: string): string {
-  return fleet.exec('prober', process.execPath, ['-e', `fetch(${JSON.stringify(url)}).then(r => r.text()).then(t => process.stdout.write(t))`]);
-}
-
-function metric(text: string, name: string): number {
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : NaN;
 }
 
 interface Counters { syns: number; acks: number }

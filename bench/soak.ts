@@ -12,18 +12,13 @@
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Fleet } from '../src/fleet/fleet';
-import { BenchContext, ScenarioResult, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, percentile, median } from './lib';
+import { BenchContext, ScenarioResult, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, percentile, median, nsFetch, metric } from './lib';
 
 const N = 10_000;
 const SILENT = 1024; // 198.18.0.0/22: the first 1,024 backends
 const FLAPPING = 500;
 const HTTP = 9410;
 const addr = (i: number) => `198.18.${i >> 8}.${i & 255}`;
-
-function nsFetch(fleet: Fleet, url: string): string {
-  return fleet.exec('prober', process.execPath, ['-e', `fetch(${JSON.stringify(url)}).then(r => r.text()).then(t => process.stdout.write(t))`]);
-}
 
 /** Prometheus histogram buckets of `name` (le → cumulative count). */
 function buckets(text: string, name: string): Array<[number, number]> {
@@ -40,7 +35,6 @@ function quantile(delta: Array<[number, number]>, q: number): number {
   return Infinity;
 }
 
-const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
 
 export interface SoakSeries { t: number; rssMb: number; lagMs: number; cpuPct: number }
 
