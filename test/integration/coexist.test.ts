@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { heldBy, anyLeft } from '../helpers/bpf-objects';
 import { Fleet, FleetSpec } from '../../src/fleet/fleet';
+import { lab20x2 } from '../helpers/lab';
 import { mustParseAddress } from '../../src/targets/address';
 import { netnsSkipReason } from '../helpers/privileges';
 import { runCli, startCli, collect, parseNdjson, CliResult } from '../helpers/cli';
@@ -17,14 +18,7 @@ import { ServeProcess, waitFor } from '../helpers/serve';
 
 const skip = netnsSkipReason();
 
-const SPEC: FleetSpec = {
-  tag: 'coexist',
-  v4: '198.18.0.0/20',
-  v6: '2001:2::/116',
-  open: [80],
-  drop: ['198.18.4.0/24', '2001:2::400/120'],
-  reject: ['198.18.5.0/24', '2001:2::500/120'],
-};
+const SPEC: FleetSpec = lab20x2('coexist');
 
 /** A pass-all XDP program, or one that drops TCP to ports lo-hi (our probes' replies). */
 function foreignSource(dropLo?: number, dropHi?: number): string {

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { heldBy, anyLeft } from '../helpers/bpf-objects';
 import { Fleet, FleetSpec } from '../../src/fleet/fleet';
+import { lab20x2 } from '../helpers/lab';
 import { mustParseAddress } from '../../src/targets/address';
 import { netnsSkipReason } from '../helpers/privileges';
 import { runCli, startCli, collect, parseNdjson } from '../helpers/cli';
@@ -13,14 +14,7 @@ import { waitFor } from '../helpers/serve';
 
 const skip = netnsSkipReason();
 
-const SPEC: FleetSpec = {
-  tag: 'sweep',
-  v4: '198.18.0.0/20',
-  v6: '2001:2::/116',
-  open: [80],
-  drop: ['198.18.4.0/24', '2001:2::400/120'],
-  reject: ['198.18.5.0/24', '2001:2::500/120'],
-};
+const SPEC: FleetSpec = lab20x2('sweep');
 
 /**
  * A common prober hardening rule: drop input that conntrack finds INVALID. The
