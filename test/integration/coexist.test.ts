@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { heldBy, anyLeft } from '../helpers/bpf-objects';
 import { Fleet, FleetSpec } from '../../src/fleet/fleet';
-import { lab20x2 } from '../helpers/lab';
+import { lab20x2, assertExact } from '../helpers/lab';
 import { mustParseAddress } from '../../src/targets/address';
 import { netnsSkipReason } from '../helpers/privileges';
 import { runCli, startCli, collect, parseNdjson, CliResult } from '../helpers/cli';
@@ -68,26 +68,6 @@ function detachForeign(fleet: Fleet): void {
   fleet.exec('prober', 'ip', ['link', 'set', 'dev', fleet.proberIf, 'xdpdrv', 'off']);
 }
 
-/** tcx links (bpftool 7.1 knows them as link type 11) of halfopen's tc entry point, host-wide. */
-/** Checks every row against the fleet; returns state/reason tallies. */
-function assertExact(fleet: Fleet, r: CliResult, probes: number): Record<string, number> {
-  assert.equal(r.code, 0, r.stderr);
-  const results = parseNdjson(r.stdout);
-  assert.equal(results.length, probes, 'one verdict per probe');
-  const seen = new Set<string>();
-  const wrong: string[] = [];
-  const tally: Record<string, number> = {};
-  for (const x of results) {
-    const key = `${x.ip}:${x.port}`;
-    assert.ok(!seen.has(key), `duplicate verdict for ${key}`);
-    seen.add(key);
-    const want = fleet.truth(mustParseAddress(x.ip), x.port);
-    if (x.state !== want) wrong.push(`${key} ${x.state} (want ${want})`);
-    tally[x.state] = (tally[x.state] ?? 0) + 1;
-  }
-  assert.deepEqual(wrong.slice(0, 10), [], `${wrong.length} wrong verdicts`);
-  return tally;
-}
 
 const SWEEP_20x2 = ['sweep', SPEC.v4!, SPEC.v6!, '-p', '80,81', '--format', 'ndjson', '--timeout', '500', '--rate', '50000', '--no-progress'];
 const DEBUG = ['env', 'HALFOPEN_DEBUG=1'];
