@@ -13,6 +13,11 @@ export class EventSink {
 
   constructor(private readonly target: string | undefined, private readonly hook: string | undefined, private readonly hookTimeoutMs: number,
     private readonly warn: (m: string) => void) {
+    // The hook first: a refused one leaves no events file open.
+    if (hook) {
+      const problem = hookProblem(hook);
+      if (problem) throw new HalfopenError('E_CONFIG', `hooks.on_change: ${problem}`);
+    }
     if (target && target !== '-') {
       try {
         this.fd = fs.openSync(target, 'a');
@@ -20,10 +25,6 @@ export class EventSink {
         const e = err as NodeJS.ErrnoException;
         throw new HalfopenError('E_CONFIG', `cannot open the events file ${target}: ${e.code ?? e.message}`, { errno: e.errno, syscall: e.syscall });
       }
-    }
-    if (hook) {
-      const problem = hookProblem(hook);
-      if (problem) throw new HalfopenError('E_CONFIG', `hooks.on_change: ${problem}`);
     }
   }
 

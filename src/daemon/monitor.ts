@@ -290,10 +290,7 @@ export class Monitor extends EventEmitter {
     if (b.admin === admin) return true;
     const from = b.admin;
     b.admin = admin;
-    this.emit('change', {
-      event: 'admin', time: new Date(now).toISOString(), backend: b.cfg.name, address: b.address, port: b.cfg.port,
-      from, to: admin, reason: 'admin', rtt_ms: null, consecutive: { successes: b.health.successes, failures: b.health.failures },
-    } satisfies ChangeEvent, b);
+    this.event(b, 'admin', from, admin, 'admin', null, now);
     if (from === 'maint') {
       // Back from maintenance: checked at once, not stale from its old result.
       b.born = now;
@@ -522,11 +519,7 @@ export class Monitor extends EventEmitter {
     this.observer?.applied?.(b, r, slot);
     b.health.record(r.ok);
     if (!r.ok && b.cfg.logFailures) {
-      this.emit('change', {
-        event: 'check', time: new Date(now).toISOString(), backend: b.cfg.name, address: b.address, port: b.cfg.port,
-        from: b.reported, to: b.reported, reason: r.reason, rtt_ms: r.rtt_ms,
-        consecutive: { successes: b.health.successes, failures: b.health.failures },
-      } satisfies ChangeEvent, b);
+      this.event(b, 'check', b.reported, b.reported, r.reason, r.rtt_ms, now);
     }
     this.report(b, now, r);
   }
@@ -544,10 +537,14 @@ export class Monitor extends EventEmitter {
     b.since = now;
     if (to === 'up') b.upAt = now;
     const why = to === 'down' ? b.downReason(now) : null;
+    this.event(b, 'state', from, to, why ?? (r ?? b.last)?.reason ?? 'stale', why ? null : (r ?? b.last)?.rtt_ms ?? null, now);
+  }
+
+  /** Emits one event (state, admin or check) about b, with its current streak. */
+  private event(b: Backend, event: ChangeEvent['event'], from: ChangeEvent['from'], to: ChangeEvent['to'], reason: string, rttMs: number | null, now: number): void {
     const ev: ChangeEvent = {
-      event: 'state', time: new Date(now).toISOString(), backend: b.cfg.name, address: b.address, port: b.cfg.port,
-      from, to, reason: why ?? (r ?? b.last)?.reason ?? 'stale', rtt_ms: why ? null : (r ?? b.last)?.rtt_ms ?? null,
-      consecutive: { successes: b.health.successes, failures: b.health.failures },
+      event, time: new Date(now).toISOString(), backend: b.cfg.name, address: b.address, port: b.cfg.port,
+      from, to, reason, rtt_ms: rttMs, consecutive: { successes: b.health.successes, failures: b.health.failures },
     };
     this.emit('change', ev, b);
   }
