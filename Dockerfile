@@ -58,15 +58,14 @@ COPY bench bench
 RUN bash scripts/build.sh \
  && npm prune --omit=dev --no-audit --no-fund --loglevel=error
 # What the runtime stage takes, gathered in one place. The build script's
-# native programs (native/build/bin/, such as the native check_tcp_half_open
-# plugin, which needs neither Node nor libbpf) come along when the build made them.
-RUN set -e; mkdir -p /out/halfopen/native/build/Release /out/halfopen/dist /out/bin; \
+# native plugin (native/plugin/build/check_tcp_half_open, which needs neither
+# Node nor libbpf) goes on the PATH.
+RUN set -e; mkdir -p /out/halfopen/native/addon/build/Release /out/halfopen/native/plugin/build /out/halfopen/dist /out/bin; \
     cp -a package.json node_modules /out/halfopen/; \
     cp -a dist/src /out/halfopen/dist/; \
-    cp -a native/build/Release/halfopen.node /out/halfopen/native/build/Release/; \
-    for f in native/build/bin/*; do \
-      if [ -f "$f" ] && [ -x "$f" ]; then cp -a "$f" /out/bin/; fi; \
-    done
+    cp -a native/addon/build/Release/halfopen.node /out/halfopen/native/addon/build/Release/; \
+    cp -a native/plugin/build/check_tcp_half_open /out/halfopen/native/plugin/build/; \
+    ln -s /opt/halfopen/native/plugin/build/check_tcp_half_open /out/bin/check_tcp_half_open
 
 FROM debian:bookworm-slim
 RUN apt-get update -qq \
@@ -76,7 +75,6 @@ COPY --from=build /opt/node/bin/node /usr/local/bin/node
 COPY --from=build /out/halfopen /opt/halfopen
 COPY --from=build /out/bin /usr/local/bin
 RUN ln -s /opt/halfopen/dist/src/cli/main.js /usr/local/bin/halfopen \
- && if [ ! -e /usr/local/bin/check_tcp_half_open ]; then ln -s /opt/halfopen/dist/src/cli/check-tcp-half-open.js /usr/local/bin/check_tcp_half_open; fi \
  && halfopen --version
 ENTRYPOINT ["halfopen"]
 CMD ["--help"]

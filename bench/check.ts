@@ -15,7 +15,7 @@ import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
 import { BenchContext, Column, MAIN, ROOT, Scenario, ScenarioResult, have, median, percentile, sleep } from './lib';
 
-const NATIVE = path.join(ROOT, 'native/build/bin/check_tcp_half_open');
+const NATIVE = path.join(ROOT, 'native/plugin/build/check_tcp_half_open');
 /** The targets for the native plugin's whole-process time. */
 const TARGET_MEDIAN_MS = 5, TARGET_P95_MS = 8;
 const CHECK_TCP = '/usr/lib/nagios/plugins/check_tcp';
@@ -51,7 +51,7 @@ function inner(cmds: Cmd[], runs: number): Measured[] {
 
 /** Inside the namespace: n native checks in this one process (no process start-up). */
 function nativeOnly(host: string, port: number, n: number): { us: number[]; rttUs: number[] } {
-  const { native } = require('../src/native/addon') as typeof import('../src/native/addon');
+  const { native } = require('../src/addon/addon') as typeof import('../src/addon/addon');
   const addr = Buffer.from(host.split('.').map(Number));
   const us: number[] = [], rttUs: number[] = [];
   for (let i = 0; i < n; i++) {

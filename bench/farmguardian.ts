@@ -17,7 +17,7 @@ import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
 import { BenchContext, Column, MAIN, ROOT, Scenario, ScenarioResult, have } from './lib';
 
-const NATIVE = path.join(ROOT, 'native/build/bin/check_tcp_half_open');
+const NATIVE = path.join(ROOT, 'native/plugin/build/check_tcp_half_open');
 const CHECK_TCP = '/usr/lib/nagios/plugins/check_tcp';
 const TIMEOUT_S = 1;
 /** farmguardian's own alarm around each command (whole seconds, as Perl's alarm). */

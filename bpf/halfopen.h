@@ -136,7 +136,7 @@ enum ho_probe_state { HO_PROBE_STATE_LIST(HO_ENUMERATOR) };
 enum ho_reason { HO_REASON_LIST(HO_ENUMERATOR) };
 
 /* The sender's control block: int64 slots of one shared array, read and
- * written by every sender thread (native/src/sender.cc) and the main thread
+ * written by every sender thread (native/addon/sender.cc) and the main thread
  * (src/engine/control.ts). */
 enum ho_control {
 	HO_CTL_TAT_PS = 0,        /* pacing: theoretical arrival time of the next packet, ps since HO_CTL_BASE_NS */

@@ -17,16 +17,16 @@ NODEDIR=()
 NODE_PREFIX="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
 [ -f "$NODE_PREFIX/include/node/node.h" ] && NODEDIR=(--nodedir="$NODE_PREFIX")
 # Reconfigure when binding.gyp changed (a new source file), not only on a fresh tree.
-if [ ! -f native/build/Makefile ] || [ native/binding.gyp -nt native/build/Makefile ]; then
-  node "$GYP" configure -C native "${NODEDIR[@]}" --silent
+if [ ! -f native/addon/build/Makefile ] || [ native/addon/binding.gyp -nt native/addon/build/Makefile ]; then
+  node "$GYP" configure -C native/addon "${NODEDIR[@]}" --silent
 fi
 # The skeleton is a header the gyp file does not know about: rebuild when it changes.
-if [ bpf/halfopen.skel.h -nt native/build/Release/halfopen.node ] 2>/dev/null; then
-  touch native/src/program.cc
+if [ bpf/halfopen.skel.h -nt native/addon/build/Release/halfopen.node ] 2>/dev/null; then
+  touch native/addon/program.cc
 fi
-node "$GYP" build -C native "${NODEDIR[@]}" --silent
-# The plugin, after node-gyp (whose configure owns native/build/): package.json's bin points at it.
-make -s -C native
+node "$GYP" build -C native/addon "${NODEDIR[@]}" --silent
+# The plugin (package.json's bin): its own build folder, no Node and no libbpf.
+make -s -C native/plugin
 node node_modules/typescript/bin/tsc -p .
 # npm ci links the bins before they are built, so it cannot mark them executable.
 chmod +x dist/src/cli/main.js

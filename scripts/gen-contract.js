@@ -56,7 +56,7 @@ ts += `\n/** Counter names in index order (enum ho_counter). */\nexport const CO
   .map((v) => `'${v.name.replace(/^HO_CNT_/, '').toLowerCase()}'`)
   .join(', ')}] as const;\n`;
 
-// The texts of the named enums, by the rule halfopen.h states (and native/src
+// The texts of the named enums, by the rule halfopen.h states (and native/
 // applies to the same names): the name after the prefix, lowercased, '_' -> '-'.
 const NAMED = [
   ['ho_probe_state', 'HO_PROBE_STATE_', 'PROBE_STATES', 'ProbeStateName'],

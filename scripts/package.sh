@@ -32,8 +32,8 @@ OUTDIR=$(realpath -m "${1:-$ROOT}")
 VERSION=$(node -p "require('./package.json').version")
 ARCH=amd64
 MAINTAINER=${DEB_MAINTAINER:-halfopen maintainers <maintainers@halfopen.invalid>}
-# Where native/Makefile puts the plugin (overridable for a plugin built elsewhere).
-CHECK_BIN=${HALFOPEN_CHECK_BIN:-native/build/bin/check_tcp_half_open}
+# Where native/plugin/Makefile puts the plugin (overridable for a plugin built elsewhere).
+CHECK_BIN=${HALFOPEN_CHECK_BIN:-native/plugin/build/check_tcp_half_open}
 DEB=$OUTDIR/halfopen_${VERSION}_${ARCH}.deb
 
 say() { echo "package: $*" >&2; }
@@ -48,7 +48,7 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/n
 
 bash scripts/build.sh
 node scripts/gen-man.js --check
-[ -x "$CHECK_BIN" ] || die "no native plugin at $CHECK_BIN (native/Makefile builds it; or set HALFOPEN_CHECK_BIN)"
+[ -x "$CHECK_BIN" ] || die "no native plugin at $CHECK_BIN (native/plugin/Makefile builds it; or set HALFOPEN_CHECK_BIN)"
 if ldd "$CHECK_BIN" | grep -Eq 'libnode|libbpf|libstdc'; then die "$CHECK_BIN links more than libc: $(ldd "$CHECK_BIN" | tr -s ' \n' ' ')"; fi
 
 WORK=$(mktemp -d /tmp/halfopen-package.XXXXXX)
@@ -81,8 +81,8 @@ node node_modules/typescript/bin/tsc -p . --outDir "$WORK/dist"
 # /usr/bin/halfopen runs it on the shipped runtime: its #! (whatever node is
 # on the PATH) becomes a comment of the same line count.
 sed -i '1s|^#!/usr/bin/env node$|// run by /usr/bin/halfopen on /usr/lib/halfopen/node|' "$LIB/dist/src/cli/main.js"
-install -D -m 0644 native/build/Release/halfopen.node "$LIB/native/build/Release/halfopen.node"
-strip --strip-unneeded "$LIB/native/build/Release/halfopen.node"
+install -D -m 0644 native/addon/build/Release/halfopen.node "$LIB/native/addon/build/Release/halfopen.node"
+strip --strip-unneeded "$LIB/native/addon/build/Release/halfopen.node"
 install -D -m 0644 bpf/halfopen.bpf.o "$LIB/bpf/halfopen.bpf.o"
 install -m 0644 package.json package-lock.json "$LIB/"
 # Production modules, exactly the lock file's, installed by the runtime we ship.
@@ -137,7 +137,7 @@ install -D -m 0644 deploy/debian/lintian-overrides "$PKG/usr/share/lintian/overr
 # Library dependencies of the three ELF files, as Debian computes them.
 mkdir -p "$WORK/shlibs/debian"
 printf 'Source: halfopen\n\nPackage: halfopen\nArchitecture: %s\n' "$ARCH" > "$WORK/shlibs/debian/control"
-SHLIBS=$(cd "$WORK/shlibs" && dpkg-shlibdeps -O "$LIB/node" "$LIB/native/build/Release/halfopen.node" \
+SHLIBS=$(cd "$WORK/shlibs" && dpkg-shlibdeps -O "$LIB/node" "$LIB/native/addon/build/Release/halfopen.node" \
   "$PKG/usr/lib/nagios/plugins/check_tcp_half_open" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 [ -n "$SHLIBS" ] || die "dpkg-shlibdeps found no dependencies"
 SIZE=$(du -sk --apparent-size --exclude=DEBIAN "$PKG" | cut -f1)

@@ -10,7 +10,7 @@
 // object with --json.
 //
 // check_tcp_half_open is the same check as a native program
-// (native/src/check_main.cc around the addon's own check core): it prints
+// (native/plugin/check_main.cc around the addon's own check core): it prints
 // byte for byte what this prints, and test/integration/check.test.ts runs one
 // table of cases against both.
 //
@@ -18,11 +18,11 @@
 // the module loads only node builtins, errors, privileges and the address
 // parser; argv is parsed by hand (no commander), and the native addon is
 // required only when a check is actually sent. The check itself is one
-// synchronous native call (native/src/check.cc): raw sockets, no XDP.
+// synchronous native call (native/addon/check_binding.cc): raw sockets, no XDP.
 import { HalfopenError, usageError } from '../errors';
 import { effectiveCaps } from '../privileges';
 import { addressBytes, formatAddress, isV4, parseAddress } from '../targets/address';
-import type { CheckOptions, CheckResult } from '../native/addon';
+import type { CheckOptions, CheckResult } from '../addon/addon';
 import { roundMs } from '../types';
 import {
   HO_CHECK_OK, HO_CHECK_WARNING, HO_CHECK_CRITICAL, HO_CHECK_UNKNOWN, HO_CHECK_TIMEOUT_S, HO_CHECK_MAX_TIMEOUT_S,
@@ -43,7 +43,7 @@ export const USAGE = 'Usage: check_tcp_half_open HOST PORT | check_tcp_half_open
 /**
  * The options as --help and the man page (scripts/gen-man.js) show them: one
  * table, so the two cannot drift. `help` holds the --help lines as printed
- * (native/src/check_main.cc prints the same bytes); the man page joins them.
+ * (native/plugin/check_main.cc prints the same bytes); the man page joins them.
  * parseCheckArgs below accepts exactly these flags.
  */
 export const CHECK_OPTIONS: ReadonlyArray<{ flags: string; value?: string; help: readonly string[] }> = [
@@ -189,12 +189,12 @@ export interface Target { ip: string; family: 4 | 6; bytes: Buffer }
 export type LookupFn = (host: string, family: 0 | 4 | 6, timeoutMs: number) => Promise<{ address: string; family: number }>;
 
 /**
- * The resolver check_tcp_half_open uses too (native/src/check_core.cc):
+ * The resolver check_tcp_half_open uses too (native/core/check_core.cc):
  * getaddrinfo in a detached thread, so a hanging resolver costs no more than
  * the deadline, also at exit (dns.lookup's libuv pool would hold the exit).
  */
 const nativeLookup: LookupFn = async (host, family, timeoutMs) => {
-  const r = (require('../native/addon') as typeof import('../native/addon')).native.resolve(host, family, timeoutMs);
+  const r = (require('../addon/addon') as typeof import('../addon/addon')).native.resolve(host, family, timeoutMs);
   if ('late' in r) throw DEADLINE;
   if ('code' in r) throw Object.assign(new Error(`getaddrinfo ${r.code} ${host}`), { code: r.code });
   return r;
@@ -368,7 +368,7 @@ export async function main(argv: readonly string[], deps: CheckDeps = {}): Promi
       throw err;
     }
     const remainingMs = Math.max(1, Math.floor(Number(deadline - process.hrtime.bigint()) / 1e6));
-    const check = deps.check ?? (require('../native/addon') as typeof import('../native/addon')).native.check;
+    const check = deps.check ?? (require('../addon/addon') as typeof import('../addon/addon')).native.check;
     const result = check({ family: target.family, addr: target.bytes, port: a.port, timeoutMs: remainingMs, mark });
     const outcome: Outcome = {
       host: a.host, ip: target.ip, port: a.port, timeoutS: a.timeoutS, warningS: a.warningS, criticalS: a.criticalS, result,

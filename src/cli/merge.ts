@@ -22,7 +22,7 @@ import readline from 'node:readline';
 import { Command } from 'commander';
 import { HalfopenError, usageError } from '../errors';
 import { createWriter, parseFormat, OutputFormat } from '../output/create-writer';
-import { readRunRecord, RunRecord } from '../output/run-record';
+import { readRunRecord, RunRecord } from '../sweep/run-record';
 import { SummaryCounter, formatSummaryLine, PROBE_STATES } from '../output/summary';
 import { mustParseAddress } from '../targets/address';
 import { ProbeSpace } from '../targets/probe-space';

@@ -14,8 +14,8 @@ import { createWriter, parseFormat, OutputFormat } from '../output/create-writer
 import { SummaryCounter, formatSummaryLine, PROBE_STATES } from '../output/summary';
 import { OrderedRows, StateCounts } from '../output/ordered-rows';
 import { FileSink, OutputSink, StreamSink } from '../output/sink';
-import { Checkpoint, describeErrno, readCheckpoint, removeStaleSaves, saveCheckpoint } from '../output/checkpoint';
-import { spaceFingerprint, writeRunRecord } from '../output/run-record';
+import { Checkpoint, describeErrno, readCheckpoint, removeStaleSaves, saveCheckpoint } from '../sweep/checkpoint';
+import { spaceFingerprint, writeRunRecord } from '../sweep/run-record';
 import { intOption, portRangeOption, choiceOption } from './options';
 import { requirePrivileges } from '../privileges';
 

@@ -4,8 +4,8 @@
 // src/daemon/monitor.ts.
 import { formatAddress } from '../targets/address';
 import { roundMs, ProbeState } from '../types';
-import { BackendConfig } from '../health/config';
-import { Health, HealthState } from '../health/state-machine';
+import { BackendConfig } from './config';
+import { Health, HealthState } from './health';
 
 /** How one completed check ended (filtered = no reply within the timeout). */
 export interface CheckOutcome {

@@ -4,7 +4,7 @@ import http from 'node:http';
 import { Monitor, Backend } from './monitor';
 import { ADMIN_STATES, AdminState } from './backend';
 import { AdminGate, ADMIN_BODY_MAX, readBody } from './admin';
-import { HealthState } from '../health/state-machine';
+import { HealthState } from './health';
 import { metricChunks } from './metrics';
 import { STATUS_PAGE } from './status-page';
 

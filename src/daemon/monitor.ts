@@ -27,7 +27,7 @@
 // (`anomalies`, asserted zero by the property tests) rather than loop.
 import { EventEmitter } from 'node:events';
 import { Verdict, describeVerdict } from '../engine/probe-table';
-import { BackendConfig } from '../health/config';
+import { BackendConfig } from './config';
 import { AdminState, Backend, CheckOutcome, ChangeEvent, MAX_DEPTH, MAX_TICK_MS, depthFor, sameBackend, sameConfig } from './backend';
 import { Histogram, LATENESS_BUCKETS, RTT_BUCKETS } from './histogram';
 import { WakeHeap } from './wake-heap';

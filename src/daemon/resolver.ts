@@ -5,7 +5,7 @@
 // (/etc/hosts, other NSS sources) fall back to the system resolver.
 import dns from 'node:dns';
 import { formatAddress, parseAddress } from '../targets/address';
-import type { BackendConfig } from '../health/config';
+import type { BackendConfig } from './config';
 import type { Monitor } from './monitor';
 
 /** Host names looked up at once by the refresher. */

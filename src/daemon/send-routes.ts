@@ -3,7 +3,7 @@
 // the matcher listens. Run before a config is applied, at start and on reload.
 import os from 'node:os';
 import { HalfopenError } from '../errors';
-import { BackendConfig } from '../health/config';
+import { BackendConfig } from './config';
 import { MAX_SEND_GROUPS, routeTo } from '../engine/route';
 import { formatAddress, isV4, parseAddress } from '../targets/address';
 

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AdminState, ADMIN_STATES, Backend } from './backend';
-import { HealthState } from '../health/state-machine';
+import { HealthState } from './health';
 import { ProbeState } from '../types';
 
 export const STATE_VERSION = 1;

@@ -16,7 +16,7 @@ export interface Watchdog {
 }
 
 const defaultNotify: NotifyFn = (socketPath, state) =>
-  (require('../native/addon') as typeof import('../native/addon')).native.notify(socketPath, state);
+  (require('../addon/addon') as typeof import('../addon/addon')).native.notify(socketPath, state);
 
 /**
  * Sends READY=1 and starts pinging at a third of WATCHDOG_USEC (systemd's

@@ -1,5 +1,5 @@
 // Shared send-control block: one SharedArrayBuffer read and written by every
-// sender thread (native/src/sender.cc) and the main thread. The slots are
+// sender thread (native/addon/sender.cc) and the main thread. The slots are
 // enum ho_control of bpf/halfopen.h, through the generated contract.
 import {
   HO_CTL_TAT_PS as CTL_TAT_PS, HO_CTL_INTERVAL_PS as CTL_INTERVAL_PS, HO_CTL_ABORT as CTL_ABORT,

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Piscina } from 'piscina';
-import { native, NativeProgram, SenderOptions, SendGroup, SendResult, XdpOwner } from '../native/addon';
+import { native, NativeProgram, SenderOptions, SendGroup, SendResult, XdpOwner } from '../addon/addon';
 import { HalfopenError, fromRecord } from '../errors';
 import * as C from '../contract.generated';
 import type { ProbeResult } from '../types';

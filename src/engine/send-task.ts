@@ -1,5 +1,5 @@
 // Messages between the engine and its sender workers (src/engine/send-worker.ts).
-import type { SenderOptions, SendResult } from '../native/addon';
+import type { SenderOptions, SendResult } from '../addon/addon';
 import type { ErrorRecord } from '../errors';
 
 export interface SendTask {

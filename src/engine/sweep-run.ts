@@ -4,7 +4,7 @@
 // table, the sender threads); a SweepRun owns what a checkpoint writes down.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Piscina } from 'piscina';
-import type { NativeProgram, SenderOptions } from '../native/addon';
+import type { NativeProgram, SenderOptions } from '../addon/addon';
 import { HalfopenError, fromRecord } from '../errors';
 import * as C from '../contract.generated';
 import type { ProbeResult, ProbeState } from '../types';

@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { native, NativeProgram } from '../../src/native/addon';
+import { native, NativeProgram } from '../../src/addon/addon';
 import { ProbeTable } from '../../src/engine/probe-table';
 import * as C from '../../src/contract.generated';
 import { addressBytes, mustParseAddress } from '../../src/targets/address';
@@ -284,7 +284,7 @@ describe('loading', { skip }, () => {
   test('loads while signals keep arriving (a CPU profiler\'s SIGPROF every 100 µs)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-prof-'));
     try {
-      const addon = path.resolve(__dirname, '../../src/native/addon.js');
+      const addon = path.resolve(__dirname, '../../src/addon/addon.js');
       const code = `const { native } = require(${JSON.stringify(addon)}); for (let i = 0; i < 5; i++) new native.Program({ capacity: 65536, key: Buffer.alloc(16), sportLo: 61000, sportHi: 61999 }).close();`;
       const r = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', dir, '-e', code], { encoding: 'utf8', timeout: 60_000 });
       assert.equal(r.status, 0, r.stderr.split('\n').find((l) => /Error|cannot/.test(l)));

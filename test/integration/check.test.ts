@@ -18,7 +18,7 @@ import { PostfixInstance, postfixSkipReason } from '../helpers/postfix';
 
 const skip = netnsSkipReason();
 /** package.json's bin.check_tcp_half_open. */
-const NATIVE = path.join(ROOT, 'native/build/bin/check_tcp_half_open');
+const NATIVE = path.join(ROOT, 'native/plugin/build/check_tcp_half_open');
 const nativeSkip = skip || (fs.existsSync(NATIVE) ? false : `${NATIVE} is not built (bash scripts/build.sh)`);
 const USAGE_LINE = 'Usage: check_tcp_half_open HOST PORT | check_tcp_half_open -H HOST -p PORT [-t SECONDS] [-w SECONDS] [-c SECONDS] [-4|-6] [--json]';
 

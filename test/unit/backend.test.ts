@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Backend, staleAfter } from '../../src/daemon/backend';
-import { parseConfig } from '../../src/health/config';
+import { parseConfig } from '../../src/daemon/config';
 
 const cfg = (extra = '') => parseConfig(`defaults: { interval: 1s, timeout: 500ms, fastinter: 250ms, rise: 2, fall: 3${extra} }\nbackends:\n  - { name: b, host: 198.18.0.1, port: 80, weight: 80 }\n`).backends[0];
 const T0 = 1_000_000;

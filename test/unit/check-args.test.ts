@@ -7,7 +7,7 @@ import { HalfopenError } from '../../src/errors';
 import {
   parseCheckArgs, parseMark, resolveTarget, formatOutcome, formatJson, main, Outcome, USAGE, LookupFn, CheckArgs,
 } from '../../src/cli/check';
-import type { CheckOptions, CheckResult } from '../../src/native/addon';
+import type { CheckOptions, CheckResult } from '../../src/addon/addon';
 import { ndjsonWriter } from '../../src/output/ndjson';
 
 const usage = (fn: () => unknown, re: RegExp) =>

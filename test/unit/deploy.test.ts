@@ -12,7 +12,7 @@ import path from 'node:path';
 import yaml from 'js-yaml';
 import { Monitor } from '../../src/daemon/monitor';
 import { renderMetrics } from '../../src/daemon/metrics';
-import { parseConfig } from '../../src/health/config';
+import { parseConfig } from '../../src/daemon/config';
 import { COUNTER_NAMES, HO_STATE_CLOSED, HO_STATE_OPEN } from '../../src/contract.generated';
 import type { Engine } from '../../src/engine/engine';
 import type { Verdict } from '../../src/engine/probe-table';

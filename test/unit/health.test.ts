@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Health } from '../../src/health/state-machine';
-import { parseConfig } from '../../src/health/config';
+import { Health } from '../../src/daemon/health';
+import { parseConfig } from '../../src/daemon/config';
 import { HalfopenError } from '../../src/errors';
 import { tickFor } from '../../src/daemon/monitor';
 

@@ -2,7 +2,7 @@
 // every other field.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../src/health/config';
+import { parseConfig } from '../../src/daemon/config';
 import { HalfopenError } from '../../src/errors';
 
 const BACKENDS = 'backends: [{ host: 198.18.0.1, port: 80 }]';

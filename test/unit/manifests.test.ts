@@ -3,7 +3,7 @@
 // the ones the scale-out simulation runs (both read them from test/helpers/manifests).
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../src/health/config';
+import { parseConfig } from '../../src/daemon/config';
 import { configMapData, loadManifests, mergeJob, relocate, serveDaemon, sweepJob } from '../helpers/manifests';
 import { scaleOutCommands } from '../helpers/scale-out';
 

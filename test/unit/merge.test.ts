@@ -10,7 +10,7 @@ import { cidrRange } from '../../src/targets/ranges';
 import { formatAddress, mustParseAddress } from '../../src/targets/address';
 import { orderedSource, sweepFingerprint } from '../../src/cli/sweep';
 import { chooseShard } from '../../src/targets/permutation';
-import { RunRecord, writeRunRecord } from '../../src/output/run-record';
+import { RunRecord, writeRunRecord } from '../../src/sweep/run-record';
 import { runCli, startCli, collect, parseNdjson } from '../helpers/cli';
 
 const TARGETS = ['198.18.0.0/24', '2001:2::/120'];

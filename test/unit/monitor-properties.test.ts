@@ -18,8 +18,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Monitor, ProbeSlots, Backend, ChangeEvent, tickFor } from '../../src/daemon/monitor';
-import { BackendConfig } from '../../src/health/config';
-import { Health } from '../../src/health/state-machine';
+import { BackendConfig } from '../../src/daemon/config';
+import { Health } from '../../src/daemon/health';
 import { HO_STATE_CLOSED, HO_STATE_NONE, HO_STATE_OPEN } from '../../src/contract.generated';
 import type { Verdict } from '../../src/engine/probe-table';
 

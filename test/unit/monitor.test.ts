@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Monitor, depthFor, ChangeEvent, ProbeSlots } from '../../src/daemon/monitor';
-import { parseConfig } from '../../src/health/config';
+import { parseConfig } from '../../src/daemon/config';
 import { HO_STATE_NONE, HO_STATE_OPEN } from '../../src/contract.generated';
 import type { Verdict } from '../../src/engine/probe-table';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ByteSink, OrderedRows } from '../../src/output/ordered-rows';
-import { decodeCheckpoint, encodeCheckpoint, Checkpoint, removeStaleSaves } from '../../src/output/checkpoint';
+import { decodeCheckpoint, encodeCheckpoint, Checkpoint, removeStaleSaves } from '../../src/sweep/checkpoint';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

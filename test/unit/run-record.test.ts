@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { HalfopenError } from '../../src/errors';
-import { RunRecord, encodeRunRecord, readRunRecord, spaceFingerprint, validateRunRecord, writeRunRecord } from '../../src/output/run-record';
+import { RunRecord, encodeRunRecord, readRunRecord, spaceFingerprint, validateRunRecord, writeRunRecord } from '../../src/sweep/run-record';
 
 const record = (): RunRecord => ({
   version: 1, halfopen: '0.1.0', command: ['sweep', '198.18.0.0/24', '-p', '80'], seed: '18446744073709551615',

@@ -3,7 +3,7 @@
 // the field and what was expected.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../src/health/config';
+import { parseConfig } from '../../src/daemon/config';
 import { HalfopenError } from '../../src/errors';
 import { sameRoute } from '../../src/daemon/send-routes';
 

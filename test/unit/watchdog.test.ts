@@ -58,7 +58,7 @@ describe('systemd watchdog', () => {
 
   const noPython = spawnSync('python3', ['--version']).status !== 0 && 'python3 is not installed (it binds the receiving unix datagram socket)';
   test('the addon sends the datagram to a unix socket, path and abstract', { skip: noPython }, async () => {
-    const { native } = await import('../../src/native/addon');
+    const { native } = await import('../../src/addon/addon');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-notify-'));
     try {
       for (const addr of [path.join(dir, 'notify'), `@halfopen-test-${process.pid}`]) {

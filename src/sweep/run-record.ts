@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { HalfopenError } from '../errors';
 import type { ProbeState } from '../types';
-import type { OutputFormat } from './create-writer';
+import type { OutputFormat } from '../output/create-writer';
 
 export const RUN_RECORD_VERSION = 1;
 

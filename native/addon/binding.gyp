@@ -1,8 +1,9 @@
 {
   "targets": [{
     "target_name": "halfopen",
-    "sources": ["src/addon.cc", "src/errors.cc", "src/errno_name.cc", "src/program.cc", "src/sender.cc", "src/check.cc", "src/check_core.cc", "src/notify.cc"],
-    "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "../bpf"],
+    "sources": ["addon.cc", "errors.cc", "program.cc", "sender.cc", "check_binding.cc", "notify.cc",
+                "../core/check_core.cc", "../core/errno_name.cc"],
+    "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "../core", "../../bpf"],
     "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
     "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-fexceptions"],
     "cflags_cc!": ["-fno-exceptions"],

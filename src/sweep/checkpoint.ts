@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HalfopenError } from '../errors';
-import type { StateCounts } from './ordered-rows';
-import type { OutputFormat } from './create-writer';
+import type { StateCounts } from '../output/ordered-rows';
+import type { OutputFormat } from '../output/create-writer';
 import { writeFileAtomicAsync } from './run-record';
 
 export const CHECKPOINT_VERSION = 1;

@@ -1,7 +1,6 @@
 // Typed view of the native addon (native/). Loading this module registers
 // HalfopenError with the addon for the current thread, so every native
 // failure arrives as a HalfopenError carrying code, errno, errname, syscall.
-import path from 'node:path';
 import { HalfopenError } from '../errors';
 
 export interface ProgramOptions {
@@ -122,14 +121,13 @@ interface Addon {
 }
 
 function load(): Addon {
-  // dist/src/native/addon.js and src/native/addon.ts both sit three levels below the root.
-  const root = path.resolve(__dirname, '..', '..', __dirname.includes(`${path.sep}dist${path.sep}`) ? '..' : '');
-  const file = path.join(root, 'native', 'build', 'Release', 'halfopen.node');
   let addon: Addon;
   try {
-    addon = require(file) as Addon;
+    // One static path, so tools see the edge: dist/src/addon/addon.js sits three levels below the root.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    addon = require('../../../native/addon/build/Release/halfopen.node') as Addon;
   } catch (err) {
-    throw new HalfopenError('E_INTERNAL', `cannot load the native addon ${file} (run npm run build): ${(err as Error).message}`);
+    throw new HalfopenError('E_INTERNAL', `cannot load the native addon native/addon/build/Release/halfopen.node (run npm run build): ${(err as Error).message}`);
   }
   addon.setErrorClass(HalfopenError);
   return addon;
