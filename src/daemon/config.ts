@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import yaml from 'js-yaml';
 import { HalfopenError } from '../errors';
 import { isV4, parseAddress } from '../targets/address';
+import { PluginConfig, parsePluginConfig } from './plugin-config';
 
 export interface BackendConfig {
   name: string;
@@ -49,6 +50,8 @@ export interface ServeConfig {
     /** auto: XDP when the interface's XDP hook is free, else tc ingress. */
     hook: 'auto' | 'xdp' | 'tc';
   };
+  /** `listen.plugin` and `plugin.*`: check_tcp_half_open --via (src/daemon/plugin-config.ts). */
+  plugin: PluginConfig;
 }
 
 const TIMING_KEYS = ['interval', 'timeout', 'rise', 'fall', 'fastinter', 'downinter', 'jitter', 'initial', 'slowstart', 'log_failures', 'resolve_interval'] as const;
@@ -189,7 +192,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   const root = obj(c, '(top level)', doc);
-  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin']);
+  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin', 'plugin']);
   if (root.state_file !== undefined && (typeof root.state_file !== 'string' || !root.state_file)) c.fail('state_file', 'a file path', root.state_file);
   const admin = obj(c, 'admin', root.admin);
   known(c, 'admin', admin, ['token_file']);
@@ -201,7 +204,9 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   const base = timing(c, 'defaults', defaults, DEFAULTS);
   const baseRoute = { source: sources(c, 'defaults.source', defaults.source), mark: mark(c, 'defaults.mark', defaults.mark) };
 
-  if (!Array.isArray(root.backends) || root.backends.length === 0) c.fail('backends', 'a non-empty list of backends', root.backends);
+  const plugin = parsePluginConfig(root, obj(c, 'listen', root.listen), base, (p, e, g) => c.fail(p, e, g), (p, v) => duration(c, p, v));
+  if (plugin.learn && root.backends == null) root.backends = []; // learning may start from no backends at all
+  if (!Array.isArray(root.backends) || (root.backends.length === 0 && !plugin.learn)) c.fail('backends', 'a non-empty list of backends', root.backends);
   const names = new Set<string>();
   const backends: BackendConfig[] = (root.backends as unknown[]).map((raw, i) => {
     const p = `backends[${i}]`;
@@ -240,7 +245,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   });
 
   const l = obj(c, 'listen', root.listen);
-  known(c, 'listen', l, ['http', 'agent']);
+  known(c, 'listen', l, ['http', 'agent', 'plugin']);
   const hooks = obj(c, 'hooks', root.hooks);
   known(c, 'hooks', hooks, ['on_change', 'timeout']);
   if (hooks.on_change !== undefined && (typeof hooks.on_change !== 'string' || !hooks.on_change)) c.fail('hooks.on_change', 'a command line', hooks.on_change);
@@ -271,6 +276,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
       rst: oneOf(c, 'probe.rst', probe.rst, ['auto', 'xdp', 'kernel'] as const),
       hook: oneOf(c, 'probe.hook', probe.hook, ['auto', 'xdp', 'tc'] as const),
     },
+    plugin,
   };
 }
 

@@ -25,6 +25,7 @@ import { Refresher, ResolvedBackend, resolveHost } from './resolver';
 import { StateWriter, readState } from './state-file';
 import { checkSendRoutes, matcherInterface } from './send-routes';
 import { startWatchdog } from './watchdog';
+import { PluginSocket } from './plugin-socket';
 
 const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 
@@ -52,10 +53,10 @@ async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
   return list;
 }
 
-function openEngine(cfg: ServeConfig, list: Resolved): Engine {
+function openEngine(cfg: ServeConfig, list: Resolved, reserve = 0): Engine {
   const addrs = list.map((b) => b.addr).filter((a): a is bigint => a !== null);
   if (!addrs.length && !cfg.probe.interface) throw new HalfopenError('E_CONFIG', 'no backend has an address to find the interface by: set probe.interface');
-  return Engine.open(addrs, capacityFor(list), {
+  return Engine.open(addrs, capacityFor(list) + reserve, {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
     senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22,
     // Backends with a source or mark send on raw sockets, RSTs from the kernel: all the same way then.
@@ -96,6 +97,7 @@ export async function serve(configPath: string): Promise<void> {
   let engine: Engine | null = null;
   let list: Resolved = [];
   let state: StateWriter | null = null;
+  let plugin: PluginSocket | null = null; // check_tcp_half_open --via (listen.plugin)
   try {
     requirePrivileges();
     // Bound before anything is attached; they answer 503 / "down" until the monitor runs.
@@ -109,9 +111,10 @@ export async function serve(configPath: string): Promise<void> {
       await listen(s, cfg.listen.agent, 'the agent');
       servers.push(s);
     }
+    if (cfg.plugin.socket) await (plugin = new PluginSocket(cfg.plugin, () => monitor, log)).listen();
     list = await resolveBackends(cfg);
     checkSendRoutes(list, () => matcherInterface(list, cfg.probe.interface)); // per-backend source and mark
-    engine = openEngine(cfg, list);
+    engine = openEngine(cfg, list, plugin?.reserve());
     monitor = new Monitor(engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
     monitor.on('change', (ev) => { sink.emit(ev); state?.changed(); });
     monitor.on('error', (err) => log(`error: ${(err as Error).message}`));
@@ -129,7 +132,7 @@ export async function serve(configPath: string): Promise<void> {
     monitor.start();
   } catch (err) {
     monitor?.stop();
-    await Promise.all(servers.map(closeServer));
+    await Promise.all([...servers.map(closeServer), plugin?.close()]);
     await engine?.close();
     await sink.close(0);
     throw err;
@@ -141,7 +144,8 @@ export async function serve(configPath: string): Promise<void> {
   refresher.start();
   log(`checking ${list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
     `${cfg.listen.http ? `; http on ${cfg.listen.http.host}:${cfg.listen.http.port}` : ''}` +
-    `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}`);
+    `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}` +
+    `${cfg.plugin.socket ? `; plugin on ${cfg.plugin.socket}${cfg.plugin.learn ? ' (learning)' : ''}` : ''}`);
   // Under systemd: ready now, and watchdog pings only while /healthz would
   // say ok (checks going out on time): a stuck daemon is killed and restarted.
   const watchdog = startWatchdog(() => mon.health().ok, { warn: (m) => log(`warning: ${m}`) });
@@ -155,7 +159,8 @@ export async function serve(configPath: string): Promise<void> {
     reloading = true;
     try {
       const next = await loadConfigOffThread(configPath);
-      const nextList = await resolveBackends(next);
+      plugin?.reconfigure(next.plugin);
+      const nextList = plugin ? plugin.withLearned(await resolveBackends(next)) : await resolveBackends(next); // learned backends stay
       checkSendRoutes(nextList, eng.interface); // per-backend source and mark
       if (JSON.stringify(next.listen) !== JSON.stringify(cfg.listen) || JSON.stringify(next.probe) !== JSON.stringify(cfg.probe))
         log('warning: listen and probe settings take effect at restart only');
@@ -167,7 +172,7 @@ export async function serve(configPath: string): Promise<void> {
       if (slotsFor(nextList) > eng.capacity) {
         // One XDP program per interface: the old one must go before the new attaches.
         await eng.close();
-        eng = openEngine(next, nextList);
+        eng = openEngine(next, nextList, plugin?.reserve(next.plugin));
         mon.replaceSlots(eng);
       }
       if (nextSink) {
@@ -203,7 +208,7 @@ export async function serve(configPath: string): Promise<void> {
         try { eng.detach(); } catch { /* already detached */ }
         process.exit(0);
       }, SHUTDOWN_MS).unref();
-      await Promise.all([...servers.map(closeServer), sink.close(SHUTDOWN_MS - 500), eng.close()]);
+      await Promise.all([...servers.map(closeServer), plugin?.close(), sink.close(SHUTDOWN_MS - 500), eng.close()]);
       resolve();
     };
     const onHup = () => { void reload(); };
