@@ -432,7 +432,27 @@ function critical(a: CheckArgs, message: string, started: bigint, reason: Reason
 }
 
 /** Entry for the binaries: run, then exit with the code (the output went out with writeSync). */
+/**
+ * --via (ask halfopen serve) is the native plugin's: handed to it whole, its
+ * output and exit code passed through: the formatting of serve's verdicts
+ * exists once, in native/plugin/check_main.cc.
+ */
+function runNative(argv: readonly string[]): boolean {
+  if (!argv.some((a) => a === '--via' || a.startsWith('--via='))) return false;
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const path = require('node:path') as typeof import('node:path');
+  const fs = require('node:fs') as typeof import('node:fs');
+  const bin = [path.resolve(__dirname, '../../../native/plugin/build/check_tcp_half_open'), '/usr/lib/nagios/plugins/check_tcp_half_open'].find((f) => fs.existsSync(f));
+  if (!bin) {
+    writeStdout('TCP UNKNOWN - --via needs the native check_tcp_half_open (native/plugin/build, or /usr/lib/nagios/plugins): not found\n');
+    process.exit(EXIT_UNKNOWN);
+  }
+  const r = spawnSync(bin, argv, { stdio: 'inherit' });
+  process.exit(r.status ?? EXIT_UNKNOWN);
+}
+
 export function run(argv: readonly string[]): void {
+  if (runNative(argv)) return;
   main(argv).then((code) => process.exit(code), (err) => {
     writeStdout(`TCP UNKNOWN - ${String((err as Error)?.stack ?? err)}\n`);
     process.exit(EXIT_UNKNOWN);

@@ -317,7 +317,7 @@ export class PluginSocket {
     if (!list) return;
     this.waiting.delete(b);
     const req: PluginRequest = { host: b.address, port: b.cfg.port, deadlineMs: 1, family: 0 };
-    const line = this.verdict(b, req, Date.now());
+    const line = this.verdict(b, req, b.last?.ts ?? Date.now()); // as of the check that just completed
     for (const w of list) w.resolve(line);
   }
 
