@@ -3,6 +3,8 @@
 // backends). Parsed here so config.ts only calls parsePluginConfig().
 import path from 'node:path';
 import { AllowList } from './allow-list';
+import { isV4 } from '../targets/address';
+import { parseExcludeSpec } from '../targets/target-set';
 import type { BackendConfig } from './config';
 
 export interface PluginConfig {
@@ -78,4 +80,21 @@ export function parsePluginConfig(root: Record<string, unknown>, listen: Record<
     socket, learn, allow: ((p.allow ?? []) as string[]).map((e) => e.trim()),
     maxLearned: maxLearned as number, forgetAfter, timings,
   };
+}
+
+/**
+ * Addresses to find the probe route by for the families learning may add and
+ * `configured` lacks (the first of each plugin.allow range): serve may start
+ * from no backends at all.
+ */
+export function learnRouteSamples(cfg: PluginConfig, configured: readonly bigint[]): bigint[] {
+  if (!cfg.learn) return [];
+  const have = new Set(configured.map(isV4));
+  const out: bigint[] = [];
+  for (const e of cfg.allow) {
+    let lo: bigint;
+    try { lo = parseExcludeSpec(e).lo; } catch { continue; } // a name: resolved later
+    if (!have.has(isV4(lo))) { have.add(isV4(lo)); out.push(lo); }
+  }
+  return out;
 }

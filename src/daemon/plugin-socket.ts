@@ -123,8 +123,8 @@ export class PluginSocket {
     const socket = this.cfg.socket;
     this.cfg = { ...next, socket };
     this.allow = AllowList.parse(next.allow, 'plugin.allow');
-    if (this.allowTimer) clearInterval(this.allowTimer);
-    this.allowTimer = null;
+    for (const t of [this.allowTimer, this.forgetter]) if (t) clearInterval(t);
+    this.allowTimer = this.forgetter = null;
     if (next.learn) this.startTimers();
     const m = this.getMonitor();
     // Learned backends the new allow list no longer takes are forgotten now (after names resolve, for name entries).

@@ -26,6 +26,7 @@ import { StateWriter, readState } from './state-file';
 import { checkSendRoutes, matcherInterface } from './send-routes';
 import { startWatchdog } from './watchdog';
 import { PluginSocket } from './plugin-socket';
+import { learnRouteSamples } from './plugin-config';
 
 const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 
@@ -55,6 +56,7 @@ async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
 
 function openEngine(cfg: ServeConfig, list: Resolved, reserve = 0): Engine {
   const addrs = list.map((b) => b.addr).filter((a): a is bigint => a !== null);
+  addrs.push(...learnRouteSamples(cfg.plugin, addrs)); // learning may start from no backends
   if (!addrs.length && !cfg.probe.interface) throw new HalfopenError('E_CONFIG', 'no backend has an address to find the interface by: set probe.interface');
   return Engine.open(addrs, capacityFor(list) + reserve, {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
