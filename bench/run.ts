@@ -17,6 +17,8 @@ import { sweepOutputScenario } from './sweep-output';
 import { checkScenario } from './check';
 import { soakScenario } from './soak';
 import { farmguardianScenario } from './farmguardian';
+import { farmguardianViaScenario } from './farmguardian-via';
+import { agentCostScenario } from './agent-cost';
 import { Report, ScenarioOutcome, machineFacts, num, renderMarkdown, renderSvg } from './report';
 
 interface Entry {
@@ -50,6 +52,8 @@ const SCENARIOS: Entry[] = [
   { id: 'soak', about: 'serve soak: 10,000 backends at 1 s, 10 % silent, 5 % flapping, SIGHUP every 30 s, scrapes; CPU, RSS, lateness, detection, lost checks (180 s; quick: 60 s; HALFOPEN_SOAK_SECONDS)', load: () => soakScenario, runs: () => 1 },
   { id: 'check', about: 'single check: native check_tcp_half_open vs check_tcp vs halfopen check vs node -e 0 vs the nmap wrapper, whole-process time (50 runs; quick: 10)', load: () => checkScenario, runs: (o) => o.checkRuns },
   { id: 'farmguardian', about: 'farmguardian round: 200 backends (190 open, 5 closed, 5 dropped) checked one after another from Perl, -t 1, per check command (quick: 40)', load: () => farmguardianScenario, runs: () => 1 },
+  { id: 'farmguardian-via', about: 'farmguardian round through the daemon: 200 backends (10 silent), direct vs check_tcp_half_open --via, configured and learned (quick: 40)', load: () => farmguardianViaScenario, runs: () => 1 },
+  { id: 'agent-cost', about: 'agent-check responder: serve CPU per 1,000 agent connections at a steady connection rate, idle CPU subtracted (HALFOPEN_BENCH_REF=DIR adds a row for another build)', load: () => agentCostScenario, runs: () => 1 },
   {
     id: 'serve',
     about: 'sidecar: halfopen serve vs HAProxy doing its own TCP checks (bench/serve.ts)',

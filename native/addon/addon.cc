@@ -1,5 +1,6 @@
 // halfopen native addon: libbpf program control, the batched SYN sender, and
-// the single half-open check (raw sockets, no XDP), and sd_notify for systemd.
+// the single half-open check (raw sockets, no XDP), sd_notify for systemd, and
+// the agent-check responder's connection thread.
 #include "common.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -8,6 +9,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ho::InitSender(env, exports);
   ho::InitCheck(env, exports);
   ho::InitNotify(env, exports);
+  ho::InitAgent(env, exports);
   return exports;
 }
 

@@ -54,6 +54,7 @@ export const CHECK_OPTIONS: ReadonlyArray<{ flags: string; value?: string; help:
   { flags: '-c, --critical', value: 'SECS', help: ['CRITICAL when the response time is above SECS'] },
   { flags: '-4, -6', help: ['use IPv4 or IPv6 only (also for hostname lookups)'] },
   { flags: '    --json', help: ['print one JSON object (ip, port, state, reason, rtt_ms, ttl, ts)'] },
+  { flags: '    --via', value: 'SOCKET', help: ['ask halfopen serve at its plugin socket (listen.plugin) and print', 'its verdict, rise/fall applied; checks live when it cannot answer'] },
   { flags: '-h, --help', help: ['this text'] },
   { flags: '-V, --version', help: ['the version'] },
 ];
@@ -89,13 +90,14 @@ export interface CheckArgs {
 
 export type ParsedArgs = CheckArgs | { help: true } | { version: true };
 
-type ValueKey = 'host' | 'port' | 'timeout' | 'warning' | 'critical';
+type ValueKey = 'host' | 'port' | 'timeout' | 'warning' | 'critical' | 'via';
 const OPTS_WITH_VALUE: Record<string, ValueKey> = {
   '-H': 'host', '--hostname': 'host', '--host': 'host',
   '-p': 'port', '--port': 'port',
   '-t': 'timeout', '--timeout': 'timeout',
   '-w': 'warning', '--warning': 'warning',
   '-c': 'critical', '--critical': 'critical',
+  '--via': 'via', // accepted so one table describes both programs; run() hands --via to the native plugin
 };
 
 /** Parses both argument forms; throws E_USAGE naming the bad argument. */

@@ -18,7 +18,7 @@ import { BackendConfig, ServeConfig, loadConfig, loadConfigOffThread } from './c
 import { requirePrivileges } from '../privileges';
 import { Monitor, capacityFor, slotsFor } from './monitor';
 import { createHttpServer } from './http';
-import { createAgentServer } from './agent';
+import { AgentServer } from './agent';
 import { EventSink } from './events';
 import { AdminGate, loadToken } from './admin';
 import { Refresher, ResolvedBackend, resolveHost } from './resolver';
@@ -100,6 +100,7 @@ export async function serve(configPath: string): Promise<void> {
   let list: Resolved = [];
   let state: StateWriter | null = null;
   let plugin: PluginSocket | null = null; // check_tcp_half_open --via (listen.plugin)
+  let agent: AgentServer | null = null;
   try {
     requirePrivileges();
     // Bound before anything is attached; they answer 503 / "down" until the monitor runs.
@@ -108,11 +109,7 @@ export async function serve(configPath: string): Promise<void> {
       await listen(s, cfg.listen.http, 'HTTP');
       servers.push(s);
     }
-    if (cfg.listen.agent) {
-      const s = createAgentServer(() => monitor);
-      await listen(s, cfg.listen.agent, 'the agent');
-      servers.push(s);
-    }
+    if (cfg.listen.agent) agent = new AgentServer(() => monitor, cfg.listen.agent); // its own thread (native/addon/agent.cc)
     if (cfg.plugin.socket) await (plugin = new PluginSocket(cfg.plugin, () => monitor, log)).listen();
     list = await resolveBackends(cfg);
     checkSendRoutes(list, () => matcherInterface(list, cfg.probe.interface)); // per-backend source and mark
@@ -121,6 +118,7 @@ export async function serve(configPath: string): Promise<void> {
     monitor.on('change', (ev) => { sink.emit(ev); state?.changed(); });
     monitor.on('error', (err) => log(`error: ${(err as Error).message}`));
     monitor.apply(list);
+    agent?.refresh();
     for (const r of list) if (r.addr === null) log(`warning: backend ${r.cfg.name}: ${r.unresolved}: down (unresolved) until it resolves`);
     if (cfg.stateFile) {
       const saved = readState(cfg.stateFile);
@@ -134,6 +132,7 @@ export async function serve(configPath: string): Promise<void> {
     monitor.start();
   } catch (err) {
     monitor?.stop();
+    agent?.close();
     await Promise.all([...servers.map(closeServer), plugin?.close()]);
     await engine?.close();
     await sink.close(0);
@@ -183,6 +182,7 @@ export async function serve(configPath: string): Promise<void> {
         await old.close();
       }
       mon.apply(nextList);
+      agent?.refresh();
       cfg = { ...next, listen: cfg.listen, probe: cfg.probe, admin: cfg.admin, stateFile: cfg.stateFile };
       list = nextList;
       refresher.plan(list);
@@ -210,6 +210,7 @@ export async function serve(configPath: string): Promise<void> {
         try { eng.detach(); } catch { /* already detached */ }
         process.exit(0);
       }, SHUTDOWN_MS).unref();
+      agent?.close();
       await Promise.all([...servers.map(closeServer), plugin?.close(), sink.close(SHUTDOWN_MS - 500), eng.close()]);
       resolve();
     };
