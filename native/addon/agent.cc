@@ -8,12 +8,12 @@
 //
 // What to answer is decided in TypeScript (src/daemon/agent.ts agentReply):
 // it hands over the reply for every key (a backend's name, address:port and
-// [address]:port) whenever they may have changed; the table is swapped whole
-// under a mutex. A key not in the table gets `down #unknown backend KEY`;
+// [address]:port) whenever they may have changed, as changes to a table the
+// thread reads under a mutex (held for one lookup, or for a swap). A key not in the table gets `down #unknown backend KEY`;
 // before the first table, `down #halfopen starting`.
 //
 //   new AgentResponder(address, port)   binds and listens (an address literal)
-//   .update(keys, replies)              sets or replaces these entries
+//   .update(keys, replies, whole)       sets these entries; whole: they are the table
 //   .remove(keys)                       drops them
 //   .ready()                            the table is complete: stop saying "starting"
 //   .stats() → {accepted, answered, timedOut}
@@ -33,10 +33,10 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 namespace ho {
 namespace {
@@ -125,7 +125,7 @@ class Responder : public Napi::ObjectWrap<Responder> {
       Throw(env, "E_INTERNAL", "AgentResponder: not an address literal: " + host);
     }
     listen_fd_ = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (listen_fd_ < 0) Throw(env, "E_CONFIG", ErrnoName(errno) ? ErrnoName(errno) : "socket failed", errno, "socket");
+    if (listen_fd_ < 0) Throw(env, "E_CONFIG", "socket", errno, "socket");
     int one = 1;
     setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (ss.ss_family == AF_INET6) setsockopt(listen_fd_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
@@ -133,7 +133,7 @@ class Responder : public Napi::ObjectWrap<Responder> {
       int err = errno;
       close(listen_fd_);
       listen_fd_ = -1;
-      Throw(env, "E_CONFIG", ErrnoName(err) ? ErrnoName(err) : "bind failed", err, "bind");
+      Throw(env, "E_CONFIG", "bind", err, "bind");
     }
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -143,7 +143,6 @@ class Responder : public Napi::ObjectWrap<Responder> {
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
     ev.data.fd = wake_fd_;
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
-    table_ = std::make_shared<Table>();
     thread_ = std::thread([this] { Loop(); });
   }
 
@@ -152,17 +151,23 @@ class Responder : public Napi::ObjectWrap<Responder> {
  private:
   using Table = std::unordered_map<std::string, std::string>;
 
-  // update(keys, replies): both arrays of strings, the same length.
+  // update(keys, replies, whole): arrays of strings of the same length.
   Napi::Value Update(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 2 || !info[0].IsArray() || !info[1].IsArray())
-      Throw(env, "E_INTERNAL", "update(keys, replies): expected two arrays");
+    if (info.Length() != 3 || !info[0].IsArray() || !info[1].IsArray() || !info[2].IsBoolean())
+      Throw(env, "E_INTERNAL", "update(keys, replies, whole): expected two arrays and a boolean");
     auto keys = info[0].As<Napi::Array>(), replies = info[1].As<Napi::Array>();
     if (keys.Length() != replies.Length()) Throw(env, "E_INTERNAL", "update: keys and replies differ in length");
-    auto next = std::make_shared<Table>(*Current());
+    Table next;  // built outside the lock: the thread looks up meanwhile
+    next.reserve(keys.Length());
     for (uint32_t i = 0; i < keys.Length(); i++)
-      (*next)[keys.Get(i).As<Napi::String>().Utf8Value()] = replies.Get(i).As<Napi::String>().Utf8Value();
-    Swap(std::move(next));
+      next[keys.Get(i).As<Napi::String>().Utf8Value()] = replies.Get(i).As<Napi::String>().Utf8Value();
+    std::lock_guard<std::mutex> g(mu_);
+    if (info[2].As<Napi::Boolean>().Value()) {
+      table_.swap(next);
+    } else {
+      for (auto &kv : next) table_[kv.first] = std::move(kv.second);
+    }
     return env.Undefined();
   }
 
@@ -170,9 +175,10 @@ class Responder : public Napi::ObjectWrap<Responder> {
     Napi::Env env = info.Env();
     if (info.Length() != 1 || !info[0].IsArray()) Throw(env, "E_INTERNAL", "remove(keys): expected an array");
     auto keys = info[0].As<Napi::Array>();
-    auto next = std::make_shared<Table>(*Current());
-    for (uint32_t i = 0; i < keys.Length(); i++) next->erase(keys.Get(i).As<Napi::String>().Utf8Value());
-    Swap(std::move(next));
+    std::vector<std::string> gone;
+    for (uint32_t i = 0; i < keys.Length(); i++) gone.push_back(keys.Get(i).As<Napi::String>().Utf8Value());
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto &k : gone) table_.erase(k);
     return env.Undefined();
   }
 
@@ -194,14 +200,6 @@ class Responder : public Napi::ObjectWrap<Responder> {
     return info.Env().Undefined();
   }
 
-  std::shared_ptr<const Table> Current() {
-    std::lock_guard<std::mutex> g(mu_);
-    return table_;
-  }
-  void Swap(std::shared_ptr<const Table> t) {
-    std::lock_guard<std::mutex> g(mu_);
-    table_ = std::move(t);
-  }
 
   void Stop() {
     if (!thread_.joinable()) return;
@@ -220,9 +218,11 @@ class Responder : public Napi::ObjectWrap<Responder> {
   std::string Reply(const std::string &line) {
     if (!ready_.load()) return "down #halfopen starting\n";
     std::string key = Trim(line);
-    auto t = Current();
-    auto it = t->find(key);
-    if (it != t->end()) return it->second;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      auto it = table_.find(key);
+      if (it != table_.end()) return it->second;
+    }
     return "down #unknown backend " + JsonEscapedLatin1(key) + "\n";
   }
 
@@ -318,7 +318,7 @@ class Responder : public Napi::ObjectWrap<Responder> {
   std::atomic<bool> stop_{false}, ready_{false};
   std::atomic<uint64_t> accepted_{0}, answered_{0}, timed_out_{0};
   std::mutex mu_;
-  std::shared_ptr<const Table> table_;
+  Table table_;  // guarded by mu_
   std::unordered_map<int, Conn> conns_;  // the loop thread's only
 };
 

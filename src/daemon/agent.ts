@@ -8,6 +8,7 @@
 // side decides the replies and hands the thread a table of them (every key a
 // backend answers to), refreshed when a state changes and every second
 // (stale times and slow-start weights move with the clock).
+import os from 'node:os';
 import { native } from '../addon/addon';
 import { HalfopenError } from '../errors';
 import { Backend, Monitor } from './monitor';
@@ -22,13 +23,16 @@ export function agentReply(m: Monitor | null, key: string): string {
 /** How often every reply is worked out again (they move with the clock too). */
 const REFRESH_MS = 1000;
 
+/** The replies of an up backend without a weight to announce: the same strings every time, no allocation. */
+const UP: Record<string, string> = { ready: 'up ready\n', drain: 'up drain\n' };
+
 /** The reply for backend b now (agentReply without the lookup). */
 export function replyFor(b: Backend, now: number): string {
   if (b.admin === 'maint') return 'maint #maintenance\n';
   if (b.effectiveState(now) === 'up') {
     // With slow start the full weight is said too: HAProxy keeps the last one it heard.
     const weighted = b.admin === 'ready' && (b.cfg.weight !== undefined || b.cfg.slowstart > 0);
-    return `up ${b.admin}${weighted ? ` ${b.weightNow(now)}%` : ''}\n`;
+    return weighted ? `up ready ${b.weightNow(now)}%\n` : UP[b.admin];
   }
   const reason = b.downReason(now);
   const why = reason === 'stale' ? `stale: no check completed for ${Math.round(b.checkAge(now) / 1000)} s`
@@ -37,21 +41,24 @@ export function replyFor(b: Backend, now: number): string {
   return `down ${b.admin} #${why}\n`;
 }
 
-/** Every key and its reply, as Monitor.find would pick the backend: names first, then the first backend of an address:port. */
-export function replyTable(m: Monitor, now = Date.now()): Map<string, string> {
-  const out = new Map<string, string>();
-  const list = m.list();
-  const replies = list.map((b) => replyFor(b, now));
-  list.forEach((b, i) => out.set(b.cfg.name, replies[i]));
-  list.forEach((b, i) => {
-    if (b.addr === null) return;
-    for (const key of [`${b.address}:${b.cfg.port}`, `[${b.address}]:${b.cfg.port}`]) if (!out.has(key)) out.set(key, replies[i]);
-  });
+/** The keys each backend answers to, as Monitor.find picks: names first, then the first backend of an address:port. */
+export function agentKeys(list: readonly Backend[]): Map<Backend, string[]> {
+  const taken = new Set<string>();
+  const out = new Map<Backend, string[]>();
+  for (const b of list) { out.set(b, [b.cfg.name]); taken.add(b.cfg.name); }
+  for (const b of list) {
+    if (b.addr === null) continue;
+    for (const key of [`${b.address}:${b.cfg.port}`, `[${b.address}]:${b.cfg.port}`]) {
+      if (taken.has(key)) continue;
+      taken.add(key);
+      out.get(b)!.push(key);
+    }
+  }
   return out;
 }
 
 interface NativeResponder {
-  update(keys: string[], replies: string[]): void;
+  update(keys: string[], replies: string[], whole: boolean): void;
   remove(keys: string[]): void;
   ready(): void;
   stats(): { accepted: number; answered: number; timedOut: number };
@@ -61,7 +68,9 @@ interface NativeResponder {
 /** The agent responder: listening from construction (E_CONFIG naming the address when it cannot), replies from the monitor once it exists. */
 export class AgentServer {
   private readonly native: NativeResponder;
-  private sent = new Map<string, string>();
+  /** Per backend: the keys it answers to, and the reply the thread has. */
+  private keys = new Map<Backend, string[]>();
+  private sent = new Map<Backend, string>();
   private watched: Monitor | null = null;
   private readonly timer: NodeJS.Timeout;
   private pending = false;
@@ -72,13 +81,19 @@ export class AgentServer {
     try {
       this.native = new Responder(where.host === 'localhost' ? '127.0.0.1' : where.host, where.port);
     } catch (err) {
-      throw new HalfopenError('E_CONFIG', `cannot listen for the agent on ${where.host}:${where.port}: ${(err as Error).message}`);
+      const e = err as HalfopenError;
+      const code = Object.entries(os.constants.errno).find(([, v]) => v === e.errno)?.[0] ?? e.message;
+      throw new HalfopenError('E_CONFIG', `cannot listen for the agent on ${where.host}:${where.port}: ${code}`, { errno: e.errno, syscall: e.syscall });
     }
     this.timer = setInterval(() => this.refresh(), REFRESH_MS);
     this.timer.unref();
   }
 
-  /** Works the replies out again now (after a reload, say); changes reach the thread at once. */
+  /**
+   * Works the replies out again now. The keys are worked out only when the
+   * backend set changed (start, reload, learning); otherwise each backend's
+   * reply is compared with the one the thread has, and only changes cross.
+   */
   refresh(now = Date.now()): void {
     const m = this.getMonitor();
     if (!m) return;
@@ -91,15 +106,21 @@ export class AgentServer {
         setImmediate(() => { this.pending = false; this.refresh(); });
       });
     }
-    const next = replyTable(m, now);
+    const list = m.list();
+    const same = list.length === this.keys.size && list.every((b) => this.keys.has(b));
     const keys: string[] = [], replies: string[] = [];
-    for (const [k, r] of next) if (this.sent.get(k) !== r) { keys.push(k); replies.push(r); }
-    const gone: string[] = [];
-    for (const k of this.sent.keys()) if (!next.has(k)) gone.push(k);
-    if (keys.length) this.native.update(keys, replies);
-    if (gone.length) this.native.remove(gone);
+    if (!same) {
+      this.keys = agentKeys(list);
+      this.sent = new Map();
+    }
+    for (const b of list) {
+      const r = replyFor(b, now);
+      if (this.sent.get(b) === r) continue;
+      this.sent.set(b, r);
+      for (const k of this.keys.get(b)!) { keys.push(k); replies.push(r); }
+    }
+    if (!same || keys.length) this.native.update(keys, replies, !same);
     if (!this.readySent) { this.native.ready(); this.readySent = true; } // the table is whole: no more "starting"
-    this.sent = next;
   }
 
   stats(): { accepted: number; answered: number; timedOut: number } { return this.native.stats(); }
