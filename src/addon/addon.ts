@@ -73,37 +73,6 @@ export interface NativeSender {
   close(): void;
 }
 
-export interface CheckOptions {
-  family: 4 | 6;
-  /** 4 or 16 bytes, network order. */
-  addr: Buffer;
-  port: number;
-  timeoutMs: number;
-  /** SO_MARK for the SYNs and the route lookup; 0 = none. */
-  mark?: number;
-  /** First resend after this long without a reply, then doubling; default 200. */
-  firstRetryMs?: number;
-  /** At most this many SYNs (1-16); default 16. */
-  maxAttempts?: number;
-}
-
-export interface CheckResult {
-  state: 'open' | 'closed' | 'filtered' | 'unreachable';
-  /** syn-ack, rst, no-response, icmp-<type>-<code>, no-route, local-firewall */
-  reason: string;
-  rttNs: number | null;
-  ttl: number | null;
-  icmpType?: number;
-  icmpCode?: number;
-  /** Who answered: the target, or the router that sent the ICMP error. */
-  from?: string;
-  src: string;
-  sport: number;
-  attempts: number;
-  errno?: number;
-  errname?: string;
-}
-
 interface Addon {
   setErrorClass(cls: typeof HalfopenError): void;
   Program: new (opts: ProgramOptions) => NativeProgram;
@@ -112,10 +81,6 @@ interface Addon {
   siphash24(key: Buffer, msg: Buffer): bigint;
   /** The interface's driver as ethtool names it ("veth", "mlx5_core", …); "" if unknown. */
   driverName(ifindex: number): string;
-  /** One half-open check on raw sockets (no XDP); blocks for at most timeoutMs. */
-  check(opts: CheckOptions): CheckResult;
-  /** getaddrinfo with a deadline (the native plugin's resolver): the first address, Node's error code, or late. */
-  resolve(host: string, family: 0 | 4 | 6, timeoutMs: number): { address: string; family: 4 | 6 } | { code: string } | { late: true };
   /** sd_notify: one datagram with `state` to the unix socket at `socketPath` ('@' = abstract); 0 or the errno. */
   notify(socketPath: string, state: string): number;
 }
