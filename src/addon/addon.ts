@@ -89,7 +89,6 @@ function load(): Addon {
   let addon: Addon;
   try {
     // One static path, so tools see the edge: dist/src/addon/addon.js sits three levels below the root.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     addon = require('../../../native/addon/build/Release/halfopen.node') as Addon;
   } catch (err) {
     throw new HalfopenError('E_INTERNAL', `cannot load the native addon native/addon/build/Release/halfopen.node (run npm run build): ${(err as Error).message}`);

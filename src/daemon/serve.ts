@@ -17,7 +17,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Engine } from '../engine/engine';
 import { HalfopenError } from '../errors';
-import { BackendConfig, ServeConfig, loadConfig, loadConfigOffThread } from './config';
+import { ServeConfig, loadConfig, loadConfigOffThread } from './config';
 import { requirePrivileges } from '../privileges';
 import { Monitor, capacityFor, slotsFor } from './monitor';
 import { createHttpServer } from './http';
