@@ -97,4 +97,18 @@ function load(): Addon {
   return addon;
 }
 
-export const native: Addon = load();
+let loaded: Addon | undefined;
+const addon = (): Addon => (loaded ??= load());
+
+/**
+ * The addon, loaded on first use: modules that import it but never call it
+ * (merge, the config, the unit tier) run without the native build.
+ */
+export const native: Omit<Addon, 'setErrorClass'> = {
+  get Program() { return addon().Program; },
+  get Sender() { return addon().Sender; },
+  cookie: (key, addr, dport, sport) => addon().cookie(key, addr, dport, sport),
+  siphash24: (key, msg) => addon().siphash24(key, msg),
+  driverName: (ifindex) => addon().driverName(ifindex),
+  notify: (socketPath, state) => addon().notify(socketPath, state),
+};
