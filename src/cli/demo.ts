@@ -27,7 +27,7 @@ const DEMO_PORTS = '22,80,443';
  * (its port answers RST) and comes back; the events show it going down after
  * `fall` failures and up after `rise` successes. True when both were seen.
  */
-async function watch(fleet: Fleet, out: NodeJS.WritableStream, track: (c: ReturnType<typeof spawn>) => void): Promise<boolean> {
+async function watch(fleet: Fleet, out: NodeJS.WritableStream, track: (c: ReturnType<typeof spawn>) => void, signal: AbortSignal): Promise<boolean> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-demo-'));
   const config = path.join(dir, 'serve.yaml');
   fs.writeFileSync(config, `defaults: { interval: 300ms, timeout: 200ms, fastinter: 100ms, rise: 2, fall: 2, jitter: 0 }
@@ -56,13 +56,17 @@ backends:
     }
   });
   try {
-    await sleep(1200);
+    // Ctrl-C ends the watch at once: the sleeps reject, and the finally below stops serve.
+    await sleep(1200, undefined, { signal });
     out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  web2's listener stops (198.18.0.11:443 answers RST)\n`);
     fleet.block('halfopen_demo', '198.18.0.11', 443, 'reset');
-    await sleep(1500);
+    await sleep(1500, undefined, { signal });
     out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  web2's listener is back\n`);
     fleet.unblock('halfopen_demo');
-    await sleep(1500);
+    await sleep(1500, undefined, { signal });
+  } catch (err) {
+    if (!signal.aborted) throw err;
+    return false;
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
@@ -75,7 +79,15 @@ export async function demo(): Promise<number> {
   requirePrivileges();
   const fleet = await Fleet.create(DEMO_FLEET);
   let child: ReturnType<typeof spawn> | null = null;
-  const onSignal = () => { child?.kill('SIGINT'); };
+  // A signal stops whatever runs, the fleet is removed below, and the demo
+  // exits as the shell reports a filter killed by it: 130 (SIGINT), 143 (SIGTERM).
+  const stop = new AbortController();
+  let interrupted = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted = 128 + os.constants.signals[sig];
+    child?.kill('SIGINT');
+    stop.abort();
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
@@ -100,6 +112,7 @@ export async function demo(): Promise<number> {
       }
     });
     const code: number = await new Promise((resolve) => child!.on('close', (c) => resolve(c ?? 1)));
+    if (interrupted) return interrupted;
     if (code !== 0) {
       process.stderr.write(summary);
       return code;
@@ -120,7 +133,8 @@ export async function demo(): Promise<number> {
     out.write(`\n${summary}`);
     out.write(`ground truth: ${results.length - wrong}/${results.length} verdicts correct\n`);
 
-    const watched = await watch(fleet, out, (c) => { child = c; });
+    const watched = await watch(fleet, out, (c) => { child = c; }, stop.signal);
+    if (interrupted) return interrupted;
     const accepted = fleet.acceptedConnections().length;
     const synRecv = fleet.synRecvCount();
     out.write(`\nfleet servers: ${accepted} accepted connections, ${synRecv} half-open (SYN-RECV) sockets left\n`);
