@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Fleet, FleetSpec } from '../fleet/fleet';
 import { mustParseAddress } from '../targets/address';
@@ -43,17 +44,11 @@ backends:
   track(child);
   const t0 = Date.now();
   const seen = new Set<string>();
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const e = JSON.parse(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-      seen.add(`${e.backend} ${e.to}`);
-      const n = e.to === 'down' ? e.consecutive.failures : e.consecutive.successes;
-      out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  ${e.backend.padEnd(8)} ${e.from} → ${e.to}  (${e.reason}, after ${n} ${e.to === 'down' ? 'failures' : 'successes'})\n`);
-    }
+  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+    const e = JSON.parse(line);
+    seen.add(`${e.backend} ${e.to}`);
+    const n = e.to === 'down' ? e.consecutive.failures : e.consecutive.successes;
+    out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  ${e.backend.padEnd(8)} ${e.from} → ${e.to}  (${e.reason}, after ${n} ${e.to === 'down' ? 'failures' : 'successes'})\n`);
   });
   try {
     // Ctrl-C ends the watch at once: the sleeps reject, and the finally below stops serve.
@@ -101,16 +96,7 @@ export async function demo(): Promise<number> {
     child = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let summary = '';
     child.stderr!.on('data', (d: Buffer) => { summary += d.toString(); });
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line) results.push(JSON.parse(line));
-      }
-    });
+    readline.createInterface({ input: child.stdout! }).on('line', (line) => { if (line) results.push(JSON.parse(line)); });
     const code: number = await new Promise((resolve) => child!.on('close', (c) => resolve(c ?? 1)));
     if (interrupted) return interrupted;
     if (code !== 0) {
