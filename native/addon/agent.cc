@@ -106,7 +106,7 @@ class Responder : public Napi::ObjectWrap<Responder> {
   explicit Responder(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Responder>(info) {
     Napi::Env env = info.Env();
     if (info.Length() != 2 || !info[0].IsString() || !info[1].IsNumber())
-      Throw(env, "E_INTERNAL", "AgentResponder(address, port): expected an address literal and a port");
+      Throw(env, HO_E_INTERNAL, "AgentResponder(address, port): expected an address literal and a port");
     std::string host = info[0].As<Napi::String>();
     int port = info[1].As<Napi::Number>().Int32Value();
     sockaddr_storage ss{};
@@ -122,10 +122,10 @@ class Responder : public Napi::ObjectWrap<Responder> {
       s6->sin6_port = htons((uint16_t)port);
       len = sizeof(*s6);
     } else {
-      Throw(env, "E_INTERNAL", "AgentResponder: not an address literal: " + host);
+      Throw(env, HO_E_INTERNAL, "AgentResponder: not an address literal: " + host);
     }
     listen_fd_ = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (listen_fd_ < 0) Throw(env, "E_CONFIG", "socket", errno, "socket");
+    if (listen_fd_ < 0) Throw(env, HO_E_CONFIG, "socket", errno, "socket");
     int one = 1;
     setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (ss.ss_family == AF_INET6) setsockopt(listen_fd_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
@@ -133,7 +133,7 @@ class Responder : public Napi::ObjectWrap<Responder> {
       int err = errno;
       close(listen_fd_);
       listen_fd_ = -1;
-      Throw(env, "E_CONFIG", "bind", err, "bind");
+      Throw(env, HO_E_CONFIG, "bind", err, "bind");
     }
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -155,9 +155,9 @@ class Responder : public Napi::ObjectWrap<Responder> {
   Napi::Value Update(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (info.Length() != 3 || !info[0].IsArray() || !info[1].IsArray() || !info[2].IsBoolean())
-      Throw(env, "E_INTERNAL", "update(keys, replies, whole): expected two arrays and a boolean");
+      Throw(env, HO_E_INTERNAL, "update(keys, replies, whole): expected two arrays and a boolean");
     auto keys = info[0].As<Napi::Array>(), replies = info[1].As<Napi::Array>();
-    if (keys.Length() != replies.Length()) Throw(env, "E_INTERNAL", "update: keys and replies differ in length");
+    if (keys.Length() != replies.Length()) Throw(env, HO_E_INTERNAL, "update: keys and replies differ in length");
     Table next;  // built outside the lock: the thread looks up meanwhile
     next.reserve(keys.Length());
     for (uint32_t i = 0; i < keys.Length(); i++)
@@ -173,7 +173,7 @@ class Responder : public Napi::ObjectWrap<Responder> {
 
   Napi::Value Remove(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 1 || !info[0].IsArray()) Throw(env, "E_INTERNAL", "remove(keys): expected an array");
+    if (info.Length() != 1 || !info[0].IsArray()) Throw(env, HO_E_INTERNAL, "remove(keys): expected an array");
     auto keys = info[0].As<Napi::Array>();
     std::vector<std::string> gone;
     for (uint32_t i = 0; i < keys.Length(); i++) gone.push_back(keys.Get(i).As<Napi::String>().Utf8Value());

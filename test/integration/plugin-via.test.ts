@@ -245,7 +245,7 @@ backends: []
     // A reload keeps them (their state with them); a shorter forget_after then drops them all, unasked.
     const checksBefore = (serve.json(HTTP, '/backends') as Array<{ counters: { checks: number } }>).reduce((n, b) => n + b.counters.checks, 0);
     serve.signal('SIGHUP');
-    await waitFor(() => /reloaded .*: 200 backends/.test(serve!.stderr), 10_000);
+    await waitFor(() => /reloaded .*: \d+ backends/.test(serve!.stderr), 10_000);
     const after = serve.json(HTTP, '/backends') as Array<{ state: string; counters: { checks: number } }>;
     assert.equal(after.length, 200);
     assert.ok(after.reduce((n, b) => n + b.counters.checks, 0) >= checksBefore, 'counters kept');

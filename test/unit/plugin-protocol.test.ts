@@ -14,7 +14,7 @@ import {
 import { parseConfig } from '../../src/daemon/config';
 import { Monitor, ProbeSlots } from '../../src/daemon/monitor';
 import { PluginSocket } from '../../src/daemon/plugin-socket';
-import { HO_STATE_CLOSED, HO_STATE_NONE, HO_STATE_OPEN } from '../../src/contract.generated';
+import { HO_PROBE_STATE_CLOSED, HO_RESULT_PENDING, HO_PROBE_STATE_OPEN } from '../../src/contract.generated';
 import type { Verdict } from '../../src/engine/probe-table';
 
 function check<T>(arb: fc.Arbitrary<T>, prop: (v: T) => void, runs = 500): void {
@@ -146,7 +146,7 @@ class ScriptedTable implements ProbeSlots {
   counters(): Record<string, number> { return {}; }
   clearSlot(i: number): void { this.state.delete(i); this.target.delete(i); }
   rearmSlot(i: number): void { this.state.delete(i); }
-  answered(i: number): boolean { return (this.state.get(i) ?? HO_STATE_NONE) !== HO_STATE_NONE; }
+  answered(i: number): boolean { return (this.state.get(i) ?? HO_RESULT_PENDING) !== HO_RESULT_PENDING; }
   verdict(i: number): Verdict | null {
     const s = this.state.get(i);
     return s ? { state: s, rttMs: 0.25, ttl: 63, icmpType: 0, icmpCode: 0, replies: 1 } : null;
@@ -155,7 +155,7 @@ class ScriptedTable implements ProbeSlots {
   sendSlots(slots: Uint32Array): Promise<unknown> {
     for (const slot of slots) {
       const r = this.reply.get(this.target.get(slot)!) ?? 'open';
-      if (r !== 'silent') { this.state.set(slot, r === 'open' ? HO_STATE_OPEN : HO_STATE_CLOSED); this.polled.push(slot); }
+      if (r !== 'silent') { this.state.set(slot, r === 'open' ? HO_PROBE_STATE_OPEN : HO_PROBE_STATE_CLOSED); this.polled.push(slot); }
     }
     return Promise.resolve({ ok: true });
   }
