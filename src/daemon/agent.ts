@@ -9,7 +9,7 @@
 // backend answers to), refreshed when a state changes and every second
 // (stale times and slow-start weights move with the clock).
 import os from 'node:os';
-import { native } from '../addon/addon';
+import { native, NativeAgentResponder } from '../addon/addon';
 import { HalfopenError } from '../errors';
 import { Backend, Monitor } from './monitor';
 
@@ -57,17 +57,9 @@ export function agentKeys(list: readonly Backend[]): Map<Backend, string[]> {
   return out;
 }
 
-interface NativeResponder {
-  update(keys: string[], replies: string[], whole: boolean): void;
-  remove(keys: string[]): void;
-  ready(): void;
-  stats(): { accepted: number; answered: number; timedOut: number };
-  close(): void;
-}
-
 /** The agent responder: listening from construction (E_CONFIG naming the address when it cannot), replies from the monitor once it exists. */
 export class AgentServer {
-  private readonly native: NativeResponder;
+  private readonly native: NativeAgentResponder;
   /** Per backend: the keys it answers to, and the reply the thread has. */
   private keys = new Map<Backend, string[]>();
   private sent = new Map<Backend, string>();
@@ -77,9 +69,8 @@ export class AgentServer {
   private readySent = false;
 
   constructor(private readonly getMonitor: () => Monitor | null, where: { host: string; port: number }) {
-    const Responder = (native as unknown as { AgentResponder: new (host: string, port: number) => NativeResponder }).AgentResponder;
     try {
-      this.native = new Responder(where.host === 'localhost' ? '127.0.0.1' : where.host, where.port);
+      this.native = new native.AgentResponder(where.host === 'localhost' ? '127.0.0.1' : where.host, where.port);
     } catch (err) {
       const e = err as HalfopenError;
       const code = Object.entries(os.constants.errno).find(([, v]) => v === e.errno)?.[0] ?? e.message;

@@ -245,7 +245,7 @@ backends: []
     // A reload keeps them (their state with them); a shorter forget_after then drops them all, unasked.
     const checksBefore = (serve.json(HTTP, '/backends') as Array<{ counters: { checks: number } }>).reduce((n, b) => n + b.counters.checks, 0);
     serve.signal('SIGHUP');
-    await waitFor(() => /reloaded .*: \d+ backends/.test(serve!.stderr), 10_000);
+    assert.ok(await waitFor(() => /reloaded .*: \d+ backends/.test(serve!.stderr), 10_000), serve.stderr.slice(-600));
     const after = serve.json(HTTP, '/backends') as Array<{ state: string; counters: { checks: number } }>;
     assert.equal(after.length, 200);
     assert.ok(after.reduce((n, b) => n + b.counters.checks, 0) >= checksBefore, 'counters kept');
@@ -253,10 +253,11 @@ backends: []
     assert.equal(again.code, 0);
     fs.writeFileSync(path.join(dir, 'serve.yaml'), config('1s'));
     serve.signal('SIGHUP');
-    await waitFor(() => (serve!.json(HTTP, '/backends') as unknown[]).length === 0, 15_000);
+    assert.ok(await waitFor(() => (serve!.stderr.match(/reloaded .*: \d+ backends/g) ?? []).length === 2, 10_000), serve.stderr.slice(-600));
+    assert.ok(await waitFor(() => (serve!.json(HTTP, '/backends') as unknown[]).length === 0, 15_000), 'all forgotten within 15 s');
     // Room again: learning goes on.
     const relearn = plugin(fleet, ['--via', sock, '-t', '1', '198.18.0.250', '80']);
-    assert.equal(relearn.code, 0, relearn.stdout);
+    assert.equal(relearn.code, 0, `${relearn.stdout} ${serve.stderr.slice(-600)}`);
     assert.equal(await serve.stop(), 0);
     serve = null;
     assert.ok(!fs.existsSync(sock), 'serve removes its socket when it stops');
