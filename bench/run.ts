@@ -54,7 +54,7 @@ const SCENARIOS: Entry[] = [
   { id: 'check', about: 'single check: native check_tcp_half_open vs check_tcp vs halfopen check vs node -e 0 vs the nmap wrapper, whole-process time (50 runs; quick: 10)', load: () => checkScenario, runs: (o) => o.checkRuns },
   { id: 'farmguardian', about: 'farmguardian round: 200 backends (190 open, 5 closed, 5 dropped) checked one after another from Perl, -t 1, per check command (quick: 40)', load: () => farmguardianScenario, runs: () => 1 },
   { id: 'farmguardian-via', about: 'farmguardian round through the daemon: 200 backends (10 silent), direct vs check_tcp_half_open --via, configured and learned (quick: 40)', load: () => farmguardianViaScenario, runs: () => 1 },
-  { id: 'agent-cost', about: 'agent-check responder: serve CPU per 1,000 agent connections at a steady connection rate, idle CPU subtracted (HALFOPEN_BENCH_REF=DIR adds a row for another build)', load: () => agentCostScenario, runs: () => 1 },
+  { id: 'agent-cost', about: 'agent-check responder: serve CPU per 1,000 agent connections at a steady connection rate, idle CPU subtracted (HALFOPEN_BENCH_REF=DIR adds a row for another build)', load: () => agentCostScenario, runs: (o) => o.runs },
   {
     id: 'serve',
     about: 'sidecar: halfopen serve vs HAProxy doing its own TCP checks (bench/serve.ts)',

@@ -209,7 +209,7 @@ export class PluginSocket {
     const b = lit !== null ? m.find(`${formatAddress(lit)}:${req.port}`) : this.byName(m, req.host, req.port);
     if (b) {
       if (this.learned.has(b.cfg.name)) this.learned.set(b.cfg.name, now);
-      if (b.firstDecides) return this.awaitFirst(m, b, req, early, now);
+      if (b.firstDecides) return this.awaitFirst(m, b, req, early);
       return this.verdict(b, req, now);
     }
     if (!this.cfg.learn) return this.count('live', formatLive(`halfopen serve does not check ${req.host} port ${req.port}`));
@@ -260,7 +260,7 @@ export class PluginSocket {
       }
       if (addr === null) return this.count('live', formatLive(`cannot resolve "${req.host}"`));
       const known = m.find(`${formatAddress(addr)}:${req.port}`);
-      if (known) return known.firstDecides ? this.awaitFirst(m, known, req, early, now) : this.verdict(known, req, now);
+      if (known) return known.firstDecides ? this.awaitFirst(m, known, req, early) : this.verdict(known, req, now);
     }
     if (!this.allow.allows(addr)) return this.count('refused', formatRefused(`not learning ${what}: ${formatAddress(addr)} is not inside plugin.allow`));
     if (this.learned.size >= this.cfg.maxLearned) return this.count('refused', formatRefused(`not learning ${what}: plugin.max_learned (${this.cfg.maxLearned}) backends are learned already`));
@@ -274,11 +274,11 @@ export class PluginSocket {
     this.learned.set(cfg.name, now);
     this.counts.learned++;
     this.startTimers();
-    return this.awaitFirst(m, b, req, early, now);
+    return this.awaitFirst(m, b, req, early);
   }
 
   /** Waits for b's first check (or the request's deadline), then answers from it. */
-  private awaitFirst(m: Monitor, b: Backend, req: PluginRequest, early: (line: string) => void, now: number): Promise<string> {
+  private awaitFirst(m: Monitor, b: Backend, req: PluginRequest, early: (line: string) => void): Promise<string> {
     const ms = Math.max(1, req.deadlineMs - DEADLINE_MARGIN_MS);
     early(formatWait(ms));
     if (this.watched !== m) {
