@@ -25,6 +25,7 @@ import { Refresher, ResolvedBackend, resolveHost } from './resolver';
 import { StateWriter, readState } from './state-file';
 import { checkSendRoutes, matcherInterface } from './send-routes';
 import { startWatchdog } from './watchdog';
+import { PushDriver, withDiscovered } from './push/driver';
 
 const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 
@@ -96,11 +97,13 @@ export async function serve(configPath: string): Promise<void> {
   let engine: Engine | null = null;
   let list: Resolved = [];
   let state: StateWriter | null = null;
+  let push: PushDriver | null = null; // balancers driven on change (src/daemon/push)
+  let rediscover = () => {};
   try {
     requirePrivileges();
     // Bound before anything is attached; they answer 503 / "down" until the monitor runs.
     if (cfg.listen.http) {
-      const s = createHttpServer(() => monitor, gate);
+      const s = createHttpServer(() => monitor, gate, () => push?.metrics() ?? '');
       await listen(s, cfg.listen.http, 'HTTP');
       servers.push(s);
     }
@@ -116,6 +119,8 @@ export async function serve(configPath: string): Promise<void> {
     monitor.on('change', (ev) => { sink.emit(ev); state?.changed(); });
     monitor.on('error', (err) => log(`error: ${(err as Error).message}`));
     monitor.apply(list);
+    push = new PushDriver(monitor, cfg.push, (m) => log(`warning: ${m}`), () => rediscover());
+    push.start();
     for (const r of list) if (r.addr === null) log(`warning: backend ${r.cfg.name}: ${r.unresolved}: down (unresolved) until it resolves`);
     if (cfg.stateFile) {
       const saved = readState(cfg.stateFile);
@@ -128,6 +133,7 @@ export async function serve(configPath: string): Promise<void> {
     await engine.sendSlots(new Uint32Array(0)); // sender thread up before the first check is due
     monitor.start();
   } catch (err) {
+    await push?.close();
     monitor?.stop();
     await Promise.all(servers.map(closeServer));
     await engine?.close();
@@ -136,6 +142,13 @@ export async function serve(configPath: string): Promise<void> {
   }
   const mon = monitor;
   let eng = engine;
+  const pushes = push!;
+  // Backends a balancer lists (nftlb discover: true) are checked as if configured; a larger set opens a larger table.
+  rediscover = () => void (async () => {
+    const next = withDiscovered(list, pushes, cfg.template);
+    if (slotsFor(next) > eng.capacity) { await eng.close(); eng = openEngine(cfg, next); mon.replaceSlots(eng); }
+    mon.apply(next);
+  })().catch((err) => log(`error: discovered backends: ${(err as Error).message}`));
   const refresher = new Refresher(mon, () => cfg.backends, log);
   refresher.plan(list);
   refresher.start();
@@ -164,10 +177,10 @@ export async function serve(configPath: string): Promise<void> {
       let nextSink: EventSink | null = null;
       if (next.events !== cfg.events || next.hooks.onChange !== cfg.hooks.onChange || next.hooks.timeout !== cfg.hooks.timeout)
         nextSink = new EventSink(next.events, next.hooks.onChange, next.hooks.timeout, (m) => log(`warning: ${m}`));
-      if (slotsFor(nextList) > eng.capacity) {
+      if (slotsFor(withDiscovered(nextList, pushes, next.template)) > eng.capacity) {
         // One XDP program per interface: the old one must go before the new attaches.
         await eng.close();
-        eng = openEngine(next, nextList);
+        eng = openEngine(next, withDiscovered(nextList, pushes, next.template));
         mon.replaceSlots(eng);
       }
       if (nextSink) {
@@ -175,7 +188,8 @@ export async function serve(configPath: string): Promise<void> {
         sink = nextSink;
         await old.close();
       }
-      mon.apply(nextList);
+      mon.apply(withDiscovered(nextList, pushes, next.template));
+      pushes.reconfigure(next.push);
       cfg = { ...next, listen: cfg.listen, probe: cfg.probe, admin: cfg.admin, stateFile: cfg.stateFile };
       list = nextList;
       refresher.plan(list);
@@ -203,7 +217,7 @@ export async function serve(configPath: string): Promise<void> {
         try { eng.detach(); } catch { /* already detached */ }
         process.exit(0);
       }, SHUTDOWN_MS).unref();
-      await Promise.all([...servers.map(closeServer), sink.close(SHUTDOWN_MS - 500), eng.close()]);
+      await Promise.all([...servers.map(closeServer), sink.close(SHUTDOWN_MS - 500), eng.close(), pushes.close()]);
       resolve();
     };
     const onHup = () => { void reload(); };
