@@ -25,7 +25,7 @@ import { Refresher, ResolvedBackend, resolveHost } from './resolver';
 import { StateWriter, readState } from './state-file';
 import { checkSendRoutes, matcherInterface } from './send-routes';
 import { startWatchdog } from './watchdog';
-import { PushDriver, withDiscovered } from './push/driver';
+import { PushDriver, initialDiscovery, withDiscovered } from './push/driver';
 
 const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 
@@ -113,12 +113,14 @@ export async function serve(configPath: string): Promise<void> {
       servers.push(s);
     }
     list = await resolveBackends(cfg);
+    const first = withDiscovered(list, await initialDiscovery(cfg.push, (m) => log(`warning: ${m}`)), cfg.template); // + a balancer's (push.nftlb discover)
     checkSendRoutes(list, () => matcherInterface(list, cfg.probe.interface)); // per-backend source and mark
-    engine = openEngine(cfg, list);
+    if (!first.length) throw new HalfopenError('E_CONFIG', 'no backends to check: none configured, and the push.nftlb farms to discover listed none');
+    engine = openEngine(cfg, first);
     monitor = new Monitor(engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
     monitor.on('change', (ev) => { sink.emit(ev); state?.changed(); });
     monitor.on('error', (err) => log(`error: ${(err as Error).message}`));
-    monitor.apply(list);
+    monitor.apply(first);
     push = new PushDriver(monitor, cfg.push, (m) => log(`warning: ${m}`), () => rediscover());
     push.start();
     for (const r of list) if (r.addr === null) log(`warning: backend ${r.cfg.name}: ${r.unresolved}: down (unresolved) until it resolves`);
@@ -145,14 +147,14 @@ export async function serve(configPath: string): Promise<void> {
   const pushes = push!;
   // Backends a balancer lists (nftlb discover: true) are checked as if configured; a larger set opens a larger table.
   rediscover = () => void (async () => {
-    const next = withDiscovered(list, pushes, cfg.template);
+    const next = withDiscovered(list, pushes.discovered(), cfg.template);
     if (slotsFor(next) > eng.capacity) { await eng.close(); eng = openEngine(cfg, next); mon.replaceSlots(eng); }
     mon.apply(next);
   })().catch((err) => log(`error: discovered backends: ${(err as Error).message}`));
   const refresher = new Refresher(mon, () => cfg.backends, log);
   refresher.plan(list);
   refresher.start();
-  log(`checking ${list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
+  log(`checking ${mon.size} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
     `${cfg.listen.http ? `; http on ${cfg.listen.http.host}:${cfg.listen.http.port}` : ''}` +
     `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}`);
   // Under systemd: ready now, and watchdog pings only while /healthz would
@@ -177,10 +179,10 @@ export async function serve(configPath: string): Promise<void> {
       let nextSink: EventSink | null = null;
       if (next.events !== cfg.events || next.hooks.onChange !== cfg.hooks.onChange || next.hooks.timeout !== cfg.hooks.timeout)
         nextSink = new EventSink(next.events, next.hooks.onChange, next.hooks.timeout, (m) => log(`warning: ${m}`));
-      if (slotsFor(withDiscovered(nextList, pushes, next.template)) > eng.capacity) {
+      if (slotsFor(withDiscovered(nextList, pushes.discovered(), next.template)) > eng.capacity) {
         // One XDP program per interface: the old one must go before the new attaches.
         await eng.close();
-        eng = openEngine(next, withDiscovered(nextList, pushes, next.template));
+        eng = openEngine(next, withDiscovered(nextList, pushes.discovered(), next.template));
         mon.replaceSlots(eng);
       }
       if (nextSink) {
@@ -188,7 +190,7 @@ export async function serve(configPath: string): Promise<void> {
         sink = nextSink;
         await old.close();
       }
-      mon.apply(withDiscovered(nextList, pushes, next.template));
+      mon.apply(withDiscovered(nextList, pushes.discovered(), next.template));
       pushes.reconfigure(next.push);
       cfg = { ...next, listen: cfg.listen, probe: cfg.probe, admin: cfg.admin, stateFile: cfg.stateFile };
       list = nextList;

@@ -165,8 +165,7 @@ export class PushDriver {
  * `list` and the backends the targets discovered that it does not already
  * check (same address and port, or same name), with the defaults' timings.
  */
-export function withDiscovered(list: ResolvedBackend[], push: PushDriver | null, template: Omit<BackendConfig, 'name' | 'host' | 'port'>): ResolvedBackend[] {
-  const found = push?.discovered() ?? [];
+export function withDiscovered(list: ResolvedBackend[], found: Discovered[], template: Omit<BackendConfig, 'name' | 'host' | 'port'>): ResolvedBackend[] {
   if (!found.length) return list;
   const names = new Set(list.map((r) => r.cfg.name));
   const targets = new Set(list.filter((r) => r.addr !== null).map((r) => `${formatAddress(r.addr!)}:${r.cfg.port}`));
@@ -180,4 +179,20 @@ export function withDiscovered(list: ResolvedBackend[], push: PushDriver | null,
     out.push({ cfg: { ...template, labels: { ...template.labels }, name: d.name, host: d.host, port: d.port }, addr, unresolved: '', ttlMs: Infinity });
   }
   return out;
+}
+
+/**
+ * The discovering targets' backends, read once before the probe engine opens
+ * (it finds its interface and routes by the addresses it will check). A
+ * balancer that does not answer within its timeout is a warning and no
+ * backends; the target keeps trying once serve runs.
+ */
+export async function initialDiscovery(cfg: PushConfig, warn: (m: string) => void): Promise<Discovered[]> {
+  const found: Discovered[] = [];
+  await Promise.all(cfg.nftlb.filter((n) => n.discover).map(async (n) => {
+    const t = new NftlbTarget(n, { views: () => [], warn, discovered: (_t, l) => { found.push(...l); } });
+    await t.reconcile();
+    await t.close();
+  }));
+  return found;
 }

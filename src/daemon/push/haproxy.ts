@@ -178,6 +178,7 @@ export class HaproxyTarget implements PushTarget {
     this.log.warn(`push ${this.name}: ${err.message}; retrying in ${wait / 1000} s, checking goes on`);
     this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick(); }, wait);
     this.retryTimer.unref();
+    for (const r of this.idle.splice(0)) r(); // a reconcile() waiting resolves: it failed, and is retried
   }
 
   /** The queued changes, in one connection. */
