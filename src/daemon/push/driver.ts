@@ -25,7 +25,7 @@ export function viewOf(b: Backend, now: number, server?: string): BackendView {
 }
 
 /** The targets a config names; a fourth balancer is one more line here and one file. */
-function targetsFor(cfg: PushConfig, host: PushHost): PushTarget[] {
+export function targetsFor(cfg: PushConfig, host: PushHost): PushTarget[] {
   return [
     ...cfg.haproxy.map((h) => new HaproxyTarget(h, host)),
     ...cfg.nftlb.map((n) => new NftlbTarget(n, host)),
@@ -47,7 +47,8 @@ export class PushDriver {
    * `rediscover`: called when a target's discovered backends change; the
    * daemon re-applies its backend list with discovered() added.
    */
-  constructor(private readonly monitor: Monitor, private cfg: PushConfig, warn: (m: string) => void, private readonly rediscover: () => void) {
+  constructor(private readonly monitor: Monitor, private cfg: PushConfig, warn: (m: string) => void, private readonly rediscover: () => void,
+    private readonly make: (cfg: PushConfig, host: PushHost) => PushTarget[] = targetsFor) {
     this.host = {
       views: () => this.views(),
       warn,
@@ -67,7 +68,7 @@ export class PushDriver {
   /** A reload: targets whose config is unchanged stay (and reconcile, for weights that changed); the rest are replaced. */
   reconfigure(cfg: PushConfig): void {
     this.cfg = cfg;
-    const next = targetsFor(cfg, this.host);
+    const next = this.make(cfg, this.host);
     const keep = new Map(this.targets.map((t) => [targetKey(t), t]));
     const out: PushTarget[] = [];
     for (const t of next) {

@@ -68,17 +68,17 @@ export interface PushTarget {
 
 /** A warning at most once per `everyMs`, with a count of those not shown. */
 export class RateLimitedLog {
-  private last = 0;
+  private last = -Infinity;
   private skipped = 0;
   constructor(private readonly out: (m: string) => void, private readonly everyMs = 30_000) {}
   warn(m: string, now = Date.now()): void {
-    if (this.last && now - this.last < this.everyMs) { this.skipped++; return; }
+    if (now - this.last < this.everyMs) { this.skipped++; return; }
     this.out(this.skipped ? `${m} (${this.skipped} similar warnings not shown)` : m);
     this.skipped = 0;
     this.last = now;
   }
   /** The next warning is shown at once (after a recovery). */
-  reset(): void { this.last = 0; this.skipped = 0; }
+  reset(): void { this.last = -Infinity; this.skipped = 0; }
 }
 
 /** Retry delay after `failures` consecutive failures: 0.5 s doubling to 30 s. */
