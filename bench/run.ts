@@ -17,6 +17,7 @@ import { sweepOutputScenario } from './sweep-output';
 import { checkScenario } from './check';
 import { soakScenario } from './soak';
 import { farmguardianScenario } from './farmguardian';
+import { pushScenario } from './push';
 import { Report, ScenarioOutcome, machineFacts, num, renderMarkdown, renderSvg } from './report';
 
 interface Entry {
@@ -64,6 +65,11 @@ const SCENARIOS: Entry[] = [
         return e.code === 'MODULE_NOT_FOUND' && /['"]\.\/serve['"]/.test(e.message) ? 'bench/serve.ts is not there (or was not built)' : `bench/serve.ts does not load: ${e.message}`;
       }
     },
+  },
+  {
+    id: 'push',
+    about: 'verdicts to HAProxy: its own checks vs serve + agent-check vs serve + Runtime API push, 9,000 backends at 1 s: CPU per process, propagation p50/p99/max (quick: 2,000)',
+    load: () => pushScenario, runs: () => 1,
   },
   {
     id: 'serve-100k',
