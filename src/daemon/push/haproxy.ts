@@ -208,7 +208,8 @@ export class HaproxyTarget implements PushTarget {
 
   /** Sends lines, counts them, and fails on any error answer (naming the first). */
   private async send(lines: string[]): Promise<string[]> {
-    const answers = await exchange(this.cfg.socket, lines, this.cfg.timeout);
+    // A big batch (a rack failing, a restart's corrections) takes HAProxy longer: 0.2 ms more per command.
+    const answers = await exchange(this.cfg.socket, lines, this.cfg.timeout + lines.length * 0.2);
     this.counters.sent += lines.length;
     const bad = answers.findIndex((a) => a.trim() !== '');
     if (bad >= 0) {
