@@ -16,7 +16,7 @@ import { netnsSkipReason } from '../helpers/privileges';
 import { ServeProcess, waitFor } from '../helpers/serve';
 import { HaproxyProcess } from '../helpers/haproxy';
 
-const HTTP = 9380, AGENT = 9381, FRONTEND = 9382, HTTP2 = 9383;
+const HTTP = 9380, AGENT = 9381, FRONTEND = 9382, HTTP2 = 9383, TCP_SOCKET = 9384;
 const N = 200;
 const INTERVAL = 300, TIMEOUT = 200, FASTINTER = 100, RISE = 2, FALL = 2, RECONCILE = 3000;
 /**
@@ -51,6 +51,7 @@ describe('serve pushes to HAProxy through the Runtime API', { skip }, () => {
     };
     fs.writeFileSync(path.join(dir, 'haproxy.cfg'), `global
   stats socket ${dir}/haproxy.sock mode 600 level admin
+  stats socket ipv4@127.0.0.1:${TCP_SOCKET} level admin
   maxconn 2000
 defaults
   mode tcp
@@ -59,14 +60,19 @@ defaults
   timeout server 5s
 backend be
   balance roundrobin
-${Array.from({ length: N }, (_, i) => server(i)).join('')}frontend fe
+${Array.from({ length: N }, (_, i) => server(i)).join('')}  server stray 198.18.0.251:80 weight 100
+backend be2
+  server t0 ${ip(240)}:80
+  server t1 ${ip(241)}:81
+frontend fe
   bind 127.0.0.1:${FRONTEND}
   default_backend be
 `);
     hap = new HaproxyProcess(fleet.prober, path.join(dir, 'haproxy.cfg'), path.join(dir, 'haproxy.sock'), true);
     await hap.start();
     const backends = Array.from({ length: N }, (_, i) =>
-      `  - { name: s${i}, host: ${ip(i)}, port: 80${i === 5 ? ', weight: 50' : ''}${i === 6 ? ', slowstart: 2s' : ''} }\n`).join('');
+      `  - { name: s${i}, host: ${ip(i)}, port: 80${i === 5 ? ', weight: 50' : ''}${i === 6 ? ', slowstart: 2s' : ''} }\n`).join('') +
+      `  - { name: ghost, host: ${ip(230)}, port: 80, server: be/ghost }\n`;
     fs.writeFileSync(path.join(dir, 'serve.yaml'), `
 defaults: { interval: ${INTERVAL}ms, timeout: ${TIMEOUT}ms, fastinter: ${FASTINTER}ms, rise: ${RISE}, fall: ${FALL}, jitter: 0 }
 listen: { http: "127.0.0.1:${HTTP}", agent: "127.0.0.1:${AGENT}" }
@@ -239,6 +245,16 @@ ${backends}`);
   });
   let newPid = 0;
 
+  test('a server missing from HAProxy, and one serve does not check, are reported once each', () => {
+    const missing = serve.stderr.split('\n').filter((l) => /not in HAProxy/.test(l));
+    const extra = serve.stderr.split('\n').filter((l) => /not checked by serve/.test(l));
+    assert.equal(missing.length, 1, serve.stderr);
+    assert.match(missing[0], /1 servers named in the config are not in HAProxy: be\/ghost$/);
+    assert.equal(extra.length, 1, serve.stderr);
+    assert.match(extra[0], /1 HAProxy servers are not checked by serve \(left alone\): be\/stray$/);
+    assert.ok(!/No such server/.test(serve.stderr), 'nothing is sent to the missing server');
+  });
+
   test('/metrics carries the push counters and passes promtool', { skip: !has('promtool') && 'promtool not installed (package prometheus)' }, () => {
     const text = serve.get(HTTP, '/metrics').body;
     const target = `target="haproxy:${dir}/haproxy.sock"`;
@@ -254,11 +270,11 @@ ${backends}`);
     const file = path.join(dir, 'serve.yaml');
     fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('name: s5, host: 198.18.0.6, port: 80, weight: 50', 'name: s5, host: 198.18.0.6, port: 80, weight: 25'));
     serve.signal('SIGHUP');
-    assert.ok(await waitFor(() => /reloaded .*200 backends/.test(serve.stderr), 5000), serve.stderr);
+    assert.ok(await waitFor(() => /reloaded .*201 backends/.test(serve.stderr), 5000), serve.stderr);
     await until('weight 25', 2000, (st) => (st.get('s5')!.weight === 25 ? null : `weight ${st.get('s5')!.weight}`));
   });
 
-  test('a wrong socket path is one warning line, and checking goes on', async () => {
+  test('a wrong socket path is one warning line, and checking goes on; a TCP stats socket works', async () => {
     fs.writeFileSync(path.join(dir, 'wrong.yaml'), `
 defaults: { interval: ${INTERVAL}ms, timeout: ${TIMEOUT}ms, rise: 1, fall: 1 }
 listen: { http: "127.0.0.1:${HTTP2}" }
@@ -266,9 +282,10 @@ probe: { source_ports: 63000-63099 }
 push:
   haproxy:
     - { socket: ${dir}/no-such.sock, backend: be }
+    - { socket: "127.0.0.1:${TCP_SOCKET}", backend: be2 }
 backends:
-  - { name: a, host: ${ip(150)}, port: 80 }
-  - { name: b, host: ${ip(151)}, port: 81 }
+  - { name: t0, host: ${ip(240)}, port: 80 }
+  - { name: t1, host: ${ip(241)}, port: 81 }
 `);
     const other = new ServeProcess(fleet, path.join(dir, 'wrong.yaml'));
     try {
@@ -277,9 +294,13 @@ backends:
       const lines = other.stderr.split('\n').filter((l) => l.includes('no-such.sock'));
       assert.equal(lines.length, 1, other.stderr);
       assert.match(lines[0], /push haproxy:.*no-such\.sock: ENOENT; retrying in .* checking goes on/);
-      assert.equal(other.json(HTTP2, '/backends/a').state, 'up');
-      assert.equal(other.json(HTTP2, '/backends/b').state, 'down');
-      assert.ok(other.json(HTTP2, '/backends/a').counters.checks >= 5);
+      assert.equal(other.json(HTTP2, '/backends/t0').state, 'up');
+      assert.equal(other.json(HTTP2, '/backends/t1').state, 'down');
+      assert.ok(other.json(HTTP2, '/backends/t0').counters.checks >= 5);
+      // The other target, over TCP, got t1's verdict (HAProxy has no check on it: only serve can have said so).
+      const be2 = await hap.stat('be2');
+      assert.match(be2.get('t1')!.status, /^DOWN/);
+      assert.equal(be2.get('t0')!.status, 'no check');
     } finally {
       await other.stop();
     }
