@@ -28,7 +28,6 @@ const char *CodeFor(int err, const char *fallback);
 void InitErrors(Napi::Env env, Napi::Object exports);
 void InitProgram(Napi::Env env, Napi::Object exports);
 void InitSender(Napi::Env env, Napi::Object exports);
-void InitCheck(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
 
 // One mmap per BPF map per process, shared by the main thread and every sender

@@ -346,7 +346,8 @@ class Sender : public Napi::ObjectWrap<Sender> {
     int err = 0;
   };
 
-  // Sends frames[0..n) of one socket; returns how many the kernel took.
+  // Sends frames[0..n) of one socket, waiting while the kernel is busy; a frame it
+  // refuses is counted in st.failed (the first errno in st.err). Returns n: every frame was tried.
   uint32_t Flush(int fd, bool packet, Frame *frames, uint32_t n, Stats &st) {
     mmsghdr msgs[256];
     iovec iov[256];
@@ -428,7 +429,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
       if (i >= capacity_) continue;
       const ho_probe &p = probes_[i];
       if (p.family == HO_FAMILY_NONE ||
-          (only_unanswered && __atomic_load_n(&results_[i].state, __ATOMIC_RELAXED) != HO_STATE_NONE)) {
+          (only_unanswered && __atomic_load_n(&results_[i].state, __ATOMIC_RELAXED) != HO_RESULT_PENDING)) {
         st.skipped++;
         continue;
       }

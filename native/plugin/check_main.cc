@@ -3,10 +3,10 @@
 // process per backend per interval: this program starts in about a
 // millisecond where Node needs tens.
 //
-// The check is RunCheck (check_core.cc), the same code the addon runs for
-// `halfopen check`. Everything around it mirrors src/cli/check.ts byte for
-// byte: arguments, messages, the status line and perfdata, --json, exit
-// codes; test/integration/check.test.ts runs one table of cases against both.
+// The check is RunCheck (check_core.cc); this file is everything around it:
+// arguments, messages, the status line and perfdata, --json, exit codes.
+// It is the only implementation: `halfopen check` runs this program
+// (src/cli/check.ts), and scripts/gen-man.js makes the man page from --help.
 // Needs neither Node nor libbpf: libc only (libstdc++ is linked statically).
 #include "check_core.h"
 #include "errno_name.h"
@@ -36,7 +36,7 @@
 namespace ho {
 namespace {
 
-// ---- text the Node entry point prints too (src/cli/check.ts) -------------
+// ---- usage and help (also the man page's source) -------------------------
 
 const char kUsage[] =
     "Usage: check_tcp_half_open HOST PORT | check_tcp_half_open -H HOST -p PORT [-t SECONDS] [-w SECONDS] "
@@ -84,7 +84,7 @@ const char *IcmpDescription(int family, int type, int code) {
   return "Destination unreachable";
 }
 
-// ---- formatting as JavaScript does it ------------------------------------
+// ---- numbers as the sweep's ndjson prints them (JavaScript's String()) ----
 
 std::string Fixed(double x, int digits) {  // Number.prototype.toFixed for the magnitudes used here
   char buf[64];
@@ -499,8 +499,8 @@ bool Literal(const std::string &s, Target *t) {
   return true;
 }
 
-// A hostname through ResolveHost (check_core.cc), the resolver the addon
-// gives halfopen check too: the deadline holds even when the resolver hangs.
+// A hostname through ResolveHost (check_core.cc): getaddrinfo in a thread of
+// its own, so the deadline holds even when the resolver hangs.
 Resolved Resolve(const Args &a, int64_t deadline_ns, Target *t, Failure *f) {
   ResolveResult r;
   switch (ResolveHost(a.host.c_str(), a.family, std::max<int64_t>(0, deadline_ns - MonoNs()), &r)) {

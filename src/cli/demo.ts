@@ -10,6 +10,7 @@ import { Fleet, FleetSpec } from '../fleet/fleet';
 import { mustParseAddress } from '../targets/address';
 import { ProbeResult, ProbeState } from '../types';
 import { requirePrivileges } from '../privileges';
+import { PROBE_STATES } from '../contract.generated';
 
 export const DEMO_FLEET: FleetSpec = {
   tag: 'demo',
@@ -111,7 +112,7 @@ export async function demo(): Promise<number> {
       byState.set(r.state, [...(byState.get(r.state) ?? []), r]);
     }
     out.write(`${'state'.padEnd(12)}${'probes'.padStart(7)}  example\n`);
-    for (const state of ['open', 'closed', 'filtered', 'unreachable'] as ProbeState[]) {
+    for (const state of PROBE_STATES) {
       const rs = byState.get(state) ?? [];
       const ex = rs[0] ? `${rs[0].ip} port ${rs[0].port} (${rs[0].reason}${rs[0].rtt_ms !== null ? `, ${rs[0].rtt_ms} ms` : ''})` : '';
       out.write(`${state.padEnd(12)}${String(rs.length).padStart(7)}  ${ex}\n`);

@@ -28,7 +28,7 @@ const ALL_DIGITS = /^\d+$/;
 
 // A name whose last label is numeric is refused (RFC 3696 2) so that a typo
 // such as 198.18.0.300 is an error rather than a DNS query.
-function isHostname(s: string): boolean {
+export function isHostname(s: string): boolean {
   const name = s.endsWith('.') ? s.slice(0, -1) : s;
   if (name.length === 0 || name.length > 253) return false;
   const labels = name.split('.');

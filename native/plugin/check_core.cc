@@ -1,7 +1,6 @@
 // RunCheck(): one half-open TCP check, synchronous, with no XDP, no BPF
-// program load and no N-API. `halfopen check` (through the addon, check.cc)
-// and the native check_tcp_half_open (check_main.cc) run it once per
-// invocation, often every few seconds for every backend, so it must be cheap
+// program load and no N-API. check_tcp_half_open (check_main.cc, which
+// `halfopen check` runs too) runs it once per invocation, often every few seconds for every backend, so it must be cheap
 // to start and must never disturb the NIC (attaching XDP can reset queues).
 //
 //   send: one IPPROTO_RAW socket; we write the IP and TCP headers of a SYN
