@@ -133,9 +133,27 @@ HO_STATIC_ASSERT(sizeof(struct ho_key) == HO_KEY_SIZE, "ho_key layout");
 	X(HO_REASON_, DNS_FAILURE, 7)    /* check: the name did not resolve */ \
 	X(HO_REASON_, TIMEOUT, 8)        /* check: resolving took the whole deadline */
 
+/* Error codes (HalfopenError.code in TypeScript, the plugin's --json "reason"
+ * on UNKNOWN). Their text is the name after "HO_": HO_E_USAGE -> "E_USAGE". */
+#define HO_ERROR_LIST(X) \
+	X(HO_, E_USAGE, 1)       /* bad command-line input or config value */ \
+	X(HO_, E_TARGET, 2)      /* a target, port or exclude spec that does not parse */ \
+	X(HO_, E_EMPTY, 3)       /* the target set is empty after excludes */ \
+	X(HO_, E_PRIVILEGE, 4)   /* a missing capability */ \
+	X(HO_, E_INTERFACE, 5)   /* unknown interface or no route to a target */ \
+	X(HO_, E_RESOLVE, 6)     /* a host name did not resolve */ \
+	X(HO_, E_BPF, 7)         /* libbpf or kernel failure (load, attach, map) */ \
+	X(HO_, E_VERIFIER, 8)    /* the verifier rejected the program; the error's log holds its output */ \
+	X(HO_, E_SEND, 9)        /* the SYN sender failed */ \
+	X(HO_, E_CONFIG, 10)     /* a config file is invalid */ \
+	X(HO_, E_MERGE, 11)      /* merge: the shards do not make one complete sweep */ \
+	X(HO_, E_INTERNAL, 12)
+
 #define HO_ENUMERATOR(prefix, name, value) prefix##name = value,
 enum ho_probe_state { HO_PROBE_STATE_LIST(HO_ENUMERATOR) };
 enum ho_reason { HO_REASON_LIST(HO_ENUMERATOR) };
+/* HO_E_NONE: no error (C only; it has no text). */
+enum ho_error { HO_E_NONE = 0, HO_ERROR_LIST(HO_ENUMERATOR) };
 
 /* The reason of a state the XDP program records, by state: results carry no
  * reason of their own (ICMP's is written icmp-<type>-<code> from the result). */
@@ -177,6 +195,7 @@ enum ho_check_limits {
 /* The program names none of these: anchors keep them in the object's BTF. */
 const volatile enum ho_probe_state ho_btf_probe_state_anchor;
 const volatile enum ho_recorded_reason ho_btf_recorded_reason_anchor;
+const volatile enum ho_error ho_btf_error_anchor;
 const volatile enum ho_reason ho_btf_reason_anchor;
 const volatile enum ho_control ho_btf_control_anchor;
 const volatile enum ho_check_exit ho_btf_check_exit_anchor;

@@ -72,6 +72,12 @@ for (const [name, prefix, list, type] of NAMED) {
   ts += `export type ${type} = (typeof ${list})[number];\n`;
 }
 
+// Error codes: the text of HO_E_USAGE is 'E_USAGE' (enum ho_error; HO_E_NONE is C's "no error").
+const errors = pick('ENUM', 'ho_error').values.filter((v) => v.name !== 'HO_E_NONE');
+errors.forEach((v, i) => { if (v.val !== i + 1) throw new Error(`ho_error: ${v.name} must be ${i + 1}`); });
+ts += `\n/** enum ho_error as text, in value order (value = index + 1). */\nexport const ERROR_CODES = [${errors.map((v) => `'${v.name.slice(3)}'`).join(', ')}] as const;\n`;
+ts += `export type ErrorCode = (typeof ERROR_CODES)[number];\n`;
+
 // The reason of each state the XDP program records, as text (enum ho_recorded_reason).
 const states = pick('ENUM', 'ho_probe_state').values, reasons = pick('ENUM', 'ho_reason').values;
 const recorded = pick('ENUM', 'ho_recorded_reason').values.map((v) => {

@@ -234,7 +234,7 @@ void WriteStdout(const std::string &text) {
 // ---- arguments (parseCheckArgs) ------------------------------------------
 
 struct Failure {  // a HalfopenError: code and message
-  const char *code;
+  enum ho_error code;
   std::string message;
 };
 
@@ -249,7 +249,7 @@ struct Args {
 
 enum Parsed { kCheck, kHelp, kVersion };
 
-Failure Usage(const std::string &m) { return {"E_USAGE", m}; }
+Failure Usage(const std::string &m) { return {HO_E_USAGE, m}; }
 
 bool IsDigits(const char *s) {
   if (!*s) return false;
@@ -451,7 +451,7 @@ bool ParseMark(const char *env, uint32_t *mark, Failure *f) {
     }
   }
   if (!(n >= 0 && n <= 4294967295.0)) {
-    *f = {"E_CONFIG", "invalid MARK \"" + s +
+    *f = {HO_E_CONFIG, "invalid MARK \"" + s +
                           "\" in the environment: expected a decimal or 0x hex number up to 0xffffffff"};
     return false;
   }
@@ -506,16 +506,16 @@ Resolved Resolve(const Args &a, int64_t deadline_ns, Target *t, Failure *f) {
   switch (ResolveHost(a.host.c_str(), a.family, std::max<int64_t>(0, deadline_ns - MonoNs()), &r)) {
     case kResolveLate: return kLate;
     case kResolveFailed:
-      *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": " + r.code};
+      *f = {HO_E_RESOLVE, "cannot resolve \"" + a.host + "\": " + r.code};
       return kUnresolved;
     case kResolveOk: break;
   }
   if (!Literal(r.address, t)) {
-    *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": the resolver returned \"" + r.address + "\""};
+    *f = {HO_E_RESOLVE, "cannot resolve \"" + a.host + "\": the resolver returned \"" + r.address + "\""};
     return kUnresolved;
   }
   if (a.family && t->family != a.family) {
-    *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": no IPv" + std::to_string(a.family) + " address"};
+    *f = {HO_E_RESOLVE, "cannot resolve \"" + a.host + "\": no IPv" + std::to_string(a.family) + " address"};
     return kUnresolved;
   }
   return kResolved;
@@ -536,10 +536,10 @@ struct Run {
   int Unknown(const Failure &f) const {
     if (have_args && args.json) {
       WriteStdout("{\"ip\":null,\"port\":" + std::to_string(args.port) + ",\"state\":\"unknown\",\"reason\":" +
-                  JsonString(f.code) + ",\"error\":" + JsonString(f.message) + "}\n");
+                  JsonString(ErrorCodeText(f.code)) + ",\"error\":" + JsonString(f.message) + "}\n");
     } else {
       std::string out = "TCP UNKNOWN - " + f.message + "\n";
-      if (!strcmp(f.code, "E_USAGE")) out += std::string(kUsage) + "\n";
+      if (f.code == HO_E_USAGE) out += std::string(kUsage) + "\n";
       WriteStdout(out);
     }
     return HO_CHECK_UNKNOWN;
@@ -641,7 +641,7 @@ struct Run {
     uint32_t mark;
     if (!ParseMark(getenv("MARK"), &mark, &f)) return Unknown(f);
     if (!HasNetRaw())
-      return Unknown({"E_PRIVILEGE", "the half-open check needs CAP_NET_RAW (raw sockets): run it as root, or through sudo"});
+      return Unknown({HO_E_PRIVILEGE, "the half-open check needs CAP_NET_RAW (raw sockets): run it as root, or through sudo"});
     Target t;
     if (!Literal(args.host, &t)) {
       switch (Resolve(args, deadline, &t, &f)) {
@@ -650,7 +650,7 @@ struct Run {
           return Critical("resolving \"" + args.host + "\" took longer than the " + JsNumber(args.timeout_s) +
                               " s deadline", HO_REASON_TIMEOUT);
         case kUnresolved:
-          if (!strcmp(f.code, "E_RESOLVE")) return Critical(f.message, HO_REASON_DNS_FAILURE);
+          if (f.code == HO_E_RESOLVE) return Critical(f.message, HO_REASON_DNS_FAILURE);
           return Unknown(f);
       }
     } else if (args.family && t.family != args.family) {

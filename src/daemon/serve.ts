@@ -19,6 +19,7 @@ import { Engine } from '../engine/engine';
 import { HalfopenError } from '../errors';
 import { ServeConfig, loadConfig, loadConfigOffThread } from './config';
 import { requirePrivileges } from '../privileges';
+import { hostPort } from '../targets/address';
 import { Monitor, capacityFor, slotsFor } from './monitor';
 import { createHttpServer } from './http';
 import { createAgentServer } from './agent';
@@ -47,7 +48,7 @@ async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
       if (addr === null) continue;
       const key = `${addr}:${b.port}`;
       const first = seen.get(key);
-      if (first !== undefined) throw new HalfopenError('E_CONFIG', `backends ${first} and ${b.name} both check ${b.host}:${b.port} (set allow_duplicates: true if that is meant)`);
+      if (first !== undefined) throw new HalfopenError('E_CONFIG', `backends ${first} and ${b.name} both check ${hostPort(b.host, b.port)} (set allow_duplicates: true if that is meant)`);
       seen.set(key, b.name);
     }
   }
@@ -78,7 +79,7 @@ function checkStateDir(file: string): void {
 
 function listen(server: http.Server | net.Server, where: { host: string; port: number }, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', (e) => reject(new HalfopenError('E_CONFIG', `cannot listen for ${what} on ${where.host}:${where.port}: ${(e as NodeJS.ErrnoException).code}`)));
+    server.once('error', (e) => reject(new HalfopenError('E_CONFIG', `cannot listen for ${what} on ${hostPort(where.host, where.port)}: ${(e as NodeJS.ErrnoException).code}`)));
     server.listen(where.port, where.host, () => resolve());
   });
 }
@@ -165,8 +166,8 @@ export class Daemon {
     this.refresher.start();
     const eng = this.engine;
     log(`checking ${this.list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
-      `${cfg.listen.http ? `; http on ${cfg.listen.http.host}:${cfg.listen.http.port}` : ''}` +
-      `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}`);
+      `${cfg.listen.http ? `; http on ${hostPort(cfg.listen.http.host, cfg.listen.http.port)}` : ''}` +
+      `${cfg.listen.agent ? `; agent on ${hostPort(cfg.listen.agent.host, cfg.listen.agent.port)}` : ''}`);
     // Under systemd: ready now, and watchdog pings only while /healthz would
     // say ok (checks going out on time): a stuck daemon is killed and restarted.
     this.watchdog = startWatchdog(() => mon.health().ok, { warn });
