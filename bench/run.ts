@@ -17,6 +17,7 @@ import { sweepOutputScenario } from './sweep-output';
 import { checkScenario } from './check';
 import { soakScenario } from './soak';
 import { farmguardianScenario } from './farmguardian';
+import { pushScenario } from './push';
 import { serveScenario, serveStretchScenario, serveHookScenario } from './serve';
 import { Report, ScenarioOutcome, machineFacts, num, renderMarkdown, renderSvg } from './report';
 
@@ -55,6 +56,11 @@ const SCENARIOS: Entry[] = [
     id: 'serve',
     about: 'sidecar: halfopen serve vs HAProxy doing its own TCP checks (bench/serve.ts)',
     load: () => serveScenario,
+  },
+  {
+    id: 'push',
+    about: 'verdicts to HAProxy: its own checks vs serve + agent-check vs serve + Runtime API push, 9,000 backends at 1 s: CPU per process, propagation p50/p99/max (quick: 2,000)',
+    load: () => pushScenario, runs: () => 1,
   },
   {
     id: 'serve-100k',

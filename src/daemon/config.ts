@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import yaml from 'js-yaml';
 import { HalfopenError } from '../errors';
 import { hostPort, isV4, parseAddress } from '../targets/address';
+import { PushConfig, discovers, parsePush } from './push/config';
 
 export interface BackendConfig {
   name: string;
@@ -49,6 +50,10 @@ export interface ServeConfig {
     /** auto: XDP when the interface's XDP hook is free, else tc ingress. */
     hook: 'auto' | 'xdp' | 'tc';
   };
+  /** Balancers driven on every change (src/daemon/push/config.ts). */
+  push: PushConfig;
+  /** A backend with the defaults' timings, for backends discovered from a balancer. */
+  template: Omit<BackendConfig, 'name' | 'host' | 'port'>;
 }
 
 const TIMING_KEYS = ['interval', 'timeout', 'rise', 'fall', 'fastinter', 'downinter', 'jitter', 'initial', 'slowstart', 'log_failures', 'resolve_interval'] as const;
@@ -189,7 +194,8 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   const root = obj(c, '(top level)', doc);
-  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin']);
+  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin', 'push']);
+  const push = parsePush(root.push, root.backends, file);
   if (root.state_file !== undefined && (typeof root.state_file !== 'string' || !root.state_file)) c.fail('state_file', 'a file path', root.state_file);
   const admin = obj(c, 'admin', root.admin);
   known(c, 'admin', admin, ['token_file']);
@@ -201,12 +207,13 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   const base = timing(c, 'defaults', defaults, DEFAULTS);
   const baseRoute = { source: sources(c, 'defaults.source', defaults.source), mark: mark(c, 'defaults.mark', defaults.mark) };
 
-  if (!Array.isArray(root.backends) || root.backends.length === 0) c.fail('backends', 'a non-empty list of backends', root.backends);
+  if (discovers(push) && root.backends === undefined) root.backends = [];
+  if (!Array.isArray(root.backends) || (root.backends.length === 0 && !discovers(push))) c.fail('backends', 'a non-empty list of backends', root.backends);
   const names = new Set<string>();
   const backends: BackendConfig[] = (root.backends as unknown[]).map((raw, i) => {
     const p = `backends[${i}]`;
     const b = obj(c, p, raw);
-    known(c, p, b, ['name', 'host', 'port', 'weight', 'labels', ...TIMING_KEYS, ...ROUTE_KEYS]);
+    known(c, p, b, ['name', 'host', 'port', 'weight', 'labels', 'server', ...TIMING_KEYS, ...ROUTE_KEYS]);
     if (typeof b.host !== 'string' || !b.host) c.fail(`${p}.host`, 'an address or hostname', b.host);
     const port = int(c, `${p}.port`, b.port, 1, 65535);
     const rawName = b.name === undefined ? `${b.host}:${port}` : b.name;
@@ -271,6 +278,10 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
       rst: oneOf(c, 'probe.rst', probe.rst, ['auto', 'xdp', 'kernel'] as const),
       hook: oneOf(c, 'probe.hook', probe.hook, ['auto', 'xdp', 'tc'] as const),
     },
+    push,
+    template: { labels: {}, interval: base.interval!, timeout: base.timeout!, rise: base.rise!, fall: base.fall!, jitter: base.jitter!, initial: base.initial!,
+      fastinter: base.fastinter ?? base.interval!, downinter: base.downinter ?? base.interval!, slowstart: base.slowstart!, logFailures: base.logFailures!,
+      resolveInterval: base.resolveInterval!, ...(baseRoute.mark !== undefined ? { mark: baseRoute.mark } : {}) },
   };
 }
 

@@ -97,7 +97,7 @@ async function adminRequest(req: http.IncomingMessage, m: Monitor, gate: AdminGa
 }
 
 /** `getMonitor` returns null while the daemon starts: every endpoint but / answers 503 then. */
-export function createHttpServer(getMonitor: () => Monitor | null, gate = new AdminGate(null, () => {})): http.Server {
+export function createHttpServer(getMonitor: () => Monitor | null, gate = new AdminGate(null, () => {}), extraMetrics?: () => string): http.Server {
   return http.createServer((req, res) => {
     const send = (code: number, type: string, body: string, headers: Record<string, string> = {}) => {
       res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store', ...headers });
@@ -120,7 +120,7 @@ export function createHttpServer(getMonitor: () => Monitor | null, gate = new Ad
       const h = m.health();
       return send(h.ok ? 200 : 503, 'text/plain', `${h.reason}\n`);
     }
-    if (url.pathname === '/metrics') return void stream(res, 'text/plain; version=0.0.4; charset=utf-8', metricChunks(m));
+    if (url.pathname === '/metrics') return void stream(res, 'text/plain; version=0.0.4; charset=utf-8', metricChunks(m, extraMetrics));
     if (url.pathname === '/backends') return void stream(res, 'application/json', backendsJsonChunks(m));
     if (url.pathname === '/status') {
       const limit = Number(url.searchParams.get('limit') ?? STATUS_ROWS);

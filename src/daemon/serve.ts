@@ -29,6 +29,7 @@ import { Refresher, ResolvedBackend, resolveHost } from './resolver';
 import { StateWriter, readState } from './state-file';
 import { checkSendRoutes, matcherInterface } from './send-routes';
 import { startWatchdog } from './watchdog';
+import { PushDriver, initialDiscovery, withDiscovered } from './push/driver';
 
 /** SIGTERM to exit: whatever is still closing then, XDP is detached and the process ends. */
 const SHUTDOWN_MS = 1500;
@@ -91,7 +92,10 @@ const closeServer = (s: http.Server | net.Server) => new Promise<void>((r) => {
 /** A config that passed every check of its input, ready to become the running one. */
 interface Prepared {
   cfg: ServeConfig;
+  /** The config's backends and those a balancer lists (push.nftlb discover). */
   list: Resolved;
+  /** The config's backends alone. */
+  configured: Resolved;
   /** A new event sink when events or hooks changed (or at start); null keeps the running one. */
   sink: EventSink | null;
 }
@@ -108,6 +112,10 @@ export class Daemon {
   private sink: EventSink | null = null;
   private state: StateWriter | null = null;
   private list: Resolved = [];
+  private configured: Resolved = [];
+  /** The balancers serve drives on every change (src/daemon/push). */
+  private push: PushDriver | null = null;
+  private rediscoverPending = false;
   private refresher: Refresher | null = null;
   private watchdog: { stop(): void } | null = null;
   private reloading = false;
@@ -120,6 +128,7 @@ export class Daemon {
     try {
       await d.open();
     } catch (err) {
+      await d.push?.close();
       d.monitor?.stop();
       await Promise.all(d.servers.map(closeServer));
       await d.engine?.close();
@@ -137,9 +146,10 @@ export class Daemon {
     if (cfg.stateFile) checkStateDir(cfg.stateFile);
     requirePrivileges();
     // Bound before anything is attached; they answer 503 / "down" until the monitor runs.
-    if (cfg.listen.http) await this.listen(createHttpServer(() => this.monitor, gate), cfg.listen.http, 'HTTP');
+    if (cfg.listen.http) await this.listen(createHttpServer(() => this.monitor, gate, () => this.push?.metrics() ?? ''), cfg.listen.http, 'HTTP');
     if (cfg.listen.agent) await this.listen(createAgentServer(() => this.monitor), cfg.listen.agent, 'the agent');
     const prepared = await this.prepare(cfg, null);
+    if (!prepared.list.length) throw new HalfopenError('E_CONFIG', 'no backends to check: none configured, and the push.nftlb farms to discover listed none');
     this.engine = openEngine(cfg, prepared.list);
     const mon = new Monitor(this.engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
     this.monitor = mon;
@@ -149,6 +159,8 @@ export class Daemon {
     await this.enact(prepared);
     for (const r of this.list) if (r.addr === null) warn(`backend ${r.cfg.name}: ${r.unresolved}: down (unresolved) until it resolves`);
     if (cfg.stateFile) this.restoreState(cfg.stateFile, mon);
+    this.push = new PushDriver(mon, cfg.push, warn, () => void this.rediscover());
+    this.push.start();
     await this.engine.sendSlots(new Uint32Array(0)); // sender thread up before the first check is due
     mon.start();
     this.refresher.start();
@@ -184,32 +196,55 @@ export class Daemon {
 
   /** The steps of a config that can fail on its input, with nothing running touched. */
   private async prepare(next: ServeConfig, running: ServeConfig | null): Promise<Prepared> {
-    const list = await resolveBackends(next);
+    const configured = await resolveBackends(next);
     // Per-backend source and mark: at start the interface is the one the backends' routes give.
-    checkSendRoutes(list, this.engine ? this.engine.interface : () => matcherInterface(list, next.probe.interface));
-    return { cfg: next, list, sink: running ? this.prepareSink(next, running) : null };
+    checkSendRoutes(configured, this.engine ? this.engine.interface : () => matcherInterface(configured, next.probe.interface));
+    // A balancer's backends (push.nftlb discover): read once before the engine opens, then as the driver follows them.
+    const found = this.push ? this.push.discovered() : await initialDiscovery(next.push, warn);
+    const list = withDiscovered(configured, found, next.template);
+    return { cfg: next, list, configured, sink: running ? this.prepareSink(next, running) : null };
   }
 
   /** Makes a prepared config the running one. */
   private async enact(p: Prepared): Promise<void> {
     const mon = this.monitor!;
-    if (slotsFor(p.list) > this.engine!.capacity) {
-      // One XDP program per interface: the old one must go before the new attaches.
-      await this.engine!.close();
-      this.engine = openEngine({ ...p.cfg, probe: this.cfg.probe }, p.list);
-      mon.replaceSlots(this.engine);
-    }
+    await this.makeRoom(p.cfg, p.list);
     if (p.sink) {
       const old = this.sink;
       this.sink = p.sink;
       await old?.close();
     }
     mon.apply(p.list);
+    this.push?.reconfigure(p.cfg.push);
     // listen, probe, admin and state_file are bound or attached once: they keep the values they started with.
     this.cfg = { ...p.cfg, listen: this.cfg.listen, probe: this.cfg.probe, admin: this.cfg.admin, stateFile: this.cfg.stateFile };
     this.list = p.list;
+    this.configured = p.configured;
     this.refresher!.plan(this.list);
     this.state?.changed();
+  }
+
+  /** A probe table for `list`: a larger one when it outgrew the running one. */
+  private async makeRoom(cfg: ServeConfig, list: Resolved): Promise<void> {
+    if (slotsFor(list) <= this.engine!.capacity) return;
+    // One XDP program per interface: the old one must go before the new attaches.
+    await this.engine!.close();
+    this.engine = openEngine({ ...cfg, probe: this.cfg.probe }, list);
+    this.monitor!.replaceSlots(this.engine);
+  }
+
+  /** A balancer's list of backends changed (push.nftlb discover): check the config's and the new list. */
+  private async rediscover(): Promise<void> {
+    if (this.reloading) { this.rediscoverPending = true; return; }
+    try {
+      const list = withDiscovered(this.configured, this.push!.discovered(), this.cfg.template);
+      await this.makeRoom(this.cfg, list);
+      this.monitor!.apply(list);
+      this.list = list;
+      this.state?.changed();
+    } catch (err) {
+      log(`error: discovered backends: ${(err as Error).message}`);
+    }
   }
 
   /** SIGHUP: the config file again, through the same two steps as at start. */
@@ -229,6 +264,7 @@ export class Daemon {
       log(`reload rejected, keeping the running config: ${(err as Error).message}`);
     } finally {
       this.reloading = false;
+      if (this.rediscoverPending) { this.rediscoverPending = false; void this.rediscover(); }
     }
   }
 
@@ -244,7 +280,7 @@ export class Daemon {
       try { this.engine?.detach(); } catch { /* already detached */ }
       process.exit(0);
     }, SHUTDOWN_MS).unref();
-    await Promise.all([...this.servers.map(closeServer), this.sink?.close(SHUTDOWN_MS - 500), this.engine?.close()]);
+    await Promise.all([...this.servers.map(closeServer), this.sink?.close(SHUTDOWN_MS - 500), this.engine?.close(), this.push?.close()]);
   }
 }
 
