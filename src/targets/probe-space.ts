@@ -14,7 +14,7 @@
 
 import { HalfopenError, targetError } from '../errors';
 import { ADDR_MAX, familyOf, Family, formatAddress, isV4, v4ToNumber } from './address';
-import { PORT_MAX, PORT_MIN } from './ports';
+import { PORT_MAX, PORT_MIN, isPort } from './ports';
 import { AddrRange, findRange, mergeRanges, rangeSize, splitByFamily, subtractRanges } from './ranges';
 
 export interface AddrPort { addr: bigint; port: number }
@@ -64,7 +64,7 @@ export class ProbeSpace {
 
     this.portSet = new Uint8Array(PORT_MAX + 1);
     for (const p of input.ports ?? []) {
-      if (!Number.isInteger(p) || p < PORT_MIN || p > PORT_MAX) throw targetError(`invalid port ${p}: expected 1-65535`);
+      if (!isPort(p)) throw targetError(`invalid port ${p}: expected 1-65535`);
       this.portSet[p] = 1;
     }
     const ports: number[] = [];
@@ -93,7 +93,7 @@ export class ProbeSpace {
     const pairs: AddrPort[] = [];
     const sorted = inPairs.map((p) => ({ addr: p.addr, port: p.port })).sort(cmpPair);
     for (const p of sorted) {
-      if (!Number.isInteger(p.port) || p.port < PORT_MIN || p.port > PORT_MAX) throw targetError(`invalid port ${p.port} for ${formatAddress(p.addr)}: expected 1-65535`);
+      if (!isPort(p.port)) throw targetError(`invalid port ${p.port} for ${formatAddress(p.addr)}: expected 1-65535`);
       const prev = pairs[pairs.length - 1];
       if (prev !== undefined && prev.addr === p.addr && prev.port === p.port) continue;
       if (findRange(holes, p.addr) >= 0) continue;
