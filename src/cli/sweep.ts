@@ -19,6 +19,12 @@ export interface SweepOptions extends Omit<SweepJobOptions, 'targets'> {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+const timeoutMs = intOption('--timeout', 1, 600_000);
+function timeoutOption(value: string): number | 'auto' {
+  if (value.trim() === 'auto') return 'auto';
+  try { return timeoutMs(value); } catch { throw usageError(`invalid --timeout "${value}": expected auto or a whole number of ms from 1 to 600000`); }
+}
+
 /** Flags a `--resume` command line may carry besides the state file. */
 const RESUME_FLAGS = new Set(['resume', 'progress']);
 
@@ -32,9 +38,12 @@ export function registerSweep(program: Command, version: string, resume?: Resume
     .option('--input-list <file>', 'read targets from FILE, one per line, # comments (also -iL FILE)')
     .option('--rate <pps>', 'SYNs per second over all senders, 0 = as fast as possible', intOption('--rate', 0, 100_000_000), 10_000)
     .option('--retries <n>', 'resend SYNs that got no reply this many times', intOption('--retries', 0, 10), 1)
-    .option('--timeout <ms>', 'wait for replies after the last SYN of each pass', intOption('--timeout', 1, 600_000), 1000)
+    .option('--timeout <ms|auto>', 'wait for replies after the last SYN of each pass: MS, or auto (from the RTTs measured, 50 ms to --max-timeout)', timeoutOption, 'auto' as const)
+    .option('--max-timeout <ms>', 'the longest wait of --timeout auto (default: 1000)', intOption('--max-timeout', 1, 600_000))
     .option('--exclude <spec>', 'exclude addresses: address, CIDR or range, comma-separated (repeatable)', collect)
     .option('--exclude-file <file>', 'exclude the addresses listed in FILE (repeatable)', collect)
+    .option('--no-default-excludes', 'also probe loopback, link-local, multicast and reserved blocks (left out by default, see docs/sweep.md)')
+    .option('--allow-large', 'sweep more than 2^24 addresses (refused without it)')
     .option('--interface <if>', 'send and listen on this interface (default: from the route)')
     .option('--source-ip <ip>', 'source address (once per family; default: from the route)', collect)
     .addOption(new Option('--source-ports <lo-hi>', 'source-port range of the probes (kept free of local sockets)').argParser(portRangeOption('--source-ports')).default({ lo: 61000, hi: 61999 }, '61000-61999'))
@@ -50,7 +59,7 @@ export function registerSweep(program: Command, version: string, resume?: Resume
     .option('--progress', 'show progress on stderr (default when stderr is a terminal)')
     .option('--no-progress', 'never show progress')
     .option('--send-path <path>', 'auto, raw (IPPROTO_RAW socket) or packet (AF_PACKET)', choiceOption('--send-path', ['auto', 'raw', 'packet'] as const), 'auto' as const)
-    .option('--dry-run', 'print the probes in send order ("ADDRESS PORT" per line) and send nothing')
+    .option('--dry-run', 'print the plan (probes, addresses, exclusions) on stderr and the probes in send order ("ADDRESS PORT" per line), and send nothing')
     .option('--xdp-mode <mode>', 'auto (generic on veth, else native with generic as fallback), native or generic', choiceOption('--xdp-mode', ['auto', 'native', 'generic'] as const), 'auto' as const)
     .option('--hook <hook>', 'where replies are matched: auto (XDP when the interface\'s XDP hook is free, else tc ingress), xdp or tc', choiceOption('--hook', ['auto', 'xdp', 'tc'] as const), 'auto' as const)
     .option('--rst <who>', 'who answers a SYN+ACK with the RST: auto (XDP in generic mode with AF_PACKET sends, else the kernel), xdp or kernel', choiceOption('--rst', ['auto', 'xdp', 'kernel'] as const), 'auto' as const)
@@ -86,6 +95,7 @@ async function replayCheckpoint(targets: string[], resumeFile: string, opts: Swe
  * its result the exit code.
  */
 async function sweep(targets: string[], opts: SweepOptions, version: string, argv: string[], resume?: ResumeFrom): Promise<void> {
+  if (opts.maxTimeout !== undefined && opts.timeout !== 'auto') throw usageError(`--max-timeout bounds --timeout auto; with --timeout ${opts.timeout} the wait is fixed`);
   const job = await SweepJob.prepare({ ...opts, targets }, version, argv, resume);
   if (opts.dryRun) { process.exitCode = await job.dryRun(); return; }
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {

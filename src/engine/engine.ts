@@ -17,6 +17,7 @@ import { createControl, sentCount } from './control';
 import { MAX_SEND_GROUPS, Route, routeTo, neighbourMac, macBytes, isLocalAddress } from './route';
 import type { SendTask, SendReply } from './send-task';
 import { SweepRun, ProbeSource, RunHooks, RunStats } from './sweep-run';
+import type { TimeoutPolicy } from './rtt-estimator';
 
 export type { ProbeSource, Progress, RunHooks, RunStats } from './sweep-run';
 
@@ -31,8 +32,10 @@ export interface EngineOptions {
   /** Packets per second over all senders; 0 = unpaced. */
   rate?: number;
   retries?: number;
-  /** Wait after the last SYN of a pass for its replies, ms. */
+  /** Wait after the last SYN of a pass for its replies, ms; with autoTimeout, the most it waits. */
   timeoutMs?: number;
+  /** --timeout auto: the wait follows the RTTs measured in the run, up to timeoutMs (rtt-estimator.ts). */
+  autoTimeout?: Omit<TimeoutPolicy, 'ceilingMs'> | null;
   senders?: number;
   sendPath?: 'auto' | 'raw' | 'packet';
   /** Largest probe-table window (slots). */
@@ -242,10 +245,10 @@ export class Engine {
    */
   async run(source: ProbeSource, onResult: (r: ProbeResult, seq: number) => void, hooks: RunHooks = {}): Promise<RunStats> {
     if (this.closed) throw new HalfopenError('E_INTERNAL', 'engine is closed');
-    const { rate, retries, timeoutMs, sportLo, sportHi } = this.opts;
+    const { rate, retries, timeoutMs, sportLo, sportHi, autoTimeout } = this.opts;
     return new SweepRun({
       prog: this.prog, table: this.table, pool: this.pool, senders: this.senders, senderInit: this.senderInit,
-      rate, retries, timeoutMs, sportLo, sportHi, runId: ++runCounter,
+      rate, retries, timeoutMs, autoTimeout: autoTimeout ? { ...autoTimeout, ceilingMs: timeoutMs } : null, sportLo, sportHi, runId: ++runCounter,
       rxPackets: this.hook === 'tc' ? () => rxPackets(this.interface) : null,
     }, source, onResult, hooks).run();
   }

@@ -12,6 +12,7 @@ import type { ProbeTable } from './probe-table';
 import { createControl, abort, sentCount, failedCount } from './control';
 import type { SendTask, SendReply } from './send-task';
 import type { ProbeSink } from '../targets/probe-space';
+import { RttHistogram, TimeoutPolicy, waitForSamples } from './rtt-estimator';
 
 export interface ProbeSource {
   readonly size: number;
@@ -52,6 +53,8 @@ export interface RunStats {
   interrupted: boolean;
   sendErrors: string[];
   counters: Record<string, number>;
+  /** The wait after the last pass: fixed (--timeout MS) or chosen from the RTTs measured (auto). */
+  timeout: { mode: 'fixed' | 'auto'; ms: number; samples: number; rttQuantileMs: number | null };
   /**
    * Packets the interface received during the run that the matcher never saw
    * (something ahead of it, another XDP program, dropped or redirected them);
@@ -69,7 +72,10 @@ export interface RunResources {
   senderInit: Omit<SenderOptions, 'control'>;
   rate: number;
   retries: number;
+  /** The wait after the last pass, ms; with `autoTimeout`, its ceiling. */
   timeoutMs: number;
+  /** --timeout auto: the wait after the last pass follows the RTTs measured (rtt-estimator.ts). */
+  autoTimeout: TimeoutPolicy | null;
   sportLo: number;
   sportHi: number;
   runId: number;
@@ -93,6 +99,7 @@ interface Chunk {
   pass: number;      // 0 = first SYNs, then retries
   phase: 'send' | 'wait';
   pending: number;   // send tasks not yet finished
+  passEnd: number;   // Date.now() when the current pass's last SYN was sent
   waitUntil: number; // Date.now() deadline of the current wait
   answered: number;
 }
@@ -121,6 +128,9 @@ export class SweepRun {
   private retried = 0;
   private answeredTotal = 0;
   private maxRttMs = 0;
+  private readonly rtts = new RttHistogram();
+  /** The wait after a last pass, as last chosen. */
+  private finalWaitMs: number;
   private lastProgress = 0;
   private failure: HalfopenError | null = null;
 
@@ -138,6 +148,7 @@ export class SweepRun {
     this.chunks = new Array(nblocks).fill(null);
     for (let b = nblocks - 1; b >= 0; b--) this.free.push(b);
     this.ports = res.sportHi - res.sportLo + 1;
+    this.finalWaitMs = res.timeoutMs;
   }
 
   private get stopping(): boolean { return !!this.hooks.signal?.aborted || !!this.failure; }
@@ -189,6 +200,10 @@ export class SweepRun {
       interrupted: !!signal?.aborted,
       sendErrors: [...this.sendErrors],
       counters: delta,
+      timeout: {
+        mode: this.res.autoTimeout ? 'auto' : 'fixed', ms: this.finalWaitMs, samples: this.rtts.samples,
+        rttQuantileMs: this.res.autoTimeout ? this.rtts.quantile(this.res.autoTimeout.quantile) : null,
+      },
       unseen: rxBefore === null || rxAfter === null ? null : Math.max(0, rxAfter - rxBefore - delta.packets),
     };
   }
@@ -201,7 +216,7 @@ export class SweepRun {
     while (this.next < this.source.size && this.free.length && sending < 2) {
       const b = this.free.pop()!;
       const count = Math.min(this.block, this.source.size - this.next);
-      const c: Chunk = { seq: this.nextSeq++, block: b, slot: b * this.block, first: this.next, count, pass: 0, phase: 'send', pending: 0, waitUntil: 0, answered: 0 };
+      const c: Chunk = { seq: this.nextSeq++, block: b, slot: b * this.block, first: this.next, count, pass: 0, phase: 'send', pending: 0, passEnd: 0, waitUntil: 0, answered: 0 };
       table.clear(c.slot, c.slot + this.block);
       this.emitted.fill(0, c.slot, c.slot + this.block);
       this.chunks[b] = c;
@@ -226,16 +241,20 @@ export class SweepRun {
 
   /** Reads new verdicts, moves chunks through their phases; returns the chunks still live. */
   private step(now: number): number {
-    const { retries, timeoutMs } = this.res;
+    const { retries, timeoutMs, autoTimeout } = this.res;
     this.collect(now);
+    // auto: chosen again at every step, so replies slower than those seen so far lengthen the wait they are in.
+    if (autoTimeout) this.finalWaitMs = waitForSamples(this.rtts, autoTimeout);
     let live = 0;
     for (const c of this.chunks) {
       if (!c) continue;
       if (c.phase === 'send' && c.pending === 0) {
         c.phase = 'wait';
-        c.waitUntil = now + (c.pass < retries ? Math.min(timeoutMs, Math.max(RETRY_MIN_MS, 4 * this.maxRttMs + 10)) : timeoutMs);
+        c.passEnd = now;
+        c.waitUntil = now + (c.pass < retries ? Math.min(timeoutMs, Math.max(RETRY_MIN_MS, 4 * this.maxRttMs + 10)) : this.finalWaitMs);
       }
       if (c.phase === 'wait') {
+        if (autoTimeout && c.pass >= retries) c.waitUntil = c.passEnd + this.finalWaitMs;
         if (c.answered === c.count) this.retire(c, new Date(now).toISOString(), true);
         else if (now >= c.waitUntil) {
           if (c.pass < retries) { c.pass++; this.submit(c); } else this.retire(c, new Date(now).toISOString(), true);
@@ -268,7 +287,10 @@ export class SweepRun {
     this.emitted[slot] = 1;
     c.answered++;
     this.answeredTotal++;
-    if (r.rtt_ms !== null && r.rtt_ms > this.maxRttMs) this.maxRttMs = r.rtt_ms;
+    if (r.rtt_ms !== null) {
+      if (r.rtt_ms > this.maxRttMs) this.maxRttMs = r.rtt_ms;
+      this.rtts.add(r.rtt_ms);
+    }
     this.counts[r.state]++;
     this.onResult(r, c.seq);
   }

@@ -18,12 +18,18 @@ import { Checkpoint, describeErrno, saveCheckpoint } from './checkpoint';
 import { writeRunRecord } from './run-record';
 import { buildSpace, orderedSource, fromPosition, SpaceSpec, SweepSpace } from './space';
 import { SweepState } from './state';
+import { AUTO_DEFAULTS } from '../engine/rtt-estimator';
+
+/** The longest wait after a pass with --timeout auto, unless --max-timeout says otherwise (the former fixed default). */
+export const MAX_TIMEOUT_MS = 1000;
 import { requirePrivileges } from '../privileges';
 
 export interface SweepJobOptions extends SpaceSpec {
   rate: number;
   retries: number;
-  timeout: number;
+  /** The wait after each pass's last SYN, ms, or `auto`: from the RTTs measured, up to maxTimeout. */
+  timeout: number | 'auto';
+  maxTimeout?: number;
   interface?: string;
   sourceIp?: string[];
   sourcePorts: { lo: number; hi: number };
@@ -115,6 +121,7 @@ export class SweepJob {
       shard: shard ? { index: shard.index - 1, count: shard.count } : null,
       fingerprint: sweep.fingerprint, probes: this.whole.size,
       output: { path: outPath, format: opts.format }, start: saved ? new Date(saved.start) : new Date(),
+      addresses: sweep.addresses, excludedByDefault: sweep.excludedByDefault, defaultExcludes: opts.defaultExcludes !== false,
     }, saved);
     this.checkpointPath = resume ? path.resolve(resume.file) : opts.checkpoint ? path.resolve(opts.checkpoint) : null;
     this.metadataPath = opts.metadataFile ? path.resolve(opts.metadataFile) : null;
@@ -245,7 +252,7 @@ export class SweepJob {
     const samples = [...space.ranges.map((r) => r.lo), ...space.pairs.map((p) => p.addr)];
     const engineOpts: EngineOptions = {
       interface: opts.interface, ...sources, sportLo: opts.sourcePorts.lo, sportHi: opts.sourcePorts.hi,
-      rate: opts.rate, retries: opts.retries, timeoutMs: opts.timeout, senders: opts.senders,
+      rate: opts.rate, retries: opts.retries, ...this.timeoutOptions(), senders: opts.senders,
       sendPath: opts.sendPath, xdpMode: opts.xdpMode, hook: opts.hook, rst: opts.rst, warn,
     };
     const e = this.engine = Engine.open(samples, this.source.size, engineOpts);
@@ -255,6 +262,19 @@ export class SweepJob {
     // A resumed output that is still empty (stopped before its first row) gets its header too.
     if (this.out!.bytes === 0) this.out!.write(this.writer.header());
     this.rows = new OrderedRows(this.out!, { position: this.start, counts: this.startCounts }, this.checkpointPath !== null);
+  }
+
+  /** The engine's timeout options, and the run record's plan of them. */
+  private timeoutOptions(): Pick<EngineOptions, 'timeoutMs' | 'autoTimeout'> {
+    const { timeout, maxTimeout } = this.opts;
+    if (timeout !== 'auto') {
+      this.state.timeout = { mode: 'fixed', ms: timeout };
+      return { timeoutMs: timeout, autoTimeout: null };
+    }
+    const ceiling = maxTimeout ?? MAX_TIMEOUT_MS;
+    const a = AUTO_DEFAULTS;
+    this.state.timeout = { mode: 'auto', ms: ceiling, floor_ms: Math.min(a.floorMs, ceiling), ceiling_ms: ceiling, quantile: a.quantile, factor: a.factor, samples: 0, rtt_quantile_ms: null };
+    return { timeoutMs: ceiling, autoTimeout: a };
   }
 
   /**
@@ -348,6 +368,7 @@ export class SweepJob {
       }
       const s = stats!;
       this.state.setRun({ sent: s.sent, retried: s.retried, duplicates: s.duplicates, invalid: s.invalid });
+      if (this.state.timeout) this.state.timeout = { ...this.state.timeout, ms: s.timeout.ms, ...(s.timeout.mode === 'auto' ? { samples: s.timeout.samples, rtt_quantile_ms: s.timeout.rttQuantileMs } : {}) };
       const why = this.stopReason as StopReason | null;
       if (why?.kind === 'epipe') {
         // Like a filter killed by SIGPIPE: nothing more on stdout, nothing on stderr.
@@ -396,7 +417,9 @@ export class SweepJob {
       process.stderr.write(`halfopen: cannot write --metadata-file ${this.metadataPath}: ${describeErrno(err)}\n`);
       code = 1;
     }
-    process.stderr.write(`${formatSummaryLine(summary)}${why ? ' (interrupted)' : ''}\n`);
+    const excluded = this.sweep.excludedByDefault;
+    const note = excluded > 0n ? `; ${excluded} probes excluded by the default exclusions` : '';
+    process.stderr.write(`${formatSummaryLine(summary)}${note}${why ? ' (interrupted)' : ''}\n`);
     this.warnAfter(s);
     if (why?.kind === 'signal') return why.signal === 'SIGINT' ? EXIT_SIGINT : EXIT_SIGTERM;
     return code;
@@ -410,8 +433,26 @@ export class SweepJob {
     if (s.sendErrors.length) warn(`${s.failed} SYNs could not be sent (${s.sendErrors.join(', ')})`);
   }
 
-  /** --dry-run: the probes in send order, one "ADDRESS PORT" line each; nothing is sent. Returns the exit code. */
+  /** What the sweep would do, in lines for stderr: probes, addresses, exclusions, waits. */
+  plan(): string[] {
+    const { space } = this.sweep, { id } = this.state, o = this.opts;
+    const P = space.ports.length;
+    const size = `${space.size} probes: ${space.addressCount} addresses × ${P} port${P === 1 ? '' : 's'}${space.pairs.length ? ` + ${space.pairs.length} address:port pairs` : ''}`;
+    const shard = id.shard ? `; shard ${id.shard.index} of ${id.shard.count}: ${this.whole.size} probes` : '';
+    const lines = [`plan: ${size} (${id.addresses} addresses in all, after excludes)${shard}`];
+    if (o.defaultExcludes === false) lines.push('default exclusions: off (--no-default-excludes)');
+    else {
+      const rows = this.sweep.excludedRows.map((r) => `${r.row.cidr} ${r.addresses} addresses`).join(', ');
+      lines.push(`${this.sweep.excludedByDefault} probes excluded by the default exclusions${rows ? ` (${rows})` : ''}`);
+    }
+    const t = o.timeout === 'auto' ? `auto, ${Math.min(AUTO_DEFAULTS.floorMs, o.maxTimeout ?? MAX_TIMEOUT_MS)}-${o.maxTimeout ?? MAX_TIMEOUT_MS} ms from the RTTs measured` : `${o.timeout} ms`;
+    lines.push(`wait after each pass's last SYN: ${t}; ${o.retries} retr${o.retries === 1 ? 'y' : 'ies'}; nothing is sent (--dry-run)`);
+    return lines;
+  }
+
+  /** --dry-run: the plan on stderr, the probes in send order on stdout ("ADDRESS PORT" per line); nothing is sent. Returns the exit code. */
   async dryRun(): Promise<number> {
+    process.stderr.write(this.plan().map((l) => `halfopen: ${l}\n`).join(''));
     let failed: unknown = null;
     const outPath = this.state.id.output.path, source = this.whole;
     const out: OutputSink = outPath

@@ -7,8 +7,9 @@ import { HalfopenError, usageError } from '../errors';
 import type { ProbeSource } from '../engine/sweep-run';
 import { parsePorts } from '../targets/ports';
 import { parseTargetSpec, readTargetFile, resolveHosts, parseExcludeList, readExcludeFile } from '../targets/target-set';
-import { ProbeSpace } from '../targets/probe-space';
-import type { AddrRange } from '../targets/ranges';
+import { ProbeSpace, planSpace, SpacePlan } from '../targets/probe-space';
+import { AddrRange, findRange } from '../targets/ranges';
+import { DEFAULT_EXCLUDE_RANGES, SpecialRange, describeSpecial, overlaps, whollyExcluded } from '../targets/special-ranges';
 import { Permutation, shardSlice, Shard } from '../targets/permutation';
 import { spaceFingerprint } from './run-record';
 
@@ -19,7 +20,14 @@ export interface SpaceSpec {
   inputList?: string;
   exclude?: string[];
   excludeFile?: string[];
+  /** Leave out the special-purpose blocks (targets/special-ranges.ts); false with --no-default-excludes. */
+  defaultExcludes?: boolean;
+  /** Sweep more than LARGE_SWEEP addresses (--allow-large). */
+  allowLarge?: boolean;
 }
+
+/** More addresses than this (after excludes) and a sweep refuses to start without --allow-large. */
+export const LARGE_SWEEP = 2 ** 24;
 
 /** A space built from a SpaceSpec, with what its run record and checkpoint say of it. */
 export interface SweepSpace {
@@ -27,9 +35,19 @@ export interface SweepSpace {
   /** The user's excludes as given (the fingerprint covers them). */
   excludes: AddrRange[];
   fingerprint: string;
+  /** Addresses probed (range addresses and the distinct addresses of pairs), after every exclude. */
+  addresses: bigint;
+  /** Probes the default exclusions took out (after the user's excludes), and the rows that did it. */
+  excludedByDefault: bigint;
+  excludedRows: { row: SpecialRange; addresses: bigint }[];
 }
 
-/** Builds the probe space of a sweep: reads -iL and exclude files, resolves host names. */
+/**
+ * Builds the probe space of a sweep: reads -iL and exclude files, resolves
+ * host names, leaves out the default exclusions and applies the size guard.
+ * A target wholly inside the default exclusions, or a sweep left with
+ * nothing, or one too large without allowLarge, is a one-line usage error.
+ */
 export async function buildSpace(spec: SpaceSpec): Promise<SweepSpace> {
   const specs = [...spec.targets];
   if (spec.inputList) specs.push(...readTargetFile(spec.inputList));
@@ -37,13 +55,50 @@ export async function buildSpace(spec: SpaceSpec): Promise<SweepSpace> {
   const parsed = specs.map(parseTargetSpec);
   const needsPorts = parsed.some((p) => p.kind === 'range' || (p.kind === 'host' && p.port === undefined));
   if (needsPorts && !spec.ports) throw usageError('no ports: give -p PORTS (e.g. -p 80,443) or host:port targets');
+  const defaults = spec.defaultExcludes !== false;
+  if (defaults) {
+    parsed.forEach((p, i) => {
+      const r = p.kind === 'range' ? p.range : p.kind === 'pair' ? { lo: p.addr, hi: p.addr } : null;
+      if (r && whollyExcluded(r)) throw usageError(`target "${specs[i]}" is inside the default exclusions, ${describeSpecial(r.lo)}: give --no-default-excludes to probe it`);
+    });
+  }
   const ports = spec.ports ? parsePorts(spec.ports) : [];
   const { ranges, pairs } = await resolveHosts(parsed);
   const excludes: AddrRange[] = [];
   for (const e of spec.exclude ?? []) excludes.push(...parseExcludeList(e));
   for (const f of spec.excludeFile ?? []) excludes.push(...readExcludeFile(f));
-  const space = new ProbeSpace({ ranges, ports, pairs, excludes });
-  return { space, excludes, fingerprint: sweepFingerprint(space, excludes) };
+  const input = { ranges, ports, pairs, excludes };
+  const asked = planSpace(input);
+  const all = defaults ? [...excludes, ...DEFAULT_EXCLUDE_RANGES] : excludes;
+  const kept = defaults ? planSpace({ ...input, excludes: all }) : asked;
+  const excludedByDefault = asked.total - kept.total;
+  if (kept.total === 0n && excludedByDefault > 0n)
+    throw usageError(`no targets left: the default exclusions took all ${excludedByDefault} probes (${describeSpecial(asked.ranges[0]?.lo ?? asked.pairs[0].addr)}): give --no-default-excludes to probe them`);
+  const addresses = addressCount(kept);
+  if (addresses > BigInt(LARGE_SWEEP) && !spec.allowLarge)
+    throw usageError(`the sweep covers ${addresses} addresses, more than 2^24 (${LARGE_SWEEP}): check the targets, or give --allow-large to sweep that many`);
+  const space = new ProbeSpace({ ranges, ports, pairs, excludes: all });
+  return {
+    space, excludes, fingerprint: sweepFingerprint(space, excludes), addresses, excludedByDefault,
+    excludedRows: defaults ? excludedRows(asked) : [],
+  };
+}
+
+/** Range addresses plus the distinct addresses of pairs the ranges do not hold. */
+function addressCount(plan: SpacePlan): bigint {
+  const extra = new Set<bigint>();
+  for (const p of plan.pairs) if (findRange(plan.ranges, p.addr) < 0) extra.add(p.addr);
+  return plan.addresses + BigInt(extra.size);
+}
+
+/** Per row of the default exclusions, the addresses of `plan` (before them) it took out. */
+function excludedRows(plan: SpacePlan): { row: SpecialRange; addresses: bigint }[] {
+  const by = new Map<SpecialRange, bigint>();
+  const add = (o: { row: SpecialRange; addresses: bigint }) => by.set(o.row, (by.get(o.row) ?? 0n) + o.addresses);
+  for (const r of plan.ranges) overlaps(r).forEach(add);
+  const seen = new Set<bigint>();
+  for (const p of plan.pairs) if (!seen.has(p.addr)) { seen.add(p.addr); overlaps({ lo: p.addr, hi: p.addr }).forEach(add); }
+  return [...by].map(([row, addresses]) => ({ row, addresses }));
 }
 
 /**
@@ -83,7 +138,7 @@ export function fromPosition(whole: ProbeSource, start: number): ProbeSource {
  * them to tell a flag's value from a target; test/unit/sweep-space.test.ts
  * checks this list against the command's definition.
  */
-export const SWEEP_BOOLEAN_FLAGS: readonly string[] = ['--open', '--progress', '--no-progress', '--dry-run'];
+export const SWEEP_BOOLEAN_FLAGS: readonly string[] = ['--open', '--progress', '--no-progress', '--dry-run', '--no-default-excludes', '--allow-large'];
 
 /**
  * The SpaceSpec of a recorded `sweep …` command line (a run record's or a
@@ -104,6 +159,8 @@ export function specOfCommand(command: readonly string[]): SpaceSpec {
     const long = a.startsWith('--');
     // -pVALUE, --flag=VALUE, or the value in the next argument.
     const flag = long ? (eq > 0 ? a.slice(0, eq) : a) : a.slice(0, 2);
+    if (flag === '--no-default-excludes') spec.defaultExcludes = false;
+    if (flag === '--allow-large') spec.allowLarge = true;
     if (SWEEP_BOOLEAN_FLAGS.includes(flag)) continue;
     let value: string | undefined = long ? (eq > 0 ? a.slice(eq + 1) : undefined) : a.length > 2 ? a.slice(2) : undefined;
     if (value === undefined) {

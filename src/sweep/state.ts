@@ -5,7 +5,7 @@
 import type { OutputFormat } from '../output/create-writer';
 import type { StateCounts, Watermark } from '../output/ordered-rows';
 import type { Checkpoint } from './checkpoint';
-import type { RunRecord } from './run-record';
+import type { RunRecord, TimeoutRecord } from './run-record';
 
 /** Packet counters, summed over a sweep's runs (a resumed sweep starts from its checkpoint's). */
 export interface SweepCounters { sent: number; retried: number; duplicates: number; invalid: number }
@@ -23,6 +23,10 @@ export interface SweepIdentity {
   probes: number;
   output: { path: string | null; format: OutputFormat };
   start: Date;
+  /** Addresses of the whole sweep after excludes, and the probes the default exclusions left out. */
+  addresses: bigint;
+  excludedByDefault: bigint;
+  defaultExcludes: boolean;
 }
 
 export class SweepState {
@@ -32,6 +36,10 @@ export class SweepState {
   /** The engine the run went through; 'none' until it is open. */
   xdpMode = 'none';
   sendPath = 'none';
+  /** The wait after each pass, as planned and then as chosen by the run. */
+  timeout: TimeoutRecord | null = null;
+  /** Source addresses, when given (--source-ip). */
+  sources: string[] = [];
 
   constructor(readonly id: SweepIdentity, resumed?: Checkpoint) {
     this.before = { sent: resumed?.sent ?? 0, retried: resumed?.retried ?? 0, duplicates: resumed?.duplicates ?? 0, invalid: resumed?.invalid ?? 0 };
@@ -67,6 +75,9 @@ export class SweepState {
       start: id.start.toISOString(), end: end.toISOString(), probes: id.probes,
       sent: t.sent, retried: t.retried, counts, invalid: t.invalid, duplicates: t.duplicates,
       xdp_mode: this.xdpMode, send_path: this.sendPath, complete,
+      addresses: Number(id.addresses), excluded_by_default: Number(id.excludedByDefault), default_excludes: id.defaultExcludes,
+      ...(this.timeout ? { timeout: this.timeout } : {}),
+      ...(this.sources.length ? { sources: this.sources } : {}),
     };
   }
 }
