@@ -36,7 +36,7 @@ export const DEFAULT_EXCLUSIONS: readonly SpecialRange[] = [
   row('0.0.0.0/8', '"this network": a source before configuration, not a destination', `${V4_REGISTRY}, RFC 791 §3.2, RFC 1122 §3.2.1.3`),
   row('127.0.0.0/8', 'loopback: the prober itself', `${V4_REGISTRY}, RFC 1122 §3.2.1.3`),
   row('169.254.0.0/16', 'link-local: not routed, neighbours of the prober only', `${V4_REGISTRY}, RFC 3927`),
-  row('224.0.0.0/4', 'multicast groups, not hosts (TCP does not run to them)', 'IANA IPv4 Multicast Address Space Registry, RFC 5771'),
+  row('224.0.0.0/4', 'multicast groups, not hosts: TCP does not run to them', 'IANA IPv4 Multicast Address Space Registry, RFC 5771'),
   row('240.0.0.0/4', 'reserved for future use, with 255.255.255.255 the limited broadcast', `${V4_REGISTRY}, RFC 1112 §4, RFC 919, RFC 8190`),
   row('fe80::/10', 'link-local unicast: not routed, neighbours of the prober only', `${V6_REGISTRY}, RFC 4291 §2.5.6`),
   row('ff00::/8', 'multicast groups, not hosts', 'IANA IPv6 Multicast Address Space Registry, RFC 4291 §2.7'),
