@@ -45,7 +45,7 @@ export function registerSweep(program: Command, version: string, resume?: Resume
     .option('--no-default-excludes', 'also probe loopback, link-local, multicast and reserved blocks (left out by default, see docs/sweep.md)')
     .option('--allow-large', 'sweep more than 2^24 addresses (refused without it)')
     .option('--interface <if>', 'send and listen on this interface (default: from the route)')
-    .option('--source-ip <ip>', 'source address (once per family; default: from the route)', collect)
+    .option('--source-ip <ip>', 'source addresses: an address, a list, a range a-b or a CIDR, per family (repeatable); with several, the probe at place P of the order leaves from address P mod K of its family (default: from the route)', collect)
     .addOption(new Option('--source-ports <lo-hi>', 'source-port range of the probes (kept free of local sockets)').argParser(portRangeOption('--source-ports')).default({ lo: 61000, hi: 61999 }, '61000-61999'))
     .option('--seed <n>', 'seed of the probe order (default: random)')
     .option('--shard <i/n>', 'probe only shard I of N (1-based) of the same order (needs the same --seed everywhere)')

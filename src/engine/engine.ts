@@ -27,6 +27,12 @@ export interface EngineOptions {
   /** Source addresses (else: the route's preferred source). */
   sourceIp4?: string;
   sourceIp6?: string;
+  /**
+   * Several sources per family (a sweep's --source-ip list): probes go out in
+   * send groups, group g from sources4[g mod K4] and sources6[g mod K6], on raw
+   * sockets; a family without a list uses the route's source.
+   */
+  sourceGroups?: { v4: string[]; v6: string[]; count: number };
   sportLo?: number;
   sportHi?: number;
   /** Packets per second over all senders; 0 = unpaced. */
@@ -246,11 +252,27 @@ export class Engine {
   async run(source: ProbeSource, onResult: (r: ProbeResult, seq: number) => void, hooks: RunHooks = {}): Promise<RunStats> {
     if (this.closed) throw new HalfopenError('E_INTERNAL', 'engine is closed');
     const { rate, retries, timeoutMs, sportLo, sportHi, autoTimeout } = this.opts;
+    const multi = this.sweepGroups();
     return new SweepRun({
-      prog: this.prog, table: this.table, pool: this.pool, senders: this.senders, senderInit: this.senderInit,
+      prog: this.prog, table: this.table, pool: this.pool, senders: this.senders, senderInit: multi ? { ...this.senderInit, ...multi.init } : this.senderInit,
+      groupOf: multi?.init.groupOf ?? null, groups: multi?.count ?? 0,
       rate, retries, timeoutMs, autoTimeout: autoTimeout ? { ...autoTimeout, ceilingMs: timeoutMs } : null, sportLo, sportHi, runId: ++runCounter,
       rxPackets: this.hook === 'tc' ? () => rxPackets(this.interface) : null,
     }, source, onResult, hooks).run();
+  }
+
+  /** A sweep's send groups, one per source combination (EngineOptions.sourceGroups), or null. */
+  private sweepGroups(): { init: { groups: SendGroup[]; groupOf: Uint16Array }; count: number } | null {
+    const sg = this.opts.sourceGroups;
+    if (!sg) return null;
+    const mark = this.opts.mark ?? 0;
+    const r4 = this.routes.v4?.src, r6 = this.routes.v6?.src;
+    const groups: SendGroup[] = [];
+    for (let g = 0; g < sg.count; g++) {
+      const s4 = sg.v4.length ? sg.v4[g % sg.v4.length] : r4, s6 = sg.v6.length ? sg.v6[g % sg.v6.length] : r6;
+      groups.push({ mark, src4: s4 ? sourceBytes(s4) : undefined, src6: s6 ? sourceBytes(s6) : undefined });
+    }
+    return { init: { groups, groupOf: new Uint16Array(new SharedArrayBuffer(this.table.capacity * 2)) }, count: sg.count };
   }
 
   // ── Health-check use (src/daemon/monitor.ts): slots programmed one by one,
@@ -422,8 +444,8 @@ export function unseenRepliesWarning(engine: Engine, stats: RunStats): string | 
 }
 
 /** Throws E_INTERFACE for a source address that is not this host's. */
-export function checkSourceAddresses(opts: Pick<EngineOptions, 'sourceIp4' | 'sourceIp6'>): void {
-  for (const src of [opts.sourceIp4, opts.sourceIp6])
+export function checkSourceAddresses(opts: Pick<EngineOptions, 'sourceIp4' | 'sourceIp6' | 'sourceGroups'>): void {
+  for (const src of [opts.sourceIp4, opts.sourceIp6, ...(opts.sourceGroups?.v4 ?? []), ...(opts.sourceGroups?.v6 ?? [])])
     if (src !== undefined && !isLocalAddress(src))
       throw new HalfopenError('E_INTERFACE', `--source-ip ${src} is not an address of this host: give one that \`ip addr\` lists, or leave it out to use the route's`);
 }

@@ -19,6 +19,8 @@ export interface ProbeSource {
   at(i: number): { addr: bigint; port: number };
   /** Writes entry i to the probe table's `slot` with source port `sport` (see ProbeSpace.writeTo). */
   writeTo(table: ProbeSink, slot: number, i: number, sport: number): void;
+  /** Entry i's position in the whole keyed order (the same in every shard and resumed run): picks its source address. */
+  position?(i: number): number;
 }
 
 export interface Progress { total: number; sent: number; answered: number; elapsedS: number }
@@ -79,6 +81,12 @@ export interface RunResources {
   sportLo: number;
   sportHi: number;
   runId: number;
+  /**
+   * Several source addresses: slot → send group (1..groups), shared with the
+   * sender threads; entry i goes out in group 1 + position(i) mod groups.
+   */
+  groupOf: Uint16Array | null;
+  groups: number;
   /** The interface's received-packet count, where unseen replies are measured (tc), else null. */
   rxPackets: (() => number | null) | null;
 }
@@ -230,6 +238,8 @@ export class SweepRun {
         const n = Math.min(piece, count - done);
         const first = this.next + done;
         for (let i = 0; i < n; i++) this.source.writeTo(table, c.slot + done + i, first + i, this.res.sportLo + ((first + i) % this.ports));
+        const { groupOf, groups } = this.res, position = this.source.position;
+        if (groupOf && position) for (let i = 0; i < n; i++) groupOf[c.slot + done + i] = 1 + (position(first + i) % groups);
         done += n;
         if (done === count) this.next += count;
         this.submit(c, c.slot + done - n, c.slot + done);

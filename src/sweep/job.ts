@@ -7,7 +7,8 @@ import path from 'node:path';
 import { HalfopenError, usageError } from '../errors';
 import { Engine, EngineOptions, ProbeSource, RunStats, checkSourceAddresses, unseenRepliesWarning } from '../engine/engine';
 import type { Progress } from '../engine/sweep-run';
-import { formatAddress, mustParseAddress, isV4 } from '../targets/address';
+import { formatAddress } from '../targets/address';
+import { groupCount, isMultiSource, parseSourceList } from './sources';
 import { chooseShard, Shard } from '../targets/permutation';
 import { createWriter, OutputFormat } from '../output/create-writer';
 import type { ResultWriter } from '../output/writer';
@@ -155,13 +156,17 @@ export class SweepJob {
     return true;
   }
 
-  /** The source addresses asked for, one per family. */
-  private sources(): { sourceIp4?: string; sourceIp6?: string } {
-    const s: { sourceIp4?: string; sourceIp6?: string } = {};
-    for (const text of this.opts.sourceIp ?? []) {
-      if (isV4(mustParseAddress(text, '--source-ip'))) s.sourceIp4 = text; else s.sourceIp6 = text;
-    }
-    return s;
+  /**
+   * The source addresses asked for: one per family as the engine's own, or
+   * with several in a family, send groups (sources.ts) on raw sockets.
+   */
+  private sources(): Pick<EngineOptions, 'sourceIp4' | 'sourceIp6' | 'sourceGroups' | 'sendPath'> {
+    const list = parseSourceList(this.opts.sourceIp ?? []);
+    this.state.sources = [...list.v4, ...list.v6];
+    const s: Pick<EngineOptions, 'sourceIp4' | 'sourceIp6' | 'sourceGroups' | 'sendPath'> = { sourceIp4: list.v4[0], sourceIp6: list.v6[0], sendPath: this.opts.sendPath };
+    if (!isMultiSource(list)) return s;
+    if (this.opts.sendPath === 'packet') throw usageError('--send-path packet sends from one source address: several --source-ip addresses go out on raw sockets (--send-path raw or auto)');
+    return { ...s, sourceGroups: { ...list, count: groupCount(list) }, sendPath: 'raw' };
   }
 
   /**
@@ -247,13 +252,13 @@ export class SweepJob {
     }
   }
 
-  private openEngine(sources: { sourceIp4?: string; sourceIp6?: string }): void {
+  private openEngine(sources: Pick<EngineOptions, 'sourceIp4' | 'sourceIp6' | 'sourceGroups' | 'sendPath'>): void {
     const { opts } = this, { space } = this.sweep;
     const samples = [...space.ranges.map((r) => r.lo), ...space.pairs.map((p) => p.addr)];
     const engineOpts: EngineOptions = {
       interface: opts.interface, ...sources, sportLo: opts.sourcePorts.lo, sportHi: opts.sourcePorts.hi,
       rate: opts.rate, retries: opts.retries, ...this.timeoutOptions(), senders: opts.senders,
-      sendPath: opts.sendPath, xdpMode: opts.xdpMode, hook: opts.hook, rst: opts.rst, warn,
+      xdpMode: opts.xdpMode, hook: opts.hook, rst: opts.rst, warn,
     };
     const e = this.engine = Engine.open(samples, this.source.size, engineOpts);
     this.state.xdpMode = e.xdpMode ?? 'tc';
@@ -446,6 +451,8 @@ export class SweepJob {
       lines.push(`${this.sweep.excludedByDefault} probes excluded by the default exclusions${rows ? ` (${rows})` : ''}`);
     }
     const t = o.timeout === 'auto' ? `auto, ${Math.min(AUTO_DEFAULTS.floorMs, o.maxTimeout ?? MAX_TIMEOUT_MS)}-${o.maxTimeout ?? MAX_TIMEOUT_MS} ms from the RTTs measured` : `${o.timeout} ms`;
+    const src = parseSourceList(o.sourceIp ?? []);
+    if (isMultiSource(src)) lines.push(`sources: ${[...src.v4, ...src.v6].join(', ')}: the probe at place P of the order leaves from its family's address P mod ${[src.v4.length, src.v6.length].filter(Boolean).join(' or ')}`);
     lines.push(`wait after each pass's last SYN: ${t}; ${o.retries} retr${o.retries === 1 ? 'y' : 'ies'}; nothing is sent (--dry-run)`);
     return lines;
   }

@@ -120,6 +120,7 @@ export function orderedSource(space: ProbeSpace, seed: bigint, shard?: Shard): P
     size: slice.count,
     at: (i) => space.at(perm.at(first + i * step)),
     writeTo: (table, slot, i, sport) => space.writeTo(table, slot, perm.at(first + i * step), sport),
+    position: (i) => first + i * step,
   };
 }
 
@@ -130,6 +131,7 @@ export function fromPosition(whole: ProbeSource, start: number): ProbeSource {
     size: whole.size - start,
     at: (i) => whole.at(start + i),
     writeTo: (table, slot, i, sport) => whole.writeTo(table, slot, start + i, sport),
+    position: whole.position ? (i) => whole.position!(start + i) : undefined,
   };
 }
 
