@@ -191,16 +191,7 @@ export class Engine {
       // that drops conntrack-INVALID packets lets the SYN+ACK reach the
       // kernel that resets it. AF_PACKET SYNs bypass conntrack, and only the
       // XDP RST gets past such a firewall.
-      let sendPath: 'raw' | 'packet' = opts.sendPath === 'packet' ? 'packet' : 'raw';
-      let mac4: string | null = null, mac6: string | null = null;
-      if (opts.sendPath !== 'raw' && route.mac && (opts.sendPath === 'packet' || this.hook === 'xdp')) {
-        mac4 = r4 ? neighbourMac(r4) : null;
-        mac6 = r6 ? neighbourMac(r6) : null;
-        const complete = (!r4 || mac4) && (!r6 || mac6);
-        if (complete) sendPath = 'packet';
-        else if (opts.sendPath === 'packet')
-          throw new HalfopenError('E_INTERFACE', `AF_PACKET needs the next hop's MAC in the neighbour table (ip neigh show dev ${route.dev})`);
-      }
+      const { sendPath, mac4, mac6 } = choosePath(opts.sendPath, this.hook, r4, r6);
       this.sendPath = sendPath;
 
       const rst = this.xdpMode === null ? C.HO_RST_KERNEL : rstModeFor(opts.rst, this.xdpMode, sendPath);
@@ -463,6 +454,22 @@ function lookUpRoutes(samples: bigint[], opts: EngineOptions): { v4?: Route; v6?
   if (r4 && r6 && r4.dev !== r6.dev)
     throw new HalfopenError('E_INTERFACE', `IPv4 targets route via ${r4.dev} and IPv6 via ${r6.dev}: pass --interface`);
   return routes;
+}
+
+/**
+ * The send path and, for AF_PACKET, the next hops' MACs: `packet` when asked,
+ * or for `auto` at the XDP hook when every family's next hop is in the
+ * neighbour table; else `raw`.
+ */
+function choosePath(wanted: EngineOptions['sendPath'], hook: 'xdp' | 'tc', r4?: Route, r6?: Route): { sendPath: 'raw' | 'packet'; mac4: string | null; mac6: string | null } {
+  const route = (r4 ?? r6)!;
+  let mac4: string | null = null, mac6: string | null = null;
+  if (wanted === 'raw' || !route.mac || (wanted !== 'packet' && hook !== 'xdp')) return { sendPath: wanted === 'packet' ? 'packet' : 'raw', mac4, mac6 };
+  mac4 = r4 ? neighbourMac(r4) : null;
+  mac6 = r6 ? neighbourMac(r6) : null;
+  if ((!r4 || mac4) && (!r6 || mac6)) return { sendPath: 'packet', mac4, mac6 };
+  if (wanted === 'packet') throw new HalfopenError('E_INTERFACE', `AF_PACKET needs the next hop's MAC in the neighbour table (ip neigh show dev ${route.dev})`);
+  return { sendPath: 'raw', mac4, mac6 };
 }
 
 /** Source address bytes for the sender's IP headers: 4 for IPv4, 16 for IPv6. */
