@@ -10,8 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Fleet, FleetSpec, PROBER_V4 } from '../../src/fleet/fleet';
-import { formatAddress } from '../../src/targets/address';
+import { Fleet, FleetSpec, PROBER_V4, PROBER_V6 } from '../../src/fleet/fleet';
+import { formatAddress, isV4 } from '../../src/targets/address';
 import { buildSpace, orderedSource } from '../../src/sweep/space';
 import { lab20x2, assertExact } from '../helpers/lab';
 import { netnsSkipReason } from '../helpers/privileges';
@@ -19,19 +19,22 @@ import { ROOT, runCli, startCli, collect, parseNdjson } from '../helpers/cli';
 import { waitFor } from '../helpers/serve';
 
 const skip = netnsSkipReason();
-const SPEC: FleetSpec = { ...lab20x2('sources'), v6: undefined, drop: ['198.18.4.0/24'], reject: ['198.18.5.0/24'] };
+const SPEC: FleetSpec = { ...lab20x2('sources'), drop: ['198.18.4.0/24'], reject: ['198.18.5.0/24'] };
 const SOURCES = ['198.19.253.1', '198.19.253.2', '198.19.253.3', '198.19.253.4'];
 const SEED = '11';
 const TARGET = '198.18.0.0/20';
 
-/** "ip port" → the source the probe must leave from: SOURCES[position mod 4] in the seed's order. */
-async function expectedSources(): Promise<Map<string, string>> {
-  const { space } = await buildSpace({ targets: [TARGET], ports: '80' });
+const SOURCES6 = ['2001:2:0:fffe::1', '2001:2:0:fffe::2'];
+
+/** "ip port" → the source the probe must leave from: its family's list at position mod K in the seed's order. */
+async function expectedSources(targets = [TARGET], v6: string[] = []): Promise<Map<string, string>> {
+  const { space } = await buildSpace({ targets, ports: '80' });
   const order = orderedSource(space, BigInt(SEED));
   const m = new Map<string, string>();
   for (let p = 0; p < order.size; p++) {
     const probe = order.at(p);
-    m.set(`${formatAddress(probe.addr)} ${probe.port}`, SOURCES[p % SOURCES.length]);
+    const list = isV4(probe.addr) ? SOURCES : v6;
+    m.set(`${formatAddress(probe.addr)} ${probe.port}`, list[p % list.length]);
   }
   return m;
 }
@@ -79,6 +82,8 @@ describe('sweep from several source addresses', { skip }, () => {
     fleet = await Fleet.create(SPEC);
     for (const a of SOURCES) fleet.exec('prober', 'ip', ['addr', 'add', `${a}/32`, 'dev', fleet.proberIf]);
     fleet.exec('fleet', 'ip', ['route', 'add', '198.19.253.0/29', 'via', PROBER_V4, 'dev', fleet.fleetIf]);
+    for (const a of SOURCES6) fleet.exec('prober', 'ip', ['addr', 'add', `${a}/128`, 'dev', fleet.proberIf, 'nodad']);
+    fleet.exec('fleet', 'ip', ['-6', 'route', 'add', '2001:2:0:fffe::/64', 'via', PROBER_V6, 'dev', fleet.fleetIf]);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-sources-'));
     want = await expectedSources();
   });
@@ -134,6 +139,21 @@ describe('sweep from several source addresses', { skip }, () => {
     assertExact(fleet, { code: 0, signal: null, stdout: fs.readFileSync(out, 'utf8'), stderr: '' }, 4096);
     assert.equal(assertSources(syns, want), 4096);
     assert.ok(parseNdjson(fs.readFileSync(out, 'utf8')).length === 4096);
+  });
+
+  test('IPv4 and IPv6 lists at once (4 and 2 addresses): each family from its own list, verdicts exact', async () => {
+    const targets = ['198.18.0.0/22', '2001:2::/120'];
+    const want46 = await expectedSources(targets, SOURCES6);
+    const stop = await capture(fleet, path.join(dir, 'dual.syn'));
+    const meta = path.join(dir, 'dual.json');
+    const r = await runCli(['sweep', ...targets, '-p', '80', '--seed', SEED, '--source-ip', '198.19.253.1-198.19.253.4', '--source-ip', '2001:2:0:fffe::1-2001:2:0:fffe::2',
+      '--format', 'ndjson', '--no-progress', '--rate', '20000', '--metadata-file', meta], fleet, 120_000);
+    const syns = await stop();
+    assertExact(fleet, r, 1024 + 256);
+    assert.equal(assertSources(syns, want46), 1024 + 256);
+    const v6from = new Set(syns.filter((l) => l.includes(':')).map((l) => l.split(' ')[0]));
+    assert.deepEqual([...v6from].sort(), SOURCES6);
+    assert.deepEqual(JSON.parse(fs.readFileSync(meta, 'utf8')).sources, [...SOURCES, ...SOURCES6]);
   });
 
   test('--send-path packet with several sources is one line, exit 2', async () => {
