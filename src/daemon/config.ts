@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import yaml from 'js-yaml';
 import { HalfopenError } from '../errors';
-import { isV4, parseAddress } from '../targets/address';
+import { hostPort, isV4, parseAddress } from '../targets/address';
 import { isPort, parsePortNumber, parsePortRange } from '../targets/ports';
 
 export interface BackendConfig {
@@ -235,7 +235,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     // the first only: almost always a copy-paste slip, so it takes an opt-in.
     const target = `${parseAddress(out.host.replace(/^\[(.*)\]$/, '$1'))?.toString() ?? out.host.toLowerCase()}:${port}`;
     const first = targets.get(target);
-    if (first !== undefined && root.allow_duplicates !== true) c.fail(`${p}`, `a host:port not already checked by backend "${first}" (or allow_duplicates: true)`, `${out.host}:${port}`);
+    if (first !== undefined && root.allow_duplicates !== true) c.fail(`${p}`, `a host:port not already checked by backend "${first}" (or allow_duplicates: true)`, hostPort(out.host, port));
     if (first === undefined) targets.set(target, name);
     return out;
   });

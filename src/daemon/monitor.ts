@@ -335,14 +335,18 @@ export class Monitor extends EventEmitter {
     }
   }
 
+  private stopped = false;
+
   start(): void {
     if (this.timer) return;
+    this.stopped = false;
     this.timer = setInterval(() => this.tick(), this.tickMs);
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.stopped = true;
   }
 
   /**
@@ -426,7 +430,8 @@ export class Monitor extends EventEmitter {
       this.checksSent += due.length;
       this.slots.sendSlots(Uint32Array.from(due)).then(
         () => { this.sendingSince = 0; },
-        (err) => { this.sendingSince = 0; this.emit('error', err); },
+        // After stop() the sender threads are being torn down: a batch they drop then is no error.
+        (err) => { this.sendingSince = 0; if (!this.stopped) this.emit('error', err); },
       );
     }
   }
