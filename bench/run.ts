@@ -14,6 +14,7 @@ import { BenchContext, ROOT, Scenario } from './lib';
 import { sweep65k, sweep1m, sweep16m } from './sweep';
 import { sendPathScenario } from './send-path';
 import { sweepOutputScenario } from './sweep-output';
+import { sweepTimeoutScenario } from './sweep-timeout';
 import { checkScenario } from './check';
 import { soakScenario } from './soak';
 import { farmguardianScenario } from './farmguardian';
@@ -48,6 +49,7 @@ const SCENARIOS: Entry[] = [
     load: () => sweep16m, fullOnly: true, ifTimeAllows: true,
   },
   { id: 'sweep-output', about: 'output delivered whole: 1,048,576 probes with -o, -o --checkpoint, and | cat > FILE (quick: 65,536)', load: () => sweepOutputScenario },
+  { id: 'sweep-timeout', about: 'time to a complete result with 6.6 % of a /16 silent: --timeout auto vs fixed 1000 and 500 ms vs zmap -r 0 -c 1 (quick: a /20)', load: () => sweepTimeoutScenario },
   { id: 'send-path', about: 'send-path ceiling: 1,048,576 SYNs into XDP_DROP, raw vs AF_PACKET, 1 vs 2 senders (quick: 65,536)', load: () => sendPathScenario },
   { id: 'soak', about: 'serve soak: 10,000 backends at 1 s, 10 % silent, 5 % flapping, SIGHUP every 30 s, scrapes; CPU, RSS, lateness, detection, lost checks (180 s; quick: 60 s; HALFOPEN_SOAK_SECONDS)', load: () => soakScenario, runs: () => 1 },
   { id: 'check', about: 'single check: native check_tcp_half_open vs check_tcp vs halfopen check vs node -e 0 vs the nmap wrapper, whole-process time (50 runs; quick: 10)', load: () => checkScenario, runs: (o) => o.checkRuns },

@@ -11,6 +11,10 @@
  *  - The XDP program recovers i from a reply (ack - 1 for SYN+ACK/RST, the
  *    quoted seq for ICMP errors), checks it against the table, and records the
  *    first verdict in map `results` with one compare-and-swap on `state`.
+ *  - A reply matches on the target's address and port, our source port and
+ *    the cookie: the address it is sent to (our source) is no part of it, so
+ *    probes may leave from any of the host's addresses (a sweep's
+ *    --source-ip list, serve's per-backend `source`) and their replies match.
  *  - Addresses are 16 bytes in network order; IPv4 is stored IPv4-mapped
  *    (::ffff:a.b.c.d). Ports are stored in network order (__be16).
  *  - All structs are naturally aligned with explicit padding; no implicit holes.

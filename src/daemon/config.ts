@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import yaml from 'js-yaml';
 import { HalfopenError } from '../errors';
 import { hostPort, isV4, parseAddress } from '../targets/address';
+import { isPort, parsePortNumber, parsePortRange } from '../targets/ports';
 import { PushConfig, discovers, parsePush } from './push/config';
 
 export interface BackendConfig {
@@ -96,8 +97,8 @@ function listen(c: Ctx, path: string, v: unknown): { host: string; port: number 
   // "9100", ":9100", "127.0.0.1:9100", "[::1]:9100" or a number
   const s = typeof v === 'number' ? String(v) : typeof v === 'string' ? v : '';
   const m = /^(?:(?:\[([^\]]+)\]|([^:[\]]*)):)?(\d+)$/.exec(s.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535) return c.fail(path, 'a listen address like 127.0.0.1:9100, [::1]:9100 or 9100', v);
+  const port = m ? parsePortNumber(m[3]) : null;
+  if (!m || port === null) return c.fail(path, 'a listen address like 127.0.0.1:9100, [::1]:9100 or 9100', v);
   const host = m[1] ?? (m[2] || '127.0.0.1');
   if (m[1] !== undefined || m[2]) {
     if (parseAddress(host) === null && host !== 'localhost') return c.fail(path, 'an IP address to listen on', host);
@@ -215,7 +216,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     const b = obj(c, p, raw);
     known(c, p, b, ['name', 'host', 'port', 'weight', 'labels', 'server', ...TIMING_KEYS, ...ROUTE_KEYS]);
     if (typeof b.host !== 'string' || !b.host) c.fail(`${p}.host`, 'an address or hostname', b.host);
-    const port = int(c, `${p}.port`, b.port, 1, 65535);
+    const port = isPort(b.port) ? b.port : c.fail(`${p}.port`, 'a whole number from 1 to 65535', b.port);
     const rawName = b.name === undefined ? `${b.host}:${port}` : b.name;
     if (typeof rawName !== 'string' || !/^[A-Za-z0-9_.:\-[\]/]+$/.test(rawName)) c.fail(`${p}.name`, 'a name of letters, digits and _.:-', rawName);
     const name = rawName as string;
@@ -252,15 +253,6 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   known(c, 'hooks', hooks, ['on_change', 'timeout']);
   if (hooks.on_change !== undefined && (typeof hooks.on_change !== 'string' || !hooks.on_change)) c.fail('hooks.on_change', 'a command line', hooks.on_change);
   if (root.events !== undefined && (typeof root.events !== 'string' || !root.events)) c.fail('events', 'a file path, or "-" for stdout', root.events);
-  const probe = obj(c, 'probe', root.probe);
-  known(c, 'probe', probe, ['interface', 'source_ports', 'senders', 'rate', 'xdp_mode', 'rst', 'hook']);
-  let sourcePorts = { lo: 62000, hi: 62999 };
-  if (probe.source_ports !== undefined) {
-    const m = /^(\d+)-(\d+)$/.exec(String(probe.source_ports));
-    const lo = m ? Number(m[1]) : NaN, hi = m ? Number(m[2]) : NaN;
-    if (!m || lo < 1 || hi > 65535 || lo > hi) c.fail('probe.source_ports', 'LO-HI within 1-65535', probe.source_ports);
-    sourcePorts = { lo, hi };
-  }
   return {
     backends,
     listen: { http: l.http === undefined ? undefined : listen(c, 'listen.http', l.http), agent: l.agent === undefined ? undefined : listen(c, 'listen.agent', l.agent) },
@@ -269,19 +261,28 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     allowDuplicates: root.allow_duplicates === true,
     stateFile: root.state_file as string | undefined,
     admin: { tokenFile: admin.token_file as string | undefined },
-    probe: {
-      interface: probe.interface === undefined ? undefined : String(probe.interface),
-      sourcePorts,
-      senders: probe.senders === undefined ? 1 : int(c, 'probe.senders', probe.senders, 1, 64),
-      rate: probe.rate === undefined ? 0 : int(c, 'probe.rate', probe.rate, 0, 100_000_000),
-      xdpMode: oneOf(c, 'probe.xdp_mode', probe.xdp_mode, ['auto', 'native', 'generic'] as const),
-      rst: oneOf(c, 'probe.rst', probe.rst, ['auto', 'xdp', 'kernel'] as const),
-      hook: oneOf(c, 'probe.hook', probe.hook, ['auto', 'xdp', 'tc'] as const),
-    },
+    probe: probeSection(c, root.probe),
     push,
     template: { labels: {}, interval: base.interval!, timeout: base.timeout!, rise: base.rise!, fall: base.fall!, jitter: base.jitter!, initial: base.initial!,
       fastinter: base.fastinter ?? base.interval!, downinter: base.downinter ?? base.interval!, slowstart: base.slowstart!, logFailures: base.logFailures!,
       resolveInterval: base.resolveInterval!, ...(baseRoute.mark !== undefined ? { mark: baseRoute.mark } : {}) },
+  };
+}
+
+/** The `probe` section: how the daemon's engine sends. */
+function probeSection(c: Ctx, raw: unknown): ServeConfig['probe'] {
+  const probe = obj(c, 'probe', raw);
+  known(c, 'probe', probe, ['interface', 'source_ports', 'senders', 'rate', 'xdp_mode', 'rst', 'hook']);
+  const sourcePorts = probe.source_ports === undefined ? { lo: 62000, hi: 62999 }
+    : parsePortRange(String(probe.source_ports)) ?? c.fail('probe.source_ports', 'LO-HI within 1-65535', probe.source_ports);
+  return {
+    interface: probe.interface === undefined ? undefined : String(probe.interface),
+    sourcePorts,
+    senders: probe.senders === undefined ? 1 : int(c, 'probe.senders', probe.senders, 1, 64),
+    rate: probe.rate === undefined ? 0 : int(c, 'probe.rate', probe.rate, 0, 100_000_000),
+    xdpMode: oneOf(c, 'probe.xdp_mode', probe.xdp_mode, ['auto', 'native', 'generic'] as const),
+    rst: oneOf(c, 'probe.rst', probe.rst, ['auto', 'xdp', 'kernel'] as const),
+    hook: oneOf(c, 'probe.hook', probe.hook, ['auto', 'xdp', 'tc'] as const),
   };
 }
 
