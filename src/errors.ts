@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'E_SEND'         // the SYN sender failed
   | 'E_CONFIG'       // a config file is invalid
   | 'E_MERGE'        // `halfopen merge`: the shards do not make one complete sweep
+  | 'E_BUSY'         // no on-demand probe slot is free (serve's /probe, the plugin socket)
   | 'E_INTERNAL';
 
 export class HalfopenError extends Error {

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import yaml from 'js-yaml';
 import { HalfopenError } from '../errors';
 import { isV4, parseAddress } from '../targets/address';
+import { ExporterConfig, parseExporterConfig } from './exporter/config';
 
 export interface BackendConfig {
   name: string;
@@ -49,6 +50,8 @@ export interface ServeConfig {
     /** auto: XDP when the interface's XDP hook is free, else tc ingress. */
     hook: 'auto' | 'xdp' | 'tc';
   };
+  /** /probe (blackbox_exporter style); absent: /probe answers 404. */
+  exporter?: ExporterConfig;
 }
 
 const TIMING_KEYS = ['interval', 'timeout', 'rise', 'fall', 'fastinter', 'downinter', 'jitter', 'initial', 'slowstart', 'log_failures', 'resolve_interval'] as const;
@@ -189,7 +192,8 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   const root = obj(c, '(top level)', doc);
-  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin']);
+  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin', 'exporter']);
+  const exporter = parseExporterConfig(root.exporter, file);
   if (root.state_file !== undefined && (typeof root.state_file !== 'string' || !root.state_file)) c.fail('state_file', 'a file path', root.state_file);
   const admin = obj(c, 'admin', root.admin);
   known(c, 'admin', admin, ['token_file']);
@@ -201,7 +205,9 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   const base = timing(c, 'defaults', defaults, DEFAULTS);
   const baseRoute = { source: sources(c, 'defaults.source', defaults.source), mark: mark(c, 'defaults.mark', defaults.mark) };
 
-  if (!Array.isArray(root.backends) || root.backends.length === 0) c.fail('backends', 'a non-empty list of backends', root.backends);
+  // An exporter-only daemon (only /probe) has no backends.
+  if (exporter && (root.backends === undefined || root.backends === null)) root.backends = [];
+  if (!Array.isArray(root.backends) || (root.backends.length === 0 && !exporter)) c.fail('backends', 'a non-empty list of backends (or an exporter section)', root.backends);
   const names = new Set<string>();
   const backends: BackendConfig[] = (root.backends as unknown[]).map((raw, i) => {
     const p = `backends[${i}]`;
@@ -271,6 +277,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
       rst: oneOf(c, 'probe.rst', probe.rst, ['auto', 'xdp', 'kernel'] as const),
       hook: oneOf(c, 'probe.hook', probe.hook, ['auto', 'xdp', 'tc'] as const),
     },
+    exporter,
   };
 }
 

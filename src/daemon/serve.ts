@@ -25,6 +25,7 @@ import { Refresher, ResolvedBackend, resolveHost } from './resolver';
 import { StateWriter, readState } from './state-file';
 import { checkSendRoutes, matcherInterface } from './send-routes';
 import { startWatchdog } from './watchdog';
+import { Exporter } from './exporter/exporter';
 
 const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 
@@ -52,10 +53,12 @@ async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
   return list;
 }
 
-function openEngine(cfg: ServeConfig, list: Resolved): Engine {
+function openEngine(cfg: ServeConfig, list: Resolved, exporter: Exporter, onDemandSlots: number): Engine {
   const addrs = list.map((b) => b.addr).filter((a): a is bigint => a !== null);
-  if (!addrs.length && !cfg.probe.interface) throw new HalfopenError('E_CONFIG', 'no backend has an address to find the interface by: set probe.interface');
-  return Engine.open(addrs, capacityFor(list), {
+  // /probe's allow list gives a route for a family no backend has (and the interface, for an exporter only).
+  if (exporter.enabled) addrs.push(...exporter.routeSamples(addrs.length || cfg.probe.interface ? matcherInterface(list, cfg.probe.interface) || undefined : undefined));
+  if (!addrs.length && !cfg.probe.interface) throw new HalfopenError('E_CONFIG', 'no backend has an address to find the interface by: set probe.interface (or an address in exporter.allow)');
+  return Engine.open(addrs, capacityFor(list) + onDemandSlots, {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
     senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22,
     // Backends with a source or mark send on raw sockets, RSTs from the kernel: all the same way then.
@@ -90,6 +93,8 @@ export async function serve(configPath: string): Promise<void> {
   let cfg = loadConfig(configPath);
   let sink = new EventSink(cfg.events, cfg.hooks.onChange, cfg.hooks.timeout, (m) => log(`warning: ${m}`));
   const gate = new AdminGate(cfg.admin.tokenFile ? loadToken(cfg.admin.tokenFile, (m) => log(`warning: ${m}`)) : null, log);
+  const exporter = new Exporter(cfg.exporter, log);
+  const onDemandSlots = exporter.slotsWanted; // kept in the probe table for /probe from start to exit
   if (cfg.stateFile) checkStateDir(cfg.stateFile);
   const servers: Array<http.Server | net.Server> = [];
   let monitor: Monitor | null = null;
@@ -100,7 +105,7 @@ export async function serve(configPath: string): Promise<void> {
     requirePrivileges();
     // Bound before anything is attached; they answer 503 / "down" until the monitor runs.
     if (cfg.listen.http) {
-      const s = createHttpServer(() => monitor, gate);
+      const s = createHttpServer(() => monitor, gate, exporter);
       await listen(s, cfg.listen.http, 'HTTP');
       servers.push(s);
     }
@@ -111,8 +116,12 @@ export async function serve(configPath: string): Promise<void> {
     }
     list = await resolveBackends(cfg);
     checkSendRoutes(list, () => matcherInterface(list, cfg.probe.interface)); // per-backend source and mark
-    engine = openEngine(cfg, list);
+    await exporter.refreshAllow();
+    engine = openEngine(cfg, list, exporter, onDemandSlots);
     monitor = new Monitor(engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
+    monitor.reserveOnDemand(onDemandSlots);
+    exporter.attach(monitor, onDemandSlots);
+    exporter.start();
     monitor.on('change', (ev) => { sink.emit(ev); state?.changed(); });
     monitor.on('error', (err) => log(`error: ${(err as Error).message}`));
     monitor.apply(list);
@@ -129,6 +138,7 @@ export async function serve(configPath: string): Promise<void> {
     monitor.start();
   } catch (err) {
     monitor?.stop();
+    exporter.stop();
     await Promise.all(servers.map(closeServer));
     await engine?.close();
     await sink.close(0);
@@ -141,7 +151,8 @@ export async function serve(configPath: string): Promise<void> {
   refresher.start();
   log(`checking ${list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
     `${cfg.listen.http ? `; http on ${cfg.listen.http.host}:${cfg.listen.http.port}` : ''}` +
-    `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}`);
+    `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}` +
+    `${exporter.enabled && cfg.listen.http ? `; /probe with ${onDemandSlots} slots` : ''}`);
   // Under systemd: ready now, and watchdog pings only while /healthz would
   // say ok (checks going out on time): a stuck daemon is killed and restarted.
   const watchdog = startWatchdog(() => mon.health().ok, { warn: (m) => log(`warning: ${m}`) });
@@ -164,10 +175,10 @@ export async function serve(configPath: string): Promise<void> {
       let nextSink: EventSink | null = null;
       if (next.events !== cfg.events || next.hooks.onChange !== cfg.hooks.onChange || next.hooks.timeout !== cfg.hooks.timeout)
         nextSink = new EventSink(next.events, next.hooks.onChange, next.hooks.timeout, (m) => log(`warning: ${m}`));
-      if (slotsFor(nextList) > eng.capacity) {
+      if (slotsFor(nextList) + onDemandSlots > eng.capacity) {
         // One XDP program per interface: the old one must go before the new attaches.
         await eng.close();
-        eng = openEngine(next, nextList);
+        eng = openEngine(next, nextList, exporter, onDemandSlots);
         mon.replaceSlots(eng);
       }
       if (nextSink) {
@@ -176,6 +187,7 @@ export async function serve(configPath: string): Promise<void> {
         await old.close();
       }
       mon.apply(nextList);
+      await exporter.reconfigure(next.exporter);
       cfg = { ...next, listen: cfg.listen, probe: cfg.probe, admin: cfg.admin, stateFile: cfg.stateFile };
       list = nextList;
       refresher.plan(list);
@@ -194,6 +206,7 @@ export async function serve(configPath: string): Promise<void> {
       log(`${sig}: shutting down`);
       watchdog.stop();
       mon.stop();
+      exporter.stop();
       refresher.stop();
       state?.flush();
       // Whatever is still closing after SHUTDOWN_MS (a hook, a slow client),
