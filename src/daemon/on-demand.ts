@@ -4,9 +4,10 @@
 // table, so a burst of requests never takes a slot a scheduled check needs.
 //
 // Each probe programs a free slot for its target with a source port no other
-// probe of the same target has in flight, sends one SYN (resent as the
-// kernel's connect() would, 1 s and then 2 s, 4 s... later, while the
-// deadline allows), and settles on the first verdict that lands or on the
+// probe of the same target has in flight, sends one SYN (resent like
+// connect()'s retransmits, doubling the wait each time: first after 1 s, or
+// after a third of the time left when the deadline is nearer, at least
+// 200 ms), and settles on the first verdict that lands or on the
 // deadline (no reply: null). SYNs asked for in the same turn of the event
 // loop go out in one batch, and at most one batch is with the sender at a
 // time: on-demand sends cost the scheduled checks at most one small batch
@@ -43,8 +44,9 @@ export interface ProbeOnce {
 
 /** How often in-flight probes' slots are read for a verdict, ms. */
 export const POLL_MS = 1;
-/** The first SYN retransmit, ms; later ones double the wait (as connect() does). */
+/** The first SYN retransmit, ms (connect()'s initial RTO); nearer deadlines resend sooner, never before MIN_RETRANSMIT_MS. */
 const RETRANSMIT_MS = 1000;
+const MIN_RETRANSMIT_MS = 200;
 
 interface Pending {
   slot: number;
@@ -109,8 +111,9 @@ export class OnDemandProbes implements ProbeOnce {
       return Promise.reject(err);
     }
     const now = Date.now();
+    const wait = Math.max(MIN_RETRANSMIT_MS, Math.min(RETRANSMIT_MS, (deadline - now) / 3));
     return new Promise((resolve, reject) => {
-      this.pending.set(slot, { slot, key: `${key}:${sport}`, deadline, nextResend: now + RETRANSMIT_MS, wait: RETRANSMIT_MS, resolve, reject });
+      this.pending.set(slot, { slot, key: `${key}:${sport}`, deadline, nextResend: now + wait, wait, resolve, reject });
       this.send(slot);
       if (!this.timer) this.timer = setInterval(() => this.poll(), POLL_MS);
     });
