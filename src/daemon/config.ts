@@ -247,6 +247,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
 
   const l = obj(c, 'listen', root.listen);
   known(c, 'listen', l, ['http', 'agent']);
+  if (exporter && l.http === undefined) c.fail('listen.http', 'an HTTP listen address: /probe (exporter) is served there', undefined);
   const hooks = obj(c, 'hooks', root.hooks);
   known(c, 'hooks', hooks, ['on_change', 'timeout']);
   if (hooks.on_change !== undefined && (typeof hooks.on_change !== 'string' || !hooks.on_change)) c.fail('hooks.on_change', 'a command line', hooks.on_change);

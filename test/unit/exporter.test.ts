@@ -39,7 +39,7 @@ function promtoolCheck(text: string): string {
   return r.status === 0 ? '' : `${r.stdout}${r.stderr}`;
 }
 
-const cfgOf = (yamlText: string): ExporterConfig => parseConfig(`${yamlText}\n`, 'serve.yaml').exporter!;
+const cfgOf = (yamlText: string): ExporterConfig => parseConfig(`listen: { http: 9100 }\n${yamlText}\n`, 'serve.yaml').exporter!;
 
 describe('exporter: targets', () => {
   test('host:port, [v6]:port, a host with the module\'s port', () => {
@@ -132,7 +132,8 @@ describe('exporter: requests and config', () => {
   });
 
   test('config: defaults, modules, limits; an exporter-only config needs no backends', () => {
-    const c = parseConfig('exporter:\n  allow: [198.18.0.0/15, "2001:2::/48", db.internal]\n', 'x.yaml');
+    const c = parseConfig('listen: { http: 9100 }\nexporter:\n  allow: [198.18.0.0/15, "2001:2::/48", db.internal]\n', 'x.yaml');
+    assert.throws(() => parseConfig('exporter: { allow: [198.18.0.0/15] }\n', 'x.yaml'), /x\.yaml: listen\.http: expected an HTTP listen address/);
     assert.deepEqual(c.backends, []);
     assert.equal(c.exporter!.maxConcurrent, 100);
     assert.equal(c.exporter!.maxPerSecond, 200);
@@ -169,7 +170,7 @@ describe('exporter: requests and config', () => {
       ['exporter: { allow: [198.18.0.0/15], modules: { m: { tls: true } } }', /modules\.m\.tls: expected one of the fields/],
     ];
     for (const [text, re] of bad) {
-      assert.throws(() => parseConfig(`${text}\n`, 'x.yaml'), (e: Error & { code?: string }) => {
+      assert.throws(() => parseConfig(`listen: { http: 9100 }\n${text}\n`, 'x.yaml'), (e: Error & { code?: string }) => {
         assert.equal(e.code, 'E_CONFIG', text);
         assert.match(e.message, re, text);
         assert.ok(!e.message.includes('\n'), text);
@@ -259,7 +260,7 @@ describe('exporter: exposition', () => {
 
   test('promtool check metrics accepts every /probe answer and serve\'s /metrics with the exporter\'s lines', { skip: noPromtool }, async () => {
     for (const o of outcomes) assert.equal(promtoolCheck(renderProbe(o)), '', JSON.stringify(o));
-    const c = parseConfig('exporter:\n  allow: [198.18.0.0/15]\nbackends:\n  - { name: web1, host: 198.18.0.1, port: 80 }\n');
+    const c = parseConfig('listen: { http: 9100 }\nexporter:\n  allow: [198.18.0.0/15]\nbackends:\n  - { name: web1, host: 198.18.0.1, port: 80 }\n');
     const monitor = new Monitor(new ScriptedTable(64) as unknown as ProbeSlots, 61000, 61999);
     monitor.reserveOnDemand(8);
     monitor.apply([{ cfg: c.backends[0], addr: addr('198.18.0.1') }]);
