@@ -198,7 +198,7 @@ ${relabel}`);
   });
 });
 
-describe('/probe and a real MariaDB: half-open probes are not aborted connections', { skip: skipDb }, () => {
+describe('/probe in an exporter-only serve: a real MariaDB, and reloads', { skip: skipDb }, () => {
   const DB = '198.18.0.200';
   let fleet: Fleet;
   let dir: string;
@@ -284,6 +284,28 @@ exporter:
     assert.ok(await waitFor(() => status('Aborted_connects') === aborted0 + 100, 10_000, 100), `Aborted_connects ${status('Aborted_connects')} (was ${aborted0})`);
     assert.ok(await waitFor(() => abortedLines() === lines0 + 100, 10_000, 100), `${abortedLines() - lines0} "Aborted connection" lines`);
     assert.equal(fleet.synRecvCount(), 0);
+  });
+
+  test('SIGHUP: a new allow list and limits take effect; without an exporter section /probe answers 404', async () => {
+    const file = path.join(dir, 'serve.yaml');
+    const probe = () => serve.get(HTTP, `/probe?module=mysql&target=${DB}`).status;
+    assert.equal(probe(), 200);
+    const reloads = () => (serve.stderr.match(/reloaded /g) ?? []).length;
+    fs.writeFileSync(file, `listen: { http: "127.0.0.1:${HTTP}" }\nexporter:\n  allow: [198.18.0.1]\n  modules: { mysql: { port: 3306 } }\n`);
+    serve.signal('SIGHUP');
+    assert.ok(await waitFor(() => reloads() === 1, 10_000), serve.stderr);
+    assert.equal(probe(), 403, 'no longer allowed');
+    assert.equal(serve.get(HTTP, '/probe?target=198.18.0.1:80').status, 200);
+    fs.writeFileSync(file, `listen: { http: "127.0.0.1:${HTTP}" }\nexporter:\n  allow: [198.18.0.1]\n  modules: { }\n  max_per_second: 1\n`);
+    serve.signal('SIGHUP');
+    assert.ok(await waitFor(() => reloads() === 2, 10_000), serve.stderr);
+    assert.equal(probe(), 400, 'the module is gone');
+    const statuses = [0, 1, 2].map(() => serve.get(HTTP, '/probe?target=198.18.0.1:80').status);
+    assert.ok(statuses.includes(429), `max_per_second 1: ${statuses}`);
+    fs.writeFileSync(file, `listen: { http: "127.0.0.1:${HTTP}" }\nbackends:\n  - { host: 198.18.0.1, port: 80 }\n`);
+    serve.signal('SIGHUP');
+    assert.ok(await waitFor(() => reloads() === 3, 10_000), serve.stderr);
+    assert.equal(serve.get(HTTP, '/probe?target=198.18.0.1:80').status, 404);
   });
 });
 
