@@ -103,6 +103,7 @@ export async function serve(configPath: string): Promise<void> {
   let state: StateWriter | null = null;
   try {
     requirePrivileges();
+    Exporter.checkSources(cfg.exporter);
     // Bound before anything is attached; they answer 503 / "down" until the monitor runs.
     if (cfg.listen.http) {
       const s = createHttpServer(() => monitor, gate, exporter);
@@ -168,6 +169,7 @@ export async function serve(configPath: string): Promise<void> {
       const next = await loadConfigOffThread(configPath);
       const nextList = await resolveBackends(next);
       checkSendRoutes(nextList, eng.interface); // per-backend source and mark
+      Exporter.checkSources(next.exporter);
       if (JSON.stringify(next.listen) !== JSON.stringify(cfg.listen) || JSON.stringify(next.probe) !== JSON.stringify(cfg.probe))
         log('warning: listen and probe settings take effect at restart only');
       if (JSON.stringify(next.admin) !== JSON.stringify(cfg.admin) || next.stateFile !== cfg.stateFile)

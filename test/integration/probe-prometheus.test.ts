@@ -107,6 +107,7 @@ exporter:
   allow: [198.18.0.0/24, "2001:2::/120", 198.18.2.0/24]
   max_concurrent: 200
   max_per_second: 2000
+  modules: { marked: { source: [198.19.255.1, "2001:2:0:ffff::1"], mark: 0x10, preferred_ip_protocol: ip4 } }
 backends:
   - { name: web-open, host: 198.18.0.40, port: 80, labels: { pool: web } }
   - { name: web-closed, host: 198.18.0.41, port: 81, labels: { pool: web } }
@@ -189,6 +190,15 @@ ${relabel}`);
     assert.ok(up.length === 6 && up.every((r: any) => r.value[1] === '1'));
     const labelled = query(serve, 'probe_success{job="halfopen_sd",pool="web"}');
     assert.deepEqual(labelled.map((r: any) => r.metric.backend).sort(), ['web-closed', 'web-open'], 'backend labels reach the series');
+  });
+
+  test('a module with a source and a mark: the SYN leaves from it, the verdict comes back', () => {
+    for (const t of ['198.18.0.3:80', '[2001:2::9]:80']) {
+      const r = serve.get(HTTP, `/probe?module=marked&debug=true&target=${encodeURIComponent(t)}`);
+      assert.equal(r.status, 200, r.body);
+      assert.match(r.body, /^probe_success 1$/m, r.body);
+      assert.match(r.body, t.startsWith('[') ? /srcIP=2001:2:0:ffff::1 mark=0x10/ : /srcIP=198\.19\.255\.1 mark=0x10/);
+    }
   });
 
   test('the fleet saw no connection: 0 accepts, 0 SYN-RECV', () => {

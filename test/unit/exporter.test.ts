@@ -179,6 +179,12 @@ describe('exporter: requests and config', () => {
     }
   });
 
+  test('a module source that is not an address of this host is one E_CONFIG line', () => {
+    assert.doesNotThrow(() => Exporter.checkSources(cfgOf('exporter: { allow: [198.18.0.0/15], modules: { m: { source: 127.0.0.1 } } }')));
+    assert.throws(() => Exporter.checkSources(cfgOf('exporter: { allow: [198.18.0.0/15], modules: { m: { source: 192.0.2.77 } } }')),
+      /^HalfopenError: exporter\.modules\.m\.source: 192\.0\.2\.77 is not an address of this host/);
+  });
+
   test('chooseAddress: the preferred family, else the other with fallback (blackbox\'s chooseProtocol)', () => {
     const m6 = cfg.modules.tcp_half_open, m4 = cfg.modules.db;
     const both = [addr('198.18.0.1'), addr('2001:2::1')];

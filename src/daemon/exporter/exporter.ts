@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { HalfopenError } from '../../errors';
 import { addressBytes, formatAddress, isV4, parseAddress } from '../../targets/address';
 import { describeVerdict } from '../../engine/probe-table';
-import { routeTo } from '../../engine/route';
+import { isLocalAddress, routeTo } from '../../engine/route';
 import { AllowList } from '../allow-list';
 import type { ProbeOnce } from '../on-demand';
 import type { ExporterConfig, ModuleConfig } from './config';
@@ -67,6 +67,16 @@ export class Exporter {
   }
 
   get enabled(): boolean { return this.cfg !== undefined; }
+
+  /**
+   * Throws one E_CONFIG line for a module whose source is not an address of
+   * this host (its SYNs could not leave): at start and before a reload applies.
+   */
+  static checkSources(cfg: ExporterConfig | undefined): void {
+    for (const [name, m] of Object.entries(cfg?.modules ?? {}))
+      for (const s of m.source ?? [])
+        if (!isLocalAddress(s)) throw new HalfopenError('E_CONFIG', `exporter.modules.${name}.source: ${s} is not an address of this host (ip addr)`);
+  }
 
   /** Probe-table slots to keep for /probe: max_concurrent of the config serve starts with. */
   get slotsWanted(): number { return this.cfg?.maxConcurrent ?? 0; }
@@ -184,7 +194,8 @@ export class Exporter {
     const t0 = performance.now();
     const deadline = Date.now() + p.timeoutS * 1000;
     const lines: string[] = [];
-    const L = (level: string, msg: string, kv?: Record<string, string | number>) => lines.push(logLine(new Date(), level, p.moduleName, p.targetText, msg, kv));
+    // The probe's log exists for debug=true only: a scrape does not pay for lines nobody reads.
+    const L = p.debug ? (level: string, msg: string, kv?: Record<string, string | number>) => { lines.push(logLine(new Date(), level, p.moduleName, p.targetText, msg, kv)); } : () => {};
     const out: ProbeOutcome = { success: false, durationS: 0, dnsLookupS: 0, ipProtocol: 0, ipAddrHash: 0 };
     const m = p.module;
     L('info', 'Beginning probe', { probe: m.prober, timeout_seconds: p.timeoutS });
