@@ -10,7 +10,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import fc from 'fast-check';
 import { parseTarget, probeTimeoutSeconds, parseProbeRequest } from '../../src/daemon/exporter/request';
 import { parseExporterConfig, DEFAULT_MODULE, ExporterConfig } from '../../src/daemon/exporter/config';
@@ -177,6 +179,18 @@ describe('exporter: requests and config', () => {
         return true;
       }, text);
     }
+  });
+
+  test('the example config\'s commented exporter section, uncommented, is valid', () => {
+    const text = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'deploy', 'etc', 'serve.yaml'), 'utf8');
+    const lines = text.split('\n');
+    const at = lines.findIndex((l) => l.startsWith('# exporter:'));
+    assert.ok(at > 0);
+    let end = at + 1;
+    while (lines[end].startsWith('#   ')) end++;
+    const section = lines.slice(at, end).map((l) => l.slice(2)).join('\n');
+    const e = parseConfig(`listen: { http: 9100 }\n${section}\n`, 'serve.yaml').exporter!;
+    assert.deepEqual(Object.keys(e.modules).sort(), ['mysql', 'tcp_half_open']);
   });
 
   test('a module source that is not an address of this host is one E_CONFIG line', () => {
