@@ -21,7 +21,7 @@ import { renderProbe, fnv1a32, debugOutput } from '../../src/daemon/exporter/exp
 import { Exporter, chooseAddress } from '../../src/daemon/exporter/exporter';
 import { sdAddress, sdChunks } from '../../src/daemon/exporter/sd';
 import { parseConfig } from '../../src/daemon/config';
-import { Monitor, ProbeSlots } from '../../src/daemon/monitor';
+import { Monitor, ProbeSlots, slotsFor } from '../../src/daemon/monitor';
 import { renderMetrics } from '../../src/daemon/metrics';
 import { formatAddress, parseAddress, v4FromNumber } from '../../src/targets/address';
 import { HO_STATE_CLOSED, HO_STATE_NONE, HO_STATE_OPEN } from '../../src/contract.generated';
@@ -340,6 +340,29 @@ ${Array.from({ length: 20 }, (_, i) => `  - { name: b${i}, host: 198.18.1.${i + 
     const v = await m.probeOnce(addr('198.18.1.1'), 80, {}, Date.now() + 1000);
     assert.equal(v?.state, HO_STATE_OPEN);
     assert.ok(t.sends.length === 1 && t.sends[0] >= 56, `sent from slot ${t.sends[0]}`);
+  });
+
+  test('property: across applies and a larger table, no backend slot is ever in the on-demand range', () => {
+    const all = parseConfig(`defaults: { interval: 1s, timeout: 500ms }
+backends:
+${Array.from({ length: 60 }, (_, i) => `  - { name: p${i}, host: 198.18.2.${i + 1}, port: 80${i % 3 === 0 ? ', fastinter: 100ms, timeout: 900ms' : ''} }`).join('\n')}
+`).backends;
+    fc.assert(fc.property(fc.integer({ min: 1, max: 40 }), fc.array(fc.subarray(all.map((_, i) => i)), { minLength: 1, maxLength: 5 }), (n, sets) => {
+      // Exactly large enough for every backend and the reserve: a reserve at the wrong end shows.
+      let t = new ScriptedTable(slotsFor(all.map((cfg) => ({ cfg }))) + n);
+      const m = new Monitor(t, 61000, 61999);
+      m.reserveOnDemand(n);
+      const check = () => {
+        for (const b of m.list()) for (const s of b.slots) if (s >= t.capacity - n) return false;
+        return true;
+      };
+      for (const [k, set] of sets.entries()) {
+        m.apply(set.map((i) => ({ cfg: all[i], addr: v4FromNumber(0xc6120201 + i) })));
+        if (!check()) return false;
+        if (k === 1) { t = new ScriptedTable(t.capacity + 64); m.replaceSlots(t); if (!check()) return false; }
+      }
+      return m.onDemandSlots === n;
+    }), fcParams());
   });
 
   test('verdicts, no answer by the deadline (null), E_BUSY when every slot is in use, E_INTERFACE for a family with no route', async () => {
