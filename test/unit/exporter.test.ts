@@ -18,7 +18,7 @@ import { parseTarget, probeTimeoutSeconds, parseProbeRequest } from '../../src/d
 import { parseExporterConfig, DEFAULT_MODULE, ExporterConfig } from '../../src/daemon/exporter/config';
 import { Limiter, RateLimitedLog } from '../../src/daemon/exporter/limiter';
 import { renderProbe, fnv1a32, debugOutput } from '../../src/daemon/exporter/exposition';
-import { Exporter, chooseAddress } from '../../src/daemon/exporter/exporter';
+import { Exporter, chooseAddress, systemLookup } from '../../src/daemon/exporter/exporter';
 import { sdAddress, sdChunks } from '../../src/daemon/exporter/sd';
 import { parseConfig } from '../../src/daemon/config';
 import { Monitor, ProbeSlots, slotsFor } from '../../src/daemon/monitor';
@@ -197,6 +197,13 @@ describe('exporter: requests and config', () => {
     assert.doesNotThrow(() => Exporter.checkSources(cfgOf('exporter: { allow: [198.18.0.0/15], modules: { m: { source: 127.0.0.1 } } }')));
     assert.throws(() => Exporter.checkSources(cfgOf('exporter: { allow: [198.18.0.0/15], modules: { m: { source: 192.0.2.77 } } }')),
       /^HalfopenError: exporter\.modules\.m\.source: 192\.0\.2\.77 is not an address of this host/);
+  });
+
+  test('the system resolver: a few lookups at a time, and none for a probe whose deadline has passed', async () => {
+    const all = await Promise.all(Array.from({ length: 10 }, () => systemLookup('localhost', 0)));
+    assert.ok(all.every((a) => a.some((x) => x === '127.0.0.1' || x === '::1')), JSON.stringify(all[0]));
+    await assert.rejects(systemLookup('localhost', 0, Date.now() - 1), (e: Error & { code?: string }) => e.code === 'ETIMEOUT');
+    assert.ok((await systemLookup('localhost', 4)).includes('127.0.0.1'), 'the turns were all handed back');
   });
 
   test('chooseAddress: the preferred family, else the other with fallback (blackbox\'s chooseProtocol)', () => {

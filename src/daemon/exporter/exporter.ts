@@ -25,10 +25,34 @@ import { ProbeOutcome, debugOutput, fnv1a32, logLine, renderProbe } from './expo
 import { ProbeRequest, parseProbeRequest } from './request';
 
 /** Looks a name up: every address, of one family (4, 6) or both (0). */
-export type LookupAddresses = (host: string, family: 0 | 4 | 6) => Promise<string[]>;
+export type LookupAddresses = (host: string, family: 0 | 4 | 6, deadline?: number) => Promise<string[]>;
 
-export const systemLookup: LookupAddresses = async (host, family) =>
-  (await dns.promises.lookup(host, { all: true, family, verbatim: true })).map((a) => a.address);
+/**
+ * getaddrinfo runs on libuv's thread pool (4 threads), which the daemon's
+ * file writes (events, state file) share, and a lookup cannot be cancelled
+ * when its probe's deadline passes. So at most this many run at once; other
+ * names wait their turn within their own deadline.
+ */
+const SYSTEM_LOOKUPS = 2;
+let lookupsRunning = 0;
+const lookupQueue: Array<() => void> = [];
+
+/** The system resolver (/etc/hosts, then DNS, as blackbox's Go resolver), SYSTEM_LOOKUPS at a time. */
+export const systemLookup: LookupAddresses = async (host, family, deadline = Infinity) => {
+  // A turn is handed from the lookup that ends to the next in line, so never more than SYSTEM_LOOKUPS run.
+  if (lookupsRunning < SYSTEM_LOOKUPS) lookupsRunning++;
+  else await new Promise<void>((r) => lookupQueue.push(r));
+  const pass = () => { const next = lookupQueue.shift(); if (next) next(); else lookupsRunning--; };
+  if (Date.now() >= deadline) { // its probe gave up while it waited: no lookup for nobody
+    pass();
+    throw Object.assign(new Error('no turn at the resolver before the deadline'), { code: 'ETIMEOUT' });
+  }
+  try {
+    return (await dns.promises.lookup(host, { all: true, family, verbatim: true })).map((a) => a.address);
+  } finally {
+    pass();
+  }
+};
 
 const TEXT = 'text/plain; charset=utf-8';
 const EXPOSITION = 'text/plain; version=0.0.4; charset=utf-8';
@@ -215,7 +239,7 @@ export class Exporter {
     else {
       try {
         const family = m.ipProtocolFallback ? 0 : m.preferredIpProtocol === 'ip4' ? 4 : 6;
-        const found = await withTimeout(this.lookup(p.target.host, family), deadline - Date.now());
+        const found = await withTimeout(this.lookup(p.target.host, family, deadline), deadline - Date.now());
         addrs = found.map((s) => parseAddress(s)).filter((x): x is bigint => x !== null);
       } catch (err) {
         addrs = [];
