@@ -49,21 +49,6 @@ function inner(cmds: Cmd[], runs: number): Measured[] {
   return out;
 }
 
-/** Inside the namespace: n native checks in this one process (no process start-up). */
-function nativeOnly(host: string, port: number, n: number): { us: number[]; rttUs: number[] } {
-  const { native } = require('../src/addon/addon') as typeof import('../src/addon/addon');
-  const addr = Buffer.from(host.split('.').map(Number));
-  const us: number[] = [], rttUs: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = native.check({ family: 4, addr, port, timeoutMs: 2000 });
-    us.push(Number(process.hrtime.bigint() - t0) / 1e3);
-    if (r.state !== 'open' || r.rttNs === null) throw new Error(`native check: ${JSON.stringify(r)}`);
-    rttUs.push(r.rttNs / 1e3);
-  }
-  return { us, rttUs };
-}
-
 /** nmap and check_tcp are the peers; install them from Debian when missing (root). */
 function ensurePeers(): string[] {
   const want: string[] = [];
@@ -100,12 +85,12 @@ export const checkScenario: Scenario = async (ctx: BenchContext): Promise<Scenar
   const P = String(PORT);
   if (!fs.existsSync(NATIVE)) throw new Error(`${NATIVE} is not built (bash scripts/build.sh)`);
   const cmds: Cmd[] = [
-    { name: 'check_tcp_half_open (native)', settings: `check_tcp_half_open HOST ${P}: C, libc only, the same check core as the addon`, argv: [NATIVE, HOST, P], expect: '^TCP OK - ' },
+    { name: 'check_tcp_half_open (native)', settings: `check_tcp_half_open HOST ${P}: C++, libc only`, argv: [NATIVE, HOST, P], expect: '^TCP OK - ' },
   ];
   if (fs.existsSync(CHECK_TCP))
     cmds.push({ name: 'check_tcp', settings: `check_tcp -H HOST -p ${P} (full connect: the service sees it)`, argv: [CHECK_TCP, '-H', HOST, '-p', P], expect: '^TCP OK' });
   cmds.push(
-    { name: 'halfopen check', settings: `halfopen check HOST ${P} (Node)`, argv: [process.execPath, MAIN, 'check', HOST, P], expect: '^TCP OK - ' },
+    { name: 'halfopen check', settings: `halfopen check HOST ${P}: Node starting, then the native plugin`, argv: [process.execPath, MAIN, 'check', HOST, P], expect: '^TCP OK - ' },
     { name: 'node -e 0', settings: 'bare Node start-up: the floor of any Node program', argv: [process.execPath, '-e', '0'], expect: null },
   );
   if (have('nmap'))
@@ -123,11 +108,9 @@ export const checkScenario: Scenario = async (ctx: BenchContext): Promise<Scenar
     expect: '"state":"open"',
   });
   let results: Measured[];
-  let native: { us: number[]; rttUs: number[] };
   try {
     ctx.log(`${cmds.length} commands × ${runs} runs, interleaved`);
     results = JSON.parse(inNamespace(fleet, ['--inner', JSON.stringify({ cmds, runs })]));
-    native = JSON.parse(inNamespace(fleet, ['--native', HOST, P, String(runs * 10)]));
     const synRecv = fleet.synRecvCount();
     if (synRecv !== 0) notes.push(`${synRecv} SYN-RECV sockets left on the fleet`);
     await sleep(300); // the listener's "accept" lines arrive on this event loop, blocked until now
@@ -147,7 +130,6 @@ export const checkScenario: Scenario = async (ctx: BenchContext): Promise<Scenar
   notes.push(`Native check_tcp_half_open: median ${natMed.toFixed(2)} ms, p95 ${natP95.toFixed(2)} ms against the targets of ≤ ${TARGET_MEDIAN_MS} ms and ≤ ${TARGET_P95_MS} ms: ${natMed <= TARGET_MEDIAN_MS && natP95 <= TARGET_P95_MS ? 'met' : 'NOT met'}.`);
   for (const r of results) if (r !== nat) notes.push(`${r.name} ÷ native: median ${(median(r.ms) / natMed).toFixed(1)}×, p95 ${(percentile(r.ms, 95) / natP95).toFixed(1)}×.`);
   if (ho && node) notes.push(`halfopen check − node -e 0: median ${(median(ho.ms) - median(node.ms)).toFixed(1)} ms, p95 ${(percentile(ho.ms, 95) - percentile(node.ms, 95)).toFixed(1)} ms: nearly all of a check is Node starting.`);
-  notes.push(`The native check alone, ${native.us.length} calls in one process: median ${median(native.us).toFixed(0)} µs (p95 ${percentile(native.us, 95).toFixed(0)} µs), of which the round trip is ${median(native.rttUs).toFixed(0)} µs.`);
   notes.push('nmap needs `-e IF` inside the namespace. check_tcp is a small C program too, but it completes the handshake: the service logs a connection.');
   notes.push('The machine has 2 cores shared with other work: single-millisecond figures move with its load.');
   for (const r of results) for (const f of r.failures.slice(0, 3)) notes.push(`failure in ${r.name}: ${f}`);
@@ -166,9 +148,7 @@ export const checkScenario: Scenario = async (ctx: BenchContext): Promise<Scenar
 
 if (require.main === module) {
   const argv = process.argv.slice(2);
-  if (argv[0] === '--native') {
-    process.stdout.write(JSON.stringify(nativeOnly(argv[1], Number(argv[2]), Number(argv[3]))));
-  } else if (argv[0] === '--inner') {
+  if (argv[0] === '--inner') {
     const spec = JSON.parse(argv[1]) as { cmds: Cmd[]; runs: number };
     process.stdout.write(JSON.stringify(inner(spec.cmds, spec.runs)));
   } else {

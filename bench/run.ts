@@ -3,7 +3,7 @@
 // Runs every benchmark scenario in order, each on its own namespace fleet,
 // halfopen and its peers on the same work in the same run: sweeps (zmap,
 // masscan, nmap), the send-path ceiling, the single check, the sidecar
-// (bench/serve.ts, when present). A failing scenario is reported as failed
+// (bench/serve.ts). A failing scenario is reported as failed
 // and the others run on. Prints the markdown report and writes it, the raw
 // runs as JSON and an SVG chart to bench/results/.
 import fs from 'node:fs';
@@ -18,12 +18,14 @@ import { checkScenario } from './check';
 import { soakScenario } from './soak';
 import { farmguardianScenario } from './farmguardian';
 import { probeScenario } from './probe';
+import { pushScenario } from './push';
+import { serveScenario, serveStretchScenario, serveHookScenario } from './serve';
 import { Report, ScenarioOutcome, machineFacts, num, renderMarkdown, renderSvg } from './report';
 
 interface Entry {
   id: string;
   about: string;
-  /** Loaded lazily: serve.ts is written separately and may be missing. */
+  /** The scenario, or why it cannot run. */
   load: () => Scenario | string;
   fullOnly?: boolean;
   /**
@@ -55,31 +57,22 @@ const SCENARIOS: Entry[] = [
   {
     id: 'serve',
     about: 'sidecar: halfopen serve vs HAProxy doing its own TCP checks (bench/serve.ts)',
-    load: () => {
-      try {
-        // Plain require: serve.ts is written separately, and run.ts must build without it.
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const m = require('./serve') as { serveScenario?: Scenario };
-        return m.serveScenario ?? 'bench/serve.ts exports no serveScenario';
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        return e.code === 'MODULE_NOT_FOUND' && /['"]\.\/serve['"]/.test(e.message) ? 'bench/serve.ts is not there (or was not built)' : `bench/serve.ts does not load: ${e.message}`;
-      }
-    },
+    load: () => serveScenario,
+  },
+  {
+    id: 'push',
+    about: 'verdicts to HAProxy: its own checks vs serve + agent-check vs serve + Runtime API push, 9,000 backends at 1 s: CPU per process, propagation p50/p99/max (quick: 2,000)',
+    load: () => pushScenario, runs: () => 1,
   },
   {
     id: 'serve-100k',
     about: 'sidecar stretch: 100,000 backends at a 1 s interval, CPU, RSS, lag, checks/s (quick: 20,000)',
-    load: () => (require('./serve') as { serveStretchScenario: Scenario }).serveStretchScenario, runs: () => 1,
+    load: () => serveStretchScenario, runs: () => 1,
   },
   {
     id: 'serve-hook',
     about: 'sidecar on each hook: halfopen serve with the matcher at XDP, at tc ingress, and at tc behind an XDP_PASS program (1,000 and 10,000 backends; quick: 1,000)',
-    load: () => {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const m = require('./serve') as { serveHookScenario?: Scenario };
-      return m.serveHookScenario ?? 'bench/serve.ts exports no serveHookScenario';
-    },
+    load: () => serveHookScenario,
   },
 ];
 

@@ -99,7 +99,7 @@ struct {
 } events SEC(".maps");
 
 /* Keep the enums in BTF even where no code names them. */
-const volatile enum ho_state ho_btf_state_anchor;
+const volatile enum ho_result_state ho_btf_result_state_anchor;
 const volatile enum ho_counter ho_btf_counter_anchor;
 const volatile enum ho_rst_mode ho_btf_rst_mode_anchor;
 const volatile enum ho_family ho_btf_family_anchor;
@@ -174,7 +174,7 @@ static __noinline int record(struct reply *r)
 	if (!res)
 		return 0;
 	__sync_fetch_and_add(&res->replies, 1);
-	if (__sync_val_compare_and_swap(&res->state, HO_STATE_NONE, r->state) != HO_STATE_NONE) {
+	if (__sync_val_compare_and_swap(&res->state, HO_RESULT_PENDING, r->state) != HO_RESULT_PENDING) {
 		count(HO_CNT_DUPLICATE);
 		return 1;
 	}
@@ -183,8 +183,8 @@ static __noinline int record(struct reply *r)
 	res->icmp_type = r->icmp_type;
 	res->icmp_code = r->icmp_code;
 	res->flags = r->flags;
-	count(r->state == HO_STATE_OPEN ? HO_CNT_SYNACK :
-	      r->state == HO_STATE_CLOSED ? HO_CNT_RST : HO_CNT_ICMP);
+	count(r->state == HO_PROBE_STATE_OPEN ? HO_CNT_SYNACK :
+	      r->state == HO_PROBE_STATE_CLOSED ? HO_CNT_RST : HO_CNT_ICMP);
 	if (bpf_ringbuf_output(&events, &idx, sizeof(idx), BPF_RB_NO_WAKEUP))
 		count(HO_CNT_RINGBUF_FULL);
 	return 1;
@@ -319,11 +319,11 @@ HO_INLINE int on_tcp(struct reply *r, struct tcphdr *th)
 		return MATCH_PASS;
 	r->seq = bpf_ntohl(th->ack_seq) - 1;
 	if (th->syn && !th->rst) {
-		r->state = HO_STATE_OPEN;
+		r->state = HO_PROBE_STATE_OPEN;
 		return record(r) ? MATCH_OPEN : MATCH_PASS;
 	}
 	if (th->rst && !th->syn) {
-		r->state = HO_STATE_CLOSED;
+		r->state = HO_PROBE_STATE_CLOSED;
 		r->flags = HO_RF_ACK_MATCH;
 		return record(r) ? MATCH_CONSUME : MATCH_PASS;
 	}
@@ -338,7 +338,7 @@ HO_INLINE int on_quoted_tcp(struct reply *r, struct quoted_tcp *q)
 	r->tport = q->dest;
 	r->sport = q->source;
 	r->seq = bpf_ntohl(q->seq);
-	r->state = HO_STATE_UNREACHABLE;
+	r->state = HO_PROBE_STATE_UNREACHABLE;
 	return record(r) ? MATCH_CONSUME : MATCH_PASS;
 }
 

@@ -19,11 +19,13 @@
 #ifndef HALFOPEN_H
 #define HALFOPEN_H
 
-enum ho_state {
-	HO_STATE_NONE = 0,        /* no verdict yet (or slot unused) */
-	HO_STATE_OPEN = 1,        /* SYN+ACK */
-	HO_STATE_CLOSED = 2,      /* RST */
-	HO_STATE_UNREACHABLE = 3, /* ICMP/ICMPv6 destination unreachable */
+/* results[i].state holds HO_RESULT_PENDING until the first valid reply, then
+ * the enum ho_probe_state (below) that reply means: OPEN for a SYN+ACK, CLOSED
+ * for an RST, UNREACHABLE for an ICMP error. FILTERED is never recorded: it is
+ * userspace's verdict for a probe whose replies never came. One vocabulary, so
+ * nothing maps one state enum onto another. */
+enum ho_result_state {
+	HO_RESULT_PENDING = 0,
 };
 
 enum ho_family {
@@ -81,10 +83,10 @@ struct ho_probe {
 struct ho_result {
 	__u64 sent_ns;            /* CLOCK_MONOTONIC of the latest SYN for this probe */
 	__u64 reply_ns;           /* bpf_ktime_get_ns() of the first valid reply */
-	__u32 state;              /* enum ho_state, set once (cmpxchg from NONE) */
+	__u32 state;              /* enum ho_probe_state, set once (cmpxchg from HO_RESULT_PENDING) */
 	__u32 replies;            /* valid replies seen, including duplicates */
 	__u8 ttl;                 /* IPv4 TTL / IPv6 hop limit of the first reply */
-	__u8 icmp_type;           /* for HO_STATE_UNREACHABLE */
+	__u8 icmp_type;           /* for HO_PROBE_STATE_UNREACHABLE */
 	__u8 icmp_code;
 	__u8 flags;               /* enum ho_result_flags */
 	__u32 _pad;
@@ -131,9 +133,36 @@ HO_STATIC_ASSERT(sizeof(struct ho_key) == HO_KEY_SIZE, "ho_key layout");
 	X(HO_REASON_, DNS_FAILURE, 7)    /* check: the name did not resolve */ \
 	X(HO_REASON_, TIMEOUT, 8)        /* check: resolving took the whole deadline */
 
+/* Error codes (HalfopenError.code in TypeScript, the plugin's --json "reason"
+ * on UNKNOWN). Their text is the name after "HO_": HO_E_USAGE -> "E_USAGE". */
+#define HO_ERROR_LIST(X) \
+	X(HO_, E_USAGE, 1)       /* bad command-line input or config value */ \
+	X(HO_, E_TARGET, 2)      /* a target, port or exclude spec that does not parse */ \
+	X(HO_, E_EMPTY, 3)       /* the target set is empty after excludes */ \
+	X(HO_, E_PRIVILEGE, 4)   /* a missing capability */ \
+	X(HO_, E_INTERFACE, 5)   /* unknown interface or no route to a target */ \
+	X(HO_, E_RESOLVE, 6)     /* a host name did not resolve */ \
+	X(HO_, E_BPF, 7)         /* libbpf or kernel failure (load, attach, map) */ \
+	X(HO_, E_VERIFIER, 8)    /* the verifier rejected the program; the error's log holds its output */ \
+	X(HO_, E_SEND, 9)        /* the SYN sender failed */ \
+	X(HO_, E_CONFIG, 10)     /* a config file is invalid */ \
+	X(HO_, E_MERGE, 11)      /* merge: the shards do not make one complete sweep */ \
+	X(HO_, E_INTERNAL, 12) \
+	X(HO_, E_BUSY, 13)       /* serve: every slot kept for probes on request (/probe) is in use */
+
 #define HO_ENUMERATOR(prefix, name, value) prefix##name = value,
 enum ho_probe_state { HO_PROBE_STATE_LIST(HO_ENUMERATOR) };
 enum ho_reason { HO_REASON_LIST(HO_ENUMERATOR) };
+/* HO_E_NONE: no error (C only; it has no text). */
+enum ho_error { HO_E_NONE = 0, HO_ERROR_LIST(HO_ENUMERATOR) };
+
+/* The reason of a state the XDP program records, by state: results carry no
+ * reason of their own (ICMP's is written icmp-<type>-<code> from the result). */
+enum ho_recorded_reason {
+	HO_RECORDED_REASON_OPEN = HO_REASON_SYN_ACK,
+	HO_RECORDED_REASON_CLOSED = HO_REASON_RST,
+	HO_RECORDED_REASON_UNREACHABLE = HO_REASON_ICMP,
+};
 
 /* The sender's control block: int64 slots of one shared array, read and
  * written by every sender thread (native/addon/sender.cc) and the main thread
@@ -166,6 +195,8 @@ enum ho_check_limits {
 #ifdef __bpf__
 /* The program names none of these: anchors keep them in the object's BTF. */
 const volatile enum ho_probe_state ho_btf_probe_state_anchor;
+const volatile enum ho_recorded_reason ho_btf_recorded_reason_anchor;
+const volatile enum ho_error ho_btf_error_anchor;
 const volatile enum ho_reason ho_btf_reason_anchor;
 const volatile enum ho_control ho_btf_control_anchor;
 const volatile enum ho_check_exit ho_btf_check_exit_anchor;

@@ -25,8 +25,8 @@ function sizeOf(id) {
 }
 
 const STRUCTS = ['ho_probe', 'ho_result', 'ho_key'];
-const ENUMS = ['ho_state', 'ho_family', 'ho_counter', 'ho_rst_mode', 'ho_sizes', 'ho_result_flags',
-  'ho_probe_state', 'ho_reason', 'ho_control', 'ho_check_exit', 'ho_check_limits'];
+const ENUMS = ['ho_result_state', 'ho_family', 'ho_counter', 'ho_rst_mode', 'ho_sizes', 'ho_result_flags',
+  'ho_probe_state', 'ho_reason', 'ho_recorded_reason', 'ho_control', 'ho_check_exit', 'ho_check_limits'];
 const pick = (kind, name) => {
   const t = btf.types.find((x) => x.kind === kind && x.name === name);
   if (!t) throw new Error(`${kind} ${name} not found in ${obj} BTF`);
@@ -71,6 +71,22 @@ for (const [name, prefix, list, type] of NAMED) {
   ts += `\n/** enum ${name} as text, in value order (value = index + 1). */\nexport const ${list} = [${texts.join(', ')}] as const;\n`;
   ts += `export type ${type} = (typeof ${list})[number];\n`;
 }
+
+// Error codes: the text of HO_E_USAGE is 'E_USAGE' (enum ho_error; HO_E_NONE is C's "no error").
+const errors = pick('ENUM', 'ho_error').values.filter((v) => v.name !== 'HO_E_NONE');
+errors.forEach((v, i) => { if (v.val !== i + 1) throw new Error(`ho_error: ${v.name} must be ${i + 1}`); });
+ts += `\n/** enum ho_error as text, in value order (value = index + 1). */\nexport const ERROR_CODES = [${errors.map((v) => `'${v.name.slice(3)}'`).join(', ')}] as const;\n`;
+ts += `export type ErrorCode = (typeof ERROR_CODES)[number];\n`;
+
+// The reason of each state the XDP program records, as text (enum ho_recorded_reason).
+const states = pick('ENUM', 'ho_probe_state').values, reasons = pick('ENUM', 'ho_reason').values;
+const recorded = pick('ENUM', 'ho_recorded_reason').values.map((v) => {
+  const state = states.find((x) => x.name === v.name.replace('HO_RECORDED_REASON_', 'HO_PROBE_STATE_'));
+  const reason = reasons.find((x) => x.val === v.val);
+  if (!state || !reason) throw new Error(`ho_recorded_reason: ${v.name} names no state or reason`);
+  return `  ${state.val}: '${reason.name.slice('HO_REASON_'.length).toLowerCase().replace(/_/g, '-')}',`;
+});
+ts += `\n/** The reason of a recorded state, by enum ho_probe_state value (enum ho_recorded_reason). */\nexport const RECORDED_REASON: Readonly<Record<number, ReasonName>> = {\n${recorded.join('\n')}\n};\n`;
 
 if (flag === '--check') {
   const cur = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '';

@@ -102,6 +102,9 @@ exec /usr/lib/halfopen/node /usr/lib/halfopen/dist/src/cli/main.js "$@"
 SH
 chmod 0755 "$PKG/usr/bin/halfopen"
 install -D -m 0755 "$CHECK_BIN" "$PKG/usr/lib/nagios/plugins/check_tcp_half_open"
+# `halfopen check` runs the plugin where the build puts it (src/cli/check.ts).
+install -d "$LIB/native/plugin/build"
+ln -s ../../../../nagios/plugins/check_tcp_half_open "$LIB/native/plugin/build/check_tcp_half_open"
 
 install -D -m 0644 deploy/etc/serve.yaml "$PKG/etc/halfopen/serve.yaml"
 install -D -m 0644 deploy/systemd/halfopen.service "$PKG/lib/systemd/system/halfopen.service"

@@ -2,11 +2,8 @@
 // The source of truth is bpf/halfopen.h; run `npm run contract` after changing it.
 /* eslint-disable */
 
-// enum ho_state
-export const HO_STATE_NONE = 0;
-export const HO_STATE_OPEN = 1;
-export const HO_STATE_CLOSED = 2;
-export const HO_STATE_UNREACHABLE = 3;
+// enum ho_result_state
+export const HO_RESULT_PENDING = 0;
 
 // enum ho_family
 export const HO_FAMILY_NONE = 0;
@@ -56,6 +53,11 @@ export const HO_REASON_NO_ROUTE = 5;
 export const HO_REASON_LOCAL_FIREWALL = 6;
 export const HO_REASON_DNS_FAILURE = 7;
 export const HO_REASON_TIMEOUT = 8;
+
+// enum ho_recorded_reason
+export const HO_RECORDED_REASON_OPEN = 1;
+export const HO_RECORDED_REASON_CLOSED = 2;
+export const HO_RECORDED_REASON_UNREACHABLE = 4;
 
 // enum ho_control
 export const HO_CTL_TAT_PS = 0;
@@ -119,3 +121,14 @@ export type ProbeStateName = (typeof PROBE_STATES)[number];
 /** enum ho_reason as text, in value order (value = index + 1). */
 export const REASONS = ['syn-ack', 'rst', 'no-response', 'icmp', 'no-route', 'local-firewall', 'dns-failure', 'timeout'] as const;
 export type ReasonName = (typeof REASONS)[number];
+
+/** enum ho_error as text, in value order (value = index + 1). */
+export const ERROR_CODES = ['E_USAGE', 'E_TARGET', 'E_EMPTY', 'E_PRIVILEGE', 'E_INTERFACE', 'E_RESOLVE', 'E_BPF', 'E_VERIFIER', 'E_SEND', 'E_CONFIG', 'E_MERGE', 'E_INTERNAL', 'E_BUSY'] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** The reason of a recorded state, by enum ho_probe_state value (enum ho_recorded_reason). */
+export const RECORDED_REASON: Readonly<Record<number, ReasonName>> = {
+  1: 'syn-ack',
+  2: 'rst',
+  4: 'icmp',
+};

@@ -2,20 +2,10 @@
 // `code`, never on the message. The native addon receives this class once at
 // load time and throws instances of it, so kernel failures carry errno/syscall.
 
-export type ErrorCode =
-  | 'E_USAGE'        // bad command-line input or config value
-  | 'E_TARGET'       // a target, port or exclude spec that does not parse
-  | 'E_EMPTY'        // the target set is empty after excludes
-  | 'E_PRIVILEGE'    // missing capability (CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW)
-  | 'E_INTERFACE'    // unknown interface or no route to a target
-  | 'E_RESOLVE'      // hostname did not resolve
-  | 'E_BPF'          // libbpf/kernel failure (load, attach, map)
-  | 'E_VERIFIER'     // the verifier rejected the program; `log` holds its output
-  | 'E_SEND'         // the SYN sender failed
-  | 'E_CONFIG'       // a config file is invalid
-  | 'E_MERGE'        // `halfopen merge`: the shards do not make one complete sweep
-  | 'E_BUSY'         // no on-demand probe slot is free (serve's /probe, the plugin socket)
-  | 'E_INTERNAL';
+// The codes are enum ho_error of bpf/halfopen.h, which the addon and the
+// native plugin throw and print too: what each means is said there.
+export type { ErrorCode } from './contract.generated';
+import type { ErrorCode } from './contract.generated';
 
 export class HalfopenError extends Error {
   readonly code: ErrorCode;

@@ -8,7 +8,7 @@ import type { ProbeStateName } from './contract.generated';
 /** open | closed | filtered | unreachable: enum ho_probe_state of bpf/halfopen.h. */
 export type ProbeState = ProbeStateName;
 
-/** One final verdict, in the field order of the ndjson contract (design.md section 3). */
+/** One final verdict, in the field order of the ndjson record (docs/sweep.md). */
 export interface ProbeResult {
   ip: string;
   port: number;

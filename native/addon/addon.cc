@@ -1,12 +1,11 @@
 // halfopen native addon: libbpf program control, the batched SYN sender, and
-// the single half-open check (raw sockets, no XDP), and sd_notify for systemd.
+// sd_notify for systemd. The single check is the plugin's (native/plugin).
 #include "common.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ho::InitErrors(env, exports);
   ho::InitProgram(env, exports);
   ho::InitSender(env, exports);
-  ho::InitCheck(env, exports);
   ho::InitNotify(env, exports);
   return exports;
 }

@@ -4,11 +4,7 @@
 #include <linux/types.h>
 #include <string>
 
-#include "errno_name.h"
-
-extern "C" {
-#include "halfopen.h"
-}
+#include "errno_name.h"  // includes halfopen.h
 
 #define HO_INLINE static inline
 #include "ho_cookie.h"
@@ -16,19 +12,14 @@ extern "C" {
 namespace ho {
 
 // Throws the HalfopenError class registered from TypeScript (setErrorClass),
-// falling back to a plain Error before registration. `code` is one of the
-// E_* codes of src/errors.ts; errno 0 means "not an errno failure".
-[[noreturn]] void Throw(Napi::Env env, const char *code, const std::string &message, int err = 0,
+// falling back to a plain Error before registration. errno 0 means "not an
+// errno failure"; ErrnoError (core) gives the code of a failed call.
+[[noreturn]] void Throw(Napi::Env env, enum ho_error code, const std::string &message, int err = 0,
                         const char *syscall = nullptr, const std::string &log = "");
-
-
-// Category code for an errno failure: EPERM/EACCES are privilege problems.
-const char *CodeFor(int err, const char *fallback);
 
 void InitErrors(Napi::Env env, Napi::Object exports);
 void InitProgram(Napi::Env env, Napi::Object exports);
 void InitSender(Napi::Env env, Napi::Object exports);
-void InitCheck(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
 
 // One mmap per BPF map per process, shared by the main thread and every sender

@@ -32,7 +32,7 @@ int LibbpfPrint(enum libbpf_print_level level, const char *fmt, va_list args) {
 
 Napi::Value SetErrorClass(const Napi::CallbackInfo &info) {
   if (info.Length() != 1 || !info[0].IsFunction())
-    Throw(info.Env(), "E_INTERNAL", "setErrorClass(cls): cls must be a constructor");
+    Throw(info.Env(), HO_E_INTERNAL, "setErrorClass(cls): cls must be a constructor");
   auto *data = info.Env().GetInstanceData<InstanceData>();
   data->error_class = Napi::Persistent(info[0].As<Napi::Function>());
   return info.Env().Undefined();
@@ -40,12 +40,9 @@ Napi::Value SetErrorClass(const Napi::CallbackInfo &info) {
 
 }  // namespace
 
-const char *CodeFor(int err, const char *fallback) {
-  return (err == EPERM || err == EACCES) ? "E_PRIVILEGE" : fallback;
-}
-
-void Throw(Napi::Env env, const char *code, const std::string &message, int err, const char *syscall,
+void Throw(Napi::Env env, enum ho_error code_id, const std::string &message, int err, const char *syscall,
            const std::string &log) {
+  const char *code = ErrorCodeText(code_id);
   std::string msg = message;
   if (err) {
     char tail[160] = "";

@@ -19,7 +19,7 @@ namespace ho {
 static Napi::Value Notify(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() != 2 || !info[0].IsString() || !info[1].IsString())
-    Throw(env, "E_INTERNAL", "notify(socketPath, state): expected two strings");
+    Throw(env, HO_E_INTERNAL, "notify(socketPath, state): expected two strings");
   std::string path = info[0].As<Napi::String>();
   std::string state = info[1].As<Napi::String>();
   sockaddr_un sa{};

@@ -81,25 +81,25 @@ class Program : public Napi::ObjectWrap<Program> {
   // new Program({capacity, key: Buffer(16), sportLo, sportHi, ringbufBytes?})
   explicit Program(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Program>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 1 || !info[0].IsObject()) Throw(env, "E_INTERNAL", "Program(options): options object expected");
+    if (info.Length() != 1 || !info[0].IsObject()) Throw(env, HO_E_INTERNAL, "Program(options): options object expected");
     auto opts = info[0].As<Napi::Object>();
     capacity_ = opts.Get("capacity").As<Napi::Number>().Uint32Value();
     auto key = opts.Get("key");
     if (!key.IsBuffer() || key.As<Napi::Buffer<uint8_t>>().Length() != HO_KEY_SIZE)
-      Throw(env, "E_INTERNAL", "Program: key must be a 16-byte Buffer");
+      Throw(env, HO_E_INTERNAL, "Program: key must be a 16-byte Buffer");
     uint32_t sport_lo = opts.Get("sportLo").As<Napi::Number>().Uint32Value();
     uint32_t sport_hi = opts.Get("sportHi").As<Napi::Number>().Uint32Value();
     Napi::Value ring_v = opts.Get("ringbufBytes");
     uint32_t ring = ring_v.IsNumber() ? ring_v.As<Napi::Number>().Uint32Value() : 0;
-    if (capacity_ == 0) Throw(env, "E_INTERNAL", "Program: capacity must be at least 1");
+    if (capacity_ == 0) Throw(env, HO_E_INTERNAL, "Program: capacity must be at least 1");
     if (sport_lo == 0 || sport_lo > sport_hi || sport_hi > 65535)
-      Throw(env, "E_INTERNAL", "Program: invalid source-port range");
+      Throw(env, HO_E_INTERNAL, "Program: invalid source-port range");
 
     LibbpfLogBegin();
     skel_ = halfopen__open();
     if (!skel_) {
       int err = errno;
-      Throw(env, CodeFor(err, "E_BPF"), "cannot open the XDP object", err, "bpf", LibbpfLogEnd());
+      Throw(env, ErrnoError(err, HO_E_BPF), "cannot open the XDP object", err, "bpf", LibbpfLogEnd());
     }
     memcpy(&skel_->rodata->cfg_key, key.As<Napi::Buffer<uint8_t>>().Data(), HO_KEY_SIZE);
     skel_->rodata->cfg_sport_lo = sport_lo;
@@ -124,16 +124,16 @@ class Program : public Napi::ObjectWrap<Program> {
       bool verifier = log.find("processed ") != std::string::npos || log.find("R0") != std::string::npos ||
                       log.find("invalid") != std::string::npos;
       if (err == EPERM)
-        Throw(env, "E_PRIVILEGE", "loading the XDP program needs CAP_BPF and CAP_NET_ADMIN (run as root)", err,
+        Throw(env, HO_E_PRIVILEGE, "loading the XDP program needs CAP_BPF and CAP_NET_ADMIN (run as root)", err,
               "bpf", log);
       // Without CAP_PERFMON the verifier checks pointer use more strictly, and
       // on 6.x kernels it rejects this program with EACCES: say what is missing.
       if (err == EACCES && !HasEffectiveCap(kCapPerfmon) && !HasEffectiveCap(CAP_SYS_ADMIN))
-        Throw(env, "E_PRIVILEGE",
+        Throw(env, HO_E_PRIVILEGE,
               "loading the XDP program needs CAP_PERFMON as well on this kernel: its verifier rejects the program "
               "without it (run as root, or add CAP_PERFMON to CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW)",
               err, "bpf", log);
-      Throw(env, verifier ? "E_VERIFIER" : CodeFor(err, "E_BPF"), "cannot load the XDP program", err, "bpf", log);
+      Throw(env, verifier ? HO_E_VERIFIER : ErrnoError(err, HO_E_BPF), "cannot load the XDP program", err, "bpf", log);
     }
   }
 
@@ -150,7 +150,7 @@ class Program : public Napi::ObjectWrap<Program> {
   }
 
   void Need(Napi::Env env) {
-    if (!skel_) Throw(env, "E_INTERNAL", "the XDP program is closed");
+    if (!skel_) Throw(env, HO_E_INTERNAL, "the XDP program is closed");
   }
 
   // attach(ifindex, mode: 'auto'|'native'|'generic', hook: 'auto'|'xdp'|'tc')
@@ -161,7 +161,7 @@ class Program : public Napi::ObjectWrap<Program> {
   Napi::Value Attach(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     Need(env);
-    if (link_fd_ >= 0) Throw(env, "E_INTERNAL", "already attached");
+    if (link_fd_ >= 0) Throw(env, HO_E_INTERNAL, "already attached");
     int ifindex = info[0].As<Napi::Number>().Int32Value();
     std::string mode = info.Length() > 1 ? info[1].As<Napi::String>().Utf8Value() : "auto";
     std::string hook = info.Length() > 2 ? info[2].As<Napi::String>().Utf8Value() : "xdp";
@@ -195,7 +195,7 @@ class Program : public Napi::ObjectWrap<Program> {
         std::string what = std::string("cannot attach XDP to ") + ifname;
         if (taken) what += " (another XDP program is attached there)";
         if (err == EPERM) what += " (needs CAP_NET_ADMIN and CAP_BPF)";
-        Throw(env, CodeFor(err, "E_BPF"), what, err, "bpf_link_create");
+        Throw(env, ErrnoError(err, HO_E_BPF), what, err, "bpf_link_create");
       }
     }
     int fd = TcxLinkCreate(bpf_program__fd(skel_->progs.halfopen_tc), ifindex);
@@ -205,7 +205,7 @@ class Program : public Napi::ObjectWrap<Program> {
                          "cannot attach to tc ingress of " + ifname;
       if (err == EINVAL) what += " (tcx needs Linux 6.6 or later)";
       if (err == EPERM) what += " (needs CAP_NET_ADMIN and CAP_BPF)";
-      Throw(env, CodeFor(err, "E_BPF"), what, err, "bpf_link_create");
+      Throw(env, ErrnoError(err, HO_E_BPF), what, err, "bpf_link_create");
     }
     link_fd_ = fd;
     return Napi::String::New(env, "tc");
@@ -217,7 +217,7 @@ class Program : public Napi::ObjectWrap<Program> {
     Napi::Env env = info.Env();
     int ifindex = info[0].As<Napi::Number>().Int32Value();
     LIBBPF_OPTS(bpf_xdp_query_opts, q);
-    if (bpf_xdp_query(ifindex, 0, &q)) Throw(env, CodeFor(errno, "E_BPF"), "cannot query the XDP hook", errno, "netlink");
+    if (bpf_xdp_query(ifindex, 0, &q)) Throw(env, ErrnoError(errno, HO_E_BPF), "cannot query the XDP hook", errno, "netlink");
     uint32_t id = q.drv_prog_id ? q.drv_prog_id : q.skb_prog_id ? q.skb_prog_id : q.hw_prog_id ? q.hw_prog_id : q.prog_id;
     if (!id) return env.Null();
     auto o = Napi::Object::New(env);
@@ -241,7 +241,7 @@ class Program : public Napi::ObjectWrap<Program> {
   Napi::Value SetRstMode(const Napi::CallbackInfo &info) {
     Need(info.Env());
     uint32_t mode = info[0].As<Napi::Number>().Uint32Value();
-    if (mode > HO_RST_XDP_FRAME) Throw(info.Env(), "E_INTERNAL", "setRstMode: unknown mode " + std::to_string(mode));
+    if (mode > HO_RST_XDP_FRAME) Throw(info.Env(), HO_E_INTERNAL, "setRstMode: unknown mode " + std::to_string(mode));
     __atomic_store_n(&skel_->bss->cfg_rst_tx, mode, __ATOMIC_RELAXED);
     return info.Env().Undefined();
   }
@@ -255,7 +255,7 @@ class Program : public Napi::ObjectWrap<Program> {
   bpf_map *MapByName(Napi::Env env, const std::string &name) {
     if (name == "probes") return skel_->maps.probes;
     if (name == "results") return skel_->maps.results;
-    Throw(env, "E_INTERNAL", "no mmapable map named " + name);
+    Throw(env, HO_E_INTERNAL, "no mmapable map named " + name);
   }
 
   // mapBuffer('probes'|'results') → ArrayBuffer over the map's memory (no copy).
@@ -268,7 +268,7 @@ class Program : public Napi::ObjectWrap<Program> {
     size_t maplen = (len + page - 1) / page * page;
     int err = 0;
     void *mem = MapAcquire(bpf_map__fd(map), maplen, PROT_READ | PROT_WRITE, &err);
-    if (!mem) Throw(env, CodeFor(err, "E_BPF"), "cannot mmap map " + std::string(bpf_map__name(map)), err, "mmap");
+    if (!mem) Throw(env, ErrnoError(err, HO_E_BPF), "cannot mmap map " + std::string(bpf_map__name(map)), err, "mmap");
     // The mapping outlives close(): it holds its own reference to the map.
     return Napi::ArrayBuffer::New(env, mem, len, [](Napi::Env, void *p) { MapRelease(p); });
   }
@@ -282,7 +282,7 @@ class Program : public Napi::ObjectWrap<Program> {
     auto out = Napi::Array::New(env, HO_CNT_MAX);
     int fd = bpf_map__fd(skel_->maps.counters);
     for (uint32_t k = 0; k < HO_CNT_MAX; k++) {
-      if (bpf_map_lookup_elem(fd, &k, vals.data())) Throw(env, "E_BPF", "cannot read counters", errno, "bpf");
+      if (bpf_map_lookup_elem(fd, &k, vals.data())) Throw(env, HO_E_BPF, "cannot read counters", errno, "bpf");
       uint64_t sum = 0;
       for (auto v : vals) sum += v;
       out.Set(k, Napi::Number::New(env, (double)sum));
@@ -305,11 +305,11 @@ class Program : public Napi::ObjectWrap<Program> {
     Need(env);
     if (!rb_) {
       rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), OnEvent, &pending_, nullptr);
-      if (!rb_) Throw(env, "E_BPF", "cannot open the event ring buffer", errno, "mmap");
+      if (!rb_) Throw(env, HO_E_BPF, "cannot open the event ring buffer", errno, "mmap");
     }
     pending_.clear();
     int n = ring_buffer__consume(rb_);
-    if (n < 0) Throw(env, "E_BPF", "cannot read the event ring buffer", -n, "epoll");
+    if (n < 0) Throw(env, HO_E_BPF, "cannot read the event ring buffer", -n, "epoll");
     auto arr = Napi::Uint32Array::New(env, pending_.size());
     if (!pending_.empty()) memcpy(arr.Data(), pending_.data(), pending_.size() * sizeof(uint32_t));
     return arr;
@@ -326,7 +326,7 @@ class Program : public Napi::ObjectWrap<Program> {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt.Data(), .data_out = out.data(),
                 .data_size_in = (uint32_t)pkt.Length(), .data_size_out = (uint32_t)out.size(), .repeat = (int)repeat);
     if (bpf_prog_test_run_opts(bpf_program__fd(tc ? skel_->progs.halfopen_tc : skel_->progs.halfopen_xdp), &opts))
-      Throw(env, CodeFor(errno, "E_BPF"), "BPF_PROG_TEST_RUN failed", errno, "bpf");
+      Throw(env, ErrnoError(errno, HO_E_BPF), "BPF_PROG_TEST_RUN failed", errno, "bpf");
     auto res = Napi::Object::New(env);
     res.Set("retval", (int32_t)opts.retval);  // tc's TCX_NEXT is -1
     res.Set("data", Napi::Buffer<uint8_t>::Copy(env, out.data(), opts.data_size_out));
@@ -363,7 +363,7 @@ class Program : public Napi::ObjectWrap<Program> {
 Napi::Value Cookie(const Napi::CallbackInfo &info) {
   auto key = info[0].As<Napi::Buffer<uint8_t>>();
   auto addr = info[1].As<Napi::Buffer<uint8_t>>();
-  if (key.Length() != 16 || addr.Length() != 16) Throw(info.Env(), "E_INTERNAL", "cookie(key, addr, ...): 16-byte buffers expected");
+  if (key.Length() != 16 || addr.Length() != 16) Throw(info.Env(), HO_E_INTERNAL, "cookie(key, addr, ...): 16-byte buffers expected");
   uint64_t k[2];
   uint32_t a[4];
   memcpy(k, key.Data(), 16);
@@ -396,7 +396,7 @@ Napi::Value DriverName(const Napi::CallbackInfo &info) {
 Napi::Value SipHash24(const Napi::CallbackInfo &info) {
   auto key = info[0].As<Napi::Buffer<uint8_t>>();
   auto msg = info[1].As<Napi::Buffer<uint8_t>>();
-  if (key.Length() != 16 || msg.Length() != 24) Throw(info.Env(), "E_INTERNAL", "siphash24: 16-byte key and 24-byte message expected");
+  if (key.Length() != 16 || msg.Length() != 24) Throw(info.Env(), HO_E_INTERNAL, "siphash24: 16-byte key and 24-byte message expected");
   uint64_t k[2], w[3];
   memcpy(k, key.Data(), 16);
   memcpy(w, msg.Data(), 24);

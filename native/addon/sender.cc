@@ -81,7 +81,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
     batch_ = std::clamp<uint32_t>(OptNumber(o, "batch", 64), 1, 256);
     ifindex_ = OptNumber(o, "ifindex", 0);
     auto key = o.Get("key").As<Napi::Buffer<uint8_t>>();
-    if (key.Length() != 16) Throw(env, "E_INTERNAL", "Sender: key must be 16 bytes");
+    if (key.Length() != 16) Throw(env, HO_E_INTERNAL, "Sender: key must be 16 bytes");
     memcpy(key_, key.Data(), 16);
     have4_ = CopyOpt(o, "src4", src4_, 4);
     have6_ = CopyOpt(o, "src6", src6_, 16);
@@ -89,7 +89,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
     have_mac4_ = CopyOpt(o, "dstMac4", dst_mac4_, 6);
     have_mac6_ = CopyOpt(o, "dstMac6", dst_mac6_, 6);
     auto ctl = o.Get("control").As<Napi::TypedArrayOf<int64_t>>();
-    if (ctl.ElementLength() < HO_CTL_SLOTS) Throw(env, "E_INTERNAL", "Sender: control array too short");
+    if (ctl.ElementLength() < HO_CTL_SLOTS) Throw(env, HO_E_INTERNAL, "Sender: control array too short");
     ctl_ref_ = Napi::Persistent(ctl);  // keeps the SharedArrayBuffer alive
     ctl_ = reinterpret_cast<int64_t *>(ctl.Data());
     int mark = (int)(uint32_t)OptNumber(o, "mark", 0);
@@ -99,12 +99,12 @@ class Sender : public Napi::ObjectWrap<Sender> {
     results_len_ = RoundPage((size_t)capacity_ * sizeof(ho_result));
     int err = 0;
     void *p = MapAcquire(o.Get("probesFd").As<Napi::Number>().Int32Value(), probes_len_, PROT_READ, &err);
-    if (!p) Throw(env, "E_BPF", "Sender: cannot map the probe table", err, "mmap");
+    if (!p) Throw(env, HO_E_BPF, "Sender: cannot map the probe table", err, "mmap");
     probes_ = static_cast<const ho_probe *>(p);
     p = MapAcquire(o.Get("resultsFd").As<Napi::Number>().Int32Value(), results_len_, PROT_READ | PROT_WRITE, &err);
     if (!p) {
       Release();
-      Throw(env, "E_BPF", "Sender: cannot map the results table", err, "mmap");
+      Throw(env, HO_E_BPF, "Sender: cannot map the results table", err, "mmap");
     }
     results_ = static_cast<ho_result *>(p);
 
@@ -173,9 +173,9 @@ class Sender : public Napi::ObjectWrap<Sender> {
   [[noreturn]] void FailSocket(Napi::Env env, const char *what) {
     int err = errno;
     Release();
-    if (err == EPERM || err == EACCES)
-      Throw(env, "E_PRIVILEGE", std::string("sending SYNs needs CAP_NET_RAW (") + what + " socket)", err, "socket");
-    Throw(env, "E_SEND", std::string("cannot open the ") + what + " socket", err, "socket");
+    if (ErrnoError(err, HO_E_SEND) == HO_E_PRIVILEGE)
+      Throw(env, HO_E_PRIVILEGE, std::string("sending SYNs needs CAP_NET_RAW (") + what + " socket)", err, "socket");
+    Throw(env, HO_E_SEND, std::string("cannot open the ") + what + " socket", err, "socket");
   }
 
   int OpenRaw(Napi::Env env, int family, int mark) {
@@ -346,7 +346,8 @@ class Sender : public Napi::ObjectWrap<Sender> {
     int err = 0;
   };
 
-  // Sends frames[0..n) of one socket; returns how many the kernel took.
+  // Sends frames[0..n) of one socket, waiting while the kernel is busy; a frame it
+  // refuses is counted in st.failed (the first errno in st.err). Returns n: every frame was tried.
   uint32_t Flush(int fd, bool packet, Frame *frames, uint32_t n, Stats &st) {
     mmsghdr msgs[256];
     iovec iov[256];
@@ -387,7 +388,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
   // Sends the SYNs of the slots `next` yields (until it returns false).
   template <typename Next>
   Napi::Value SendSlots(Napi::Env env, bool only_unanswered, Next next) {
-    if (!probes_) Throw(env, "E_INTERNAL", "the sender is closed");
+    if (!probes_) Throw(env, HO_E_INTERNAL, "the sender is closed");
     Stats st;
     bool aborted = false;
     auto count_failed = [&](uint64_t n, int err) {
@@ -428,7 +429,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
       if (i >= capacity_) continue;
       const ho_probe &p = probes_[i];
       if (p.family == HO_FAMILY_NONE ||
-          (only_unanswered && __atomic_load_n(&results_[i].state, __ATOMIC_RELAXED) != HO_STATE_NONE)) {
+          (only_unanswered && __atomic_load_n(&results_[i].state, __ATOMIC_RELAXED) != HO_RESULT_PENDING)) {
         st.skipped++;
         continue;
       }

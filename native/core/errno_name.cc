@@ -41,4 +41,20 @@ void AppendErrno(char *buf, size_t len, int err) {
            name ? " (" : "", name ? name : "", name ? ")" : "");
 }
 
+const char *ErrorCodeText(enum ho_error code) {
+  switch (code) {
+#define HO_CASE(prefix, name, value) \
+  case prefix##name:                 \
+    return #name;
+    HO_ERROR_LIST(HO_CASE)
+#undef HO_CASE
+    case HO_E_NONE: break;
+  }
+  return "E_INTERNAL";
+}
+
+enum ho_error ErrnoError(int err, enum ho_error fallback) {
+  return (err == EPERM || err == EACCES) ? HO_E_PRIVILEGE : fallback;
+}
+
 }  // namespace ho

@@ -3,10 +3,10 @@
 // process per backend per interval: this program starts in about a
 // millisecond where Node needs tens.
 //
-// The check is RunCheck (check_core.cc), the same code the addon runs for
-// `halfopen check`. Everything around it mirrors src/cli/check.ts byte for
-// byte: arguments, messages, the status line and perfdata, --json, exit
-// codes; test/integration/check.test.ts runs one table of cases against both.
+// The check is RunCheck (check_core.cc); this file is everything around it:
+// arguments, messages, the status line and perfdata, --json, exit codes.
+// It is the only implementation: `halfopen check` runs this program
+// (src/cli/check.ts), and scripts/gen-man.js makes the man page from --help.
 // Needs neither Node nor libbpf: libc only (libstdc++ is linked statically).
 #include "check_core.h"
 #include "errno_name.h"
@@ -36,7 +36,7 @@
 namespace ho {
 namespace {
 
-// ---- text the Node entry point prints too (src/cli/check.ts) -------------
+// ---- usage and help (also the man page's source) -------------------------
 
 const char kUsage[] =
     "Usage: check_tcp_half_open HOST PORT | check_tcp_half_open -H HOST -p PORT [-t SECONDS] [-w SECONDS] "
@@ -84,7 +84,7 @@ const char *IcmpDescription(int family, int type, int code) {
   return "Destination unreachable";
 }
 
-// ---- formatting as JavaScript does it ------------------------------------
+// ---- numbers as the sweep's ndjson prints them (JavaScript's String()) ----
 
 std::string Fixed(double x, int digits) {  // Number.prototype.toFixed for the magnitudes used here
   char buf[64];
@@ -234,7 +234,7 @@ void WriteStdout(const std::string &text) {
 // ---- arguments (parseCheckArgs) ------------------------------------------
 
 struct Failure {  // a HalfopenError: code and message
-  const char *code;
+  enum ho_error code;
   std::string message;
 };
 
@@ -249,7 +249,7 @@ struct Args {
 
 enum Parsed { kCheck, kHelp, kVersion };
 
-Failure Usage(const std::string &m) { return {"E_USAGE", m}; }
+Failure Usage(const std::string &m) { return {HO_E_USAGE, m}; }
 
 bool IsDigits(const char *s) {
   if (!*s) return false;
@@ -451,7 +451,7 @@ bool ParseMark(const char *env, uint32_t *mark, Failure *f) {
     }
   }
   if (!(n >= 0 && n <= 4294967295.0)) {
-    *f = {"E_CONFIG", "invalid MARK \"" + s +
+    *f = {HO_E_CONFIG, "invalid MARK \"" + s +
                           "\" in the environment: expected a decimal or 0x hex number up to 0xffffffff"};
     return false;
   }
@@ -499,23 +499,23 @@ bool Literal(const std::string &s, Target *t) {
   return true;
 }
 
-// A hostname through ResolveHost (check_core.cc), the resolver the addon
-// gives halfopen check too: the deadline holds even when the resolver hangs.
+// A hostname through ResolveHost (check_core.cc): getaddrinfo in a thread of
+// its own, so the deadline holds even when the resolver hangs.
 Resolved Resolve(const Args &a, int64_t deadline_ns, Target *t, Failure *f) {
   ResolveResult r;
   switch (ResolveHost(a.host.c_str(), a.family, std::max<int64_t>(0, deadline_ns - MonoNs()), &r)) {
     case kResolveLate: return kLate;
     case kResolveFailed:
-      *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": " + r.code};
+      *f = {HO_E_RESOLVE, "cannot resolve \"" + a.host + "\": " + r.code};
       return kUnresolved;
     case kResolveOk: break;
   }
   if (!Literal(r.address, t)) {
-    *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": the resolver returned \"" + r.address + "\""};
+    *f = {HO_E_RESOLVE, "cannot resolve \"" + a.host + "\": the resolver returned \"" + r.address + "\""};
     return kUnresolved;
   }
   if (a.family && t->family != a.family) {
-    *f = {"E_RESOLVE", "cannot resolve \"" + a.host + "\": no IPv" + std::to_string(a.family) + " address"};
+    *f = {HO_E_RESOLVE, "cannot resolve \"" + a.host + "\": no IPv" + std::to_string(a.family) + " address"};
     return kUnresolved;
   }
   return kResolved;
@@ -536,10 +536,10 @@ struct Run {
   int Unknown(const Failure &f) const {
     if (have_args && args.json) {
       WriteStdout("{\"ip\":null,\"port\":" + std::to_string(args.port) + ",\"state\":\"unknown\",\"reason\":" +
-                  JsonString(f.code) + ",\"error\":" + JsonString(f.message) + "}\n");
+                  JsonString(ErrorCodeText(f.code)) + ",\"error\":" + JsonString(f.message) + "}\n");
     } else {
       std::string out = "TCP UNKNOWN - " + f.message + "\n";
-      if (!strcmp(f.code, "E_USAGE")) out += std::string(kUsage) + "\n";
+      if (f.code == HO_E_USAGE) out += std::string(kUsage) + "\n";
       WriteStdout(out);
     }
     return HO_CHECK_UNKNOWN;
@@ -641,7 +641,7 @@ struct Run {
     uint32_t mark;
     if (!ParseMark(getenv("MARK"), &mark, &f)) return Unknown(f);
     if (!HasNetRaw())
-      return Unknown({"E_PRIVILEGE", "the half-open check needs CAP_NET_RAW (raw sockets): run it as root, or through sudo"});
+      return Unknown({HO_E_PRIVILEGE, "the half-open check needs CAP_NET_RAW (raw sockets): run it as root, or through sudo"});
     Target t;
     if (!Literal(args.host, &t)) {
       switch (Resolve(args, deadline, &t, &f)) {
@@ -650,7 +650,7 @@ struct Run {
           return Critical("resolving \"" + args.host + "\" took longer than the " + JsNumber(args.timeout_s) +
                               " s deadline", HO_REASON_TIMEOUT);
         case kUnresolved:
-          if (!strcmp(f.code, "E_RESOLVE")) return Critical(f.message, HO_REASON_DNS_FAILURE);
+          if (f.code == HO_E_RESOLVE) return Critical(f.message, HO_REASON_DNS_FAILURE);
           return Unknown(f);
       }
     } else if (args.family && t.family != args.family) {

@@ -73,37 +73,6 @@ export interface NativeSender {
   close(): void;
 }
 
-export interface CheckOptions {
-  family: 4 | 6;
-  /** 4 or 16 bytes, network order. */
-  addr: Buffer;
-  port: number;
-  timeoutMs: number;
-  /** SO_MARK for the SYNs and the route lookup; 0 = none. */
-  mark?: number;
-  /** First resend after this long without a reply, then doubling; default 200. */
-  firstRetryMs?: number;
-  /** At most this many SYNs (1-16); default 16. */
-  maxAttempts?: number;
-}
-
-export interface CheckResult {
-  state: 'open' | 'closed' | 'filtered' | 'unreachable';
-  /** syn-ack, rst, no-response, icmp-<type>-<code>, no-route, local-firewall */
-  reason: string;
-  rttNs: number | null;
-  ttl: number | null;
-  icmpType?: number;
-  icmpCode?: number;
-  /** Who answered: the target, or the router that sent the ICMP error. */
-  from?: string;
-  src: string;
-  sport: number;
-  attempts: number;
-  errno?: number;
-  errname?: string;
-}
-
 interface Addon {
   setErrorClass(cls: typeof HalfopenError): void;
   Program: new (opts: ProgramOptions) => NativeProgram;
@@ -112,10 +81,6 @@ interface Addon {
   siphash24(key: Buffer, msg: Buffer): bigint;
   /** The interface's driver as ethtool names it ("veth", "mlx5_core", …); "" if unknown. */
   driverName(ifindex: number): string;
-  /** One half-open check on raw sockets (no XDP); blocks for at most timeoutMs. */
-  check(opts: CheckOptions): CheckResult;
-  /** getaddrinfo with a deadline (the native plugin's resolver): the first address, Node's error code, or late. */
-  resolve(host: string, family: 0 | 4 | 6, timeoutMs: number): { address: string; family: 4 | 6 } | { code: string } | { late: true };
   /** sd_notify: one datagram with `state` to the unix socket at `socketPath` ('@' = abstract); 0 or the errno. */
   notify(socketPath: string, state: string): number;
 }
@@ -124,7 +89,6 @@ function load(): Addon {
   let addon: Addon;
   try {
     // One static path, so tools see the edge: dist/src/addon/addon.js sits three levels below the root.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     addon = require('../../../native/addon/build/Release/halfopen.node') as Addon;
   } catch (err) {
     throw new HalfopenError('E_INTERNAL', `cannot load the native addon native/addon/build/Release/halfopen.node (run npm run build): ${(err as Error).message}`);
@@ -133,4 +97,18 @@ function load(): Addon {
   return addon;
 }
 
-export const native: Addon = load();
+let loaded: Addon | undefined;
+const addon = (): Addon => (loaded ??= load());
+
+/**
+ * The addon, loaded on first use: modules that import it but never call it
+ * (merge, the config, the unit tier) run without the native build.
+ */
+export const native: Omit<Addon, 'setErrorClass'> = {
+  get Program() { return addon().Program; },
+  get Sender() { return addon().Sender; },
+  cookie: (key, addr, dport, sport) => addon().cookie(key, addr, dport, sport),
+  siphash24: (key, msg) => addon().siphash24(key, msg),
+  driverName: (ifindex) => addon().driverName(ifindex),
+  notify: (socketPath, state) => addon().notify(socketPath, state),
+};

@@ -5,11 +5,13 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Fleet, FleetSpec } from '../fleet/fleet';
 import { mustParseAddress } from '../targets/address';
 import { ProbeResult, ProbeState } from '../types';
 import { requirePrivileges } from '../privileges';
+import { PROBE_STATES } from '../contract.generated';
 
 export const DEMO_FLEET: FleetSpec = {
   tag: 'demo',
@@ -26,7 +28,7 @@ const DEMO_PORTS = '22,80,443';
  * (its port answers RST) and comes back; the events show it going down after
  * `fall` failures and up after `rise` successes. True when both were seen.
  */
-async function watch(fleet: Fleet, out: NodeJS.WritableStream, track: (c: ReturnType<typeof spawn>) => void): Promise<boolean> {
+async function watch(fleet: Fleet, out: NodeJS.WritableStream, track: (c: ReturnType<typeof spawn>) => void, signal: AbortSignal): Promise<boolean> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-demo-'));
   const config = path.join(dir, 'serve.yaml');
   fs.writeFileSync(config, `defaults: { interval: 300ms, timeout: 200ms, fastinter: 100ms, rise: 2, fall: 2, jitter: 0 }
@@ -42,26 +44,24 @@ backends:
   track(child);
   const t0 = Date.now();
   const seen = new Set<string>();
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const e = JSON.parse(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-      seen.add(`${e.backend} ${e.to}`);
-      const n = e.to === 'down' ? e.consecutive.failures : e.consecutive.successes;
-      out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  ${e.backend.padEnd(8)} ${e.from} → ${e.to}  (${e.reason}, after ${n} ${e.to === 'down' ? 'failures' : 'successes'})\n`);
-    }
+  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+    const e = JSON.parse(line);
+    seen.add(`${e.backend} ${e.to}`);
+    const n = e.to === 'down' ? e.consecutive.failures : e.consecutive.successes;
+    out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  ${e.backend.padEnd(8)} ${e.from} → ${e.to}  (${e.reason}, after ${n} ${e.to === 'down' ? 'failures' : 'successes'})\n`);
   });
   try {
-    await sleep(1200);
+    // Ctrl-C ends the watch at once: the sleeps reject, and the finally below stops serve.
+    await sleep(1200, undefined, { signal });
     out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  web2's listener stops (198.18.0.11:443 answers RST)\n`);
     fleet.block('halfopen_demo', '198.18.0.11', 443, 'reset');
-    await sleep(1500);
+    await sleep(1500, undefined, { signal });
     out.write(`  +${((Date.now() - t0) / 1000).toFixed(1)} s  web2's listener is back\n`);
     fleet.unblock('halfopen_demo');
-    await sleep(1500);
+    await sleep(1500, undefined, { signal });
+  } catch (err) {
+    if (!signal.aborted) throw err;
+    return false;
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
@@ -74,7 +74,15 @@ export async function demo(): Promise<number> {
   requirePrivileges();
   const fleet = await Fleet.create(DEMO_FLEET);
   let child: ReturnType<typeof spawn> | null = null;
-  const onSignal = () => { child?.kill('SIGINT'); };
+  // A signal stops whatever runs, the fleet is removed below, and the demo
+  // exits as the shell reports a filter killed by it: 130 (SIGINT), 143 (SIGTERM).
+  const stop = new AbortController();
+  let interrupted = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted = 128 + os.constants.signals[sig];
+    child?.kill('SIGINT');
+    stop.abort();
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
@@ -88,17 +96,9 @@ export async function demo(): Promise<number> {
     child = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let summary = '';
     child.stderr!.on('data', (d: Buffer) => { summary += d.toString(); });
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line) results.push(JSON.parse(line));
-      }
-    });
+    readline.createInterface({ input: child.stdout! }).on('line', (line) => { if (line) results.push(JSON.parse(line)); });
     const code: number = await new Promise((resolve) => child!.on('close', (c) => resolve(c ?? 1)));
+    if (interrupted) return interrupted;
     if (code !== 0) {
       process.stderr.write(summary);
       return code;
@@ -111,7 +111,7 @@ export async function demo(): Promise<number> {
       byState.set(r.state, [...(byState.get(r.state) ?? []), r]);
     }
     out.write(`${'state'.padEnd(12)}${'probes'.padStart(7)}  example\n`);
-    for (const state of ['open', 'closed', 'filtered', 'unreachable'] as ProbeState[]) {
+    for (const state of PROBE_STATES) {
       const rs = byState.get(state) ?? [];
       const ex = rs[0] ? `${rs[0].ip} port ${rs[0].port} (${rs[0].reason}${rs[0].rtt_ms !== null ? `, ${rs[0].rtt_ms} ms` : ''})` : '';
       out.write(`${state.padEnd(12)}${String(rs.length).padStart(7)}  ${ex}\n`);
@@ -119,7 +119,8 @@ export async function demo(): Promise<number> {
     out.write(`\n${summary}`);
     out.write(`ground truth: ${results.length - wrong}/${results.length} verdicts correct\n`);
 
-    const watched = await watch(fleet, out, (c) => { child = c; });
+    const watched = await watch(fleet, out, (c) => { child = c; }, stop.signal);
+    if (interrupted) return interrupted;
     const accepted = fleet.acceptedConnections().length;
     const synRecv = fleet.synRecvCount();
     out.write(`\nfleet servers: ${accepted} accepted connections, ${synRecv} half-open (SYN-RECV) sockets left\n`);

@@ -12,9 +12,16 @@
 import { HalfopenError } from '../errors';
 import { isV4, parseAddress } from '../targets/address';
 import { AddrRange, findRange, mergeRanges } from '../targets/ranges';
+import { lookupHost } from '../targets/resolve';
 import { isHostname, parseExcludeSpec } from '../targets/target-set';
 
+/** Every address of a name; the default is the one resolver's (src/targets/resolve.ts). */
 export type LookupAll = (name: string) => Promise<bigint[]>;
+const lookupAll: LookupAll = async (name) => {
+  const r = await lookupHost(name, { deadlineMs: 5000 });
+  if (!r.addrs.length) throw new Error(r.error);
+  return r.addrs;
+};
 
 export class AllowList {
   private fixed: AddrRange[];
@@ -48,10 +55,10 @@ export class AllowList {
   }
 
   /** Looks the name entries up again; a name that does not resolve allows nothing until it does. */
-  async refresh(lookupAll: LookupAll): Promise<void> {
+  async refresh(lookup: LookupAll = lookupAll): Promise<void> {
     await Promise.all(this.names.map(async (n) => {
       try {
-        this.named.set(n, (await lookupAll(n)).map((a) => ({ lo: a, hi: a })));
+        this.named.set(n, (await lookup(n)).map((a) => ({ lo: a, hi: a })));
       } catch {
         this.named.set(n, []);
       }

@@ -6,6 +6,7 @@ import { formatAddress } from '../targets/address';
 import { roundMs, ProbeState } from '../types';
 import { BackendConfig } from './config';
 import { Health, HealthState } from './health';
+import { PROBE_STATES } from '../contract.generated';
 
 /** How one completed check ended (filtered = no reply within the timeout). */
 export interface CheckOutcome {
@@ -70,8 +71,7 @@ export function staleAfter(c: BackendConfig): number {
 }
 
 const HISTORY = 30;
-const STATES: ProbeState[] = ['open', 'closed', 'filtered', 'unreachable'];
-const STATE_CODE: Record<ProbeState, number> = { open: 0, closed: 1, filtered: 2, unreachable: 3 };
+const STATE_CODE = Object.fromEntries(PROBE_STATES.map((s, i) => [s, i])) as Record<ProbeState, number>;
 
 /** Share of the weight a backend gets the moment it comes up with slow start. */
 export const SLOWSTART_FLOOR = 0.1;
@@ -207,7 +207,7 @@ export class Backend {
     const out = [];
     for (let k = 0; k < this.histLen; k++) {
       const i = (this.histPos - this.histLen + k + HISTORY) % HISTORY;
-      const state = STATES[this.histState[i]];
+      const state = PROBE_STATES[this.histState[i]];
       const rtt = this.histRtt[i];
       out.push({ ok: state === 'open', state, rtt_ms: Number.isNaN(rtt) ? null : roundMs(rtt) });
     }

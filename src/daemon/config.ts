@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import yaml from 'js-yaml';
 import { HalfopenError } from '../errors';
-import { isV4, parseAddress } from '../targets/address';
+import { hostPort, isV4, parseAddress } from '../targets/address';
+import { PushConfig, discovers, parsePush } from './push/config';
 import { ExporterConfig, parseExporterConfig } from './exporter/config';
 
 export interface BackendConfig {
@@ -50,6 +51,10 @@ export interface ServeConfig {
     /** auto: XDP when the interface's XDP hook is free, else tc ingress. */
     hook: 'auto' | 'xdp' | 'tc';
   };
+  /** Balancers driven on every change (src/daemon/push/config.ts). */
+  push: PushConfig;
+  /** A backend with the defaults' timings, for backends discovered from a balancer. */
+  template: Omit<BackendConfig, 'name' | 'host' | 'port'>;
   /** /probe (blackbox_exporter style); absent: /probe answers 404. */
   exporter?: ExporterConfig;
 }
@@ -192,7 +197,8 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   const root = obj(c, '(top level)', doc);
-  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin', 'exporter']);
+  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin', 'push', 'exporter']);
+  const push = parsePush(root.push, root.backends, file);
   const exporter = parseExporterConfig(root.exporter, file);
   if (root.state_file !== undefined && (typeof root.state_file !== 'string' || !root.state_file)) c.fail('state_file', 'a file path', root.state_file);
   const admin = obj(c, 'admin', root.admin);
@@ -205,14 +211,14 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   const base = timing(c, 'defaults', defaults, DEFAULTS);
   const baseRoute = { source: sources(c, 'defaults.source', defaults.source), mark: mark(c, 'defaults.mark', defaults.mark) };
 
-  // An exporter-only daemon (only /probe) has no backends.
-  if (exporter && (root.backends === undefined || root.backends === null)) root.backends = [];
-  if (!Array.isArray(root.backends) || (root.backends.length === 0 && !exporter)) c.fail('backends', 'a non-empty list of backends (or an exporter section)', root.backends);
+  // Backends may be left out when a balancer lists them (push.nftlb discover) or serve is an exporter only (/probe).
+  if ((discovers(push) || exporter) && (root.backends === undefined || root.backends === null)) root.backends = [];
+  if (!Array.isArray(root.backends) || (root.backends.length === 0 && !discovers(push) && !exporter)) c.fail('backends', 'a non-empty list of backends (or an exporter section)', root.backends);
   const names = new Set<string>();
   const backends: BackendConfig[] = (root.backends as unknown[]).map((raw, i) => {
     const p = `backends[${i}]`;
     const b = obj(c, p, raw);
-    known(c, p, b, ['name', 'host', 'port', 'weight', 'labels', ...TIMING_KEYS, ...ROUTE_KEYS]);
+    known(c, p, b, ['name', 'host', 'port', 'weight', 'labels', 'server', ...TIMING_KEYS, ...ROUTE_KEYS]);
     if (typeof b.host !== 'string' || !b.host) c.fail(`${p}.host`, 'an address or hostname', b.host);
     const port = int(c, `${p}.port`, b.port, 1, 65535);
     const rawName = b.name === undefined ? `${b.host}:${port}` : b.name;
@@ -240,7 +246,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     // the first only: almost always a copy-paste slip, so it takes an opt-in.
     const target = `${parseAddress(out.host.replace(/^\[(.*)\]$/, '$1'))?.toString() ?? out.host.toLowerCase()}:${port}`;
     const first = targets.get(target);
-    if (first !== undefined && root.allow_duplicates !== true) c.fail(`${p}`, `a host:port not already checked by backend "${first}" (or allow_duplicates: true)`, `${out.host}:${port}`);
+    if (first !== undefined && root.allow_duplicates !== true) c.fail(`${p}`, `a host:port not already checked by backend "${first}" (or allow_duplicates: true)`, hostPort(out.host, port));
     if (first === undefined) targets.set(target, name);
     return out;
   });
@@ -278,6 +284,10 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
       rst: oneOf(c, 'probe.rst', probe.rst, ['auto', 'xdp', 'kernel'] as const),
       hook: oneOf(c, 'probe.hook', probe.hook, ['auto', 'xdp', 'tc'] as const),
     },
+    push,
+    template: { labels: {}, interval: base.interval!, timeout: base.timeout!, rise: base.rise!, fall: base.fall!, jitter: base.jitter!, initial: base.initial!,
+      fastinter: base.fastinter ?? base.interval!, downinter: base.downinter ?? base.interval!, slowstart: base.slowstart!, logFailures: base.logFailures!,
+      resolveInterval: base.resolveInterval!, ...(baseRoute.mark !== undefined ? { mark: baseRoute.mark } : {}) },
     exporter,
   };
 }

@@ -98,13 +98,8 @@ async function adminRequest(req: http.IncomingMessage, m: Monitor, gate: AdminGa
   return send(200, backendJson(m.get(name)!));
 }
 
-function* withExporter(m: Monitor, e: Exporter): Generator<string> {
-  yield* metricChunks(m);
-  yield e.metricsText(m.onDemandStats);
-}
-
 /** `getMonitor` returns null while the daemon starts: every endpoint but / answers 503 then. */
-export function createHttpServer(getMonitor: () => Monitor | null, gate = new AdminGate(null, () => {}), exporter: Exporter | null = null): http.Server {
+export function createHttpServer(getMonitor: () => Monitor | null, gate = new AdminGate(null, () => {}), extraMetrics?: () => string, exporter: Exporter | null = null): http.Server {
   return http.createServer((req, res) => {
     const send = (code: number, type: string, body: string, headers: Record<string, string> = {}) => {
       res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store', ...headers });
@@ -132,7 +127,7 @@ export function createHttpServer(getMonitor: () => Monitor | null, gate = new Ad
       return void exporter.handle(req, url).then((a) => send(a.status, a.type, a.body, a.headers), () => send(500, 'text/plain', 'probe failed\n'));
     }
     if (url.pathname === '/sd') return void stream(res, 'application/json', sdChunks(m));
-    if (url.pathname === '/metrics') return void stream(res, 'text/plain; version=0.0.4; charset=utf-8', exporter ? withExporter(m, exporter) : metricChunks(m));
+    if (url.pathname === '/metrics') return void stream(res, 'text/plain; version=0.0.4; charset=utf-8', metricChunks(m, extraMetrics));
     if (url.pathname === '/backends') return void stream(res, 'application/json', backendsJsonChunks(m));
     if (url.pathname === '/status') {
       const limit = Number(url.searchParams.get('limit') ?? STATUS_ROWS);

@@ -374,14 +374,18 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     }
   }
 
+  private stopped = false;
+
   start(): void {
     if (this.timer) return;
+    this.stopped = false;
     this.timer = setInterval(() => this.tick(), this.tickMs);
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.stopped = true;
   }
 
   /**
@@ -465,7 +469,8 @@ export class Monitor extends EventEmitter implements ProbeOnce {
       this.checksSent += due.length;
       this.slots.sendSlots(Uint32Array.from(due)).then(
         () => { this.sendingSince = 0; },
-        (err) => { this.sendingSince = 0; this.emit('error', err); },
+        // After stop() the sender threads are being torn down: a batch they drop then is no error.
+        (err) => { this.sendingSince = 0; if (!this.stopped) this.emit('error', err); },
       );
     }
   }

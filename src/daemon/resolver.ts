@@ -1,10 +1,9 @@
 // Backends named by host name: looked up at start and again every
 // resolve_interval, or sooner when the DNS record's TTL is shorter. A name
 // with no address makes only its backend down (reason unresolved), never the
-// daemon. DNS answers come with their TTL (c-ares); names DNS does not know
-// (/etc/hosts, other NSS sources) fall back to the system resolver.
-import dns from 'node:dns';
-import { formatAddress, parseAddress } from '../targets/address';
+// daemon. The look-up follows DNS TTLs (src/targets/resolve.ts).
+import { formatAddress } from '../targets/address';
+import { literal, lookupHost } from '../targets/resolve';
 import type { BackendConfig } from './config';
 import type { Monitor } from './monitor';
 
@@ -16,30 +15,10 @@ export interface ResolvedBackend { cfg: BackendConfig; addr: bigint | null; unre
 
 export interface Resolved { addr: bigint | null; ttlMs: number; error: string }
 
-const resolver = new dns.promises.Resolver({ timeout: 2000, tries: 2 });
-
-/** An address literal, with or without [brackets], or null. */
-export const literal = (host: string): bigint | null => parseAddress(host.replace(/^\[(.*)\]$/, '$1'));
-
-/** Looks `host` up: the first A record (else AAAA) and its TTL, else the system resolver. */
+/** Looks `host` up, following DNS TTLs: the first address and how long it holds. */
 export async function resolveHost(host: string, fallbackTtlMs: number): Promise<Resolved> {
-  const lit = literal(host);
-  if (lit !== null) return { addr: lit, ttlMs: Infinity, error: '' };
-  let dnsError = '';
-  for (const rr of ['A', 'AAAA'] as const) {
-    try {
-      const recs = rr === 'A' ? await resolver.resolve4(host, { ttl: true }) : await resolver.resolve6(host, { ttl: true });
-      if (recs.length) return { addr: parseAddress(recs[0].address), ttlMs: Math.max(1, recs[0].ttl) * 1000, error: '' };
-    } catch (err) {
-      dnsError = (err as NodeJS.ErrnoException).code ?? String(err);
-    }
-  }
-  try {
-    const r = await dns.promises.lookup(host);
-    return { addr: parseAddress(r.address), ttlMs: fallbackTtlMs, error: '' };
-  } catch (err) {
-    return { addr: null, ttlMs: fallbackTtlMs, error: (err as NodeJS.ErrnoException).code ?? dnsError ?? String(err) };
-  }
+  const r = await lookupHost(host, { followTtl: true, fallbackTtlMs });
+  return { addr: r.addrs[0] ?? null, ttlMs: r.ttlMs, error: r.error };
 }
 
 /**

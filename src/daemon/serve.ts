@@ -2,11 +2,14 @@
 // attached, checks every backend on its own schedule, and tells load balancers
 // (agent-check), monitoring (/metrics) and people (/, events, hooks) about it.
 //
-// Start-up takes every step that can fail on the operator's input first (the
-// config, the hook, the events file, the listen addresses, privileges) and
-// only then attaches XDP and sends: a failure is one line and exit 2 with
-// nothing attached and no SYN sent. SIGHUP reloads the config (unchanged
-// backends keep their state; a bad config is rejected and the old one stays);
+// The Daemon holds the running state. A config reaches it in two steps, the
+// same at start and at SIGHUP: prepare() takes every step that can fail on the
+// operator's input (backends resolved, duplicates, per-backend routes, the
+// events file and hook) without touching what runs, and enact() makes the
+// prepared config the running one. At start, the listen addresses and
+// privileges are checked before XDP is attached or a SYN sent: a failure is
+// one line and exit 2 with nothing attached. A reload that fails to prepare is
+// rejected and the running config stays; unchanged backends keep their state.
 // SIGTERM/SIGINT shut down within SHUTDOWN_MS, XDP detached.
 import fs from 'node:fs';
 import http from 'node:http';
@@ -14,8 +17,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { Engine } from '../engine/engine';
 import { HalfopenError } from '../errors';
-import { BackendConfig, ServeConfig, loadConfig, loadConfigOffThread } from './config';
+import { ServeConfig, loadConfig, loadConfigOffThread } from './config';
 import { requirePrivileges } from '../privileges';
+import { hostPort } from '../targets/address';
 import { Monitor, capacityFor, slotsFor } from './monitor';
 import { createHttpServer } from './http';
 import { createAgentServer } from './agent';
@@ -25,9 +29,8 @@ import { Refresher, ResolvedBackend, resolveHost } from './resolver';
 import { StateWriter, readState } from './state-file';
 import { checkSendRoutes, matcherInterface } from './send-routes';
 import { startWatchdog } from './watchdog';
+import { PushDriver, initialDiscovery, withDiscovered } from './push/driver';
 import { Exporter } from './exporter/exporter';
-
-const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
 
 /** SIGTERM to exit: whatever is still closing then, XDP is detached and the process ends. */
 const SHUTDOWN_MS = 1500;
@@ -46,7 +49,7 @@ async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
       if (addr === null) continue;
       const key = `${addr}:${b.port}`;
       const first = seen.get(key);
-      if (first !== undefined) throw new HalfopenError('E_CONFIG', `backends ${first} and ${b.name} both check ${b.host}:${b.port} (set allow_duplicates: true if that is meant)`);
+      if (first !== undefined) throw new HalfopenError('E_CONFIG', `backends ${first} and ${b.name} both check ${hostPort(b.host, b.port)} (set allow_duplicates: true if that is meant)`);
       seen.set(key, b.name);
     }
   }
@@ -79,7 +82,7 @@ function checkStateDir(file: string): void {
 
 function listen(server: http.Server | net.Server, where: { host: string; port: number }, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', (e) => reject(new HalfopenError('E_CONFIG', `cannot listen for ${what} on ${where.host}:${where.port}: ${(e as NodeJS.ErrnoException).code}`)));
+    server.once('error', (e) => reject(new HalfopenError('E_CONFIG', `cannot listen for ${what} on ${hostPort(where.host, where.port)}: ${(e as NodeJS.ErrnoException).code}`)));
     server.listen(where.port, where.host, () => resolve());
   });
 }
@@ -89,141 +92,231 @@ const closeServer = (s: http.Server | net.Server) => new Promise<void>((r) => {
   (s as http.Server).closeAllConnections?.();
 });
 
-export async function serve(configPath: string): Promise<void> {
-  let cfg = loadConfig(configPath);
-  let sink = new EventSink(cfg.events, cfg.hooks.onChange, cfg.hooks.timeout, (m) => log(`warning: ${m}`));
-  const gate = new AdminGate(cfg.admin.tokenFile ? loadToken(cfg.admin.tokenFile, (m) => log(`warning: ${m}`)) : null, log);
-  const exporter = new Exporter(cfg.exporter, log);
-  const onDemandSlots = exporter.slotsWanted; // kept in the probe table for /probe from start to exit
-  if (cfg.stateFile) checkStateDir(cfg.stateFile);
-  const servers: Array<http.Server | net.Server> = [];
-  let monitor: Monitor | null = null;
-  let engine: Engine | null = null;
-  let list: Resolved = [];
-  let state: StateWriter | null = null;
-  try {
+/** A config that passed every check of its input, ready to become the running one. */
+interface Prepared {
+  cfg: ServeConfig;
+  /** The config's backends and those a balancer lists (push.nftlb discover). */
+  list: Resolved;
+  /** The config's backends alone. */
+  configured: Resolved;
+  /** A new event sink when events or hooks changed (or at start); null keeps the running one. */
+  sink: EventSink | null;
+}
+
+const log = (m: string) => process.stderr.write(`halfopen serve: ${m}\n`);
+const warn = (m: string) => log(`warning: ${m}`);
+
+const newSink = (cfg: ServeConfig) => new EventSink(cfg.events, cfg.hooks.onChange, cfg.hooks.timeout, warn);
+
+export class Daemon {
+  private readonly servers: Array<http.Server | net.Server> = [];
+  private monitor: Monitor | null = null;
+  private engine: Engine | null = null;
+  private sink: EventSink | null = null;
+  private state: StateWriter | null = null;
+  private list: Resolved = [];
+  private configured: Resolved = [];
+  /** The balancers serve drives on every change (src/daemon/push). */
+  private push: PushDriver | null = null;
+  private rediscoverPending = false;
+  private refresher: Refresher | null = null;
+  private watchdog: { stop(): void } | null = null;
+  private reloading = false;
+  /** /probe (src/daemon/exporter), and the probe-table slots kept for it from start to exit. */
+  private readonly exporter: Exporter;
+  private readonly onDemandSlots: number;
+
+  private constructor(private readonly configPath: string, private cfg: ServeConfig) {
+    this.exporter = new Exporter(cfg.exporter, log);
+    this.onDemandSlots = this.exporter.slotsWanted;
+  }
+
+  /** Everything up to the first check; on failure nothing is left attached, bound or open. */
+  static async start(configPath: string): Promise<Daemon> {
+    const d = new Daemon(configPath, loadConfig(configPath));
+    try {
+      await d.open();
+    } catch (err) {
+      await d.push?.close();
+      d.monitor?.stop();
+      d.exporter.stop();
+      await Promise.all(d.servers.map(closeServer));
+      await d.engine?.close();
+      await d.sink?.close(0);
+      throw err;
+    }
+    return d;
+  }
+
+  private async open(): Promise<void> {
+    const cfg = this.cfg;
+    const first = this.prepareSink(cfg, null);
+    this.sink = first;
+    const gate = new AdminGate(cfg.admin.tokenFile ? loadToken(cfg.admin.tokenFile, warn) : null, log);
+    if (cfg.stateFile) checkStateDir(cfg.stateFile);
     requirePrivileges();
     Exporter.checkSources(cfg.exporter);
     // Bound before anything is attached; they answer 503 / "down" until the monitor runs.
     if (cfg.listen.http) {
-      const s = createHttpServer(() => monitor, gate, exporter);
-      await listen(s, cfg.listen.http, 'HTTP');
-      servers.push(s);
+      const extra = () => (this.push?.metrics() ?? '') + this.exporter.metricsText(this.monitor?.onDemandStats ?? null);
+      await this.listen(createHttpServer(() => this.monitor, gate, extra, this.exporter), cfg.listen.http, 'HTTP');
     }
-    if (cfg.listen.agent) {
-      const s = createAgentServer(() => monitor);
-      await listen(s, cfg.listen.agent, 'the agent');
-      servers.push(s);
-    }
-    list = await resolveBackends(cfg);
-    checkSendRoutes(list, () => matcherInterface(list, cfg.probe.interface)); // per-backend source and mark
-    await exporter.refreshAllow();
-    engine = openEngine(cfg, list, exporter, onDemandSlots);
-    monitor = new Monitor(engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
-    monitor.reserveOnDemand(onDemandSlots);
-    exporter.attach(monitor, onDemandSlots);
-    exporter.start();
-    monitor.on('change', (ev) => { sink.emit(ev); state?.changed(); });
-    monitor.on('error', (err) => log(`error: ${(err as Error).message}`));
-    monitor.apply(list);
-    for (const r of list) if (r.addr === null) log(`warning: backend ${r.cfg.name}: ${r.unresolved}: down (unresolved) until it resolves`);
-    if (cfg.stateFile) {
-      const saved = readState(cfg.stateFile);
-      if (saved && 'problem' in saved) log(`warning: state file ignored: ${saved.problem}`);
-      else if (saved) log(`state of ${monitor.restore(saved.backends)} backends restored from ${cfg.stateFile}`);
-      const m = monitor;
-      state = new StateWriter(cfg.stateFile, () => m.list(), (msg) => log(`warning: ${msg}`));
-      state.flush();
-    }
-    await engine.sendSlots(new Uint32Array(0)); // sender thread up before the first check is due
-    monitor.start();
-  } catch (err) {
-    monitor?.stop();
-    exporter.stop();
-    await Promise.all(servers.map(closeServer));
-    await engine?.close();
-    await sink.close(0);
-    throw err;
+    if (cfg.listen.agent) await this.listen(createAgentServer(() => this.monitor), cfg.listen.agent, 'the agent');
+    const prepared = await this.prepare(cfg, null);
+    if (!prepared.list.length && !this.exporter.enabled) throw new HalfopenError('E_CONFIG', 'no backends to check: none configured, and the push.nftlb farms to discover listed none');
+    await this.exporter.refreshAllow();
+    this.engine = openEngine(cfg, prepared.list, this.exporter, this.onDemandSlots);
+    const mon = new Monitor(this.engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
+    this.monitor = mon;
+    mon.reserveOnDemand(this.onDemandSlots);
+    this.exporter.attach(mon, this.onDemandSlots);
+    this.exporter.start();
+    mon.on('change', (ev) => { this.sink?.emit(ev); this.state?.changed(); });
+    mon.on('error', (err) => log(`error: ${(err as Error).message}`));
+    this.refresher = new Refresher(mon, () => this.cfg.backends, log);
+    await this.enact(prepared);
+    for (const r of this.list) if (r.addr === null) warn(`backend ${r.cfg.name}: ${r.unresolved}: down (unresolved) until it resolves`);
+    if (cfg.stateFile) this.restoreState(cfg.stateFile, mon);
+    this.push = new PushDriver(mon, cfg.push, warn, () => void this.rediscover());
+    this.push.start();
+    await this.engine.sendSlots(new Uint32Array(0)); // sender thread up before the first check is due
+    mon.start();
+    this.refresher.start();
+    const eng = this.engine;
+    log(`checking ${this.list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
+      `${cfg.listen.http ? `; http on ${hostPort(cfg.listen.http.host, cfg.listen.http.port)}` : ''}` +
+      `${cfg.listen.agent ? `; agent on ${hostPort(cfg.listen.agent.host, cfg.listen.agent.port)}` : ''}` +
+      `${this.exporter.enabled && cfg.listen.http ? `; /probe with ${this.onDemandSlots} slots` : ''}`);
+    // Under systemd: ready now, and watchdog pings only while /healthz would
+    // say ok (checks going out on time): a stuck daemon is killed and restarted.
+    this.watchdog = startWatchdog(() => mon.health().ok, { warn });
+    // Replies taken by another program on the XDP hook would read as silent backends: say so once.
+    setTimeout(() => { const w = this.engine?.lostRepliesWarning(); if (w) warn(w); }, 10_000).unref();
   }
-  const mon = monitor;
-  let eng = engine;
-  const refresher = new Refresher(mon, () => cfg.backends, log);
-  refresher.plan(list);
-  refresher.start();
-  log(`checking ${list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
-    `${cfg.listen.http ? `; http on ${cfg.listen.http.host}:${cfg.listen.http.port}` : ''}` +
-    `${cfg.listen.agent ? `; agent on ${cfg.listen.agent.host}:${cfg.listen.agent.port}` : ''}` +
-    `${exporter.enabled && cfg.listen.http ? `; /probe with ${onDemandSlots} slots` : ''}`);
-  // Under systemd: ready now, and watchdog pings only while /healthz would
-  // say ok (checks going out on time): a stuck daemon is killed and restarted.
-  const watchdog = startWatchdog(() => mon.health().ok, { warn: (m) => log(`warning: ${m}`) });
 
-  // Replies taken by another program on the XDP hook would read as silent backends: say so once.
-  setTimeout(() => { const w = eng.lostRepliesWarning(); if (w) log(`warning: ${w}`); }, 10_000).unref();
+  private async listen(server: http.Server | net.Server, where: { host: string; port: number }, what: string): Promise<void> {
+    await listen(server, where, what);
+    this.servers.push(server);
+  }
 
-  let reloading = false;
-  const reload = async () => {
-    if (reloading) return;
-    reloading = true;
+  private restoreState(file: string, mon: Monitor): void {
+    const saved = readState(file);
+    if (saved && 'problem' in saved) warn(`state file ignored: ${saved.problem}`);
+    else if (saved) log(`state of ${mon.restore(saved.backends)} backends restored from ${file}`);
+    this.state = new StateWriter(file, () => mon.list(), warn);
+    this.state.flush();
+  }
+
+  /** The events file and hook of `next`: a new sink when they differ from the running config's (`running` null: at start). */
+  private prepareSink(next: ServeConfig, running: ServeConfig | null): EventSink | null {
+    if (running && next.events === running.events && next.hooks.onChange === running.hooks.onChange && next.hooks.timeout === running.hooks.timeout) return null;
+    return newSink(next);
+  }
+
+  /** The steps of a config that can fail on its input, with nothing running touched. */
+  private async prepare(next: ServeConfig, running: ServeConfig | null): Promise<Prepared> {
+    Exporter.checkSources(next.exporter);
+    const configured = await resolveBackends(next);
+    // Per-backend source and mark: at start the interface is the one the backends' routes give.
+    checkSendRoutes(configured, this.engine ? this.engine.interface : () => matcherInterface(configured, next.probe.interface));
+    // A balancer's backends (push.nftlb discover): read once before the engine opens, then as the driver follows them.
+    const found = this.push ? this.push.discovered() : await initialDiscovery(next.push, warn);
+    const list = withDiscovered(configured, found, next.template);
+    return { cfg: next, list, configured, sink: running ? this.prepareSink(next, running) : null };
+  }
+
+  /** Makes a prepared config the running one. */
+  private async enact(p: Prepared): Promise<void> {
+    const mon = this.monitor!;
+    await this.makeRoom(p.cfg, p.list);
+    if (p.sink) {
+      const old = this.sink;
+      this.sink = p.sink;
+      await old?.close();
+    }
+    mon.apply(p.list);
+    this.push?.reconfigure(p.cfg.push);
+    // listen, probe, admin and state_file are bound or attached once: they keep the values they started with.
+    this.cfg = { ...p.cfg, listen: this.cfg.listen, probe: this.cfg.probe, admin: this.cfg.admin, stateFile: this.cfg.stateFile };
+    this.list = p.list;
+    this.configured = p.configured;
+    this.refresher!.plan(this.list);
+    this.state?.changed();
+  }
+
+  /** A probe table for `list`: a larger one when it outgrew the running one. */
+  private async makeRoom(cfg: ServeConfig, list: Resolved): Promise<void> {
+    if (slotsFor(list) + this.onDemandSlots <= this.engine!.capacity) return;
+    // One XDP program per interface: the old one must go before the new attaches.
+    await this.engine!.close();
+    this.engine = openEngine({ ...cfg, probe: this.cfg.probe }, list, this.exporter, this.onDemandSlots);
+    this.monitor!.replaceSlots(this.engine);
+  }
+
+  /** A balancer's list of backends changed (push.nftlb discover): check the config's and the new list. */
+  private async rediscover(): Promise<void> {
+    if (this.reloading) { this.rediscoverPending = true; return; }
     try {
-      const next = await loadConfigOffThread(configPath);
-      const nextList = await resolveBackends(next);
-      checkSendRoutes(nextList, eng.interface); // per-backend source and mark
-      Exporter.checkSources(next.exporter);
-      if (JSON.stringify(next.listen) !== JSON.stringify(cfg.listen) || JSON.stringify(next.probe) !== JSON.stringify(cfg.probe))
-        log('warning: listen and probe settings take effect at restart only');
-      if (JSON.stringify(next.admin) !== JSON.stringify(cfg.admin) || next.stateFile !== cfg.stateFile)
-        log('warning: admin and state_file settings take effect at restart only');
-      let nextSink: EventSink | null = null;
-      if (next.events !== cfg.events || next.hooks.onChange !== cfg.hooks.onChange || next.hooks.timeout !== cfg.hooks.timeout)
-        nextSink = new EventSink(next.events, next.hooks.onChange, next.hooks.timeout, (m) => log(`warning: ${m}`));
-      if (slotsFor(nextList) + onDemandSlots > eng.capacity) {
-        // One XDP program per interface: the old one must go before the new attaches.
-        await eng.close();
-        eng = openEngine(next, nextList, exporter, onDemandSlots);
-        mon.replaceSlots(eng);
-      }
-      if (nextSink) {
-        const old = sink;
-        sink = nextSink;
-        await old.close();
-      }
-      mon.apply(nextList);
-      await exporter.reconfigure(next.exporter);
-      cfg = { ...next, listen: cfg.listen, probe: cfg.probe, admin: cfg.admin, stateFile: cfg.stateFile };
-      list = nextList;
-      refresher.plan(list);
-      state?.changed();
-      log(`reloaded ${configPath}: ${list.length} backends`);
+      const list = withDiscovered(this.configured, this.push!.discovered(), this.cfg.template);
+      await this.makeRoom(this.cfg, list);
+      this.monitor!.apply(list);
+      this.list = list;
+      this.state?.changed();
+    } catch (err) {
+      log(`error: discovered backends: ${(err as Error).message}`);
+    }
+  }
+
+  /** SIGHUP: the config file again, through the same two steps as at start. */
+  async reload(): Promise<void> {
+    if (this.reloading) return;
+    this.reloading = true;
+    try {
+      const next = await loadConfigOffThread(this.configPath);
+      const prepared = await this.prepare(next, this.cfg);
+      if (JSON.stringify(next.listen) !== JSON.stringify(this.cfg.listen) || JSON.stringify(next.probe) !== JSON.stringify(this.cfg.probe))
+        warn('listen and probe settings take effect at restart only');
+      if (JSON.stringify(next.admin) !== JSON.stringify(this.cfg.admin) || next.stateFile !== this.cfg.stateFile)
+        warn('admin and state_file settings take effect at restart only');
+      await this.enact(prepared);
+      await this.exporter.reconfigure(next.exporter);
+      log(`reloaded ${this.configPath}: ${this.list.length} backends`);
     } catch (err) {
       log(`reload rejected, keeping the running config: ${(err as Error).message}`);
     } finally {
-      reloading = false;
+      this.reloading = false;
+      if (this.rediscoverPending) { this.rediscoverPending = false; void this.rediscover(); }
     }
-  };
+  }
 
+  /** Stops checking and closes everything; whatever is still closing after SHUTDOWN_MS, XDP goes and the process ends. */
+  async stop(sig: string): Promise<void> {
+    log(`${sig}: shutting down`);
+    this.watchdog?.stop();
+    this.monitor?.stop();
+    this.exporter.stop();
+    this.refresher?.stop();
+    this.state?.flush();
+    setTimeout(() => {
+      log(`shutdown took over ${SHUTDOWN_MS} ms: exiting`);
+      try { this.engine?.detach(); } catch { /* already detached */ }
+      process.exit(0);
+    }, SHUTDOWN_MS).unref();
+    await Promise.all([...this.servers.map(closeServer), this.sink?.close(SHUTDOWN_MS - 500), this.engine?.close(), this.push?.close()]);
+  }
+}
+
+/** The command: start, then reload on SIGHUP until SIGTERM or SIGINT. */
+export async function serve(configPath: string): Promise<void> {
+  const daemon = await Daemon.start(configPath);
   await new Promise<void>((resolve) => {
-    const stop = async (sig: string) => {
+    const onHup = () => { void daemon.reload(); };
+    const stop = (sig: string) => {
       process.off('SIGHUP', onHup);
-      log(`${sig}: shutting down`);
-      watchdog.stop();
-      mon.stop();
-      exporter.stop();
-      refresher.stop();
-      state?.flush();
-      // Whatever is still closing after SHUTDOWN_MS (a hook, a slow client),
-      // XDP goes now and the process ends.
-      setTimeout(() => {
-        log(`shutdown took over ${SHUTDOWN_MS} ms: exiting`);
-        try { eng.detach(); } catch { /* already detached */ }
-        process.exit(0);
-      }, SHUTDOWN_MS).unref();
-      await Promise.all([...servers.map(closeServer), sink.close(SHUTDOWN_MS - 500), eng.close()]);
-      resolve();
+      void daemon.stop(sig).then(resolve);
     };
-    const onHup = () => { void reload(); };
     process.on('SIGHUP', onHup);
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
   });
 }

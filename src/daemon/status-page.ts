@@ -27,7 +27,7 @@ async function refresh() {
     document.getElementById('summary').textContent = st.up + ' up, ' + st.down + ' down · updated ' + new Date().toLocaleTimeString() +
       (list.length < st.total ? ' · showing ' + list.length + ' of ' + st.total + ': down first, then the latest changes' : '');
     document.getElementById('rows').innerHTML = list.map((b) =>
-      '<tr data-backend="' + esc(b.name) + '" data-state="' + b.state + '"><td>' + esc(b.name) + '</td><td>' + esc(b.address) + ':' + b.port +
+      '<tr data-backend="' + esc(b.name) + '" data-state="' + b.state + '"><td>' + esc(b.name) + '</td><td>' + esc(b.address.includes(':') ? '[' + b.address + ']:' + b.port : b.address + ':' + b.port) +
       '</td><td><span class="state ' + b.state + '">' + b.state.toUpperCase() + '</span>' + (b.down_reason ? ' ' + esc(b.down_reason) : '') +
       '</td><td class="' + b.admin + '">' + b.admin + '</td><td class="num">' + b.effective_weight + '</td><td>' + esc(b.last ? b.last.state + ' (' + b.last.reason + ')' : '–') +
       '</td><td class="num">' + (b.last && b.last.rtt_ms !== null ? b.last.rtt_ms.toFixed(3) : '–') + '</td><td>' + esc(new Date(b.since).toLocaleTimeString()) +

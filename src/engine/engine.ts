@@ -316,7 +316,7 @@ export class Engine {
   verdict(i: number): Verdict | null { return this.table.verdict(i); }
 
   /** Whether slot i has a verdict (cheaper than verdict()). */
-  answered(i: number): boolean { return this.table.state(i) !== C.HO_STATE_NONE; }
+  answered(i: number): boolean { return this.table.state(i) !== C.HO_RESULT_PENDING; }
 
   /** Slots whose verdict landed since the last call. */
   pollSlots(): Uint32Array { return this.prog.poll(); }

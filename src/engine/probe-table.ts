@@ -1,6 +1,6 @@
 // TypeScript's side of the shared tables (maps `probes` and `results`),
 // mmapped by the addon: writes probes, reads verdicts, no copies.
-import { HO_PROBE, HO_RESULT, HO_FAMILY_INET, HO_FAMILY_INET6, HO_STATE_NONE, HO_STATE_OPEN, HO_STATE_CLOSED } from '../contract.generated';
+import { HO_PROBE, HO_RESULT, HO_FAMILY_INET, HO_FAMILY_INET6, HO_RESULT_PENDING, HO_PROBE_STATE_UNREACHABLE, PROBE_STATES, RECORDED_REASON } from '../contract.generated';
 import { formatAddress, isV4 } from '../targets/address';
 import { roundMs, type ProbeResult, type ProbeState } from '../types';
 
@@ -14,14 +14,14 @@ export interface Verdict {
   replies: number;
 }
 
-/** A recorded state in the result vocabulary: one mapping for sweeps and health checks. */
+/** A recorded state (enum ho_probe_state) as text: one mapping for sweeps and health checks. */
 export function stateName(state: number): Exclude<ProbeState, 'filtered'> {
-  return state === HO_STATE_OPEN ? 'open' : state === HO_STATE_CLOSED ? 'closed' : 'unreachable';
+  return PROBE_STATES[state - 1] as Exclude<ProbeState, 'filtered'>;
 }
 
 /** The reason that goes with a recorded state (ICMP type and code for unreachable). */
 export function reasonOf(state: number, icmpType: number, icmpCode: number): string {
-  return state === HO_STATE_OPEN ? 'syn-ack' : state === HO_STATE_CLOSED ? 'rst' : `icmp-${icmpType}-${icmpCode}`;
+  return state === HO_PROBE_STATE_UNREACHABLE ? `icmp-${icmpType}-${icmpCode}` : RECORDED_REASON[state];
 }
 
 /** A recorded verdict in the result vocabulary (state, reason, RTT rounded to µs). */
@@ -101,7 +101,7 @@ export class ProbeTable {
     const o = i * HO_RESULT.size;
     const v = this.resultView;
     const state = v.getUint32(o + HO_RESULT.state.offset, true);
-    if (state === HO_STATE_NONE) return null;
+    if (state === HO_RESULT_PENDING) return null;
     const rtt = this.rttMs(o);
     return {
       ip: this.ip(i), port: this.port(i), state: stateName(state),
@@ -124,7 +124,7 @@ export class ProbeTable {
     const o = i * HO_RESULT.size;
     const v = this.resultView;
     const state = v.getUint32(o + HO_RESULT.state.offset, true);
-    if (state === HO_STATE_NONE) return null;
+    if (state === HO_RESULT_PENDING) return null;
     return {
       state,
       rttMs: this.rttMs(o),

@@ -17,6 +17,7 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { ProbeState } from '../types';
 import { cidrRange, findRange, mergeRanges, AddrRange } from '../targets/ranges';
 import { formatAddress, mustParseAddress, isV4 } from '../targets/address';
@@ -245,17 +246,10 @@ export class Fleet {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.listener = child;
-    let buf = '';
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('fleet listener did not start within 10 s')), 10_000);
-      child.stdout!.on('data', (d: Buffer) => {
-        buf += d.toString();
-        let nl;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line === 'ready') { clearTimeout(timer); resolve(); } else if (line.startsWith('accept ')) this.accepts.push(line);
-        }
+      readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+        if (line === 'ready') { clearTimeout(timer); resolve(); } else if (line.startsWith('accept ')) this.accepts.push(line);
       });
       let err = '';
       child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });

@@ -1,8 +1,10 @@
 // End-of-sweep accounting, shared by every output format and the stderr line.
 
+import { PROBE_STATES } from '../contract.generated';
 import type { ProbeResult, ProbeState } from '../types';
 
-export const PROBE_STATES: readonly ProbeState[] = ['open', 'closed', 'filtered', 'unreachable'];
+/** The four final states (enum ho_probe_state), in the order counts are printed. */
+export { PROBE_STATES };
 
 export interface SweepSummary {
   /** Final verdicts per state; they sum to `probes`. */

@@ -10,6 +10,7 @@ import { HalfopenError } from '../errors';
 import type { StateCounts } from '../output/ordered-rows';
 import type { OutputFormat } from '../output/create-writer';
 import { writeFileAtomicAsync } from './run-record';
+import { PROBE_STATES } from '../contract.generated';
 
 export const CHECKPOINT_VERSION = 1;
 
@@ -71,7 +72,7 @@ export function decodeCheckpoint(text: string, where: string): Checkpoint {
   for (const k of ['probes', 'position', 'bytes', 'sent', 'retried', 'duplicates', 'invalid'] as const) if (!isCount(d[k])) bad(k);
   if ((d.position as number) > (d.probes as number)) bad('position');
   const c = d.counts as Record<string, unknown> | undefined;
-  if (!c || !['open', 'closed', 'filtered', 'unreachable'].every((k) => isCount(c[k]))) bad('counts');
+  if (!c || !PROBE_STATES.every((k) => isCount(c[k]))) bad('counts');
   if (typeof d.complete !== 'boolean') bad('complete');
   return d as unknown as Checkpoint;
 }

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { HalfopenError } from '../errors';
 import type { ProbeState } from '../types';
 import type { OutputFormat } from '../output/create-writer';
+import { PROBE_STATES } from '../contract.generated';
 
 export const RUN_RECORD_VERSION = 1;
 
@@ -67,7 +68,6 @@ export function spaceFingerprint(s: SpaceDescription): string {
   return h.digest('hex');
 }
 
-const STATES: readonly ProbeState[] = ['open', 'closed', 'filtered', 'unreachable'];
 const FORMATS: readonly string[] = ['text', 'ndjson', 'csv', 'grepable', 'xml'];
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -99,7 +99,7 @@ export function validateRunRecord(doc: unknown, where = 'run record'): RunRecord
   for (const k of ['probes', 'sent', 'retried', 'invalid', 'duplicates'] as const) if (!isCount(d[k])) bad(k, 'must be a non-negative integer');
   const c = d.counts as Record<string, unknown> | undefined;
   if (!c || typeof c !== 'object') bad('counts', 'must be an object');
-  for (const s of STATES) if (!isCount(c![s])) bad(`counts.${s}`, 'must be a non-negative integer');
+  for (const s of PROBE_STATES) if (!isCount(c![s])) bad(`counts.${s}`, 'must be a non-negative integer');
   for (const k of ['xdp_mode', 'send_path'] as const) if (typeof d[k] !== 'string') bad(k, 'must be a string');
   if (typeof d.complete !== 'boolean') bad('complete', 'must be true or false');
   return d as unknown as RunRecord;

@@ -111,6 +111,9 @@ export function formatAddress(addr: bigint): string {
   return `${hex(0, bestAt)}::${hex(bestAt + bestLen, 8)}`;
 }
 
+/** An address (or host name) and a port as one text: IPv6 in brackets, `[2001:2::9]:80`, so the port reads unambiguously. */
+export const hostPort = (host: string, port: number): string => (host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`);
+
 /** Network-order 16-byte form (IPv4 as its mapped address). */
 export function addressBytes(addr: bigint): Uint8Array {
   const out = new Uint8Array(16);

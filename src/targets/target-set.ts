@@ -2,15 +2,16 @@
 // Hostnames are resolved separately (resolveHosts) so parsing stays synchronous
 // and every syntax error surfaces before any DNS traffic.
 
-import { promises as dns } from 'node:dns';
 import { readFileSync } from 'node:fs';
 import { HalfopenError, targetError } from '../errors';
 import { familyOf, isV4, parseAddress, parseIPv4, parseIPv6 } from './address';
 import { parsePortNumber } from './ports';
+import { lookupHost, type LookupFn } from './resolve';
 import type { AddrPort } from './probe-space';
 import { AddrRange, cidrRange } from './ranges';
 
 export type { AddrRange } from './ranges';
+export type { LookupFn } from './resolve';
 export { mergeRanges, subtractRanges, splitByFamily, cidrRange, rangeSize, findRange } from './ranges';
 export { ProbeSpace, MAX_PROBES } from './probe-space';
 export type { AddrPort, ProbeSpaceInput } from './probe-space';
@@ -148,15 +149,10 @@ export function readExcludeFile(path: string): AddrRange[] {
   return readTargetFile(path).map(parseExcludeSpec);
 }
 
-export type LookupFn = (
-  hostname: string,
-  options: { all: true; family: 0 | 4 | 6 },
-) => Promise<ReadonlyArray<{ address: string; family: number }>>;
-
 export interface ResolveOptions {
   /** Keep only this family's addresses of each hostname; literal addresses are not filtered. */
   family?: 4 | 6;
-  /** Injected for tests; defaults to dns.promises.lookup. */
+  /** Injected for tests; defaults to the system resolver (see resolve.ts). */
   lookup?: LookupFn;
   /** Lookups in flight at once. */
   concurrency?: number;
@@ -164,39 +160,19 @@ export interface ResolveOptions {
 
 export interface ResolvedTargets { ranges: AddrRange[]; pairs: AddrPort[] }
 
-const defaultLookup: LookupFn = (hostname, options) => dns.lookup(hostname, options);
-
 /**
  * Turns parsed specs into ranges and pairs, resolving each distinct hostname
  * once. A hostname without a port contributes its addresses to the ranges; one
  * with a port contributes pairs. Throws E_RESOLVE for the first failing name.
  */
 export async function resolveHosts(specs: readonly ParsedSpec[], opts: ResolveOptions = {}): Promise<ResolvedTargets> {
-  const lookup = opts.lookup ?? defaultLookup;
   const family = opts.family;
   const names = [...new Set(specs.flatMap((s) => (s.kind === 'host' ? [s.name] : [])))];
   const results = new Map<string, bigint[] | HalfopenError>();
 
   const resolveOne = async (name: string): Promise<void> => {
-    let found: ReadonlyArray<{ address: string }>;
-    try {
-      found = await lookup(name, { all: true, family: family ?? 0 });
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      results.set(name, new HalfopenError('E_RESOLVE', `cannot resolve "${name}": ${e.code ?? e.message}`, { errno: e.errno, syscall: e.syscall }));
-      return;
-    }
-    const addrs: bigint[] = [];
-    for (const { address } of found) {
-      const a = parseAddress(address);
-      if (a !== null && (family === undefined || familyOf(a) === family)) addrs.push(a);
-    }
-    if (addrs.length === 0) {
-      const what = family === undefined ? 'addresses' : `IPv${family} addresses`;
-      results.set(name, new HalfopenError('E_RESOLVE', `cannot resolve "${name}": no ${what}`));
-    } else {
-      results.set(name, addrs);
-    }
+    const r = await lookupHost(name, { family, lookup: opts.lookup });
+    results.set(name, r.addrs.length ? r.addrs : new HalfopenError('E_RESOLVE', `cannot resolve "${name}": ${r.error}`, { errno: r.errno, syscall: r.syscall }));
   };
 
   // The libuv pool runs only a few getaddrinfo calls at a time anyway; the cap

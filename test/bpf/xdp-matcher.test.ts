@@ -61,15 +61,15 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
   /** BPF_PROG_TEST_RUN builds no skb for an IPv4 EtherType without a whole IPv4 header (EINVAL): XDP only. */
   const NO_SKB = 'the kernel\'s test run builds no skb for an IPv4 frame without a whole IPv4 header';
   const cases: Array<{ name: string; pkt: () => Buffer; action: number; slot?: Slot; state?: number; counters: Record<string, number>; ttl?: number; icmp?: [number, number]; tcSkip?: string }> = [
-    { name: 'IPv4 SYN+ACK → open, passed so the kernel resets it', pkt: () => reply(S4, { syn: true, ack: true }, { ttl: 61 }), action: XDP_PASS, slot: S4, state: C.HO_STATE_OPEN, ttl: 61, counters: { packets: 1, candidates: 1, synack: 1 } },
-    { name: 'IPv4 RST+ACK → closed, consumed', pkt: () => reply(S4, { rst: true, ack: true }), action: XDP_DROP, slot: S4, state: C.HO_STATE_CLOSED, counters: { packets: 1, candidates: 1, rst: 1 } },
-    { name: 'IPv4 ICMP host unreachable quoting our SYN → unreachable, consumed', pkt: () => icmpUnreachFrame('198.18.0.1', { src: ME4, dst: S4.addr, sport: S4.sport, dport: S4.dport, seq: seqOf(S4) }, 1), action: XDP_DROP, slot: S4, state: C.HO_STATE_UNREACHABLE, icmp: [3, 1], counters: { packets: 1, candidates: 1, icmp: 1 } },
-    { name: 'IPv6 SYN+ACK → open', pkt: () => reply(S6, { syn: true, ack: true }, { ttl: 60 }), action: XDP_PASS, slot: S6, state: C.HO_STATE_OPEN, ttl: 60, counters: { packets: 1, candidates: 1, synack: 1 } },
-    { name: 'IPv6 RST+ACK → closed', pkt: () => reply(S6, { rst: true, ack: true }), action: XDP_DROP, slot: S6, state: C.HO_STATE_CLOSED, counters: { packets: 1, candidates: 1, rst: 1 } },
-    { name: 'ICMPv6 address unreachable → unreachable', pkt: () => icmpUnreachFrame('2001:2::1', { src: ME6, dst: S6.addr, sport: S6.sport, dport: S6.dport, seq: seqOf(S6) }, 3), action: XDP_DROP, slot: S6, state: C.HO_STATE_UNREACHABLE, icmp: [1, 3], counters: { packets: 1, candidates: 1, icmp: 1 } },
-    { name: 'IPv4 header with options → still matched', pkt: () => reply(S4, { syn: true, ack: true }, { ipOptions: 2 }), action: XDP_PASS, slot: S4, state: C.HO_STATE_OPEN, counters: { packets: 1, candidates: 1, synack: 1 } },
-    { name: 'VLAN-tagged frame (802.1Q) → still matched', pkt: () => reply(S4, { rst: true, ack: true }, { vlan: [42] }), action: XDP_DROP, slot: S4, state: C.HO_STATE_CLOSED, counters: { packets: 1, candidates: 1, rst: 1 } },
-    { name: 'double-tagged frame (QinQ) → still matched', pkt: () => reply(S6, { syn: true, ack: true }, { vlan: [10, 20] }), action: XDP_PASS, slot: S6, state: C.HO_STATE_OPEN, counters: { packets: 1, candidates: 1, synack: 1 } },
+    { name: 'IPv4 SYN+ACK → open, passed so the kernel resets it', pkt: () => reply(S4, { syn: true, ack: true }, { ttl: 61 }), action: XDP_PASS, slot: S4, state: C.HO_PROBE_STATE_OPEN, ttl: 61, counters: { packets: 1, candidates: 1, synack: 1 } },
+    { name: 'IPv4 RST+ACK → closed, consumed', pkt: () => reply(S4, { rst: true, ack: true }), action: XDP_DROP, slot: S4, state: C.HO_PROBE_STATE_CLOSED, counters: { packets: 1, candidates: 1, rst: 1 } },
+    { name: 'IPv4 ICMP host unreachable quoting our SYN → unreachable, consumed', pkt: () => icmpUnreachFrame('198.18.0.1', { src: ME4, dst: S4.addr, sport: S4.sport, dport: S4.dport, seq: seqOf(S4) }, 1), action: XDP_DROP, slot: S4, state: C.HO_PROBE_STATE_UNREACHABLE, icmp: [3, 1], counters: { packets: 1, candidates: 1, icmp: 1 } },
+    { name: 'IPv6 SYN+ACK → open', pkt: () => reply(S6, { syn: true, ack: true }, { ttl: 60 }), action: XDP_PASS, slot: S6, state: C.HO_PROBE_STATE_OPEN, ttl: 60, counters: { packets: 1, candidates: 1, synack: 1 } },
+    { name: 'IPv6 RST+ACK → closed', pkt: () => reply(S6, { rst: true, ack: true }), action: XDP_DROP, slot: S6, state: C.HO_PROBE_STATE_CLOSED, counters: { packets: 1, candidates: 1, rst: 1 } },
+    { name: 'ICMPv6 address unreachable → unreachable', pkt: () => icmpUnreachFrame('2001:2::1', { src: ME6, dst: S6.addr, sport: S6.sport, dport: S6.dport, seq: seqOf(S6) }, 3), action: XDP_DROP, slot: S6, state: C.HO_PROBE_STATE_UNREACHABLE, icmp: [1, 3], counters: { packets: 1, candidates: 1, icmp: 1 } },
+    { name: 'IPv4 header with options → still matched', pkt: () => reply(S4, { syn: true, ack: true }, { ipOptions: 2 }), action: XDP_PASS, slot: S4, state: C.HO_PROBE_STATE_OPEN, counters: { packets: 1, candidates: 1, synack: 1 } },
+    { name: 'VLAN-tagged frame (802.1Q) → still matched', pkt: () => reply(S4, { rst: true, ack: true }, { vlan: [42] }), action: XDP_DROP, slot: S4, state: C.HO_PROBE_STATE_CLOSED, counters: { packets: 1, candidates: 1, rst: 1 } },
+    { name: 'double-tagged frame (QinQ) → still matched', pkt: () => reply(S6, { syn: true, ack: true }, { vlan: [10, 20] }), action: XDP_PASS, slot: S6, state: C.HO_PROBE_STATE_OPEN, counters: { packets: 1, candidates: 1, synack: 1 } },
     { name: 'wrong cookie → passed, counted, nothing recorded', pkt: () => tcpFrame({ src: S4.addr, dst: ME4, sport: S4.dport, dport: S4.sport, ack: (seqOf(S4) ^ 0x5a5a0000) + 1, flags: { syn: true, ack: true } }), action: XDP_PASS, counters: { packets: 1, candidates: 1, bad_cookie: 1 } },
     { name: 'spoofed source address with a valid index → bad match', pkt: () => tcpFrame({ src: '198.18.0.8', dst: ME4, sport: S4.dport, dport: S4.sport, ack: (S4.idx ^ native.cookie(KEY, Buffer.from(addressBytes(mustParseAddress('198.18.0.8'))), S4.dport, S4.sport)) + 1 >>> 0, flags: { rst: true, ack: true } }), action: XDP_PASS, counters: { packets: 1, candidates: 1, bad_match: 1 } },
     { name: 'reply from another target port → not this probe', pkt: () => reply({ ...S4, dport: 81 }, { syn: true, ack: true }), action: XDP_PASS, counters: { packets: 1, candidates: 1, bad_match: 1 } },
@@ -120,7 +120,7 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
     assert.equal(r2.retval, entry === 'xdp' ? XDP_PASS : TCX_NEXT);
     assert.equal(after[C.HO_CNT_DUPLICATE] - before[C.HO_CNT_DUPLICATE], 2);
     const v = table.verdict(S4.idx)!;
-    assert.equal(v.state, C.HO_STATE_OPEN);
+    assert.equal(v.state, C.HO_PROBE_STATE_OPEN);
     assert.equal(v.replies, 3);
     assert.deepEqual([...prog.poll()], [S4.idx], 'only the first verdict is an event');
   });
@@ -172,7 +172,7 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
         const r = runCase(inp);
         assert.equal(r.action, XDP_TX);
         assert.deepEqual(r.delta, { packets: 1, candidates: 1, synack: 1, rst_sent: 1 });
-        assert.equal(table.verdict(c.s.idx)?.state, C.HO_STATE_OPEN);
+        assert.equal(table.verdict(c.s.idx)?.state, C.HO_PROBE_STATE_OPEN);
         assert.deepEqual(r.events, [c.s.idx]);
         assertRst(inp, r.data, c.s, c.l3);
         const me_ = me(c.s);
@@ -222,7 +222,7 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
         const r = runCase(inp, 'tc');
         assert.equal(r.action, TCX_NEXT);
         assert.deepEqual(r.delta, { packets: 1, candidates: 1, synack: 1 });
-        assert.equal(table.verdict(s.idx)?.state, C.HO_STATE_OPEN);
+        assert.equal(table.verdict(s.idx)?.state, C.HO_PROBE_STATE_OPEN);
         assert.ok(r.data.equals(inp), 'unmodified');
       }
     });

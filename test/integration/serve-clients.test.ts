@@ -22,7 +22,7 @@ describe('serve with HAProxy agent-check and the status page', { skip }, () => {
   let haproxy: ChildProcess | null = null;
 
   before(async () => {
-    fleet = await Fleet.create({ tag: 'haproxy', v4: '198.18.0.0/24', open: [80] });
+    fleet = await Fleet.create({ tag: 'haproxy', v4: '198.18.0.0/24', v6: '2001:2::/120', open: [80] });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-haproxy-'));
     fs.writeFileSync(path.join(dir, 'serve.yaml'), `
 defaults: { interval: 300ms, timeout: 200ms, fastinter: 100ms, rise: 2, fall: 2, jitter: 0 }
@@ -30,6 +30,7 @@ listen: { http: "127.0.0.1:${HTTP}", agent: "127.0.0.1:${AGENT}" }
 backends:
   - { name: app1, host: 198.18.0.11, port: 80 }
   - { name: app2, host: 198.18.0.12, port: 80 }
+  - { name: app6, host: "2001:2::9", port: 80 }
 `);
     serve = new ServeProcess(fleet, path.join(dir, 'serve.yaml'));
     await serve.ready();
@@ -102,13 +103,14 @@ frontend fe
       `--user-data-dir=${path.join(dir, 'chrome')}`, '--virtual-time-budget=2500', ...args, `http://127.0.0.1:${HTTP}/`], { encoding: 'utf8', timeout: 60_000 });
     const states = (dom: string) => Object.fromEntries([...dom.matchAll(/data-backend="([^"]+)" data-state="(\w+)"/g)].map((m) => [m[1], m[2]]));
     let r = chrome(['--dump-dom']);
-    assert.deepEqual(states(r.stdout), { app1: 'up', app2: 'up' }, r.stderr);
+    assert.deepEqual(states(r.stdout), { app1: 'up', app2: 'up', app6: 'up' }, r.stderr);
+    assert.match(r.stdout, /<td>\[2001:2::9\]:80<\/td>/, 'an IPv6 address and its port, bracketed');
     setClosed(fleet, 'hap_app1', '198.18.0.11', 80, true);
     try {
       assert.ok(await waitFor(() => serve.json(HTTP, '/backends/app1').state === 'down', 5000));
       r = chrome(['--dump-dom']);
-      assert.deepEqual(states(r.stdout), { app1: 'down', app2: 'up' });
-      assert.match(r.stdout, /1 up, 1 down/);
+      assert.deepEqual(states(r.stdout), { app1: 'down', app2: 'up', app6: 'up' });
+      assert.match(r.stdout, /2 up, 1 down/);
       const shot = path.join(ROOT, 'test', 'screenshots');
       fs.mkdirSync(shot, { recursive: true });
       const png = path.join(shot, 'status-page.png');

@@ -8,7 +8,7 @@
 // Every mount, the root and the fleet are removed in `after`, also on failure.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -143,6 +143,10 @@ describe('Debian package in a clean Debian 12 root', { skip }, () => {
     assert.match(closed.stdout, /^TCP CRITICAL - Connection refused \(RST\) on 198\.18\.2\.2 port 81/);
     const ldd = inRoot(['ldd', '/usr/lib/nagios/plugins/check_tcp_half_open']).stdout;
     assert.doesNotMatch(ldd, /libnode|libbpf|libstdc\+\+|libelf/, ldd);
+    // `halfopen check` is that plugin, run by the installed halfopen.
+    const viaHalfopen = await collect(spawn(inProber([])[0], inProber(['halfopen', 'check', '198.18.2.2', '81']).slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }), 30_000);
+    assert.equal(viaHalfopen.code, 2, viaHalfopen.stdout + viaHalfopen.stderr);
+    assert.match(viaHalfopen.stdout, /^TCP CRITICAL - Connection refused \(RST\) on 198\.18\.2\.2 port 81/);
   });
 
   test('halfopen --version and man halfopen work in the root', () => {

@@ -15,7 +15,7 @@ import { renderMetrics } from '../../src/daemon/metrics';
 import { Exporter } from '../../src/daemon/exporter/exporter';
 import { renderProbe } from '../../src/daemon/exporter/exposition';
 import { parseConfig } from '../../src/daemon/config';
-import { COUNTER_NAMES, HO_STATE_CLOSED, HO_STATE_OPEN } from '../../src/contract.generated';
+import { COUNTER_NAMES, HO_PROBE_STATE_CLOSED, HO_PROBE_STATE_OPEN } from '../../src/contract.generated';
 import type { Engine } from '../../src/engine/engine';
 import type { Verdict } from '../../src/engine/probe-table';
 import { DEPLOY, dashboardExprs, exposedNames, loadDashboard, metricNames, missingNames, ruleExprs } from '../helpers/promql';
@@ -37,12 +37,12 @@ class AnsweringTable {
   answered(i: number): boolean { return this.state.has(i); }
   verdict(i: number): Verdict | null {
     const s = this.state.get(i);
-    return s ? { state: s, rttMs: s === HO_STATE_OPEN ? 0.2 : 0.1, ttl: 64, icmpType: 0, icmpCode: 0, replies: 1 } : null;
+    return s ? { state: s, rttMs: s === HO_PROBE_STATE_OPEN ? 0.2 : 0.1, ttl: 64, icmpType: 0, icmpCode: 0, replies: 1 } : null;
   }
   pollSlots(): Uint32Array { const out = Uint32Array.from(this.pending); this.pending = []; return out; }
   sendSlots(slots: Uint32Array): Promise<unknown> {
     for (const s of slots) {
-      this.state.set(s, this.closed.has(this.addr.get(s)!) ? HO_STATE_CLOSED : HO_STATE_OPEN);
+      this.state.set(s, this.closed.has(this.addr.get(s)!) ? HO_PROBE_STATE_CLOSED : HO_PROBE_STATE_OPEN);
       this.pending.push(s);
     }
     return Promise.resolve({ ok: true });

@@ -20,7 +20,7 @@ import fc from 'fast-check';
 import { Monitor, ProbeSlots, Backend, ChangeEvent, tickFor } from '../../src/daemon/monitor';
 import { BackendConfig } from '../../src/daemon/config';
 import { Health } from '../../src/daemon/health';
-import { HO_STATE_CLOSED, HO_STATE_NONE, HO_STATE_OPEN } from '../../src/contract.generated';
+import { HO_PROBE_STATE_CLOSED, HO_RESULT_PENDING, HO_PROBE_STATE_OPEN } from '../../src/contract.generated';
 import type { Verdict } from '../../src/engine/probe-table';
 
 type Pattern = { kind: 'open' | 'rst' | 'silent' } | { kind: 'late' } | { kind: 'flap'; period: number } | { kind: 'random' };
@@ -48,11 +48,11 @@ class FakeKernel implements ProbeSlots {
     this.state = new Uint8Array(capacity);
     this.check = new Int32Array(capacity);
   }
-  setSlot(i: number, addr: bigint, _port: number, sport: number): void { this.owner[i] = addr; this.sport[i] = sport; this.state[i] = HO_STATE_NONE; this.check[i] = 0; }
-  clearSlot(i: number): void { this.owner[i] = null; this.sport[i] = -1; this.state[i] = HO_STATE_NONE; this.check[i] = 0; }
-  rearmSlot(i: number, sport: number): void { this.sport[i] = sport; this.state[i] = HO_STATE_NONE; this.check[i] = ++this.checkSeq; }
+  setSlot(i: number, addr: bigint, _port: number, sport: number): void { this.owner[i] = addr; this.sport[i] = sport; this.state[i] = HO_RESULT_PENDING; this.check[i] = 0; }
+  clearSlot(i: number): void { this.owner[i] = null; this.sport[i] = -1; this.state[i] = HO_RESULT_PENDING; this.check[i] = 0; }
+  rearmSlot(i: number, sport: number): void { this.sport[i] = sport; this.state[i] = HO_RESULT_PENDING; this.check[i] = ++this.checkSeq; }
   checkIn(i: number): number { return this.check[i]; }
-  answered(i: number): boolean { return this.state[i] !== HO_STATE_NONE; }
+  answered(i: number): boolean { return this.state[i] !== HO_RESULT_PENDING; }
   verdict(i: number): Verdict | null {
     const s = this.state[i];
     return s ? { state: s, rttMs: 0.1, ttl: 64, icmpType: 0, icmpCode: 0, replies: 1 } : null;
@@ -68,7 +68,7 @@ class FakeKernel implements ProbeSlots {
       if (kind === 'random') kind = (['open', 'rst', 'silent', 'late'] as const)[Math.floor(this.rnd() * 4)];
       if (kind === 'silent') continue;
       const delay = kind === 'late' ? spec.timeout + 1 + Math.floor(this.rnd() * 2 * spec.timeout) : Math.floor(this.rnd() * spec.timeout);
-      this.replies.push({ at: this.now + delay, slot, sport: this.sport[slot], state: kind === 'rst' ? HO_STATE_CLOSED : HO_STATE_OPEN, check: this.check[slot] });
+      this.replies.push({ at: this.now + delay, slot, sport: this.sport[slot], state: kind === 'rst' ? HO_PROBE_STATE_CLOSED : HO_PROBE_STATE_OPEN, check: this.check[slot] });
     }
     return Promise.resolve({ ok: true });
   }
@@ -77,7 +77,7 @@ class FakeKernel implements ProbeSlots {
     for (const r of this.replies) {
       if (r.at > this.now) { keep.push(r); continue; }
       // XDP's exact match: same source port (so the same check), first verdict only.
-      if (this.sport[r.slot] !== r.sport || this.state[r.slot] !== HO_STATE_NONE) continue;
+      if (this.sport[r.slot] !== r.sport || this.state[r.slot] !== HO_RESULT_PENDING) continue;
       this.state[r.slot] = r.state;
       this.landed.set(r.check, r.state);
       this.polled.push(r.slot);
@@ -182,7 +182,7 @@ async function runScenario(s: Scenario): Promise<void> {
       const head = q.shift();
       if (head !== id) violations.push(`${b.cfg.name}: applied check ${id} out of send order (expected ${head})`);
       const landed = kernel.landed.get(id);
-      const want = landed === HO_STATE_OPEN ? 'open' : landed === HO_STATE_CLOSED ? 'closed' : 'filtered';
+      const want = landed === HO_PROBE_STATE_OPEN ? 'open' : landed === HO_PROBE_STATE_CLOSED ? 'closed' : 'filtered';
       if (r.state !== want) violations.push(`${b.cfg.name}: check ${id} applied as ${r.state}, its own reply says ${want}`);
       let model = models.get(b.health);
       if (!model) {

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Monitor, depthFor, ChangeEvent, ProbeSlots } from '../../src/daemon/monitor';
 import { parseConfig } from '../../src/daemon/config';
-import { HO_STATE_NONE, HO_STATE_OPEN } from '../../src/contract.generated';
+import { HO_RESULT_PENDING, HO_PROBE_STATE_OPEN } from '../../src/contract.generated';
 import type { Verdict } from '../../src/engine/probe-table';
 
 /** A probe table whose replies a test scripts: answer(slot) when "the kernel" sees one. */
@@ -22,13 +22,13 @@ class ScriptedTable implements ProbeSlots {
   counters(): Record<string, number> { return {}; }
   clearSlot(i: number): void { this.state.delete(i); }
   rearmSlot(i: number): void { this.state.delete(i); }
-  answered(i: number): boolean { return (this.state.get(i) ?? HO_STATE_NONE) !== HO_STATE_NONE; }
+  answered(i: number): boolean { return (this.state.get(i) ?? HO_RESULT_PENDING) !== HO_RESULT_PENDING; }
   verdict(i: number): Verdict | null {
     const s = this.state.get(i);
     return s ? { state: s, rttMs: 0.1, ttl: 64, icmpType: 0, icmpCode: 0, replies: 1 } : null;
   }
   pollSlots(): Uint32Array {
-    for (const r of this.replies.filter((x) => x.at <= this.now)) { this.state.set(r.slot, HO_STATE_OPEN); this.polled.push(r.slot); }
+    for (const r of this.replies.filter((x) => x.at <= this.now)) { this.state.set(r.slot, HO_PROBE_STATE_OPEN); this.polled.push(r.slot); }
     this.replies.splice(0, this.replies.length, ...this.replies.filter((x) => x.at > this.now));
     const out = Uint32Array.from(this.polled);
     this.polled = [];

@@ -11,9 +11,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ProbeState } from '../../src/types';
+import { PROBE_STATES } from '../../src/contract.generated';
 
 const seedOpt = process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {};
-const STATES: ProbeState[] = ['open', 'closed', 'filtered', 'unreachable'];
 
 class MemorySink implements ByteSink {
   text = '';
@@ -48,7 +48,7 @@ describe('OrderedRows low-water mark', () => {
       const sink = new MemorySink();
       sink.write('HEADER\n');
       const rows = new OrderedRows(sink, { position: start, counts: { open: 0, closed: 0, filtered: 0, unreachable: 0 } }, true, flushAt);
-      const stateOf = (i: number) => STATES[i % 4];
+      const stateOf = (i: number): ProbeState => PROBE_STATES[i % 4];
       const check = () => {
         const m = rows.watermark;
         const prefix = sink.text.slice(0, m.bytes).split('\n').filter((l) => l.startsWith('r')).map((l) => Number(l.slice(1)));

@@ -15,7 +15,6 @@ const A = (s: string): bigint => {
   assert.notEqual(a, null, s);
   return a as bigint;
 };
-const R = (lo: string, hi = lo): AddrRange => ({ lo: A(lo), hi: A(hi) });
 const show = (r: AddrRange): string => `${formatAddress(r.lo)}-${formatAddress(r.hi)}`;
 
 const fails = (code: ErrorCode, re: RegExp) => (e: unknown): boolean => {

@@ -40,7 +40,7 @@ struct CheckResult {
 
 // A failure that is no verdict: the check could not run.
 struct CheckError {
-  const char *code = nullptr;  // E_PRIVILEGE or E_SEND (src/errors.ts); nullptr = no error
+  enum ho_error code = HO_E_NONE;  // HO_E_PRIVILEGE or HO_E_SEND on failure
   char message[128] = {};      // without the errno: AppendErrno adds it
   int err = 0;
   const char *syscall = nullptr;

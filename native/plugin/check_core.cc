@@ -1,7 +1,6 @@
 // RunCheck(): one half-open TCP check, synchronous, with no XDP, no BPF
-// program load and no N-API. `halfopen check` (through the addon, check.cc)
-// and the native check_tcp_half_open (check_main.cc) run it once per
-// invocation, often every few seconds for every backend, so it must be cheap
+// program load and no N-API. check_tcp_half_open (check_main.cc, which
+// `halfopen check` runs too) runs it once per invocation, often every few seconds for every backend, so it must be cheap
 // to start and must never disturb the NIC (attaching XDP can reset queues).
 //
 //   send: one IPPROTO_RAW socket; we write the IP and TCP headers of a SYN
@@ -584,7 +583,7 @@ const Texts &ContractTexts() {
   return texts;
 }
 
-void SetError(CheckError *e, const char *code, int err, const char *syscall, const char *fmt, const char *what = "") {
+void SetError(CheckError *e, enum ho_error code, int err, const char *syscall, const char *fmt, const char *what = "") {
   e->code = code;
   e->err = err;
   e->syscall = syscall;
@@ -733,7 +732,7 @@ bool RunCheck(const CheckOptions &o, CheckResult *result, CheckError *error) {
   const char *what = "";
   int err = c.Route(mark, &what);
   if (err && !strcmp(what, "SO_MARK") && (err == EPERM || err == EACCES)) {
-    SetError(error, "E_PRIVILEGE", err, "setsockopt", "setting MARK (SO_MARK) needs CAP_NET_ADMIN");
+    SetError(error, HO_E_PRIVILEGE, err, "setsockopt", "setting MARK (SO_MARK) needs CAP_NET_ADMIN");
     return false;
   }
   if (err == ENETUNREACH || err == EHOSTUNREACH || err == EADDRNOTAVAIL || err == ENETDOWN) {
@@ -744,25 +743,25 @@ bool RunCheck(const CheckOptions &o, CheckResult *result, CheckError *error) {
     return true;
   }
   if (err) {
-    SetError(error, "E_SEND", err, what, "cannot find the route to the target");
+    SetError(error, HO_E_SEND, err, what, "cannot find the route to the target");
     return false;
   }
   c.PickPorts(o.max_attempts);
   err = c.Open(mark, &what);
   if (err) {
-    if (err == EPERM || err == EACCES) {
+    if (ErrnoError(err, HO_E_SEND) == HO_E_PRIVILEGE) {
       if (!strcmp(what, "SO_MARK"))
-        SetError(error, "E_PRIVILEGE", err, "setsockopt", "setting MARK (SO_MARK) needs CAP_NET_ADMIN");
+        SetError(error, HO_E_PRIVILEGE, err, "setsockopt", "setting MARK (SO_MARK) needs CAP_NET_ADMIN");
       else
-        SetError(error, "E_PRIVILEGE", err, "socket", "the half-open check needs CAP_NET_RAW (%s socket)", what);
+        SetError(error, HO_E_PRIVILEGE, err, "socket", "the half-open check needs CAP_NET_RAW (%s socket)", what);
     } else {
-      SetError(error, "E_SEND", err, "socket", "cannot open the %s socket", what);
+      SetError(error, HO_E_SEND, err, "socket", "cannot open the %s socket", what);
     }
     return false;
   }
   Verdict v = c.Run(o.timeout_ms * 1000000LL, o.first_retry_ms * 1000000LL);
   if (v.state == kNone) {
-    SetError(error, "E_SEND", v.err, "sendto", "sending the SYN failed");
+    SetError(error, HO_E_SEND, v.err, "sendto", "sending the SYN failed");
     return false;
   }
   result->state = (enum ho_probe_state)v.state;
