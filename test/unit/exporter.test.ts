@@ -15,7 +15,7 @@ import http from 'node:http';
 import path from 'node:path';
 import fc from 'fast-check';
 import { parseTarget, probeTimeoutSeconds, parseProbeRequest } from '../../src/daemon/exporter/request';
-import { parseExporterConfig, DEFAULT_MODULE, ExporterConfig } from '../../src/daemon/exporter/config';
+import { DEFAULT_MODULE, ExporterConfig } from '../../src/daemon/exporter/config';
 import { Limiter, RateLimitedLog } from '../../src/daemon/exporter/limiter';
 import { renderProbe, fnv1a32, debugOutput } from '../../src/daemon/exporter/exposition';
 import { Exporter, chooseAddress, systemLookup } from '../../src/daemon/exporter/exporter';
