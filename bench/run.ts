@@ -18,6 +18,7 @@ import { sweepTimeoutScenario } from './sweep-timeout';
 import { checkScenario } from './check';
 import { soakScenario } from './soak';
 import { farmguardianScenario } from './farmguardian';
+import { probeScenario } from './probe';
 import { pushScenario } from './push';
 import { serveScenario, serveStretchScenario, serveHookScenario } from './serve';
 import { Report, ScenarioOutcome, machineFacts, num, renderMarkdown, renderSvg } from './report';
@@ -53,6 +54,7 @@ const SCENARIOS: Entry[] = [
   { id: 'send-path', about: 'send-path ceiling: 1,048,576 SYNs into XDP_DROP, raw vs AF_PACKET, 1 vs 2 senders (quick: 65,536)', load: () => sendPathScenario },
   { id: 'soak', about: 'serve soak: 10,000 backends at 1 s, 10 % silent, 5 % flapping, SIGHUP every 30 s, scrapes; CPU, RSS, lateness, detection, lost checks (180 s; quick: 60 s; HALFOPEN_SOAK_SECONDS)', load: () => soakScenario, runs: () => 1 },
   { id: 'check', about: 'single check: native check_tcp_half_open vs check_tcp vs halfopen check vs node -e 0 vs the nmap wrapper, whole-process time (50 runs; quick: 10)', load: () => checkScenario, runs: (o) => o.checkRuns },
+  { id: 'probe', about: '/probe at 100 concurrent scrapers: probes/s and CPU per probe, serve vs blackbox_exporter tcp_connect, same targets (8 s rounds; quick: 3 s)', load: () => probeScenario },
   { id: 'farmguardian', about: 'farmguardian round: 200 backends (190 open, 5 closed, 5 dropped) checked one after another from Perl, -t 1, per check command (quick: 40)', load: () => farmguardianScenario, runs: () => 1 },
   {
     id: 'serve',

@@ -6,6 +6,7 @@ import { HalfopenError } from '../errors';
 import { hostPort, isV4, parseAddress } from '../targets/address';
 import { isPort, parsePortNumber, parsePortRange } from '../targets/ports';
 import { PushConfig, discovers, parsePush } from './push/config';
+import { ExporterConfig, parseExporterConfig } from './exporter/config';
 
 export interface BackendConfig {
   name: string;
@@ -55,6 +56,8 @@ export interface ServeConfig {
   push: PushConfig;
   /** A backend with the defaults' timings, for backends discovered from a balancer. */
   template: Omit<BackendConfig, 'name' | 'host' | 'port'>;
+  /** /probe (blackbox_exporter style); absent: /probe answers 404. */
+  exporter?: ExporterConfig;
 }
 
 const TIMING_KEYS = ['interval', 'timeout', 'rise', 'fall', 'fastinter', 'downinter', 'jitter', 'initial', 'slowstart', 'log_failures', 'resolve_interval'] as const;
@@ -195,8 +198,9 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   const root = obj(c, '(top level)', doc);
-  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin', 'push']);
+  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin', 'push', 'exporter']);
   const push = parsePush(root.push, root.backends, file);
+  const exporter = parseExporterConfig(root.exporter, file);
   if (root.state_file !== undefined && (typeof root.state_file !== 'string' || !root.state_file)) c.fail('state_file', 'a file path', root.state_file);
   const admin = obj(c, 'admin', root.admin);
   known(c, 'admin', admin, ['token_file']);
@@ -208,8 +212,9 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   const base = timing(c, 'defaults', defaults, DEFAULTS);
   const baseRoute = { source: sources(c, 'defaults.source', defaults.source), mark: mark(c, 'defaults.mark', defaults.mark) };
 
-  if (discovers(push) && root.backends === undefined) root.backends = [];
-  if (!Array.isArray(root.backends) || (root.backends.length === 0 && !discovers(push))) c.fail('backends', 'a non-empty list of backends', root.backends);
+  // Backends may be left out when a balancer lists them (push.nftlb discover) or serve is an exporter only (/probe).
+  if ((discovers(push) || exporter) && (root.backends === undefined || root.backends === null)) root.backends = [];
+  if (!Array.isArray(root.backends) || (root.backends.length === 0 && !discovers(push) && !exporter)) c.fail('backends', 'a non-empty list of backends (or an exporter section)', root.backends);
   const names = new Set<string>();
   const backends: BackendConfig[] = (root.backends as unknown[]).map((raw, i) => {
     const p = `backends[${i}]`;
@@ -249,6 +254,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
 
   const l = obj(c, 'listen', root.listen);
   known(c, 'listen', l, ['http', 'agent']);
+  if (exporter && l.http === undefined) c.fail('listen.http', 'an HTTP listen address: /probe (exporter) is served there', undefined);
   const hooks = obj(c, 'hooks', root.hooks);
   known(c, 'hooks', hooks, ['on_change', 'timeout']);
   if (hooks.on_change !== undefined && (typeof hooks.on_change !== 'string' || !hooks.on_change)) c.fail('hooks.on_change', 'a command line', hooks.on_change);
@@ -266,6 +272,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     template: { labels: {}, interval: base.interval!, timeout: base.timeout!, rise: base.rise!, fall: base.fall!, jitter: base.jitter!, initial: base.initial!,
       fastinter: base.fastinter ?? base.interval!, downinter: base.downinter ?? base.interval!, slowstart: base.slowstart!, logFailures: base.logFailures!,
       resolveInterval: base.resolveInterval!, ...(baseRoute.mark !== undefined ? { mark: baseRoute.mark } : {}) },
+    exporter,
   };
 }
 

@@ -30,6 +30,7 @@ import { StateWriter, readState } from './state-file';
 import { checkSendRoutes, matcherInterface } from './send-routes';
 import { startWatchdog } from './watchdog';
 import { PushDriver, initialDiscovery, withDiscovered } from './push/driver';
+import { Exporter } from './exporter/exporter';
 
 /** SIGTERM to exit: whatever is still closing then, XDP is detached and the process ends. */
 const SHUTDOWN_MS = 1500;
@@ -55,10 +56,12 @@ async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
   return list;
 }
 
-function openEngine(cfg: ServeConfig, list: Resolved): Engine {
+function openEngine(cfg: ServeConfig, list: Resolved, exporter: Exporter, onDemandSlots: number): Engine {
   const addrs = list.map((b) => b.addr).filter((a): a is bigint => a !== null);
-  if (!addrs.length && !cfg.probe.interface) throw new HalfopenError('E_CONFIG', 'no backend has an address to find the interface by: set probe.interface');
-  return Engine.open(addrs, capacityFor(list), {
+  // /probe's allow list gives a route for a family no backend has (and the interface, for an exporter only).
+  if (exporter.enabled) addrs.push(...exporter.routeSamples(addrs.length || cfg.probe.interface ? matcherInterface(list, cfg.probe.interface) || undefined : undefined));
+  if (!addrs.length && !cfg.probe.interface) throw new HalfopenError('E_CONFIG', 'no backend has an address to find the interface by: set probe.interface (or an address in exporter.allow)');
+  return Engine.open(addrs, capacityFor(list) + onDemandSlots, {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
     senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22,
     // Backends with a source or mark send on raw sockets, RSTs from the kernel: all the same way then.
@@ -119,8 +122,14 @@ export class Daemon {
   private refresher: Refresher | null = null;
   private watchdog: { stop(): void } | null = null;
   private reloading = false;
+  /** /probe (src/daemon/exporter), and the probe-table slots kept for it from start to exit. */
+  private readonly exporter: Exporter;
+  private readonly onDemandSlots: number;
 
-  private constructor(private readonly configPath: string, private cfg: ServeConfig) {}
+  private constructor(private readonly configPath: string, private cfg: ServeConfig) {
+    this.exporter = new Exporter(cfg.exporter, log);
+    this.onDemandSlots = this.exporter.slotsWanted;
+  }
 
   /** Everything up to the first check; on failure nothing is left attached, bound or open. */
   static async start(configPath: string): Promise<Daemon> {
@@ -130,6 +139,7 @@ export class Daemon {
     } catch (err) {
       await d.push?.close();
       d.monitor?.stop();
+      d.exporter.stop();
       await Promise.all(d.servers.map(closeServer));
       await d.engine?.close();
       await d.sink?.close(0);
@@ -145,14 +155,22 @@ export class Daemon {
     const gate = new AdminGate(cfg.admin.tokenFile ? loadToken(cfg.admin.tokenFile, warn) : null, log);
     if (cfg.stateFile) checkStateDir(cfg.stateFile);
     requirePrivileges();
+    Exporter.checkSources(cfg.exporter);
     // Bound before anything is attached; they answer 503 / "down" until the monitor runs.
-    if (cfg.listen.http) await this.listen(createHttpServer(() => this.monitor, gate, () => this.push?.metrics() ?? ''), cfg.listen.http, 'HTTP');
+    if (cfg.listen.http) {
+      const extra = () => (this.push?.metrics() ?? '') + this.exporter.metricsText(this.monitor?.onDemandStats ?? null);
+      await this.listen(createHttpServer(() => this.monitor, gate, extra, this.exporter), cfg.listen.http, 'HTTP');
+    }
     if (cfg.listen.agent) await this.listen(createAgentServer(() => this.monitor), cfg.listen.agent, 'the agent');
     const prepared = await this.prepare(cfg, null);
-    if (!prepared.list.length) throw new HalfopenError('E_CONFIG', 'no backends to check: none configured, and the push.nftlb farms to discover listed none');
-    this.engine = openEngine(cfg, prepared.list);
+    if (!prepared.list.length && !this.exporter.enabled) throw new HalfopenError('E_CONFIG', 'no backends to check: none configured, and the push.nftlb farms to discover listed none');
+    await this.exporter.refreshAllow();
+    this.engine = openEngine(cfg, prepared.list, this.exporter, this.onDemandSlots);
     const mon = new Monitor(this.engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
     this.monitor = mon;
+    mon.reserveOnDemand(this.onDemandSlots);
+    this.exporter.attach(mon, this.onDemandSlots);
+    this.exporter.start();
     mon.on('change', (ev) => { this.sink?.emit(ev); this.state?.changed(); });
     mon.on('error', (err) => log(`error: ${(err as Error).message}`));
     this.refresher = new Refresher(mon, () => this.cfg.backends, log);
@@ -167,7 +185,8 @@ export class Daemon {
     const eng = this.engine;
     log(`checking ${this.list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
       `${cfg.listen.http ? `; http on ${hostPort(cfg.listen.http.host, cfg.listen.http.port)}` : ''}` +
-      `${cfg.listen.agent ? `; agent on ${hostPort(cfg.listen.agent.host, cfg.listen.agent.port)}` : ''}`);
+      `${cfg.listen.agent ? `; agent on ${hostPort(cfg.listen.agent.host, cfg.listen.agent.port)}` : ''}` +
+      `${this.exporter.enabled && cfg.listen.http ? `; /probe with ${this.onDemandSlots} slots` : ''}`);
     // Under systemd: ready now, and watchdog pings only while /healthz would
     // say ok (checks going out on time): a stuck daemon is killed and restarted.
     this.watchdog = startWatchdog(() => mon.health().ok, { warn });
@@ -196,6 +215,7 @@ export class Daemon {
 
   /** The steps of a config that can fail on its input, with nothing running touched. */
   private async prepare(next: ServeConfig, running: ServeConfig | null): Promise<Prepared> {
+    Exporter.checkSources(next.exporter);
     const configured = await resolveBackends(next);
     // Per-backend source and mark: at start the interface is the one the backends' routes give.
     checkSendRoutes(configured, this.engine ? this.engine.interface : () => matcherInterface(configured, next.probe.interface));
@@ -226,10 +246,10 @@ export class Daemon {
 
   /** A probe table for `list`: a larger one when it outgrew the running one. */
   private async makeRoom(cfg: ServeConfig, list: Resolved): Promise<void> {
-    if (slotsFor(list) <= this.engine!.capacity) return;
+    if (slotsFor(list) + this.onDemandSlots <= this.engine!.capacity) return;
     // One XDP program per interface: the old one must go before the new attaches.
     await this.engine!.close();
-    this.engine = openEngine({ ...cfg, probe: this.cfg.probe }, list);
+    this.engine = openEngine({ ...cfg, probe: this.cfg.probe }, list, this.exporter, this.onDemandSlots);
     this.monitor!.replaceSlots(this.engine);
   }
 
@@ -259,6 +279,7 @@ export class Daemon {
       if (JSON.stringify(next.admin) !== JSON.stringify(this.cfg.admin) || next.stateFile !== this.cfg.stateFile)
         warn('admin and state_file settings take effect at restart only');
       await this.enact(prepared);
+      await this.exporter.reconfigure(next.exporter);
       log(`reloaded ${this.configPath}: ${this.list.length} backends`);
     } catch (err) {
       log(`reload rejected, keeping the running config: ${(err as Error).message}`);
@@ -273,6 +294,7 @@ export class Daemon {
     log(`${sig}: shutting down`);
     this.watchdog?.stop();
     this.monitor?.stop();
+    this.exporter.stop();
     this.refresher?.stop();
     this.state?.flush();
     setTimeout(() => {

@@ -323,6 +323,9 @@ export class Engine {
 
   clearSlot(i: number): void { this.table.clear(i, i + 1); }
 
+  /** Whether SYNs of this family can leave: the engine found a route and a source address for it at open. */
+  sendsFamily(v4: boolean): boolean { return !!(v4 ? this.routes.v4 : this.routes.v6); }
+
   /** Next check of an already programmed slot: new source port, cleared verdict. */
   rearmSlot(i: number, sport: number): void { this.table.rearm(i, sport); }
 
