@@ -10,11 +10,11 @@
 // answers). At most max_concurrent requests at once and max_per_second,
 // refused at once beyond that (503, 429), never queued; refusals are logged
 // rate-limited.
-import dns from 'node:dns';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { HalfopenError } from '../../errors';
 import { addressBytes, formatAddress, isV4, parseAddress } from '../../targets/address';
+import { lookupHost } from '../../targets/resolve';
 import { describeVerdict } from '../../engine/probe-table';
 import { isLocalAddress, routeTo } from '../../engine/route';
 import { AllowList } from '../allow-list';
@@ -37,7 +37,7 @@ const SYSTEM_LOOKUPS = 2;
 let lookupsRunning = 0;
 const lookupQueue: Array<() => void> = [];
 
-/** The system resolver (/etc/hosts, then DNS, as blackbox's Go resolver), SYSTEM_LOOKUPS at a time. */
+/** The system resolver (/etc/hosts, then DNS, as blackbox's Go resolver) through the one resolver (src/targets/resolve.ts), SYSTEM_LOOKUPS at a time. */
 export const systemLookup: LookupAddresses = async (host, family, deadline = Infinity) => {
   // A turn is handed from the lookup that ends to the next in line, so never more than SYSTEM_LOOKUPS run.
   if (lookupsRunning < SYSTEM_LOOKUPS) lookupsRunning++;
@@ -48,7 +48,9 @@ export const systemLookup: LookupAddresses = async (host, family, deadline = Inf
     throw Object.assign(new Error('no turn at the resolver before the deadline'), { code: 'ETIMEOUT' });
   }
   try {
-    return (await dns.promises.lookup(host, { all: true, family, verbatim: true })).map((a) => a.address);
+    const r = await lookupHost(host, { family: family === 0 ? undefined : family, deadlineMs: deadline === Infinity ? undefined : Math.max(0, deadline - Date.now()) });
+    if (!r.addrs.length) throw Object.assign(new Error(`cannot resolve "${host}": ${r.error}`), { code: r.error });
+    return r.addrs.map(formatAddress);
   } finally {
     pass();
   }
