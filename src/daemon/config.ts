@@ -206,7 +206,6 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   known(c, 'admin', admin, ['token_file']);
   if (admin.token_file !== undefined && (typeof admin.token_file !== 'string' || !admin.token_file)) c.fail('admin.token_file', 'a file path', admin.token_file);
   if (root.allow_duplicates !== undefined && typeof root.allow_duplicates !== 'boolean') c.fail('allow_duplicates', 'true or false', root.allow_duplicates);
-  const targets = new Map<string, string>();
   const defaults = obj(c, 'defaults', root.defaults);
   known(c, 'defaults', defaults, [...TIMING_KEYS, ...ROUTE_KEYS]);
   const base = timing(c, 'defaults', defaults, DEFAULTS);
@@ -215,8 +214,40 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   // Backends may be left out when a balancer lists them (push.nftlb discover) or serve is an exporter only (/probe).
   if ((discovers(push) || exporter) && (root.backends === undefined || root.backends === null)) root.backends = [];
   if (!Array.isArray(root.backends) || (root.backends.length === 0 && !discovers(push) && !exporter)) c.fail('backends', 'a non-empty list of backends (or an exporter section)', root.backends);
+  const backends = backendList(c, root.backends as unknown[], base, baseRoute, root.allow_duplicates === true);
+
+  const l = obj(c, 'listen', root.listen);
+  known(c, 'listen', l, ['http', 'agent']);
+  if (exporter && l.http === undefined) c.fail('listen.http', 'an HTTP listen address: /probe (exporter) is served there', undefined);
+  const hooks = obj(c, 'hooks', root.hooks);
+  known(c, 'hooks', hooks, ['on_change', 'timeout']);
+  if (hooks.on_change !== undefined && (typeof hooks.on_change !== 'string' || !hooks.on_change)) c.fail('hooks.on_change', 'a command line', hooks.on_change);
+  if (root.events !== undefined && (typeof root.events !== 'string' || !root.events)) c.fail('events', 'a file path, or "-" for stdout', root.events);
+  return {
+    backends,
+    listen: { http: l.http === undefined ? undefined : listen(c, 'listen.http', l.http), agent: l.agent === undefined ? undefined : listen(c, 'listen.agent', l.agent) },
+    hooks: { onChange: hooks.on_change as string | undefined, timeout: hooks.timeout === undefined ? 10_000 : duration(c, 'hooks.timeout', hooks.timeout) },
+    events: root.events as string | undefined,
+    allowDuplicates: root.allow_duplicates === true,
+    stateFile: root.state_file as string | undefined,
+    admin: { tokenFile: admin.token_file as string | undefined },
+    probe: probeSection(c, root.probe),
+    push,
+    template: { labels: {}, interval: base.interval!, timeout: base.timeout!, rise: base.rise!, fall: base.fall!, jitter: base.jitter!, initial: base.initial!,
+      fastinter: base.fastinter ?? base.interval!, downinter: base.downinter ?? base.interval!, slowstart: base.slowstart!, logFailures: base.logFailures!,
+      resolveInterval: base.resolveInterval!, ...(baseRoute.mark !== undefined ? { mark: baseRoute.mark } : {}) },
+    exporter,
+  };
+}
+
+/**
+ * The `backends` list: each entry validated with the defaults applied, names
+ * unique, and one host:port checked once unless duplicates are allowed.
+ */
+function backendList(c: Ctx, list: unknown[], base: Partial<BackendConfig>, baseRoute: { source?: string[]; mark?: number }, allowDuplicates: boolean): BackendConfig[] {
   const names = new Set<string>();
-  const backends: BackendConfig[] = (root.backends as unknown[]).map((raw, i) => {
+  const targets = new Map<string, string>();
+  return list.map((raw, i) => {
     const p = `backends[${i}]`;
     const b = obj(c, p, raw);
     known(c, p, b, ['name', 'host', 'port', 'weight', 'labels', 'server', ...TIMING_KEYS, ...ROUTE_KEYS]);
@@ -247,33 +278,10 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     // the first only: almost always a copy-paste slip, so it takes an opt-in.
     const target = `${parseAddress(out.host.replace(/^\[(.*)\]$/, '$1'))?.toString() ?? out.host.toLowerCase()}:${port}`;
     const first = targets.get(target);
-    if (first !== undefined && root.allow_duplicates !== true) c.fail(`${p}`, `a host:port not already checked by backend "${first}" (or allow_duplicates: true)`, hostPort(out.host, port));
+    if (first !== undefined && !allowDuplicates) c.fail(`${p}`, `a host:port not already checked by backend "${first}" (or allow_duplicates: true)`, hostPort(out.host, port));
     if (first === undefined) targets.set(target, name);
     return out;
   });
-
-  const l = obj(c, 'listen', root.listen);
-  known(c, 'listen', l, ['http', 'agent']);
-  if (exporter && l.http === undefined) c.fail('listen.http', 'an HTTP listen address: /probe (exporter) is served there', undefined);
-  const hooks = obj(c, 'hooks', root.hooks);
-  known(c, 'hooks', hooks, ['on_change', 'timeout']);
-  if (hooks.on_change !== undefined && (typeof hooks.on_change !== 'string' || !hooks.on_change)) c.fail('hooks.on_change', 'a command line', hooks.on_change);
-  if (root.events !== undefined && (typeof root.events !== 'string' || !root.events)) c.fail('events', 'a file path, or "-" for stdout', root.events);
-  return {
-    backends,
-    listen: { http: l.http === undefined ? undefined : listen(c, 'listen.http', l.http), agent: l.agent === undefined ? undefined : listen(c, 'listen.agent', l.agent) },
-    hooks: { onChange: hooks.on_change as string | undefined, timeout: hooks.timeout === undefined ? 10_000 : duration(c, 'hooks.timeout', hooks.timeout) },
-    events: root.events as string | undefined,
-    allowDuplicates: root.allow_duplicates === true,
-    stateFile: root.state_file as string | undefined,
-    admin: { tokenFile: admin.token_file as string | undefined },
-    probe: probeSection(c, root.probe),
-    push,
-    template: { labels: {}, interval: base.interval!, timeout: base.timeout!, rise: base.rise!, fall: base.fall!, jitter: base.jitter!, initial: base.initial!,
-      fastinter: base.fastinter ?? base.interval!, downinter: base.downinter ?? base.interval!, slowstart: base.slowstart!, logFailures: base.logFailures!,
-      resolveInterval: base.resolveInterval!, ...(baseRoute.mark !== undefined ? { mark: baseRoute.mark } : {}) },
-    exporter,
-  };
 }
 
 /** The `probe` section: how the daemon's engine sends. */

@@ -12,7 +12,7 @@
 // from `show servers state` (srv_agent_state's CONFIGURED bit) at reconcile.
 import net from 'node:net';
 import type { HaproxyPushConfig } from './config';
-import { BackendView, PushCounters, PushHost, PushTarget, RateLimitedLog, backoffMs, newCounters, Discovered } from './target';
+import { BackendView, PushHost, QueuedTarget } from './target';
 
 /** CHK_ST_CONFIGURED in srv_check_state / srv_agent_state. */
 const CHK_CONFIGURED = 0x02;
@@ -86,31 +86,20 @@ export function exchange(where: HaproxyPushConfig['socket'], lines: string[], ti
   });
 }
 
-export class HaproxyTarget implements PushTarget {
+export class HaproxyTarget extends QueuedTarget {
   readonly name: string;
-  readonly counters: PushCounters = newCounters();
-  private readonly queue = new Map<string, BackendView>();
   /** What HAProxy holds for each server, as last sent or read back. */
   private readonly sent = new Map<string, Sent>();
   /** Servers with an agent-check (from the last read-back). */
   private readonly agentServers = new Set<string>();
   private info: { pid: number; uptime: number } | null = null;
-  private needReconcile = true;
-  private busy = false;
-  private failuresInRow = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private pollTimer: NodeJS.Timeout | null = null;
-  private reconcileTimer: NodeJS.Timeout | null = null;
-  private closed = false;
   private readonly reported = new Set<string>();
   /** Servers the last read-back did not find: not sent to (each was reported once). */
   private readonly absent = new Set<string>();
-  private readonly log: RateLimitedLog;
-  private idle: Array<() => void> = [];
 
-  constructor(readonly cfg: HaproxyPushConfig, private readonly host: PushHost) {
+  constructor(readonly cfg: HaproxyPushConfig, host: PushHost) {
+    super(host);
     this.name = `haproxy:${cfg.socketText}`;
-    this.log = new RateLimitedLog(host.warn);
   }
 
   /** B/S of a backend in HAProxy. */
@@ -120,69 +109,13 @@ export class HaproxyTarget implements PushTarget {
   }
 
   start(): void {
-    this.pollTimer = setInterval(() => void this.poll(), this.cfg.poll);
-    this.pollTimer.unref();
-    this.reconcileTimer = setInterval(() => { this.needReconcile = true; this.kick(); }, this.cfg.reconcile);
-    this.reconcileTimer.unref();
+    this.every(this.cfg.poll, () => void this.poll());
+    this.every(this.cfg.reconcile, () => { this.needReconcile = true; this.kick(); });
     this.kick();
-  }
-
-  update(changes: BackendView[]): void {
-    for (const v of changes) this.queue.set(v.name, v);
-    this.kick();
-  }
-
-  reconcile(): Promise<void> {
-    this.needReconcile = true;
-    const done = new Promise<void>((r) => this.idle.push(r));
-    this.kick();
-    return done;
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    for (const t of [this.pollTimer, this.reconcileTimer, this.retryTimer]) if (t) clearTimeout(t);
-    for (const r of this.idle.splice(0)) r();
-  }
-
-  discoveredBackends(): Discovered[] { return []; }
-
-  /** Runs the next piece of work unless one is under way or a retry is pending. */
-  private kick(): void {
-    if (this.busy || this.closed || this.retryTimer) return;
-    if (!this.needReconcile && !this.queue.size) {
-      for (const r of this.idle.splice(0)) r();
-      return;
-    }
-    this.busy = true;
-    const work = this.needReconcile ? this.reconcileNow() : this.flush();
-    work.then(() => this.ok(), (err) => this.failed(err as Error)).finally(() => {
-      this.busy = false;
-      this.kick();
-    });
-  }
-
-  private ok(): void {
-    if (!this.counters.connected && this.failuresInRow) this.host.warn(`push ${this.name}: connected again`);
-    this.counters.connected = true;
-    this.failuresInRow = 0;
-    this.log.reset();
-  }
-
-  private failed(err: Error): void {
-    this.counters.failures++;
-    this.counters.connected = false;
-    this.failuresInRow++;
-    this.needReconcile = true; // whatever was lost is corrected by the read-back after reconnecting
-    const wait = backoffMs(this.failuresInRow);
-    this.log.warn(`push ${this.name}: ${err.message}; retrying in ${wait / 1000} s, checking goes on`);
-    this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick(); }, wait);
-    this.retryTimer.unref();
-    for (const r of this.idle.splice(0)) r(); // a reconcile() waiting resolves: it failed, and is retried
   }
 
   /** The queued changes, in one connection. */
-  private async flush(): Promise<void> {
+  protected async flush(): Promise<void> {
     const views = [...this.queue.values()];
     this.queue.clear();
     const lines: string[] = [];
@@ -223,7 +156,7 @@ export class HaproxyTarget implements PushTarget {
 
   /** Notices a restart or reload by `show info`; a failure here is like any other. */
   private async poll(): Promise<void> {
-    if (this.busy || this.closed || this.retryTimer || this.needReconcile) return;
+    if (this.occupied || this.needReconcile) return;
     try {
       const [info] = await exchange(this.cfg.socket, ['show info'], this.cfg.timeout);
       const now = parseInfo(info);
@@ -239,7 +172,7 @@ export class HaproxyTarget implements PushTarget {
   }
 
   /** Reads every managed HAProxy backend back, and corrects what differs in one connection. */
-  private async reconcileNow(): Promise<void> {
+  protected async reconcileNow(): Promise<void> {
     this.needReconcile = false;
     this.queue.clear(); // the read-back covers them
     const views = this.host.views();

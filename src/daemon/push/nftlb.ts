@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import { formatAddress, parseAddress } from '../../targets/address';
 import type { NftlbPushConfig } from './config';
-import { BackendView, Discovered, PushCounters, PushHost, PushTarget, RateLimitedLog, backoffMs, newCounters } from './target';
+import { BackendView, Discovered, PushHost, QueuedTarget } from './target';
 
 export interface FarmBackend { name: string; address: string; port: number; weight: number; state: string }
 
@@ -41,86 +41,27 @@ export const nftlbWeight = (base: number, percent: number): number => Math.max(1
 
 type Change = { name: string; state: string; weight?: string };
 
-export class NftlbTarget implements PushTarget {
+export class NftlbTarget extends QueuedTarget {
   readonly name: string;
-  readonly counters: PushCounters = newCounters();
-  private readonly queue = new Map<string, BackendView>();
   /** address:port → the farm's backend, from the last read. */
   private farm = new Map<string, FarmBackend>();
   /** The farm's own weight of each backend, as first read (serve's percentages apply to it). */
   private readonly base = new Map<string, number>();
   private discovered: Discovered[] = [];
-  private needReconcile = true;
-  private busy = false;
-  private failuresInRow = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private pollTimer: NodeJS.Timeout | null = null;
-  private closed = false;
   private readonly reported = new Set<string>();
-  private readonly log: RateLimitedLog;
-  private idle: Array<() => void> = [];
 
-  constructor(readonly cfg: NftlbPushConfig, private readonly host: PushHost) {
+  constructor(readonly cfg: NftlbPushConfig, host: PushHost) {
+    super(host);
     this.name = `nftlb:${cfg.url}/${cfg.farm}`;
-    this.log = new RateLimitedLog(host.warn);
   }
 
   start(): void {
-    this.pollTimer = setInterval(() => { this.needReconcile = true; this.kick(); }, Math.min(this.cfg.poll, this.cfg.reconcile));
-    this.pollTimer.unref();
+    // Every read of the farm reconciles: nftlb has no pid to watch for a restart.
+    this.every(Math.min(this.cfg.poll, this.cfg.reconcile), () => { this.needReconcile = true; this.kick(); });
     this.kick();
   }
 
-  update(changes: BackendView[]): void {
-    for (const v of changes) this.queue.set(v.name, v);
-    this.kick();
-  }
-
-  reconcile(): Promise<void> {
-    this.needReconcile = true;
-    const done = new Promise<void>((r) => this.idle.push(r));
-    this.kick();
-    return done;
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    for (const t of [this.pollTimer, this.retryTimer]) if (t) clearTimeout(t);
-    for (const r of this.idle.splice(0)) r();
-  }
-
-  discoveredBackends(): Discovered[] { return this.discovered; }
-
-  private kick(): void {
-    if (this.busy || this.closed || this.retryTimer) return;
-    if (!this.needReconcile && !this.queue.size) {
-      for (const r of this.idle.splice(0)) r();
-      return;
-    }
-    this.busy = true;
-    const work = this.needReconcile ? this.reconcileNow() : this.flush();
-    work.then(() => {
-      if (!this.counters.connected && this.failuresInRow) this.host.warn(`push ${this.name}: connected again`);
-      this.counters.connected = true;
-      this.failuresInRow = 0;
-      this.log.reset();
-    }, (err) => this.failed(err as Error)).finally(() => {
-      this.busy = false;
-      this.kick();
-    });
-  }
-
-  private failed(err: Error): void {
-    this.counters.failures++;
-    this.counters.connected = false;
-    this.failuresInRow++;
-    this.needReconcile = true;
-    const wait = backoffMs(this.failuresInRow);
-    this.log.warn(`push ${this.name}: ${err.message}; retrying in ${wait / 1000} s, checking goes on`);
-    this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick(); }, wait);
-    this.retryTimer.unref();
-    for (const r of this.idle.splice(0)) r(); // a reconcile() waiting resolves: it failed, and is retried
-  }
+  override discoveredBackends(): Discovered[] { return this.discovered; }
 
   /** The key, read at every request: a key file fixed by the operator is picked up on the next retry. */
   private key(): string {
@@ -170,7 +111,7 @@ export class NftlbTarget implements PushTarget {
     }
   }
 
-  private async flush(): Promise<void> {
+  protected async flush(): Promise<void> {
     const views = [...this.queue.values()];
     this.queue.clear();
     const changes: Change[] = [];
@@ -183,7 +124,7 @@ export class NftlbTarget implements PushTarget {
     await this.put(changes);
   }
 
-  private async reconcileNow(): Promise<void> {
+  protected async reconcileNow(): Promise<void> {
     this.needReconcile = false;
     this.queue.clear();
     const list = parseFarm(await this.request('GET', `/farms/${encodeURIComponent(this.cfg.farm)}`), this.cfg.farm);

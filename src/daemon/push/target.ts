@@ -83,3 +83,98 @@ export class RateLimitedLog {
 
 /** Retry delay after `failures` consecutive failures: 0.5 s doubling to 30 s. */
 export const backoffMs = (failures: number): number => Math.min(30_000, 500 * 2 ** Math.min(6, Math.max(0, failures - 1)));
+
+/**
+ * The work loop every target runs: changes queue up by backend, one piece of
+ * work at a time (a reconcile when one is wanted, else the queued changes),
+ * and a failure means a reconcile after a backoff, with one rate-limited
+ * warning. Subclasses say how to flush and how to reconcile; what they send
+ * and to where is theirs.
+ */
+export abstract class QueuedTarget implements PushTarget {
+  abstract readonly name: string;
+  readonly counters: PushCounters = newCounters();
+  protected readonly queue = new Map<string, BackendView>();
+  protected needReconcile = true;
+  protected closed = false;
+  protected readonly log: RateLimitedLog;
+  private busy = false;
+  private failuresInRow = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private idle: Array<() => void> = [];
+  /** Timers of the subclass, cleared by close(). */
+  protected readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(protected readonly host: PushHost) {
+    this.log = new RateLimitedLog(host.warn);
+  }
+
+  abstract start(): void;
+  /** Sends the queued changes (taken from `queue`). */
+  protected abstract flush(): Promise<void>;
+  /** Reads the balancer's state and corrects what differs. */
+  protected abstract reconcileNow(): Promise<void>;
+  discoveredBackends(): Discovered[] { return []; }
+
+  /** An unref'd interval that close() clears. */
+  protected every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  update(changes: BackendView[]): void {
+    for (const v of changes) this.queue.set(v.name, v);
+    this.kick();
+  }
+
+  reconcile(): Promise<void> {
+    this.needReconcile = true;
+    const done = new Promise<void>((r) => this.idle.push(r));
+    this.kick();
+    return done;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of [...this.timers, this.retryTimer]) if (t) clearTimeout(t);
+    for (const r of this.idle.splice(0)) r();
+  }
+
+  /** Whether work is under way, waiting for a retry, or over (closed). */
+  protected get occupied(): boolean { return this.busy || this.closed || this.retryTimer !== null; }
+
+  /** Runs the next piece of work unless one is under way or a retry is pending. */
+  protected kick(): void {
+    if (this.occupied) return;
+    if (!this.needReconcile && !this.queue.size) {
+      for (const r of this.idle.splice(0)) r();
+      return;
+    }
+    this.busy = true;
+    const work = this.needReconcile ? this.reconcileNow() : this.flush();
+    work.then(() => this.ok(), (err) => this.failed(err as Error)).finally(() => {
+      this.busy = false;
+      this.kick();
+    });
+  }
+
+  private ok(): void {
+    if (!this.counters.connected && this.failuresInRow) this.host.warn(`push ${this.name}: connected again`);
+    this.counters.connected = true;
+    this.failuresInRow = 0;
+    this.log.reset();
+  }
+
+  private failed(err: Error): void {
+    this.counters.failures++;
+    this.counters.connected = false;
+    this.failuresInRow++;
+    this.needReconcile = true; // whatever was lost is corrected by the read-back after reconnecting
+    const wait = backoffMs(this.failuresInRow);
+    this.log.warn(`push ${this.name}: ${err.message}; retrying in ${wait / 1000} s, checking goes on`);
+    this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick(); }, wait);
+    this.retryTimer.unref();
+    for (const r of this.idle.splice(0)) r(); // a reconcile() waiting resolves: it failed, and is retried
+  }
+}
