@@ -14,9 +14,12 @@ import { BenchContext, ROOT, Scenario } from './lib';
 import { sweep65k, sweep1m, sweep16m } from './sweep';
 import { sendPathScenario } from './send-path';
 import { sweepOutputScenario } from './sweep-output';
+import { sweepTimeoutScenario } from './sweep-timeout';
 import { checkScenario } from './check';
 import { soakScenario } from './soak';
 import { farmguardianScenario } from './farmguardian';
+import { probeScenario } from './probe';
+import { pushScenario } from './push';
 import { serveScenario, serveStretchScenario, serveHookScenario } from './serve';
 import { farmguardianViaScenario } from './farmguardian-via';
 import { agentCostScenario } from './agent-cost';
@@ -49,9 +52,11 @@ const SCENARIOS: Entry[] = [
     load: () => sweep16m, fullOnly: true, ifTimeAllows: true,
   },
   { id: 'sweep-output', about: 'output delivered whole: 1,048,576 probes with -o, -o --checkpoint, and | cat > FILE (quick: 65,536)', load: () => sweepOutputScenario },
+  { id: 'sweep-timeout', about: 'time to a complete result with 6.6 % of a /16 silent: --timeout auto vs fixed 1000 and 500 ms vs zmap -r 0 -c 1 (quick: a /20)', load: () => sweepTimeoutScenario },
   { id: 'send-path', about: 'send-path ceiling: 1,048,576 SYNs into XDP_DROP, raw vs AF_PACKET, 1 vs 2 senders (quick: 65,536)', load: () => sendPathScenario },
   { id: 'soak', about: 'serve soak: 10,000 backends at 1 s, 10 % silent, 5 % flapping, SIGHUP every 30 s, scrapes; CPU, RSS, lateness, detection, lost checks (180 s; quick: 60 s; HALFOPEN_SOAK_SECONDS)', load: () => soakScenario, runs: () => 1 },
   { id: 'check', about: 'single check: native check_tcp_half_open vs check_tcp vs halfopen check vs node -e 0 vs the nmap wrapper, whole-process time (50 runs; quick: 10)', load: () => checkScenario, runs: (o) => o.checkRuns },
+  { id: 'probe', about: '/probe at 100 concurrent scrapers: probes/s and CPU per probe, serve vs blackbox_exporter tcp_connect, same targets (8 s rounds; quick: 3 s)', load: () => probeScenario },
   { id: 'farmguardian', about: 'farmguardian round: 200 backends (190 open, 5 closed, 5 dropped) checked one after another from Perl, -t 1, per check command (quick: 40)', load: () => farmguardianScenario, runs: () => 1 },
   { id: 'farmguardian-via', about: 'farmguardian round through the daemon: 200 backends (10 silent), direct vs check_tcp_half_open --via, configured and learned (quick: 40)', load: () => farmguardianViaScenario, runs: () => 1 },
   { id: 'agent-cost', about: 'agent-check responder: serve CPU per 1,000 agent connections at a steady connection rate, idle CPU subtracted (HALFOPEN_BENCH_REF=DIR adds a row for another build)', load: () => agentCostScenario, runs: (o) => o.runs },
@@ -59,6 +64,11 @@ const SCENARIOS: Entry[] = [
     id: 'serve',
     about: 'sidecar: halfopen serve vs HAProxy doing its own TCP checks (bench/serve.ts)',
     load: () => serveScenario,
+  },
+  {
+    id: 'push',
+    about: 'verdicts to HAProxy: its own checks vs serve + agent-check vs serve + Runtime API push, 9,000 backends at 1 s: CPU per process, propagation p50/p99/max (quick: 2,000)',
+    load: () => pushScenario, runs: () => 1,
   },
   {
     id: 'serve-100k',

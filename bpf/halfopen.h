@@ -11,6 +11,10 @@
  *  - The XDP program recovers i from a reply (ack - 1 for SYN+ACK/RST, the
  *    quoted seq for ICMP errors), checks it against the table, and records the
  *    first verdict in map `results` with one compare-and-swap on `state`.
+ *  - A reply matches on the target's address and port, our source port and
+ *    the cookie: the address it is sent to (our source) is no part of it, so
+ *    probes may leave from any of the host's addresses (a sweep's
+ *    --source-ip list, serve's per-backend `source`) and their replies match.
  *  - Addresses are 16 bytes in network order; IPv4 is stored IPv4-mapped
  *    (::ffff:a.b.c.d). Ports are stored in network order (__be16).
  *  - All structs are naturally aligned with explicit padding; no implicit holes.
@@ -148,7 +152,8 @@ HO_STATIC_ASSERT(sizeof(struct ho_key) == HO_KEY_SIZE, "ho_key layout");
 	X(HO_, E_CONFIG, 10)     /* a config file is invalid */ \
 	X(HO_, E_MERGE, 11)      /* merge: the shards do not make one complete sweep */ \
 	X(HO_, E_INTERNAL, 12) \
-	X(HO_, E_REFUSED, 13)    /* probing on request refused: outside an allow list, or over its cap */
+	X(HO_, E_BUSY, 13)       /* serve: every slot kept for probes on request (/probe) is in use */ \
+	X(HO_, E_REFUSED, 14)    /* probing on request refused: outside an allow list, or over its cap (plugin.learn) */
 
 #define HO_ENUMERATOR(prefix, name, value) prefix##name = value,
 enum ho_probe_state { HO_PROBE_STATE_LIST(HO_ENUMERATOR) };

@@ -4,13 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build: clang … g++. Fleets: iproute2, nftables, procps (sysctl). Bench: time. Real clients in tests and bench: haproxy,
+# Build: clang … g++. Fleets: iproute2, nftables, procps (sysctl). Bench: time. Real clients in tests and bench: haproxy, nftlb (serve's push, run only inside test namespaces),
 # chromium (status page), prometheus (promtool), zmap, masscan, nmap; postfix (a private
 # instance in a namespace for the check test), monitoring-plugins-basic (check_tcp, bench), dnsmasq-base (a DNS server
-# in the fleet for serve's re-resolution test), libxml2-utils (xmllint, for the sweep output tests).
+# in the fleet for serve's re-resolution test), libxml2-utils (xmllint, for the sweep output tests), mariadb-server
+# (a private instance in the fleet for the /probe test), prometheus-blackbox-exporter (the /probe bench's peer).
 # Packaging (npm run package, test:package): dpkg-dev, lintian, debootstrap; man pages: man-db, groff-base.
 PKGS=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ python3 iproute2 nftables util-linux procps time
-  haproxy chromium prometheus zmap masscan nmap postfix monitoring-plugins-basic dnsmasq-base libxml2-utils
+  haproxy nftlb chromium prometheus zmap masscan nmap postfix monitoring-plugins-basic dnsmasq-base libxml2-utils
+  mariadb-server prometheus-blackbox-exporter
   dpkg-dev lintian debootstrap man-db groff-base)
 missing=()
 for p in "${PKGS[@]}"; do

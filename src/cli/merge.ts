@@ -27,7 +27,7 @@ import { SummaryCounter, formatSummaryLine, PROBE_STATES } from '../output/summa
 import { mustParseAddress } from '../targets/address';
 import { ProbeSpace } from '../targets/probe-space';
 import type { ProbeResult, ProbeState } from '../types';
-import { buildSpaceAndExcludes, registerSweep, sweepFingerprint, SweepOptions } from './sweep';
+import { buildSpace, specOfCommand, SpaceSpec } from '../sweep/space';
 
 export interface MergeOptions { format: OutputFormat; output?: string; open?: boolean }
 
@@ -101,20 +101,17 @@ function locateOutput(recordFile: string, recorded: string): string {
   throw mergeError(`${recordFile}: its results ${recorded} are missing (also not beside the run record)`);
 }
 
-/** The target space a recorded `sweep` command line describes, with its fingerprint. */
+/** The target space a recorded `sweep` command line describes, with its fingerprint (the sweep layer rebuilds it). */
 export async function spaceOfCommand(command: string[]): Promise<{ space: ProbeSpace; fingerprint: string }> {
-  const program = new Command('halfopen').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
-  let parsed: { targets: string[]; opts: SweepOptions } | undefined;
-  registerSweep(program, '', undefined, async (targets, opts) => { parsed = { targets, opts }; });
+  let spec: SpaceSpec;
   try {
-    await program.parseAsync(['node', 'halfopen', ...command.map((a) => (a === '-iL' ? '--input-list' : a))]);
+    spec = specOfCommand(command);
   } catch (err) {
-    throw mergeError(`the recorded command "${command.join(' ')}" does not parse as a sweep: ${(err as Error).message.replace(/^error: /, '')}`);
+    throw mergeError(`the recorded command "${command.join(' ')}" does not parse as a sweep: ${(err as Error).message}`);
   }
-  if (!parsed) throw mergeError(`the recorded command "${command.join(' ')}" is not a sweep`);
   try {
-    const { space, excludes } = await buildSpaceAndExcludes(parsed.targets, parsed.opts);
-    return { space, fingerprint: sweepFingerprint(space, excludes) };
+    const { space, fingerprint } = await buildSpace(spec);
+    return { space, fingerprint };
   } catch (err) {
     throw mergeError(`cannot rebuild the sweep's targets from its command (${(err as Error).message}): run merge where its target and exclude files are`);
   }
@@ -145,25 +142,12 @@ function parseRow(line: string, where: () => string): ProbeResult {
   return r;
 }
 
-async function merge(files: string[], opts: MergeOptions, version: string, argv: string[]): Promise<void> {
-  const started = Date.now();
-  const shards = checkRecords(files);
-  const first = shards[0].record;
-  const N = shardOf(first).count;
-  if (opts.output) {
-    const dir = path.dirname(path.resolve(opts.output));
-    try { fs.accessSync(dir, fs.constants.W_OK); } catch { throw usageError(`cannot write -o ${opts.output}: ${dir} is not a writable directory`); }
-  }
-
-  const { space, fingerprint } = await spaceOfCommand(first.command);
-  if (fingerprint !== first.fingerprint) {
-    throw mergeError(`${shards[0].file}: the targets its command names now (fingerprint ${fingerprint.slice(0, 12)}…) are not the ones swept (${first.fingerprint.slice(0, 12)}…): a target or exclude file changed`);
-  }
-  const total = shards.reduce((n, s) => n + s.record.probes, 0);
-  if (total !== space.size) throw mergeError(`the ${N} shards hold ${total} probes, the sweep's space has ${space.size}`);
-
-  // Pass 1: prove (and count). One bit per probe of the space.
-  const counter = new SummaryCounter(new Date(minTime(shards, 'start')));
+/**
+ * Pass 1 of a merge: every row of every shard is a probe of the space seen
+ * once (one bit per probe), and each shard has the rows and bytes its record
+ * says; the rows are counted into `counter`.
+ */
+async function proveShards(shards: Shard[], space: ProbeSpace, counter: SummaryCounter): Promise<void> {
   const seen = new Uint8Array(Math.ceil(space.size / 8));
   for (const s of shards) {
     const bytes = fs.statSync(s.output).size;
@@ -191,6 +175,28 @@ async function merge(files: string[], opts: MergeOptions, version: string, argv:
       if (last[0] !== 0x0a) throw mergeError(`${s.output}: the last row is cut short (no newline at the end)`);
     }
   }
+}
+
+async function merge(files: string[], opts: MergeOptions, version: string, argv: string[]): Promise<void> {
+  const started = Date.now();
+  const shards = checkRecords(files);
+  const first = shards[0].record;
+  const N = shardOf(first).count;
+  if (opts.output) {
+    const dir = path.dirname(path.resolve(opts.output));
+    try { fs.accessSync(dir, fs.constants.W_OK); } catch { throw usageError(`cannot write -o ${opts.output}: ${dir} is not a writable directory`); }
+  }
+
+  const { space, fingerprint } = await spaceOfCommand(first.command);
+  if (fingerprint !== first.fingerprint) {
+    throw mergeError(`${shards[0].file}: the targets its command names now (fingerprint ${fingerprint.slice(0, 12)}…) are not the ones swept (${first.fingerprint.slice(0, 12)}…): a target or exclude file changed`);
+  }
+  const total = shards.reduce((n, s) => n + s.record.probes, 0);
+  if (total !== space.size) throw mergeError(`the ${N} shards hold ${total} probes, the sweep's space has ${space.size}`);
+
+  // Pass 1: prove (and count).
+  const counter = new SummaryCounter(new Date(minTime(shards, 'start')));
+  await proveShards(shards, space, counter);
   // Every row was a distinct probe, and the rows add up to the space: nothing is missing.
 
   // Pass 2: write. ndjson rows are copied as they are; other formats are re-rendered.

@@ -1,6 +1,7 @@
 // Parsers for command-line values: each throws E_USAGE with one line naming
 // the flag, the bad value and what was expected.
 import { usageError } from '../errors';
+import { parsePortRange } from '../targets/ports';
 
 export function intOption(flag: string, min: number, max: number) {
   return (value: string): number => {
@@ -13,10 +14,9 @@ export function intOption(flag: string, min: number, max: number) {
 
 export function portRangeOption(flag: string) {
   return (value: string): { lo: number; hi: number } => {
-    const m = /^(\d+)-(\d+)$/.exec(value.trim());
-    const lo = m ? Number(m[1]) : NaN, hi = m ? Number(m[2]) : NaN;
-    if (!m || lo < 1 || hi > 65535 || lo > hi) throw usageError(`invalid ${flag} "${value}": expected LO-HI within 1-65535`);
-    return { lo, hi };
+    const r = parsePortRange(value);
+    if (!r) throw usageError(`invalid ${flag} "${value}": expected LO-HI within 1-65535`);
+    return r;
   };
 }
 

@@ -10,7 +10,7 @@
 // IPv4-mapped IPv6 (::ffff:a.b.c.d) is IPv4 here, as everywhere in halfopen,
 // so one entry covers both spellings.
 import { HalfopenError } from '../errors';
-import { parseAddress } from '../targets/address';
+import { isV4, parseAddress } from '../targets/address';
 import { AddrRange, findRange, mergeRanges } from '../targets/ranges';
 import { lookupHost } from '../targets/resolve';
 import { isHostname, parseExcludeSpec } from '../targets/target-set';
@@ -78,4 +78,15 @@ export class AllowList {
   }
 
   get empty(): boolean { return this.fixed.length === 0 && this.names.length === 0; }
+
+  /**
+   * One allowed address of the family (the first of the first range, past a
+   * network address when the range has room), or undefined: what the engine
+   * finds its route by when no backend has an address of that family.
+   */
+  sample(v4: boolean): bigint | undefined {
+    const r = this.merged.find((x) => isV4(x.lo) === v4);
+    if (!r) return undefined;
+    return r.hi > r.lo ? r.lo + 1n : r.lo;
+  }
 }

@@ -4,6 +4,9 @@ import fs from 'node:fs';
 import yaml from 'js-yaml';
 import { HalfopenError } from '../errors';
 import { hostPort, isV4, parseAddress } from '../targets/address';
+import { isPort, parsePortNumber, parsePortRange } from '../targets/ports';
+import { PushConfig, discovers, parsePush } from './push/config';
+import { ExporterConfig, parseExporterConfig } from './exporter/config';
 import { PluginConfig, parsePluginConfig } from './plugin-config';
 
 export interface BackendConfig {
@@ -50,6 +53,12 @@ export interface ServeConfig {
     /** auto: XDP when the interface's XDP hook is free, else tc ingress. */
     hook: 'auto' | 'xdp' | 'tc';
   };
+  /** Balancers driven on every change (src/daemon/push/config.ts). */
+  push: PushConfig;
+  /** A backend with the defaults' timings, for backends discovered from a balancer. */
+  template: Omit<BackendConfig, 'name' | 'host' | 'port'>;
+  /** /probe (blackbox_exporter style); absent: /probe answers 404. */
+  exporter?: ExporterConfig;
   /** `listen.plugin` and `plugin.*`: check_tcp_half_open --via (src/daemon/plugin-config.ts). */
   plugin: PluginConfig;
 }
@@ -94,8 +103,8 @@ function listen(c: Ctx, path: string, v: unknown): { host: string; port: number 
   // "9100", ":9100", "127.0.0.1:9100", "[::1]:9100" or a number
   const s = typeof v === 'number' ? String(v) : typeof v === 'string' ? v : '';
   const m = /^(?:(?:\[([^\]]+)\]|([^:[\]]*)):)?(\d+)$/.exec(s.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535) return c.fail(path, 'a listen address like 127.0.0.1:9100, [::1]:9100 or 9100', v);
+  const port = m ? parsePortNumber(m[3]) : null;
+  if (!m || port === null) return c.fail(path, 'a listen address like 127.0.0.1:9100, [::1]:9100 or 9100', v);
   const host = m[1] ?? (m[2] || '127.0.0.1');
   if (m[1] !== undefined || m[2]) {
     if (parseAddress(host) === null && host !== 'localhost') return c.fail(path, 'an IP address to listen on', host);
@@ -192,28 +201,64 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   const root = obj(c, '(top level)', doc);
-  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin', 'plugin']);
+  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin', 'push', 'exporter', 'plugin']);
+  const push = parsePush(root.push, root.backends, file);
+  const exporter = parseExporterConfig(root.exporter, file);
   if (root.state_file !== undefined && (typeof root.state_file !== 'string' || !root.state_file)) c.fail('state_file', 'a file path', root.state_file);
   const admin = obj(c, 'admin', root.admin);
   known(c, 'admin', admin, ['token_file']);
   if (admin.token_file !== undefined && (typeof admin.token_file !== 'string' || !admin.token_file)) c.fail('admin.token_file', 'a file path', admin.token_file);
   if (root.allow_duplicates !== undefined && typeof root.allow_duplicates !== 'boolean') c.fail('allow_duplicates', 'true or false', root.allow_duplicates);
-  const targets = new Map<string, string>();
   const defaults = obj(c, 'defaults', root.defaults);
   known(c, 'defaults', defaults, [...TIMING_KEYS, ...ROUTE_KEYS]);
   const base = timing(c, 'defaults', defaults, DEFAULTS);
   const baseRoute = { source: sources(c, 'defaults.source', defaults.source), mark: mark(c, 'defaults.mark', defaults.mark) };
 
+  // Backends may be left out when a balancer lists them (push.nftlb discover) or serve is an exporter only (/probe).
   const plugin = parsePluginConfig(root, obj(c, 'listen', root.listen), base, (p, e, g) => c.fail(p, e, g), (p, v) => duration(c, p, v));
-  if (plugin.learn && root.backends == null) root.backends = []; // learning may start from no backends at all
-  if (!Array.isArray(root.backends) || (root.backends.length === 0 && !plugin.learn)) c.fail('backends', 'a non-empty list of backends', root.backends);
+  // ... or serve learns them from check_tcp_half_open --via (plugin.learn).
+  if ((discovers(push) || exporter || plugin.learn) && (root.backends === undefined || root.backends === null)) root.backends = [];
+  if (!Array.isArray(root.backends) || (root.backends.length === 0 && !discovers(push) && !exporter && !plugin.learn)) c.fail('backends', 'a non-empty list of backends (or an exporter section)', root.backends);
+  const backends = backendList(c, root.backends as unknown[], base, baseRoute, root.allow_duplicates === true);
+
+  const l = obj(c, 'listen', root.listen);
+  known(c, 'listen', l, ['http', 'agent', 'plugin']);
+  if (exporter && l.http === undefined) c.fail('listen.http', 'an HTTP listen address: /probe (exporter) is served there', undefined);
+  const hooks = obj(c, 'hooks', root.hooks);
+  known(c, 'hooks', hooks, ['on_change', 'timeout']);
+  if (hooks.on_change !== undefined && (typeof hooks.on_change !== 'string' || !hooks.on_change)) c.fail('hooks.on_change', 'a command line', hooks.on_change);
+  if (root.events !== undefined && (typeof root.events !== 'string' || !root.events)) c.fail('events', 'a file path, or "-" for stdout', root.events);
+  return {
+    backends,
+    listen: { http: l.http === undefined ? undefined : listen(c, 'listen.http', l.http), agent: l.agent === undefined ? undefined : listen(c, 'listen.agent', l.agent) },
+    hooks: { onChange: hooks.on_change as string | undefined, timeout: hooks.timeout === undefined ? 10_000 : duration(c, 'hooks.timeout', hooks.timeout) },
+    events: root.events as string | undefined,
+    allowDuplicates: root.allow_duplicates === true,
+    stateFile: root.state_file as string | undefined,
+    admin: { tokenFile: admin.token_file as string | undefined },
+    probe: probeSection(c, root.probe),
+    push,
+    template: { labels: {}, interval: base.interval!, timeout: base.timeout!, rise: base.rise!, fall: base.fall!, jitter: base.jitter!, initial: base.initial!,
+      fastinter: base.fastinter ?? base.interval!, downinter: base.downinter ?? base.interval!, slowstart: base.slowstart!, logFailures: base.logFailures!,
+      resolveInterval: base.resolveInterval!, ...(baseRoute.mark !== undefined ? { mark: baseRoute.mark } : {}) },
+    exporter,
+    plugin,
+  };
+}
+
+/**
+ * The `backends` list: each entry validated with the defaults applied, names
+ * unique, and one host:port checked once unless duplicates are allowed.
+ */
+function backendList(c: Ctx, list: unknown[], base: Partial<BackendConfig>, baseRoute: { source?: string[]; mark?: number }, allowDuplicates: boolean): BackendConfig[] {
   const names = new Set<string>();
-  const backends: BackendConfig[] = (root.backends as unknown[]).map((raw, i) => {
+  const targets = new Map<string, string>();
+  return list.map((raw, i) => {
     const p = `backends[${i}]`;
     const b = obj(c, p, raw);
-    known(c, p, b, ['name', 'host', 'port', 'weight', 'labels', ...TIMING_KEYS, ...ROUTE_KEYS]);
+    known(c, p, b, ['name', 'host', 'port', 'weight', 'labels', 'server', ...TIMING_KEYS, ...ROUTE_KEYS]);
     if (typeof b.host !== 'string' || !b.host) c.fail(`${p}.host`, 'an address or hostname', b.host);
-    const port = int(c, `${p}.port`, b.port, 1, 65535);
+    const port = isPort(b.port) ? b.port : c.fail(`${p}.port`, 'a whole number from 1 to 65535', b.port);
     const rawName = b.name === undefined ? `${b.host}:${port}` : b.name;
     if (typeof rawName !== 'string' || !/^[A-Za-z0-9_.:\-[\]/]+$/.test(rawName)) c.fail(`${p}.name`, 'a name of letters, digits and _.:-', rawName);
     const name = rawName as string;
@@ -239,44 +284,26 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     // the first only: almost always a copy-paste slip, so it takes an opt-in.
     const target = `${parseAddress(out.host.replace(/^\[(.*)\]$/, '$1'))?.toString() ?? out.host.toLowerCase()}:${port}`;
     const first = targets.get(target);
-    if (first !== undefined && root.allow_duplicates !== true) c.fail(`${p}`, `a host:port not already checked by backend "${first}" (or allow_duplicates: true)`, hostPort(out.host, port));
+    if (first !== undefined && !allowDuplicates) c.fail(`${p}`, `a host:port not already checked by backend "${first}" (or allow_duplicates: true)`, hostPort(out.host, port));
     if (first === undefined) targets.set(target, name);
     return out;
   });
+}
 
-  const l = obj(c, 'listen', root.listen);
-  known(c, 'listen', l, ['http', 'agent', 'plugin']);
-  const hooks = obj(c, 'hooks', root.hooks);
-  known(c, 'hooks', hooks, ['on_change', 'timeout']);
-  if (hooks.on_change !== undefined && (typeof hooks.on_change !== 'string' || !hooks.on_change)) c.fail('hooks.on_change', 'a command line', hooks.on_change);
-  if (root.events !== undefined && (typeof root.events !== 'string' || !root.events)) c.fail('events', 'a file path, or "-" for stdout', root.events);
-  const probe = obj(c, 'probe', root.probe);
+/** The `probe` section: how the daemon's engine sends. */
+function probeSection(c: Ctx, raw: unknown): ServeConfig['probe'] {
+  const probe = obj(c, 'probe', raw);
   known(c, 'probe', probe, ['interface', 'source_ports', 'senders', 'rate', 'xdp_mode', 'rst', 'hook']);
-  let sourcePorts = { lo: 62000, hi: 62999 };
-  if (probe.source_ports !== undefined) {
-    const m = /^(\d+)-(\d+)$/.exec(String(probe.source_ports));
-    const lo = m ? Number(m[1]) : NaN, hi = m ? Number(m[2]) : NaN;
-    if (!m || lo < 1 || hi > 65535 || lo > hi) c.fail('probe.source_ports', 'LO-HI within 1-65535', probe.source_ports);
-    sourcePorts = { lo, hi };
-  }
+  const sourcePorts = probe.source_ports === undefined ? { lo: 62000, hi: 62999 }
+    : parsePortRange(String(probe.source_ports)) ?? c.fail('probe.source_ports', 'LO-HI within 1-65535', probe.source_ports);
   return {
-    backends,
-    listen: { http: l.http === undefined ? undefined : listen(c, 'listen.http', l.http), agent: l.agent === undefined ? undefined : listen(c, 'listen.agent', l.agent) },
-    hooks: { onChange: hooks.on_change as string | undefined, timeout: hooks.timeout === undefined ? 10_000 : duration(c, 'hooks.timeout', hooks.timeout) },
-    events: root.events as string | undefined,
-    allowDuplicates: root.allow_duplicates === true,
-    stateFile: root.state_file as string | undefined,
-    admin: { tokenFile: admin.token_file as string | undefined },
-    probe: {
-      interface: probe.interface === undefined ? undefined : String(probe.interface),
-      sourcePorts,
-      senders: probe.senders === undefined ? 1 : int(c, 'probe.senders', probe.senders, 1, 64),
-      rate: probe.rate === undefined ? 0 : int(c, 'probe.rate', probe.rate, 0, 100_000_000),
-      xdpMode: oneOf(c, 'probe.xdp_mode', probe.xdp_mode, ['auto', 'native', 'generic'] as const),
-      rst: oneOf(c, 'probe.rst', probe.rst, ['auto', 'xdp', 'kernel'] as const),
-      hook: oneOf(c, 'probe.hook', probe.hook, ['auto', 'xdp', 'tc'] as const),
-    },
-    plugin,
+    interface: probe.interface === undefined ? undefined : String(probe.interface),
+    sourcePorts,
+    senders: probe.senders === undefined ? 1 : int(c, 'probe.senders', probe.senders, 1, 64),
+    rate: probe.rate === undefined ? 0 : int(c, 'probe.rate', probe.rate, 0, 100_000_000),
+    xdpMode: oneOf(c, 'probe.xdp_mode', probe.xdp_mode, ['auto', 'native', 'generic'] as const),
+    rst: oneOf(c, 'probe.rst', probe.rst, ['auto', 'xdp', 'kernel'] as const),
+    hook: oneOf(c, 'probe.hook', probe.hook, ['auto', 'xdp', 'tc'] as const),
   };
 }
 

@@ -1,5 +1,5 @@
 // HTTP API of `halfopen serve`: /backends, /backends/:name, /status, /metrics,
-// /healthz and the status page at /.
+// /healthz, the status page at /, and for Prometheus /probe (exporter/) and /sd.
 import http from 'node:http';
 import { Monitor, Backend } from './monitor';
 import { ADMIN_STATES, AdminState } from './backend';
@@ -7,6 +7,8 @@ import { AdminGate, ADMIN_BODY_MAX, readBody } from './admin';
 import { HealthState } from './health';
 import { metricChunks } from './metrics';
 import { STATUS_PAGE } from './status-page';
+import type { Exporter } from './exporter/exporter';
+import { sdChunks } from './exporter/sd';
 
 export function backendJson(b: Backend, now = Date.now()) {
   return {
@@ -97,7 +99,7 @@ async function adminRequest(req: http.IncomingMessage, m: Monitor, gate: AdminGa
 }
 
 /** `getMonitor` returns null while the daemon starts: every endpoint but / answers 503 then. */
-export function createHttpServer(getMonitor: () => Monitor | null, gate = new AdminGate(null, () => {})): http.Server {
+export function createHttpServer(getMonitor: () => Monitor | null, gate = new AdminGate(null, () => {}), extraMetrics?: () => string, exporter: Exporter | null = null): http.Server {
   return http.createServer((req, res) => {
     const send = (code: number, type: string, body: string, headers: Record<string, string> = {}) => {
       res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store', ...headers });
@@ -120,7 +122,12 @@ export function createHttpServer(getMonitor: () => Monitor | null, gate = new Ad
       const h = m.health();
       return send(h.ok ? 200 : 503, 'text/plain', `${h.reason}\n`);
     }
-    if (url.pathname === '/metrics') return void stream(res, 'text/plain; version=0.0.4; charset=utf-8', metricChunks(m));
+    if (url.pathname === '/probe') {
+      if (!exporter) return send(404, 'text/plain', '/probe is off: it needs exporter.allow in the config\n');
+      return void exporter.handle(req, url).then((a) => send(a.status, a.type, a.body, a.headers), () => send(500, 'text/plain', 'probe failed\n'));
+    }
+    if (url.pathname === '/sd') return void stream(res, 'application/json', sdChunks(m));
+    if (url.pathname === '/metrics') return void stream(res, 'text/plain; version=0.0.4; charset=utf-8', metricChunks(m, extraMetrics));
     if (url.pathname === '/backends') return void stream(res, 'application/json', backendsJsonChunks(m));
     if (url.pathname === '/status') {
       const limit = Number(url.searchParams.get('limit') ?? STATUS_ROWS);

@@ -48,7 +48,7 @@ const SERIES: Array<[string, string, string, PerBackend]> = [
 ];
 
 /** The exposition in chunks; the caller may yield to the event loop between them. */
-export function* metricChunks(m: Monitor): Generator<string> {
+export function* metricChunks(m: Monitor, extra?: () => string): Generator<string> {
   const bs = m.list();
   const now = Date.now();
   for (const [name, type, help, line] of SERIES) {
@@ -76,6 +76,7 @@ export function* metricChunks(m: Monitor): Generator<string> {
   out += head('halfopen_backends', 'gauge', 'Backends by state.');
   for (const s of ['up', 'down']) out += `halfopen_backends{state="${s}"} ${bs.filter((b) => b.state === s).length}\n`;
   yield out;
+  if (extra) yield extra(); // the push targets' counters (src/daemon/push/driver.ts)
 }
 
 export const renderMetrics = (m: Monitor): string => [...metricChunks(m)].join('');

@@ -26,6 +26,7 @@
 // of backends; wake() enforces the invariant and counts any breach
 // (`anomalies`, asserted zero by the property tests) rather than loop.
 import { EventEmitter } from 'node:events';
+import { HalfopenError } from '../errors';
 import { Verdict, describeVerdict } from '../engine/probe-table';
 import { BackendConfig } from './config';
 import { AdminState, Backend, CheckOutcome, ChangeEvent, MAX_DEPTH, MAX_TICK_MS, depthFor, sameBackend, sameConfig } from './backend';
@@ -33,6 +34,7 @@ import { Histogram, LATENESS_BUCKETS, RTT_BUCKETS } from './histogram';
 import { WakeHeap } from './wake-heap';
 import type { SavedBackend } from './state-file';
 import { sameRoute } from './send-routes';
+import { OnDemandProbes, ProbeOnce, ProbeOptions } from './on-demand';
 
 export { Backend, depthFor };
 export type { CheckOutcome, ChangeEvent };
@@ -58,6 +60,8 @@ export interface ProbeSlots {
   sendSlots(slots: Uint32Array): Promise<unknown>;
   /** The XDP program's counters (enum ho_counter). */
   counters(): Record<string, number>;
+  /** Whether SYNs of this family can leave (a route and a source address for it); absent: both can. */
+  sendsFamily?(v4: boolean): boolean;
 }
 
 /** Instrumentation for tests: called as checks leave and as results are applied. */
@@ -107,8 +111,10 @@ const FRESHNESS_EVERY_MS = 1000;
  */
 export const UNHEALTHY_AFTER_MS = 2000;
 
-export class Monitor extends EventEmitter {
+export class Monitor extends EventEmitter implements ProbeOnce {
   private slots: ProbeSlots;
+  /** Slots kept for probes on request (reserveOnDemand), at the top of the table. */
+  private onDemand: OnDemandProbes | null = null;
   private readonly bySlot: (Backend | undefined)[] = [];
   private readonly free: number[] = [];
   /** Per slot: when its check in flight fails unanswered. */
@@ -173,6 +179,39 @@ export class Monitor extends EventEmitter {
   /** Finds a backend by name or by "address:port" / "[v6]:port" (HAProxy agent-send). */
   find(key: string): Backend | undefined {
     return this.backends.get(key) ?? this.byTarget.get(key);
+  }
+
+  /**
+   * Keeps the top `n` slots of the table for probes on request (/probe, the
+   * plugin socket): scheduled checks never wait for them, and they never wait
+   * for a check. Called once, before the first apply().
+   */
+  reserveOnDemand(n: number): void {
+    if (this.onDemand || this.backends.size) throw new Error('reserveOnDemand: call it once, before apply()');
+    if (!(n > 0)) return;
+    if (n > this.free.length) throw new Error(`reserveOnDemand: ${n} slots asked, the table has ${this.free.length}`);
+    this.free.splice(0, n); // free is [capacity-1 .. 0], lowest out first: these are the top n
+    this.onDemand = new OnDemandProbes(this.slots, this.slots.capacity - n, n, this.sportLo, this.sportRange);
+  }
+
+  /** Slots kept for probes on request (0 when none). */
+  get onDemandSlots(): number { return this.onDemand?.size ?? 0; }
+
+  /** The on-demand pool's counters and occupancy, for /metrics; null when no slots are reserved. */
+  get onDemandStats(): { asked: number; answered: number; unanswered: number; busy: number; resent: number; inflight: number; size: number } | null {
+    const o = this.onDemand;
+    return o && { ...o.stats, inflight: o.inflight, size: o.size };
+  }
+
+  /**
+   * Ask one probe now: a fresh SYN to addr:port from an on-demand slot, even
+   * when addr:port is also a backend. Resolves with the verdict, or null when
+   * nothing answered by `deadline` (Date.now() ms); rejects with E_BUSY when
+   * every on-demand slot is in use or none are reserved.
+   */
+  probeOnce(addr: bigint, port: number, opts: ProbeOptions, deadline: number): Promise<Verdict | null> {
+    if (!this.onDemand) return Promise.reject(new HalfopenError('E_BUSY', 'no slots are reserved for probes on request'));
+    return this.onDemand.probeOnce(addr, port, opts, deadline);
   }
 
   /**
@@ -607,6 +646,10 @@ export class Monitor extends EventEmitter {
   replaceSlots(slots: ProbeSlots): void {
     this.slots = slots;
     this.deadline = this.emptyTable(slots.capacity);
+    if (this.onDemand) {
+      this.free.splice(0, this.onDemand.size);
+      this.onDemand.replace(slots, slots.capacity - this.onDemand.size);
+    }
     const list = [...this.backends.values()];
     for (const b of list) {
       // Checks in flight in the old table are dropped, not counted.

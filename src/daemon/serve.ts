@@ -23,14 +23,16 @@ import { hostPort } from '../targets/address';
 import { Monitor, capacityFor, slotsFor } from './monitor';
 import { createHttpServer } from './http';
 import { AgentServer } from './agent';
+import { PluginSocket } from './plugin-socket';
+import { learnRouteSamples } from './plugin-config';
 import { EventSink } from './events';
 import { AdminGate, loadToken } from './admin';
 import { Refresher, ResolvedBackend, resolveHost } from './resolver';
 import { StateWriter, readState } from './state-file';
 import { checkSendRoutes, matcherInterface } from './send-routes';
 import { startWatchdog } from './watchdog';
-import { PluginSocket } from './plugin-socket';
-import { learnRouteSamples } from './plugin-config';
+import { PushDriver, initialDiscovery, withDiscovered } from './push/driver';
+import { Exporter } from './exporter/exporter';
 
 /** SIGTERM to exit: whatever is still closing then, XDP is detached and the process ends. */
 const SHUTDOWN_MS = 1500;
@@ -56,11 +58,13 @@ async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
   return list;
 }
 
-function openEngine(cfg: ServeConfig, list: Resolved, reserve = 0): Engine {
+function openEngine(cfg: ServeConfig, list: Resolved, exporter: Exporter, onDemandSlots: number, learnSlots = 0): Engine {
   const addrs = list.map((b) => b.addr).filter((a): a is bigint => a !== null);
-  addrs.push(...learnRouteSamples(cfg.plugin, addrs)); // learning may start from no backends
-  if (!addrs.length && !cfg.probe.interface) throw new HalfopenError('E_CONFIG', 'no backend has an address to find the interface by: set probe.interface');
-  return Engine.open(addrs, capacityFor(list) + reserve, {
+  addrs.push(...learnRouteSamples(cfg.plugin, addrs)); // plugin.learn may start from no backends
+  // /probe's allow list gives a route for a family no backend has (and the interface, for an exporter only).
+  if (exporter.enabled) addrs.push(...exporter.routeSamples(addrs.length || cfg.probe.interface ? matcherInterface(list, cfg.probe.interface) || undefined : undefined));
+  if (!addrs.length && !cfg.probe.interface) throw new HalfopenError('E_CONFIG', 'no backend has an address to find the interface by: set probe.interface (or an address in exporter.allow)');
+  return Engine.open(addrs, capacityFor(list) + onDemandSlots + learnSlots, {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
     senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22,
     // Backends with a source or mark send on raw sockets, RSTs from the kernel: all the same way then.
@@ -94,7 +98,10 @@ const closeServer = (s: http.Server | net.Server) => new Promise<void>((r) => {
 /** A config that passed every check of its input, ready to become the running one. */
 interface Prepared {
   cfg: ServeConfig;
+  /** The config's backends and those a balancer lists (push.nftlb discover). */
   list: Resolved;
+  /** The config's backends alone. */
+  configured: Resolved;
   /** A new event sink when events or hooks changed (or at start); null keeps the running one. */
   sink: EventSink | null;
 }
@@ -111,14 +118,24 @@ export class Daemon {
   private sink: EventSink | null = null;
   private state: StateWriter | null = null;
   private list: Resolved = [];
+  private configured: Resolved = [];
+  /** The balancers serve drives on every change (src/daemon/push). */
+  private push: PushDriver | null = null;
+  private rediscoverPending = false;
   private refresher: Refresher | null = null;
   private watchdog: { stop(): void } | null = null;
   private reloading = false;
+  /** /probe (src/daemon/exporter), and the probe-table slots kept for it from start to exit. */
+  private readonly exporter: Exporter;
+  private readonly onDemandSlots: number;
   private agent: AgentServer | null = null;
-  /** check_tcp_half_open --via (listen.plugin, plugin.*). */
+  /** check_tcp_half_open --via (listen.plugin, plugin.*), and the backends it learned. */
   private plugin: PluginSocket | null = null;
 
-  private constructor(private readonly configPath: string, private cfg: ServeConfig) {}
+  private constructor(private readonly configPath: string, private cfg: ServeConfig) {
+    this.exporter = new Exporter(cfg.exporter, log);
+    this.onDemandSlots = this.exporter.slotsWanted;
+  }
 
   /** Everything up to the first check; on failure nothing is left attached, bound or open. */
   static async start(configPath: string): Promise<Daemon> {
@@ -126,7 +143,9 @@ export class Daemon {
     try {
       await d.open();
     } catch (err) {
+      await d.push?.close();
       d.monitor?.stop();
+      d.exporter.stop();
       d.agent?.close();
       await Promise.all([...d.servers.map(closeServer), d.plugin?.close()]);
       await d.engine?.close();
@@ -143,20 +162,31 @@ export class Daemon {
     const gate = new AdminGate(cfg.admin.tokenFile ? loadToken(cfg.admin.tokenFile, warn) : null, log);
     if (cfg.stateFile) checkStateDir(cfg.stateFile);
     requirePrivileges();
+    Exporter.checkSources(cfg.exporter);
     // Bound before anything is attached; they answer 503 / "down" until the monitor runs.
-    if (cfg.listen.http) await this.listen(createHttpServer(() => this.monitor, gate), cfg.listen.http, 'HTTP');
+    if (cfg.listen.http) {
+      const extra = () => (this.push?.metrics() ?? '') + this.exporter.metricsText(this.monitor?.onDemandStats ?? null);
+      await this.listen(createHttpServer(() => this.monitor, gate, extra, this.exporter), cfg.listen.http, 'HTTP');
+    }
     if (cfg.listen.agent) this.agent = new AgentServer(() => this.monitor, cfg.listen.agent); // its own thread (native/addon/agent.cc)
     if (cfg.plugin.socket) await (this.plugin = new PluginSocket(cfg.plugin, () => this.monitor, log)).listen();
     const prepared = await this.prepare(cfg, null);
-    this.engine = openEngine(cfg, prepared.list, this.plugin?.reserve());
+    if (!prepared.list.length && !this.exporter.enabled && !cfg.plugin.learn) throw new HalfopenError('E_CONFIG', 'no backends to check: none configured, and the push.nftlb farms to discover listed none');
+    await this.exporter.refreshAllow();
+    this.engine = openEngine(cfg, prepared.list, this.exporter, this.onDemandSlots, this.plugin?.reserve());
     const mon = new Monitor(this.engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
     this.monitor = mon;
+    mon.reserveOnDemand(this.onDemandSlots);
+    this.exporter.attach(mon, this.onDemandSlots);
+    this.exporter.start();
     mon.on('change', (ev) => { this.sink?.emit(ev); this.state?.changed(); });
     mon.on('error', (err) => log(`error: ${(err as Error).message}`));
     this.refresher = new Refresher(mon, () => this.cfg.backends, log);
     await this.enact(prepared);
     for (const r of this.list) if (r.addr === null) warn(`backend ${r.cfg.name}: ${r.unresolved}: down (unresolved) until it resolves`);
     if (cfg.stateFile) this.restoreState(cfg.stateFile, mon);
+    this.push = new PushDriver(mon, cfg.push, warn, () => void this.rediscover());
+    this.push.start();
     await this.engine.sendSlots(new Uint32Array(0)); // sender thread up before the first check is due
     mon.start();
     this.refresher.start();
@@ -164,6 +194,7 @@ export class Daemon {
     log(`checking ${this.list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
       `${cfg.listen.http ? `; http on ${hostPort(cfg.listen.http.host, cfg.listen.http.port)}` : ''}` +
       `${cfg.listen.agent ? `; agent on ${hostPort(cfg.listen.agent.host, cfg.listen.agent.port)}` : ''}` +
+      `${this.exporter.enabled && cfg.listen.http ? `; /probe with ${this.onDemandSlots} slots` : ''}` +
       `${cfg.plugin.socket ? `; plugin on ${cfg.plugin.socket}${cfg.plugin.learn ? ' (learning)' : ''}` : ''}`);
     // Under systemd: ready now, and watchdog pings only while /healthz would
     // say ok (checks going out on time): a stuck daemon is killed and restarted.
@@ -193,10 +224,14 @@ export class Daemon {
 
   /** The steps of a config that can fail on its input, with nothing running touched. */
   private async prepare(next: ServeConfig, running: ServeConfig | null): Promise<Prepared> {
-    const list = await resolveBackends(next);
+    Exporter.checkSources(next.exporter);
+    const configured = await resolveBackends(next);
     // Per-backend source and mark: at start the interface is the one the backends' routes give.
-    checkSendRoutes(list, this.engine ? this.engine.interface : () => matcherInterface(list, next.probe.interface));
-    return { cfg: next, list, sink: running ? this.prepareSink(next, running) : null };
+    checkSendRoutes(configured, this.engine ? this.engine.interface : () => matcherInterface(configured, next.probe.interface));
+    // A balancer's backends (push.nftlb discover): read once before the engine opens, then as the driver follows them.
+    const found = this.push ? this.push.discovered() : await initialDiscovery(next.push, warn);
+    const list = withDiscovered(configured, found, next.template);
+    return { cfg: next, list, configured, sink: running ? this.prepareSink(next, running) : null };
   }
 
   /** Makes a prepared config the running one. */
@@ -204,12 +239,7 @@ export class Daemon {
     const mon = this.monitor!;
     this.plugin?.reconfigure(p.cfg.plugin);
     const all = this.plugin ? this.plugin.withLearned(p.list) : p.list; // learned backends stay
-    if (slotsFor(all) > this.engine!.capacity) {
-      // One XDP program per interface: the old one must go before the new attaches.
-      await this.engine!.close();
-      this.engine = openEngine({ ...p.cfg, probe: this.cfg.probe }, all, this.plugin?.reserve(p.cfg.plugin));
-      mon.replaceSlots(this.engine);
-    }
+    await this.makeRoom(p.cfg, all);
     if (p.sink) {
       const old = this.sink;
       this.sink = p.sink;
@@ -217,11 +247,38 @@ export class Daemon {
     }
     mon.apply(all);
     this.agent?.refresh();
+    this.push?.reconfigure(p.cfg.push);
     // listen, probe, admin and state_file are bound or attached once: they keep the values they started with.
     this.cfg = { ...p.cfg, listen: this.cfg.listen, probe: this.cfg.probe, admin: this.cfg.admin, stateFile: this.cfg.stateFile };
     this.list = p.list;
+    this.configured = p.configured;
     this.refresher!.plan(this.list);
     this.state?.changed();
+  }
+
+  /** A probe table for `list`: a larger one when it outgrew the running one. */
+  private async makeRoom(cfg: ServeConfig, list: Resolved): Promise<void> {
+    if (slotsFor(list) + this.onDemandSlots + (this.plugin?.reserve(cfg.plugin) ?? 0) <= this.engine!.capacity) return;
+    // One XDP program per interface: the old one must go before the new attaches.
+    await this.engine!.close();
+    this.engine = openEngine({ ...cfg, probe: this.cfg.probe }, list, this.exporter, this.onDemandSlots, this.plugin?.reserve(cfg.plugin));
+    this.monitor!.replaceSlots(this.engine);
+  }
+
+  /** A balancer's list of backends changed (push.nftlb discover): check the config's and the new list. */
+  private async rediscover(): Promise<void> {
+    if (this.reloading) { this.rediscoverPending = true; return; }
+    try {
+      const list = withDiscovered(this.configured, this.push!.discovered(), this.cfg.template);
+      const all = this.plugin ? this.plugin.withLearned(list) : list;
+      await this.makeRoom(this.cfg, all);
+      this.monitor!.apply(all);
+      this.agent?.refresh();
+      this.list = list;
+      this.state?.changed();
+    } catch (err) {
+      log(`error: discovered backends: ${(err as Error).message}`);
+    }
   }
 
   /** SIGHUP: the config file again, through the same two steps as at start. */
@@ -236,11 +293,13 @@ export class Daemon {
       if (JSON.stringify(next.admin) !== JSON.stringify(this.cfg.admin) || next.stateFile !== this.cfg.stateFile)
         warn('admin and state_file settings take effect at restart only');
       await this.enact(prepared);
+      await this.exporter.reconfigure(next.exporter);
       log(`reloaded ${this.configPath}: ${this.list.length} backends`);
     } catch (err) {
       log(`reload rejected, keeping the running config: ${(err as Error).message}`);
     } finally {
       this.reloading = false;
+      if (this.rediscoverPending) { this.rediscoverPending = false; void this.rediscover(); }
     }
   }
 
@@ -249,6 +308,8 @@ export class Daemon {
     log(`${sig}: shutting down`);
     this.watchdog?.stop();
     this.monitor?.stop();
+    this.exporter.stop();
+    this.agent?.close();
     this.refresher?.stop();
     this.state?.flush();
     setTimeout(() => {
@@ -256,8 +317,7 @@ export class Daemon {
       try { this.engine?.detach(); } catch { /* already detached */ }
       process.exit(0);
     }, SHUTDOWN_MS).unref();
-    this.agent?.close();
-    await Promise.all([...this.servers.map(closeServer), this.plugin?.close(), this.sink?.close(SHUTDOWN_MS - 500), this.engine?.close()]);
+    await Promise.all([...this.servers.map(closeServer), this.plugin?.close(), this.sink?.close(SHUTDOWN_MS - 500), this.engine?.close(), this.push?.close()]);
   }
 }
 

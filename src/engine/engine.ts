@@ -17,6 +17,7 @@ import { createControl, sentCount } from './control';
 import { MAX_SEND_GROUPS, Route, routeTo, neighbourMac, macBytes, isLocalAddress } from './route';
 import type { SendTask, SendReply } from './send-task';
 import { SweepRun, ProbeSource, RunHooks, RunStats } from './sweep-run';
+import type { TimeoutPolicy } from './rtt-estimator';
 
 export type { ProbeSource, Progress, RunHooks, RunStats } from './sweep-run';
 
@@ -26,13 +27,21 @@ export interface EngineOptions {
   /** Source addresses (else: the route's preferred source). */
   sourceIp4?: string;
   sourceIp6?: string;
+  /**
+   * Several sources per family (a sweep's --source-ip list): probes go out in
+   * send groups, group g from sources4[g mod K4] and sources6[g mod K6], on raw
+   * sockets; a family without a list uses the route's source.
+   */
+  sourceGroups?: { v4: string[]; v6: string[]; count: number };
   sportLo?: number;
   sportHi?: number;
   /** Packets per second over all senders; 0 = unpaced. */
   rate?: number;
   retries?: number;
-  /** Wait after the last SYN of a pass for its replies, ms. */
+  /** Wait after the last SYN of a pass for its replies, ms; with autoTimeout, the most it waits. */
   timeoutMs?: number;
+  /** --timeout auto: the wait follows the RTTs measured in the run, up to timeoutMs (rtt-estimator.ts). */
+  autoTimeout?: Omit<TimeoutPolicy, 'ceilingMs'> | null;
   senders?: number;
   sendPath?: 'auto' | 'raw' | 'packet';
   /** Largest probe-table window (slots). */
@@ -182,16 +191,7 @@ export class Engine {
       // that drops conntrack-INVALID packets lets the SYN+ACK reach the
       // kernel that resets it. AF_PACKET SYNs bypass conntrack, and only the
       // XDP RST gets past such a firewall.
-      let sendPath: 'raw' | 'packet' = opts.sendPath === 'packet' ? 'packet' : 'raw';
-      let mac4: string | null = null, mac6: string | null = null;
-      if (opts.sendPath !== 'raw' && route.mac && (opts.sendPath === 'packet' || this.hook === 'xdp')) {
-        mac4 = r4 ? neighbourMac(r4) : null;
-        mac6 = r6 ? neighbourMac(r6) : null;
-        const complete = (!r4 || mac4) && (!r6 || mac6);
-        if (complete) sendPath = 'packet';
-        else if (opts.sendPath === 'packet')
-          throw new HalfopenError('E_INTERFACE', `AF_PACKET needs the next hop's MAC in the neighbour table (ip neigh show dev ${route.dev})`);
-      }
+      const { sendPath, mac4, mac6 } = choosePath(opts.sendPath, this.hook, r4, r6);
       this.sendPath = sendPath;
 
       const rst = this.xdpMode === null ? C.HO_RST_KERNEL : rstModeFor(opts.rst, this.xdpMode, sendPath);
@@ -242,12 +242,28 @@ export class Engine {
    */
   async run(source: ProbeSource, onResult: (r: ProbeResult, seq: number) => void, hooks: RunHooks = {}): Promise<RunStats> {
     if (this.closed) throw new HalfopenError('E_INTERNAL', 'engine is closed');
-    const { rate, retries, timeoutMs, sportLo, sportHi } = this.opts;
+    const { rate, retries, timeoutMs, sportLo, sportHi, autoTimeout } = this.opts;
+    const multi = this.sweepGroups();
     return new SweepRun({
-      prog: this.prog, table: this.table, pool: this.pool, senders: this.senders, senderInit: this.senderInit,
-      rate, retries, timeoutMs, sportLo, sportHi, runId: ++runCounter,
+      prog: this.prog, table: this.table, pool: this.pool, senders: this.senders, senderInit: multi ? { ...this.senderInit, ...multi.init } : this.senderInit,
+      groupOf: multi?.init.groupOf ?? null, groups: multi?.count ?? 0,
+      rate, retries, timeoutMs, autoTimeout: autoTimeout ? { ...autoTimeout, ceilingMs: timeoutMs } : null, sportLo, sportHi, runId: ++runCounter,
       rxPackets: this.hook === 'tc' ? () => rxPackets(this.interface) : null,
     }, source, onResult, hooks).run();
+  }
+
+  /** A sweep's send groups, one per source combination (EngineOptions.sourceGroups), or null. */
+  private sweepGroups(): { init: { groups: SendGroup[]; groupOf: Uint16Array }; count: number } | null {
+    const sg = this.opts.sourceGroups;
+    if (!sg) return null;
+    const mark = this.opts.mark ?? 0;
+    const r4 = this.routes.v4?.src, r6 = this.routes.v6?.src;
+    const groups: SendGroup[] = [];
+    for (let g = 0; g < sg.count; g++) {
+      const s4 = sg.v4.length ? sg.v4[g % sg.v4.length] : r4, s6 = sg.v6.length ? sg.v6[g % sg.v6.length] : r6;
+      groups.push({ mark, src4: s4 ? sourceBytes(s4) : undefined, src6: s6 ? sourceBytes(s6) : undefined });
+    }
+    return { init: { groups, groupOf: new Uint16Array(new SharedArrayBuffer(this.table.capacity * 2)) }, count: sg.count };
   }
 
   // ── Health-check use (src/daemon/monitor.ts): slots programmed one by one,
@@ -306,6 +322,9 @@ export class Engine {
   }
 
   clearSlot(i: number): void { this.table.clear(i, i + 1); }
+
+  /** Whether SYNs of this family can leave: the engine found a route and a source address for it at open. */
+  sendsFamily(v4: boolean): boolean { return !!(v4 ? this.routes.v4 : this.routes.v6); }
 
   /** Next check of an already programmed slot: new source port, cleared verdict. */
   rearmSlot(i: number, sport: number): void { this.table.rearm(i, sport); }
@@ -419,8 +438,8 @@ export function unseenRepliesWarning(engine: Engine, stats: RunStats): string | 
 }
 
 /** Throws E_INTERFACE for a source address that is not this host's. */
-export function checkSourceAddresses(opts: Pick<EngineOptions, 'sourceIp4' | 'sourceIp6'>): void {
-  for (const src of [opts.sourceIp4, opts.sourceIp6])
+export function checkSourceAddresses(opts: Pick<EngineOptions, 'sourceIp4' | 'sourceIp6' | 'sourceGroups'>): void {
+  for (const src of [opts.sourceIp4, opts.sourceIp6, ...(opts.sourceGroups?.v4 ?? []), ...(opts.sourceGroups?.v6 ?? [])])
     if (src !== undefined && !isLocalAddress(src))
       throw new HalfopenError('E_INTERFACE', `--source-ip ${src} is not an address of this host: give one that \`ip addr\` lists, or leave it out to use the route's`);
 }
@@ -438,6 +457,22 @@ function lookUpRoutes(samples: bigint[], opts: EngineOptions): { v4?: Route; v6?
   if (r4 && r6 && r4.dev !== r6.dev)
     throw new HalfopenError('E_INTERFACE', `IPv4 targets route via ${r4.dev} and IPv6 via ${r6.dev}: pass --interface`);
   return routes;
+}
+
+/**
+ * The send path and, for AF_PACKET, the next hops' MACs: `packet` when asked,
+ * or for `auto` at the XDP hook when every family's next hop is in the
+ * neighbour table; else `raw`.
+ */
+function choosePath(wanted: EngineOptions['sendPath'], hook: 'xdp' | 'tc', r4?: Route, r6?: Route): { sendPath: 'raw' | 'packet'; mac4: string | null; mac6: string | null } {
+  const route = (r4 ?? r6)!;
+  let mac4: string | null = null, mac6: string | null = null;
+  if (wanted === 'raw' || !route.mac || (wanted !== 'packet' && hook !== 'xdp')) return { sendPath: wanted === 'packet' ? 'packet' : 'raw', mac4, mac6 };
+  mac4 = r4 ? neighbourMac(r4) : null;
+  mac6 = r6 ? neighbourMac(r6) : null;
+  if ((!r4 || mac4) && (!r6 || mac6)) return { sendPath: 'packet', mac4, mac6 };
+  if (wanted === 'packet') throw new HalfopenError('E_INTERFACE', `AF_PACKET needs the next hop's MAC in the neighbour table (ip neigh show dev ${route.dev})`);
+  return { sendPath: 'raw', mac4, mac6 };
 }
 
 /** Source address bytes for the sender's IP headers: 4 for IPv4, 16 for IPv6. */

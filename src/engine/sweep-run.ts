@@ -12,12 +12,15 @@ import type { ProbeTable } from './probe-table';
 import { createControl, abort, sentCount, failedCount } from './control';
 import type { SendTask, SendReply } from './send-task';
 import type { ProbeSink } from '../targets/probe-space';
+import { RttHistogram, TimeoutPolicy, waitForSamples } from './rtt-estimator';
 
 export interface ProbeSource {
   readonly size: number;
   at(i: number): { addr: bigint; port: number };
   /** Writes entry i to the probe table's `slot` with source port `sport` (see ProbeSpace.writeTo). */
   writeTo(table: ProbeSink, slot: number, i: number, sport: number): void;
+  /** Entry i's position in the whole keyed order (the same in every shard and resumed run): picks its source address. */
+  position?(i: number): number;
 }
 
 export interface Progress { total: number; sent: number; answered: number; elapsedS: number }
@@ -52,6 +55,8 @@ export interface RunStats {
   interrupted: boolean;
   sendErrors: string[];
   counters: Record<string, number>;
+  /** The wait after the last pass: fixed (--timeout MS) or chosen from the RTTs measured (auto). */
+  timeout: { mode: 'fixed' | 'auto'; ms: number; samples: number; rttQuantileMs: number | null };
   /**
    * Packets the interface received during the run that the matcher never saw
    * (something ahead of it, another XDP program, dropped or redirected them);
@@ -69,10 +74,19 @@ export interface RunResources {
   senderInit: Omit<SenderOptions, 'control'>;
   rate: number;
   retries: number;
+  /** The wait after the last pass, ms; with `autoTimeout`, its ceiling. */
   timeoutMs: number;
+  /** --timeout auto: the wait after the last pass follows the RTTs measured (rtt-estimator.ts). */
+  autoTimeout: TimeoutPolicy | null;
   sportLo: number;
   sportHi: number;
   runId: number;
+  /**
+   * Several source addresses: slot → send group (1..groups), shared with the
+   * sender threads; entry i goes out in group 1 + position(i) mod groups.
+   */
+  groupOf: Uint16Array | null;
+  groups: number;
   /** The interface's received-packet count, where unseen replies are measured (tc), else null. */
   rxPackets: (() => number | null) | null;
 }
@@ -93,6 +107,7 @@ interface Chunk {
   pass: number;      // 0 = first SYNs, then retries
   phase: 'send' | 'wait';
   pending: number;   // send tasks not yet finished
+  passEnd: number;   // Date.now() when the current pass's last SYN was sent
   waitUntil: number; // Date.now() deadline of the current wait
   answered: number;
 }
@@ -121,6 +136,9 @@ export class SweepRun {
   private retried = 0;
   private answeredTotal = 0;
   private maxRttMs = 0;
+  private readonly rtts = new RttHistogram();
+  /** The wait after a last pass, as last chosen. */
+  private finalWaitMs: number;
   private lastProgress = 0;
   private failure: HalfopenError | null = null;
 
@@ -138,6 +156,7 @@ export class SweepRun {
     this.chunks = new Array(nblocks).fill(null);
     for (let b = nblocks - 1; b >= 0; b--) this.free.push(b);
     this.ports = res.sportHi - res.sportLo + 1;
+    this.finalWaitMs = res.timeoutMs;
   }
 
   private get stopping(): boolean { return !!this.hooks.signal?.aborted || !!this.failure; }
@@ -189,6 +208,10 @@ export class SweepRun {
       interrupted: !!signal?.aborted,
       sendErrors: [...this.sendErrors],
       counters: delta,
+      timeout: {
+        mode: this.res.autoTimeout ? 'auto' : 'fixed', ms: this.finalWaitMs, samples: this.rtts.samples,
+        rttQuantileMs: this.res.autoTimeout ? this.rtts.quantile(this.res.autoTimeout.quantile) : null,
+      },
       unseen: rxBefore === null || rxAfter === null ? null : Math.max(0, rxAfter - rxBefore - delta.packets),
     };
   }
@@ -201,7 +224,7 @@ export class SweepRun {
     while (this.next < this.source.size && this.free.length && sending < 2) {
       const b = this.free.pop()!;
       const count = Math.min(this.block, this.source.size - this.next);
-      const c: Chunk = { seq: this.nextSeq++, block: b, slot: b * this.block, first: this.next, count, pass: 0, phase: 'send', pending: 0, waitUntil: 0, answered: 0 };
+      const c: Chunk = { seq: this.nextSeq++, block: b, slot: b * this.block, first: this.next, count, pass: 0, phase: 'send', pending: 0, passEnd: 0, waitUntil: 0, answered: 0 };
       table.clear(c.slot, c.slot + this.block);
       this.emitted.fill(0, c.slot, c.slot + this.block);
       this.chunks[b] = c;
@@ -215,6 +238,8 @@ export class SweepRun {
         const n = Math.min(piece, count - done);
         const first = this.next + done;
         for (let i = 0; i < n; i++) this.source.writeTo(table, c.slot + done + i, first + i, this.res.sportLo + ((first + i) % this.ports));
+        const { groupOf, groups } = this.res, position = this.source.position;
+        if (groupOf && position) for (let i = 0; i < n; i++) groupOf[c.slot + done + i] = 1 + (position(first + i) % groups);
         done += n;
         if (done === count) this.next += count;
         this.submit(c, c.slot + done - n, c.slot + done);
@@ -226,16 +251,20 @@ export class SweepRun {
 
   /** Reads new verdicts, moves chunks through their phases; returns the chunks still live. */
   private step(now: number): number {
-    const { retries, timeoutMs } = this.res;
+    const { retries, timeoutMs, autoTimeout } = this.res;
     this.collect(now);
+    // auto: chosen again at every step, so replies slower than those seen so far lengthen the wait they are in.
+    if (autoTimeout) this.finalWaitMs = waitForSamples(this.rtts, autoTimeout);
     let live = 0;
     for (const c of this.chunks) {
       if (!c) continue;
       if (c.phase === 'send' && c.pending === 0) {
         c.phase = 'wait';
-        c.waitUntil = now + (c.pass < retries ? Math.min(timeoutMs, Math.max(RETRY_MIN_MS, 4 * this.maxRttMs + 10)) : timeoutMs);
+        c.passEnd = now;
+        c.waitUntil = now + (c.pass < retries ? Math.min(timeoutMs, Math.max(RETRY_MIN_MS, 4 * this.maxRttMs + 10)) : this.finalWaitMs);
       }
       if (c.phase === 'wait') {
+        if (autoTimeout && c.pass >= retries) c.waitUntil = c.passEnd + this.finalWaitMs;
         if (c.answered === c.count) this.retire(c, new Date(now).toISOString(), true);
         else if (now >= c.waitUntil) {
           if (c.pass < retries) { c.pass++; this.submit(c); } else this.retire(c, new Date(now).toISOString(), true);
@@ -268,7 +297,10 @@ export class SweepRun {
     this.emitted[slot] = 1;
     c.answered++;
     this.answeredTotal++;
-    if (r.rtt_ms !== null && r.rtt_ms > this.maxRttMs) this.maxRttMs = r.rtt_ms;
+    if (r.rtt_ms !== null) {
+      if (r.rtt_ms > this.maxRttMs) this.maxRttMs = r.rtt_ms;
+      this.rtts.add(r.rtt_ms);
+    }
     this.counts[r.state]++;
     this.onResult(r, c.seq);
   }

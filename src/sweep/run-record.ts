@@ -41,6 +41,30 @@ export interface RunRecord {
   send_path: string;
   /** Every probe of the shard has its row in `output`. */
   complete: boolean;
+  /** Addresses of the whole sweep (every shard) after every exclude: what the size guard counted. */
+  addresses?: number;
+  /** Probes of the whole sweep the default exclusions left out (0 with `default_excludes: false`). */
+  excluded_by_default?: number;
+  /** Whether the default exclusions applied (false with --no-default-excludes). */
+  default_excludes?: boolean;
+  /** The wait after each pass's last SYN: fixed, or chosen from the RTTs measured (--timeout auto). */
+  timeout?: TimeoutRecord;
+  /** Source addresses the probes left from, in the order probe indices map to them. */
+  sources?: string[];
+}
+
+export interface TimeoutRecord {
+  mode: 'fixed' | 'auto';
+  /** The wait after the last pass, ms (the last one chosen, in auto mode). */
+  ms: number;
+  /** auto: the estimator's inputs and bounds. */
+  floor_ms?: number;
+  ceiling_ms?: number;
+  quantile?: number;
+  factor?: number;
+  /** auto: RTT samples seen, and the quantile of them. */
+  samples?: number;
+  rtt_quantile_ms?: number | null;
 }
 
 /** What a fingerprint covers: the target space only, in its canonical (parsed) form. */

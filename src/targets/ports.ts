@@ -5,11 +5,24 @@ export const PORT_MAX = 65535;
 
 const DIGITS = /^\d{1,5}$/;
 
-/** One port number 1-65535, or null. Port 0 is refused: a SYN to it is never a meaningful probe. */
+// The one port parser: targets, -p, --source-ports and the serve config's
+// ports and listen addresses all read ports through these functions.
+
+/** Whether `n` is a port number 1-65535. Port 0 is refused: a SYN to it is never a meaningful probe. */
+export const isPort = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= PORT_MIN && n <= PORT_MAX;
+
+/** One port number 1-65535 written in decimal, or null. */
 export function parsePortNumber(token: string): number | null {
   if (!DIGITS.test(token)) return null;
   const n = Number(token);
-  return n >= PORT_MIN && n <= PORT_MAX ? n : null;
+  return isPort(n) ? n : null;
+}
+
+/** `LO-HI`, both ports and LO <= HI (a source-port range), or null. */
+export function parsePortRange(text: string): { lo: number; hi: number } | null {
+  const m = /^(\d+)-(\d+)$/.exec(text.trim());
+  const lo = m ? parsePortNumber(m[1]) : null, hi = m ? parsePortNumber(m[2]) : null;
+  return lo !== null && hi !== null && lo <= hi ? { lo, hi } : null;
 }
 
 /**

@@ -14,7 +14,7 @@
 
 import { HalfopenError, targetError } from '../errors';
 import { ADDR_MAX, familyOf, Family, formatAddress, isV4, v4ToNumber } from './address';
-import { PORT_MAX, PORT_MIN } from './ports';
+import { PORT_MAX, PORT_MIN, isPort } from './ports';
 import { AddrRange, findRange, mergeRanges, rangeSize, splitByFamily, subtractRanges } from './ranges';
 
 export interface AddrPort { addr: bigint; port: number }
@@ -37,6 +37,56 @@ export const MAX_PROBES = 2 ** 53;
 
 const cmpPair = (a: AddrPort, b: AddrPort): number => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : a.port - b.port);
 
+/** A space's parts after merging, excludes and dedupe, with its size: what ProbeSpace is built on. */
+export interface SpacePlan {
+  ranges: AddrRange[];
+  ports: number[];
+  pairs: AddrPort[];
+  portSet: Uint8Array;
+  /** Addresses in `ranges`. */
+  addresses: bigint;
+  /** Probes: addresses × ports + pairs. */
+  total: bigint;
+}
+
+/**
+ * Merges the ranges, takes out the excludes, drops the pairs the ranges
+ * already cover, and counts, without the limits ProbeSpace enforces: a plan
+ * can be as large as the whole address space (a sweep's size guard and its
+ * count of default exclusions are differences of two plans).
+ */
+export function planSpace(input: ProbeSpaceInput): SpacePlan {
+  const inRanges = input.ranges ?? [];
+  const inPairs = input.pairs ?? [];
+  if (inRanges.length === 0 && inPairs.length === 0) throw new HalfopenError('E_EMPTY', 'no targets given');
+  const portSet = new Uint8Array(PORT_MAX + 1);
+  for (const p of input.ports ?? []) {
+    if (!isPort(p)) throw targetError(`invalid port ${p}: expected 1-65535`);
+    portSet[p] = 1;
+  }
+  const ports: number[] = [];
+  for (let p = PORT_MIN; p <= PORT_MAX; p++) if (portSet[p]) ports.push(p);
+  if (inRanges.length > 0 && ports.length === 0) throw targetError('address targets given without any port to probe');
+  for (const r of inRanges) {
+    if (r.lo < 0n || r.hi > ADDR_MAX) throw new RangeError(`address range outside the 128-bit space: ${r.lo}-${r.hi}`);
+    if (r.lo > r.hi) throw targetError(`invalid range ${formatAddress(r.lo)}-${formatAddress(r.hi)}: start is greater than end`);
+  }
+  const holes = mergeRanges(input.excludes ?? []);
+  const ranges = splitByFamily(subtractRanges(mergeRanges(inRanges), holes));
+  const pairs: AddrPort[] = [];
+  for (const p of inPairs.map((q) => ({ addr: q.addr, port: q.port })).sort(cmpPair)) {
+    if (!isPort(p.port)) throw targetError(`invalid port ${p.port} for ${formatAddress(p.addr)}: expected 1-65535`);
+    const prev = pairs[pairs.length - 1];
+    if (prev !== undefined && prev.addr === p.addr && prev.port === p.port) continue;
+    if (findRange(holes, p.addr) >= 0) continue;
+    if (portSet[p.port] && findRange(ranges, p.addr) >= 0) continue;
+    pairs.push(p);
+  }
+  let addresses = 0n;
+  for (const r of ranges) addresses += rangeSize(r);
+  return { ranges, ports, pairs, portSet, addresses, total: addresses * BigInt(ports.length) + BigInt(pairs.length) };
+}
+
 export class ProbeSpace {
   /** Total number of probes. */
   readonly size: number;
@@ -58,54 +108,24 @@ export class ProbeSpace {
   private readonly portSet: Uint8Array;
 
   constructor(input: ProbeSpaceInput) {
-    const inRanges = input.ranges ?? [];
-    const inPairs = input.pairs ?? [];
-    if (inRanges.length === 0 && inPairs.length === 0) throw new HalfopenError('E_EMPTY', 'no targets given');
-
-    this.portSet = new Uint8Array(PORT_MAX + 1);
-    for (const p of input.ports ?? []) {
-      if (!Number.isInteger(p) || p < PORT_MIN || p > PORT_MAX) throw targetError(`invalid port ${p}: expected 1-65535`);
-      this.portSet[p] = 1;
+    const plan = planSpace(input);
+    const { ranges, ports, pairs, total } = plan;
+    if (total === 0n) throw new HalfopenError('E_EMPTY', 'no targets left after excludes');
+    if (total > BigInt(MAX_PROBES)) {
+      throw targetError(`target space too large: ${total} probes exceeds the limit of 2^53; narrow the targets or ports, or add excludes`);
     }
-    const ports: number[] = [];
-    for (let p = PORT_MIN; p <= PORT_MAX; p++) if (this.portSet[p]) ports.push(p);
-    if (inRanges.length > 0 && ports.length === 0) throw targetError('address targets given without any port to probe');
+    this.portSet = plan.portSet;
     this.ports = ports;
-
-    for (const r of inRanges) {
-      if (r.lo < 0n || r.hi > ADDR_MAX) throw new RangeError(`address range outside the 128-bit space: ${r.lo}-${r.hi}`);
-      if (r.lo > r.hi) throw targetError(`invalid range ${formatAddress(r.lo)}-${formatAddress(r.hi)}: start is greater than end`);
-    }
-    const holes = mergeRanges(input.excludes ?? []);
-    const ranges = splitByFamily(subtractRanges(mergeRanges(inRanges), holes));
     this.ranges = ranges;
-
+    this.pairs = pairs;
     let addrs = 0n;
     this.starts = new Float64Array(ranges.length);
     this.lo4 = new Float64Array(ranges.length);
     for (let k = 0; k < ranges.length; k++) {
       this.lo4[k] = isV4(ranges[k].lo) ? v4ToNumber(ranges[k].lo) : -1;
-      // Exact whenever the space passes the 2^53 check below; otherwise that check throws.
+      // Exact: the space passed the 2^53 check above.
       this.starts[k] = Number(addrs);
       addrs += rangeSize(ranges[k]);
-    }
-
-    const pairs: AddrPort[] = [];
-    const sorted = inPairs.map((p) => ({ addr: p.addr, port: p.port })).sort(cmpPair);
-    for (const p of sorted) {
-      if (!Number.isInteger(p.port) || p.port < PORT_MIN || p.port > PORT_MAX) throw targetError(`invalid port ${p.port} for ${formatAddress(p.addr)}: expected 1-65535`);
-      const prev = pairs[pairs.length - 1];
-      if (prev !== undefined && prev.addr === p.addr && prev.port === p.port) continue;
-      if (findRange(holes, p.addr) >= 0) continue;
-      if (this.portSet[p.port] && findRange(ranges, p.addr) >= 0) continue;
-      pairs.push(p);
-    }
-    this.pairs = pairs;
-
-    const total = addrs * BigInt(ports.length) + BigInt(pairs.length);
-    if (total === 0n) throw new HalfopenError('E_EMPTY', 'no targets left after excludes');
-    if (total > BigInt(MAX_PROBES)) {
-      throw targetError(`target space too large: ${total} probes exceeds the limit of 2^53; narrow the targets or ports, or add excludes`);
     }
     this.addressCount = Number(addrs);
     this.rangeProbes = this.addressCount * ports.length;

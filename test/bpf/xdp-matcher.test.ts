@@ -23,6 +23,8 @@ type Entry = 'xdp' | 'tc';
 const skip = bpfSkipReason();
 const KEY = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
 const ME4 = '198.19.255.1', ME6 = '2001:2:0:ffff::1';
+/** Further source addresses of the prober (sweep --source-ip LIST). */
+const OTHER4 = '198.19.253.3', OTHER6 = '2001:2:0:fffe::7';
 
 interface Slot { idx: number; addr: string; dport: number; sport: number }
 const S4: Slot = { idx: 3, addr: '198.18.0.7', dport: 80, sport: 61003 };
@@ -70,6 +72,11 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
     { name: 'IPv4 header with options → still matched', pkt: () => reply(S4, { syn: true, ack: true }, { ipOptions: 2 }), action: XDP_PASS, slot: S4, state: C.HO_PROBE_STATE_OPEN, counters: { packets: 1, candidates: 1, synack: 1 } },
     { name: 'VLAN-tagged frame (802.1Q) → still matched', pkt: () => reply(S4, { rst: true, ack: true }, { vlan: [42] }), action: XDP_DROP, slot: S4, state: C.HO_PROBE_STATE_CLOSED, counters: { packets: 1, candidates: 1, rst: 1 } },
     { name: 'double-tagged frame (QinQ) → still matched', pkt: () => reply(S6, { syn: true, ack: true }, { vlan: [10, 20] }), action: XDP_PASS, slot: S6, state: C.HO_PROBE_STATE_OPEN, counters: { packets: 1, candidates: 1, synack: 1 } },
+    // Several source addresses (sweep --source-ip LIST): the address a reply is sent to is no part of the match.
+    { name: 'IPv4 SYN+ACK to another of the prober\'s addresses → open', pkt: () => reply(S4, { syn: true, ack: true }, { dst: OTHER4 }), action: XDP_PASS, slot: S4, state: C.HO_PROBE_STATE_OPEN, counters: { packets: 1, candidates: 1, synack: 1 } },
+    { name: 'IPv4 RST+ACK to another of the prober\'s addresses → closed', pkt: () => reply(S4, { rst: true, ack: true }, { dst: OTHER4 }), action: XDP_DROP, slot: S4, state: C.HO_PROBE_STATE_CLOSED, counters: { packets: 1, candidates: 1, rst: 1 } },
+    { name: 'ICMP quoting a SYN from another of the prober\'s addresses → unreachable', pkt: () => icmpUnreachFrame('198.18.0.1', { src: OTHER4, dst: S4.addr, sport: S4.sport, dport: S4.dport, seq: seqOf(S4) }, 1), action: XDP_DROP, slot: S4, state: C.HO_PROBE_STATE_UNREACHABLE, icmp: [3, 1], counters: { packets: 1, candidates: 1, icmp: 1 } },
+    { name: 'IPv6 SYN+ACK to another of the prober\'s addresses → open', pkt: () => reply(S6, { syn: true, ack: true }, { dst: OTHER6 }), action: XDP_PASS, slot: S6, state: C.HO_PROBE_STATE_OPEN, counters: { packets: 1, candidates: 1, synack: 1 } },
     { name: 'wrong cookie → passed, counted, nothing recorded', pkt: () => tcpFrame({ src: S4.addr, dst: ME4, sport: S4.dport, dport: S4.sport, ack: (seqOf(S4) ^ 0x5a5a0000) + 1, flags: { syn: true, ack: true } }), action: XDP_PASS, counters: { packets: 1, candidates: 1, bad_cookie: 1 } },
     { name: 'spoofed source address with a valid index → bad match', pkt: () => tcpFrame({ src: '198.18.0.8', dst: ME4, sport: S4.dport, dport: S4.sport, ack: (S4.idx ^ native.cookie(KEY, Buffer.from(addressBytes(mustParseAddress('198.18.0.8'))), S4.dport, S4.sport)) + 1 >>> 0, flags: { rst: true, ack: true } }), action: XDP_PASS, counters: { packets: 1, candidates: 1, bad_match: 1 } },
     { name: 'reply from another target port → not this probe', pkt: () => reply({ ...S4, dport: 81 }, { syn: true, ack: true }), action: XDP_PASS, counters: { packets: 1, candidates: 1, bad_match: 1 } },

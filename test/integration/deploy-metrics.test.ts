@@ -27,6 +27,7 @@ describe('deploy/ against a live serve', { skip }, () => {
     fs.writeFileSync(file, `
 defaults: { interval: 200ms, timeout: 100ms, rise: 1, fall: 1 }
 listen: { http: "127.0.0.1:${HTTP}" }
+exporter: { allow: [198.18.1.0/28] }
 backends:
   - { name: up1, host: 198.18.1.1, port: 80 }
   - { name: down1, host: 198.18.1.2, port: 81 }
@@ -40,9 +41,11 @@ backends:
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  test('every metric the rules and the dashboard use is in the scrape', async () => {
+  test('every metric the rules and the dashboard use is in the scrape (/metrics, and a /probe answer)', async () => {
     assert.ok(await waitFor(() => serve.json(HTTP, '/backends').every((b: any) => b.counters.checks >= 2), 5000), serve.stderr);
-    const text = serve.get(HTTP, '/metrics').body;
+    const probe = serve.get(HTTP, '/probe?target=198.18.1.2:81');
+    assert.equal(probe.status, 200, probe.body);
+    const text = serve.get(HTTP, '/metrics').body + probe.body;
     assert.match(text, /^halfopen_backend_last_result\{backend="down1",address="198\.18\.1\.2",port="81",state="closed",reason="rst"\} 1$/m);
     const rules = yaml.load(fs.readFileSync(path.join(DEPLOY, 'prometheus', 'halfopen.rules.yml'), 'utf8'));
     assert.deepEqual(missingNames(exposedNames(text), rules, loadDashboard()), []);

@@ -12,6 +12,8 @@ import path from 'node:path';
 import yaml from 'js-yaml';
 import { Monitor } from '../../src/daemon/monitor';
 import { renderMetrics } from '../../src/daemon/metrics';
+import { Exporter } from '../../src/daemon/exporter/exporter';
+import { renderProbe } from '../../src/daemon/exporter/exposition';
 import { parseConfig } from '../../src/daemon/config';
 import { COUNTER_NAMES, HO_PROBE_STATE_CLOSED, HO_PROBE_STATE_OPEN } from '../../src/contract.generated';
 import type { Engine } from '../../src/engine/engine';
@@ -80,8 +82,10 @@ describe('deploy: metric names', () => {
     assert.match(text, /^halfopen_backend_last_result\{backend="web2",address="198\.18\.0\.2",port="80",state="closed",reason="rst"\} 1$/m);
   });
 
-  test('every metric the rules and the dashboard use is one serve exposes', async () => {
-    const exposed = exposedNames(await renderFleet());
+  test('every metric the rules and the dashboard use is one serve exposes (/metrics, and /probe\'s answers)', async () => {
+    const exporter = new Exporter(parseConfig('listen: { http: 9100 }\nexporter: { allow: [198.18.0.0/15] }\n').exporter, () => {});
+    const probe = renderProbe({ success: false, durationS: 0.1, dnsLookupS: 0, ipProtocol: 4, ipAddrHash: 1, result: { state: 'closed', reason: 'rst', rttS: 0.0001, ttl: 64 } });
+    const exposed = exposedNames(await renderFleet() + exporter.metricsText({ inflight: 0, size: 100 }) + probe);
     const rules = yaml.load(fs.readFileSync(RULES, 'utf8'));
     assert.deepEqual(missingNames(exposed, rules, loadDashboard()), []);
   });
@@ -113,6 +117,10 @@ describe('deploy: Grafana dashboard', () => {
       ['Down backends', 'table', /halfopen_backend_last_result[\s\S]*halfopen_backend_up\{[^}]*\} == 0/],
       ['Stale backends and oldest check', 'timeseries', /halfopen_backend_stale/],
       ['Drained and in maintenance', 'timeseries', /halfopen_backend_admin_state/],
+      ['/probe requests', 'timeseries', /halfopen_exporter_requests_total/],
+      ['/probe verdicts and slots', 'timeseries', /halfopen_exporter_probes_total/],
+      ['Probed targets not open', 'table', /probe_tcp_half_open_result\{state!="open"\} == 1/],
+      ['Slowest probed targets', 'timeseries', /probe_tcp_half_open_rtt_seconds/],
     ];
     for (const [title, type, expr] of want) {
       const p: any = byTitle.get(title);
@@ -129,7 +137,8 @@ describe('deploy: Prometheus alert rules', () => {
     const rules: any = yaml.load(fs.readFileSync(RULES, 'utf8'));
     const alerts = rules.groups.flatMap((g: any) => g.rules.map((r: any) => r.alert));
     assert.deepEqual(alerts, ['HalfopenBackendDown', 'HalfopenManyBackendsDown', 'HalfopenSchedulerLag',
-      'HalfopenInvalidReplySurge', 'HalfopenXdpRingOverflow', 'HalfopenNotScraped', 'HalfopenAbsent']);
+      'HalfopenInvalidReplySurge', 'HalfopenXdpRingOverflow', 'HalfopenProbeRefusing', 'HalfopenProbeForbidden', 'HalfopenProbeTargetDown',
+      'HalfopenNotScraped', 'HalfopenAbsent']);
     assert.ok(ruleExprs(rules).some((e) => /kind="ringbuf_full"/.test(e)));
   });
 

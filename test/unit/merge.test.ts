@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ProbeSpace } from '../../src/targets/probe-space';
 import { cidrRange } from '../../src/targets/ranges';
 import { formatAddress, mustParseAddress } from '../../src/targets/address';
-import { orderedSource, sweepFingerprint } from '../../src/cli/sweep';
+import { orderedSource, sweepFingerprint } from '../../src/sweep/space';
 import { chooseShard } from '../../src/targets/permutation';
 import { RunRecord, writeRunRecord } from '../../src/sweep/run-record';
 import { runCli, startCli, collect, parseNdjson } from '../helpers/cli';
