@@ -21,8 +21,7 @@ import { MAIN, ROOT } from '../helpers/cli';
 import { ServeProcess, waitFor } from '../helpers/serve';
 
 const NATIVE = path.join(ROOT, 'native/plugin/build/check_tcp_half_open');
-const has = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
-const skip = netnsSkipReason() || (!fs.existsSync(NATIVE) && `${NATIVE} is not built (bash scripts/build.sh)`) || (!has('perl') && 'perl is not installed');
+const skip = netnsSkipReason() || (!fs.existsSync(NATIVE) && `${NATIVE} is not built (bash scripts/build.sh)`) || (spawnSync('perl', ['-MTime::HiRes', '-e', '1']).status !== 0 && 'perl with Time::HiRes is not installed (scripts/setup.sh installs perl)');
 /** Any harmless shared object, as SKUDONET preloads its mark.so: the plugin's raw syscalls must not mind. */
 const PRELOAD = ['/lib/x86_64-linux-gnu/libm.so.6', '/usr/lib/x86_64-linux-gnu/libm.so.6'].find((f) => fs.existsSync(f)) ?? '';
 const HTTP = 9380;
