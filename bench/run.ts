@@ -146,7 +146,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
 
   const outcomes: ScenarioOutcome[] = [];
-  const selected = SCENARIOS.filter((s) => !opts.only || opts.only.some((id) => s.id.startsWith(id)));
+  // An exact id selects that scenario alone (--only serve is not serve-hook); any other prefix a family.
+  const picks = (id: string, s: Entry) => (SCENARIOS.some((x) => x.id === id) ? s.id === id : s.id.startsWith(id));
+  const selected = SCENARIOS.filter((s) => !opts.only || opts.only.some((id) => picks(id, s)));
   const order = [...selected.filter((s) => !s.ifTimeAllows), ...selected.filter((s) => s.ifTimeAllows)];
   try {
     for (const s of order) {
