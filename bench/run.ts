@@ -17,6 +17,7 @@ import { sweepOutputScenario } from './sweep-output';
 import { checkScenario } from './check';
 import { soakScenario } from './soak';
 import { farmguardianScenario } from './farmguardian';
+import { microScenario } from './micro';
 import { Report, ScenarioOutcome, machineFacts, num, renderMarkdown, renderSvg } from './report';
 
 interface Entry {
@@ -70,6 +71,7 @@ const SCENARIOS: Entry[] = [
     about: 'sidecar stretch: 100,000 backends at a 1 s interval, CPU, RSS, lag, checks/s (quick: 20,000)',
     load: () => (require('./serve') as { serveStretchScenario: Scenario }).serveStretchScenario, runs: () => 1,
   },
+  { id: 'micro', about: 'index arithmetic: Permutation.at and ProbeSpace.at calls/s (no fleet, no privileges)', load: () => microScenario },
   {
     id: 'serve-hook',
     about: 'sidecar on each hook: halfopen serve with the matcher at XDP, at tc ingress, and at tc behind an XDP_PASS program (1,000 and 10,000 backends; quick: 1,000)',

@@ -245,7 +245,9 @@ describe('main() with a fake native check', () => {
     assert.deepEqual([...c.addr], [198, 18, 0, 7]);
     assert.equal(c.port, 80);
     assert.equal(c.mark, 42);
-    assert.ok(c.timeoutMs > 1900 && c.timeoutMs <= 2000, `timeoutMs ${c.timeoutMs}`);
+    // The -t deadline: the native call gets what is left of -t 2 (never more; the floor only says it is
+    // that remainder and not some other constant, with room for a loaded machine).
+    assert.ok(c.timeoutMs > 1000 && c.timeoutMs <= 2000, `timeoutMs ${c.timeoutMs}`);
   });
 
   test('closed → 2; --json prints the record and keeps the exit code', async () => {
@@ -302,7 +304,8 @@ describe('main() with a fake native check', () => {
     const ms = Date.now() - t0;
     assert.equal(r.code, 2);
     assert.match(r.out, /^TCP CRITICAL - resolving "slow\.example" took longer than the 0\.2 s deadline/);
-    assert.ok(ms >= 190 && ms < 1000, `${ms} ms`);
+    // The -t deadline (-t 0.2): not before it, and at it; the ceiling is generous for a loaded machine.
+    assert.ok(ms >= 190 && ms < 1700, `${ms} ms`);
     assert.equal(r.calls.length, 0);
   });
 
