@@ -123,7 +123,7 @@ async function soak(h: Hung, idx: number, finishTurn: () => Promise<() => void>)
 }
 
 describe('serve keeps checking on configurations that once stopped it', { skip }, () => {
-  test(`three configurations, ${SOAK_S} s each, side by side: /healthz and the agent answer every second, states exact, SIGTERM exits 0 within 2 s`, { timeout: (SOAK_S + 90) * 1000 }, async () => {
+  test(`three configurations, ${SOAK_S} s each, side by side: /healthz and the agent answer every second, states exact, SIGTERM exits 0 within the promised 1.5 s (2.5 s allowed on a loaded machine)`, { timeout: (SOAK_S + 90) * 1000 }, async () => {
     let queue = Promise.resolve();
     const finishTurn = () => new Promise<() => void>((take) => {
       queue = queue.then(() => new Promise<void>((done) => take(done)));
@@ -223,7 +223,7 @@ describe('serve start-up failures: one line, exit 2, nothing attached, no SYN se
 });
 
 describe('serve stopped at random moments', { skip }, () => {
-  test('SIGTERM or SIGINT at a random moment under 10,000 backends: exit 0 within 2 s, XDP detached, every time', { timeout: 180_000 }, async () => {
+  test('SIGTERM or SIGINT at a random moment under 10,000 backends: exit 0 within the promised 1.5 s (2.5 s allowed on a loaded machine), XDP detached, every time', { timeout: 180_000 }, async () => {
     const fleet = await Fleet.create({ tag: 'randstop', v4: '198.18.0.0/16', open: [80], drop: ['198.18.0.0/22'] });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-randstop-'));
     const seed = Number(process.env.HALFOPEN_STOP_SEED ?? Date.now() % 100_000);
