@@ -24,7 +24,7 @@ import { parseConfig } from '../../src/daemon/config';
 import { Monitor, ProbeSlots, slotsFor } from '../../src/daemon/monitor';
 import { renderMetrics } from '../../src/daemon/metrics';
 import { formatAddress, parseAddress, v4FromNumber } from '../../src/targets/address';
-import { HO_PROBE_STATE_CLOSED as HO_PROBE_STATE_CLOSED, HO_RESULT_PENDING as HO_RESULT_PENDING, HO_PROBE_STATE_OPEN as HO_PROBE_STATE_OPEN } from '../../src/contract.generated';
+import { HO_PROBE_STATE_CLOSED, HO_RESULT_PENDING, HO_PROBE_STATE_OPEN } from '../../src/contract.generated';
 import type { Verdict } from '../../src/engine/probe-table';
 import type { ProbeOnce, ProbeOptions } from '../../src/daemon/on-demand';
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { HalfopenError } from '../../src/errors';
-import { buildSpaceAndExcludes, sweepFingerprint } from '../../src/cli/sweep';
+import { buildSpace } from '../../src/sweep/space';
 import { RunRecord, encodeRunRecord, readRunRecord, spaceFingerprint, validateRunRecord, writeRunRecord } from '../../src/sweep/run-record';
 
 const record = (): RunRecord => ({
@@ -50,8 +50,7 @@ describe('run record', () => {
 
   test('fingerprint: two spellings of one space, through the sweep\'s own parsing, give one fingerprint', async () => {
     const fp = async (targets: string[], opts: { ports: string; exclude?: string[] }) => {
-      const { space, excludes } = await buildSpaceAndExcludes(targets, opts);
-      return sweepFingerprint(space, excludes);
+      return (await buildSpace({ targets, ...opts })).fingerprint;
     };
     const a = await fp(['198.18.0.0/24'], { ports: '80,81' });
     // A CIDR, an explicit range, a short range and two halves; ports listed, reversed, as a range.
