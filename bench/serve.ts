@@ -82,6 +82,43 @@ async function detection(fleet: Fleet, victims: Array<{ name: string; ip: string
   }
 }
 
+/** Poll period of the state poller, the same for both tools. */
+const POLL_MS = 25;
+
+/**
+ * One poller for both tools, so their detection times are measured the same
+ * way: a Node process in the prober namespace asks the tool for the state of
+ * every backend every POLL_MS (halfopen: GET /backends; HAProxy: `show servers
+ * state be` on its stats socket; one request for the whole list either way)
+ * and prints "NAME MS" the first time it sees a backend down, MS being the
+ * wall clock when that answer was read. Nothing from the tool's own
+ * timestamps or logs goes into the figure.
+ */
+function startStatePoller(fleet: Fleet, source: { http: string } | { haproxySocket: string }): { downAt: () => Map<string, number>; stop: () => void } {
+  const ask = 'http' in source
+    ? `fetch(${JSON.stringify(source.http)}).then((r) => r.json()).then((bs) => bs.filter((b) => b.state === 'down').map((b) => b.name))`
+    : `new Promise((resolve) => { const s = require('net').connect(${JSON.stringify(source.haproxySocket)}, () => s.write('show servers state be\\n')); let b = '';` +
+      ` s.on('data', (d) => { b += d; }); s.on('close', () => resolve(b.split('\\n').map((l) => l.split(' ')).filter((f) => f.length > 5 && f[5] === '0').map((f) => f[3]))); s.on('error', () => resolve([])); })`;
+  const script = `const seen = new Set(); let n = 0;
+const tick = () => { if (++n > ${Math.ceil(120_000 / POLL_MS)}) return; const t = Date.now();
+  (${ask}).then((down) => { const now = Date.now(); for (const name of down) if (!seen.has(name)) { seen.add(name); process.stdout.write(name + ' ' + now + '\\n'); } })
+  .catch(() => {}).finally(() => setTimeout(tick, Math.max(0, ${POLL_MS} - (Date.now() - t)))); };
+tick(); process.stdin.on('end', () => process.exit(0)); process.stdin.resume();`;
+  const child = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const down = new Map<string, number>();
+  let buf = '';
+  child.stdout!.on('data', (d) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const [name, ms] = buf.slice(0, nl).split(' ');
+      buf = buf.slice(nl + 1);
+      if (!down.has(name)) down.set(name, Number(ms));
+    }
+  });
+  return { downAt: () => down, stop: () => { child.stdin!.end(); if (child.exitCode === null) child.kill('SIGKILL'); } };
+}
+
 function detectFields(d: { median: number; max: number; min: number; missed: number }, t: Timing): Measurement {
   return { detectMs: d.median, detectMinMs: d.min, detectMaxMs: d.max, detectMissed: d.missed, statedBoundMs: statedBound(t) };
 }
@@ -156,17 +193,15 @@ async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counter
       };
     }
     if (detect) {
-      // The daemon's own event times (same clock as this process).
-      const downAt = () => {
-        const m = new Map<string, number>();
-        for (const line of fs.existsSync(events) ? fs.readFileSync(events, 'utf8').split('\n') : []) {
-          if (!line) continue;
-          const e = JSON.parse(line) as { backend: string; to: string; time: string };
-          if (e.to === 'down' && !m.has(e.backend)) m.set(e.backend, Date.parse(e.time));
-        }
-        return m;
-      };
-      Object.assign(out, detectFields(await detection(fleet, victimsOf(bs), downAt), detect), { ownBoundMs: halfopenBound(detect) });
+      // Backends down before the drop (none should be) would count as detected at once.
+      const poller = startStatePoller(fleet, { http: 'http://127.0.0.1:9400/backends' });
+      try {
+        await sleep(500);
+        if (poller.downAt().size) throw new Error(`halfopen has backends down before the drop: ${[...poller.downAt().keys()].slice(0, 5).join(', ')}`);
+        Object.assign(out, detectFields(await detection(fleet, victimsOf(bs), poller.downAt), detect), { ownBoundMs: halfopenBound(detect) });
+      } finally {
+        poller.stop();
+      }
     }
     return out;
   } finally {
@@ -182,7 +217,6 @@ async function runHaproxy(ctx: BenchContext, fleet: Fleet, count: () => Counters
   const sock = path.join(dir, 'stats.sock');
   fs.writeFileSync(path.join(dir, 'haproxy.cfg'), [
     'global', `  stats socket ${sock} mode 600 level admin`, '  spread-checks 5', '  maxconn 1000', // HAProxy reserves ~2 fds per maxconn plus one per server; the fd limit here is 20,000
-    '  log stderr format raw local0 notice', // "Server be/bN is DOWN" lines, read as they come
     'defaults', '  mode tcp', '  log global', '  timeout connect 500ms', '  timeout client 5s', '  timeout server 5s', `  timeout check ${TIMEOUT_MS}ms`,
     `  default-server check inter ${t.inter}ms fastinter ${t.fastinter}ms rise ${RISE} fall ${FALL}`,
     'backend be',
@@ -190,21 +224,7 @@ async function runHaproxy(ctx: BenchContext, fleet: Fleet, count: () => Counters
   ].join('\n') + '\n');
   const child = spawn('ip', ['netns', 'exec', fleet.prober, 'haproxy', '-db', '-f', path.join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  const down = new Map<string, number>();
-  let partial = '';
-  child.stderr!.on('data', (d) => {
-    const now = Date.now();
-    const text = partial + d;
-    const lines = text.split('\n');
-    partial = lines.pop()!;
-    for (const l of lines) {
-      const m = /Server be\/(\S+) is DOWN/.exec(l);
-      if (m && !down.has(m[1])) down.set(m[1], now);
-      else if (!m && err.length < 65536) err += l + '\n';
-    }
-  });
-  const admin = (cmd: string) => fleet.exec('prober', process.execPath, ['-e',
-    `const s = require('net').connect(${JSON.stringify(sock)}, () => s.write(${JSON.stringify(cmd + '\n')})); let b = ''; s.on('data', d => b += d); s.on('close', () => process.stdout.write(b)); s.on('error', () => {});`]);
+  child.stderr!.on('data', (d) => { if (err.length < 65536) err += d; });
   try {
     if (!(await waitFor(() => fs.existsSync(sock) || child.exitCode !== null, 30_000)) || child.exitCode !== null) throw new Error(`haproxy did not start: ${err}`);
     await sleep(INTER_MS + 2000);
@@ -215,12 +235,13 @@ async function runHaproxy(ctx: BenchContext, fleet: Fleet, count: () => Counters
       out = { cpuPct: s.cpuPct, machinePct: s.machinePct, rssMb: s.rssMb, peakRssMb: s.hwmMb, checksPerSec: s.perSec, connections: count().acks - c0.acks };
     }
     if (!detect) return out;
-    const victims = victimsOf(bs);
-    Object.assign(out, detectFields(await detection(fleet, victims, () => down), detect));
-    // Cross-check the log against HAProxy's own state.
-    const state = admin('show servers state be').split('\n');
-    for (const v of victims) {
-      if (state.find((l) => l.split(' ')[3] === v.name)?.split(' ')[5] !== '0') throw new Error(`HAProxy logged ${v.name} DOWN but its state is not down`);
+    const poller = startStatePoller(fleet, { haproxySocket: sock });
+    try {
+      await sleep(500);
+      if (poller.downAt().size) throw new Error(`HAProxy has servers down before the drop: ${[...poller.downAt().keys()].slice(0, 5).join(', ')}`);
+      Object.assign(out, detectFields(await detection(fleet, victimsOf(bs), poller.downAt), detect));
+    } finally {
+      poller.stop();
     }
     return out;
   } finally {
@@ -272,7 +293,7 @@ export async function serveScenario(ctx: BenchContext): Promise<ScenarioResult> 
     notes: [
       `Steady state per tool after a warm-up, one run each: ${secondsFor(10_000)} s at 10,000 backends, ${secondsFor(1000)} s at 1,000, ${secondsFor(100_000)} s at 100,000, ${ctx.quick ? 10 : 30} s for the fleet-in-its-own-thread pair. CPU is the share of one core (user + sys of the process).`,
       'checks/s: SYNs reaching backend ports, counted in the fleet\'s firewall while only that tool runs. Connections: handshake-completing ACKs counted the same way (halfopen must make none; HAProxy 2.6\'s plain TCP checks on Linux delay that ACK and reset, so they make none either).',
-      `Detection: ${VICTIMS} backends spread over the list have every packet dropped at once; for each, the time from the drop rule until the tool marked it down (halfopen: its NDJSON event; HAProxy: its "is DOWN" log line, cross-checked with srv_op_state). The columns give the median, min and max over the ${VICTIMS}; none may be missed.`,
+      `Detection: ${VICTIMS} backends spread over the list have every packet dropped at once; for each, the time from the drop rule until the same state poller first saw it down (one Node process in the prober namespace asking for every backend's state every ${POLL_MS} ms: halfopen's GET /backends, HAProxy's \`show servers state\` on its stats socket; so both figures include up to one poll period and one request, measured identically). The columns give the median, min and max over the ${VICTIMS}; none may be missed.`,
       `Stated bound: fall × fastinter + timeout + 100 ms. halfopen's worst case is interval × (1 + jitter) + (fall − 1) × fastinter + timeout + one tick (${halfopenBound(FAST)} ms at fastinter ${FASTINTER_MS} ms, ${halfopenBound(DEFAULT_FAST)} ms at fastinter = interval): the first check after the stop comes up to one interval later (no prober can see a stop before it checks), then unanswered checks overlap at fastinter instead of waiting out each timeout. So the stated bound is reachable when fastinter is about the interval, as with HAProxy's default fastinter = inter (second pair of rows); with a fastinter much shorter than the interval, the wait for the first check alone can exceed it, for any prober.`,
       'The fleet\'s kernel shares the same 2 cores. On a veth pair it does its work for a SYN (and the prober kernel its work for the reply) inside the send call of whichever process sent it, so both tools\' CPU includes the backends\' side of every check. Rows marked "fleet in its own thread" run the fleet-side veth\'s NAPI in a kernel thread (an XDP_PASS program gives veth NAPI; /sys/class/net/IF/threaded = 1), which moves that work out of the tools, as on a real network. Machine CPU is every process and the kernel on both cores (/proc/stat), fleet included.',
     ],

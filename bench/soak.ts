@@ -8,7 +8,8 @@
 // (p50/p99/max from halfopen_check_lateness_seconds), how long each flap took
 // to be reported (from the moment the firewall changed to the daemon's event),
 // and checks lost: sent − completed − dropped by reloads − in flight, which
-// must be 0. HALFOPEN_SOAK_SECONDS sets the duration (default 180 s, quick 60 s).
+// must be 0, and, counted outside halfopen, the SYNs the fleet's firewall saw
+// reach a set of witness backends against the checks due to them. HALFOPEN_SOAK_SECONDS sets the duration (default 180 s, quick 60 s).
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,6 +19,14 @@ const N = 10_000;
 const SILENT = 1024; // 198.18.0.0/22: the first 1,024 backends
 const FLAPPING = 500;
 const HTTP = 9410;
+/**
+ * Witnesses: the answering, never-flapping backends in 198.18.20.0/22, which
+ * no reload retires. Each is due one check a second (the interval, jittered
+ * evenly around it), so over the run the fleet's firewall must count about
+ * witnesses × seconds SYNs to them; fewer is checks lost, counted outside
+ * halfopen.
+ */
+const WITNESS_FIRST = 20 * 256, WITNESS_END = 24 * 256;
 const addr = (i: number) => `198.18.${i >> 8}.${i & 255}`;
 
 /** Prometheus histogram buckets of `name` (le → cumulative count). */
@@ -46,6 +55,7 @@ export async function soakScenario(ctx: BenchContext): Promise<ScenarioResult> {
   let nextNew = N;
   const flapping = Array.from({ length: FLAPPING }, (_, k) => SILENT + 1 + Math.floor((k * (N - SILENT - 1)) / FLAPPING));
   const flappingSet = new Set(flapping);
+  const witnesses = Array.from({ length: WITNESS_END - WITNESS_FIRST }, (_, k) => WITNESS_FIRST + k).filter((i) => !flappingSet.has(i));
   const cfgFile = path.join(ctx.tmp, 'soak.yaml');
   const events = path.join(ctx.tmp, 'soak-events.ndjson');
   const writeConfig = () => fs.writeFileSync(cfgFile, [
@@ -62,6 +72,11 @@ export async function soakScenario(ctx: BenchContext): Promise<ScenarioResult> {
       input: 'table inet soak_flap {\n set down { type ipv4_addr; }\n chain input {\n  type filter hook input priority -30;\n  ip daddr @down drop\n }\n}\n',
     });
     const nft = (cmd: string) => execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', cmd]);
+    // SYNs to the witnesses, counted in the fleet namespace before anything else sees them.
+    execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', '-f', '-'], {
+      input: `table inet soak_count {\n chain input {\n  type filter hook input priority -40;\n  ip daddr { ${witnesses.map(addr).join(', ')} } tcp dport 80 tcp flags & (syn | ack | rst | fin) == syn counter\n }\n}\n`,
+    });
+    const witnessSyns = () => Number(/counter packets (\d+)/.exec(execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', 'list', 'table', 'inet', 'soak_count'], { encoding: 'utf8' }))?.[1] ?? NaN);
     const child = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, MAIN, 'serve', '--config', cfgFile], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr!.on('data', (d) => { err += d; });
@@ -77,6 +92,7 @@ export async function soakScenario(ctx: BenchContext): Promise<ScenarioResult> {
       const t0 = Date.now();
       const m0 = nsFetch(fleet, `http://127.0.0.1:${HTTP}/metrics`);
       let cpu0 = cpuTicks(pid), tc0 = Date.now();
+      const cpuStart = cpu0, syn0 = witnessSyns(), tSyn0 = Date.now();
       // Each flapping backend: answering now, goes silent at a random moment within its first 5–20 s.
       const nextToggle = new Map(flapping.map((i) => [i, t0 + 5000 + rnd() * 15_000]));
       const silent = new Set<number>();
@@ -96,7 +112,7 @@ export async function soakScenario(ctx: BenchContext): Promise<ScenarioResult> {
         if (now >= nextReload) {
           nextReload += 30_000;
           reloads++;
-          const steady = names.filter((i) => i > SILENT && !flappingSet.has(i));
+          const steady = names.filter((i) => i > SILENT && !flappingSet.has(i) && (i < WITNESS_FIRST || i >= WITNESS_END));
           const retire = new Set(steady.filter(() => rnd() < 0.01 * names.length / steady.length));
           const add = Array.from({ length: retire.size }, () => nextNew++);
           names = [...names.filter((i) => !retire.has(i)), ...add];
@@ -114,6 +130,9 @@ export async function soakScenario(ctx: BenchContext): Promise<ScenarioResult> {
         await sleep(Math.max(0, 200 - (Date.now() - now)));
       }
       const elapsed = (Date.now() - t0) / 1000;
+      const syn1 = witnessSyns(), tSyn1 = Date.now(), cpuEnd = cpuTicks(pid);
+      const witnessDue = witnesses.length * ((tSyn1 - tSyn0) / 1000);
+      const witnessSeen = syn1 - syn0;
       // Let the last flaps be decided, then count.
       await sleep(3000);
       const m1 = nsFetch(fleet, `http://127.0.0.1:${HTTP}/metrics`);
@@ -141,11 +160,14 @@ export async function soakScenario(ctx: BenchContext): Promise<ScenarioResult> {
           `${N} backends at interval 1 s, timeout 500 ms, fastinter 250 ms, rise 2, fall 3; ${SILENT} silent throughout; ${FLAPPING} flapping (each state held 5–20 s at random); a SIGHUP every 30 s swapping 1 % of the backends (${reloads} reloads); /metrics every 5 s, /status every second.`,
           'Lateness: how late checks left against their schedule, from the daemon\'s histogram over the run (bucket upper bounds). Max lag: the worst halfopen_schedule_lag_seconds seen at any scrape.',
           'Detection: from the firewall change to the daemon\'s event, over every flap; a state held 3 s or longer that was never reported counts as not detected.',
-          'Lost checks: sent − completed − dropped by reloads − in flight at the end (must be 0).',
+          'Lost checks (own counters): sent − completed − dropped by reloads − in flight at the end, from halfopen\'s /metrics (must be 0).',
+          `Checks lost (fleet firewall): ${witnesses.length} witness backends (answering, never flapping, never retired by a reload; 198.18.20.0/22) are each due one check a second; an nftables counter in the fleet namespace counts the SYNs that reach them. Due = witnesses × seconds counted; lost = due − counted (negative: more than due; the interval's ±10 % jitter leaves up to about one check per witness either way at the window's edges, here ±${witnesses.length}).`,
+          'CPU: total user + sys of the serve process over the whole run ÷ its length, and the worst 5 s window (reloads and scrapes land in windows: the median would hide them).',
           'RSS growth: last sample minus the first sample after warm-up (60 s, or a third of the run).',
         ],
         columns: [
-          { key: 'cpuPct', label: 'CPU % of a core', digits: 1 },
+          { key: 'cpuPct', label: 'CPU % of a core (whole run)', digits: 1 },
+          { key: 'cpuWorstPct', label: 'worst 5 s window', digits: 1 },
           { key: 'rssMb', label: 'RSS MB (end)', digits: 0 },
           { key: 'rssGrowthMb', label: 'RSS growth after warm-up MB', digits: 1 },
           { key: 'lagP50Ms', label: 'lateness p50 ms', digits: 0 },
@@ -156,14 +178,19 @@ export async function soakScenario(ctx: BenchContext): Promise<ScenarioResult> {
           { key: 'detectMaxMs', label: 'max', digits: 0 },
           { key: 'flaps', label: 'flaps', digits: 0 },
           { key: 'undetected', label: 'not detected', digits: 0 },
-          { key: 'lost', label: 'checks lost', digits: 0 },
+          { key: 'lost', label: 'checks lost (own counters)', digits: 0 },
+          { key: 'witnessDue', label: 'witness checks due', digits: 0 },
+          { key: 'witnessSeen', label: 'counted by the fleet', digits: 0 },
+          { key: 'witnessLost', label: 'checks lost (fleet firewall)', digits: 0 },
           { key: 'checksPerSec', label: 'checks/s', digits: 0 },
         ],
         baseline: 'halfopen',
         rows: [{
           tool: 'halfopen serve', settings: `${N} backends, 1 s`,
           runs: [{
-            cpuPct: median(series.map((s) => s.cpuPct)),
+            cpuPct: (cpuEnd - cpuStart) / elapsed,
+            cpuWorstPct: Math.max(...series.map((s) => s.cpuPct)),
+            witnessDue, witnessSeen, witnessLost: witnessDue - witnessSeen,
             rssMb: series[series.length - 1]?.rssMb ?? NaN,
             rssGrowthMb: rssAfterWarm.length ? rssAfterWarm[rssAfterWarm.length - 1].rssMb - rssAfterWarm[0].rssMb : NaN,
             lagP50Ms: quantile(delta, 0.5) * 1000, lagP99Ms: quantile(delta, 0.99) * 1000,

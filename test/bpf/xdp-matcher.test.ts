@@ -30,7 +30,49 @@ interface Slot { idx: number; addr: string; dport: number; sport: number }
 const S4: Slot = { idx: 3, addr: '198.18.0.7', dport: 80, sport: 61003 };
 const S6: Slot = { idx: 5, addr: '2001:2::7', dport: 443, sport: 61005 };
 
-const seqOf = (s: Slot) => (s.idx ^ native.cookie(KEY, Buffer.from(addressBytes(mustParseAddress(s.addr))), s.dport, s.sport)) >>> 0;
+/**
+ * SipHash-2-4 written from the reference algorithm (Aumasson and Bernstein,
+ * "SipHash: a fast short-input PRF", and its reference C), over any message:
+ * the fixtures' cookies come from here, not from the product's ho_cookie.
+ */
+function siphash24(key: Buffer, msg: Buffer): bigint {
+  const M = (1n << 64n) - 1n;
+  const rotl = (x: bigint, b: bigint) => ((x << b) | (x >> (64n - b))) & M;
+  const k0 = key.readBigUInt64LE(0), k1 = key.readBigUInt64LE(8);
+  let v0 = k0 ^ 0x736f6d6570736575n, v1 = k1 ^ 0x646f72616e646f6dn, v2 = k0 ^ 0x6c7967656e657261n, v3 = k1 ^ 0x7465646279746573n;
+  const round = () => {
+    v0 = (v0 + v1) & M; v1 = rotl(v1, 13n); v1 ^= v0; v0 = rotl(v0, 32n);
+    v2 = (v2 + v3) & M; v3 = rotl(v3, 16n); v3 ^= v2;
+    v0 = (v0 + v3) & M; v3 = rotl(v3, 21n); v3 ^= v0;
+    v2 = (v2 + v1) & M; v1 = rotl(v1, 17n); v1 ^= v2; v2 = rotl(v2, 32n);
+  };
+  // The last block: the remaining bytes, zero padding, the length's low byte on top.
+  const full = msg.length - (msg.length % 8);
+  const last = Buffer.alloc(8);
+  msg.copy(last, 0, full);
+  last[7] = msg.length & 0xff;
+  const blocks = [...Array(full / 8).keys()].map((i) => msg.readBigUInt64LE(i * 8)).concat([last.readBigUInt64LE(0)]);
+  for (const m of blocks) { v3 ^= m; round(); round(); v0 ^= m; }
+  v2 ^= 0xffn;
+  round(); round(); round(); round();
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/**
+ * The cookie's layout as bpf/halfopen.h and bpf/ho_cookie.h state it, computed
+ * here: the low 32 bits of SipHash-2-4 over the 16-byte address in network
+ * order (IPv4 as ::ffff:a.b.c.d), the target port, then our source port, each
+ * big-endian, then four zero bytes (24 bytes).
+ */
+function refCookie(key: Buffer, addr: string, dport: number, sport: number): number {
+  const msg = Buffer.alloc(24);
+  Buffer.from(addressBytes(mustParseAddress(addr))).copy(msg, 0);
+  msg.writeUInt16BE(dport, 16);
+  msg.writeUInt16BE(sport, 18);
+  return Number(siphash24(key, msg) & 0xffffffffn);
+}
+
+const seqOf = (s: Slot) => (s.idx ^ refCookie(KEY, s.addr, s.dport, s.sport)) >>> 0;
 const me = (s: Slot) => (s.addr.includes(':') ? ME6 : ME4);
 
 /** The target's answer to our SYN for slot s. */
@@ -78,7 +120,7 @@ describe('XDP reply matcher (BPF_PROG_TEST_RUN)', { skip }, () => {
     { name: 'ICMP quoting a SYN from another of the prober\'s addresses → unreachable', pkt: () => icmpUnreachFrame('198.18.0.1', { src: OTHER4, dst: S4.addr, sport: S4.sport, dport: S4.dport, seq: seqOf(S4) }, 1), action: XDP_DROP, slot: S4, state: C.HO_PROBE_STATE_UNREACHABLE, icmp: [3, 1], counters: { packets: 1, candidates: 1, icmp: 1 } },
     { name: 'IPv6 SYN+ACK to another of the prober\'s addresses → open', pkt: () => reply(S6, { syn: true, ack: true }, { dst: OTHER6 }), action: XDP_PASS, slot: S6, state: C.HO_PROBE_STATE_OPEN, counters: { packets: 1, candidates: 1, synack: 1 } },
     { name: 'wrong cookie → passed, counted, nothing recorded', pkt: () => tcpFrame({ src: S4.addr, dst: ME4, sport: S4.dport, dport: S4.sport, ack: (seqOf(S4) ^ 0x5a5a0000) + 1, flags: { syn: true, ack: true } }), action: XDP_PASS, counters: { packets: 1, candidates: 1, bad_cookie: 1 } },
-    { name: 'spoofed source address with a valid index → bad match', pkt: () => tcpFrame({ src: '198.18.0.8', dst: ME4, sport: S4.dport, dport: S4.sport, ack: (S4.idx ^ native.cookie(KEY, Buffer.from(addressBytes(mustParseAddress('198.18.0.8'))), S4.dport, S4.sport)) + 1 >>> 0, flags: { rst: true, ack: true } }), action: XDP_PASS, counters: { packets: 1, candidates: 1, bad_match: 1 } },
+    { name: 'spoofed source address with a valid index → bad match', pkt: () => tcpFrame({ src: '198.18.0.8', dst: ME4, sport: S4.dport, dport: S4.sport, ack: (S4.idx ^ refCookie(KEY, '198.18.0.8', S4.dport, S4.sport)) + 1 >>> 0, flags: { rst: true, ack: true } }), action: XDP_PASS, counters: { packets: 1, candidates: 1, bad_match: 1 } },
     { name: 'reply from another target port → not this probe', pkt: () => reply({ ...S4, dport: 81 }, { syn: true, ack: true }), action: XDP_PASS, counters: { packets: 1, candidates: 1, bad_match: 1 } },
     { name: 'destination port outside our range → untouched', pkt: () => reply({ ...S4, sport: 40000 }, { syn: true, ack: true }), action: XDP_PASS, counters: { packets: 1 } },
     { name: 'RST without ACK cannot be validated → passed', pkt: () => reply(S4, { rst: true }), action: XDP_PASS, counters: { packets: 1, candidates: 1 } },
@@ -269,7 +311,7 @@ describe('two probers on one interface (another halfopen process: its own key an
     for (const t of tables) t.set(S4.idx, mustParseAddress(S4.addr), S4.dport, S4.sport);
   });
   after(() => { a?.close(); b?.close(); });
-  const seqB = (S4.idx ^ native.cookie(KEY_B, Buffer.from(addressBytes(mustParseAddress(S4.addr))), S4.dport, S4.sport)) >>> 0;
+  const seqB = (S4.idx ^ refCookie(KEY_B, S4.addr, S4.dport, S4.sport)) >>> 0;
   const replyToB = (flags: TcpSpec['flags']) => tcpFrame({ src: S4.addr, dst: ME4, sport: S4.dport, dport: S4.sport, seq: 1, ack: (seqB + 1) >>> 0, flags });
 
   for (const entry of ['xdp', 'tc'] as const) {
@@ -280,8 +322,8 @@ describe('two probers on one interface (another halfopen process: its own key an
       assert.equal(ra.retval, entry === 'xdp' ? XDP_PASS : TCX_NEXT, 'A hands it on');
       assert.ok(ra.data.equals(pkt));
       assert.deepEqual([...a.poll()], [], 'A records nothing');
-      const rb = b.testRun(pkt, 1, 'tc');
-      assert.equal(rb.retval, TCX_DROP, 'B consumes its own');
+      const rb = b.testRun(pkt, 1, entry);
+      assert.equal(rb.retval, entry === 'xdp' ? XDP_DROP : TCX_DROP, 'B consumes its own');
       assert.deepEqual([...b.poll()], [S4.idx]);
     });
   }
@@ -305,6 +347,22 @@ describe('cookie and contract', () => {
   test('SipHash-2-4 matches the reference algorithm (key 00..0f, message 00..17)', { skip: false }, () => {
     const msg = Buffer.from([...Array(24).keys()]);
     assert.equal(native.siphash24(KEY, msg), 0xb8ad50c6f649af94n);
+  });
+
+  test('the test\'s own SipHash-2-4 gives the reference vectors (key 00..0f, messages 00..n-1)', () => {
+    // From the reference implementation's vectors.h (64-bit outputs, read little-endian).
+    const vectors: Array<[number, bigint]> = [[0, 0x726fdb47dd0e0e31n], [1, 0x74f839c593dc67fdn], [7, 0xab0200f58b01d137n], [8, 0x93f5f5799a932462n], [15, 0xa129ca6149be45e5n], [24, 0xb8ad50c6f649af94n]];
+    for (const [n, want] of vectors) assert.equal(siphash24(KEY, Buffer.from([...Array(n).keys()])), want, `message of ${n} bytes`);
+  });
+
+  test('the product\'s cookie is the layout computed here: address, target port, source port', () => {
+    const keys = [KEY, Buffer.from('f0e0d0c0b0a090807060504030201000', 'hex')];
+    const probes: Array<[string, number, number]> = [['198.18.0.7', 80, 61003], ['2001:2::7', 443, 61005], ['198.18.255.254', 61003, 80], ['2001:2:0:ffff::1', 1, 65535]];
+    for (const key of keys) for (const [addr, dport, sport] of probes) {
+      assert.equal(native.cookie(key, Buffer.from(addressBytes(mustParseAddress(addr))), dport, sport), refCookie(key, addr, dport, sport), `${addr} ${dport} ${sport}`);
+      // The ports are not interchangeable: a swapped layout would give another cookie.
+      assert.notEqual(refCookie(key, addr, dport, sport), refCookie(key, addr, sport, dport));
+    }
   });
 
   test('src/contract.generated.ts matches the BTF of bpf/halfopen.bpf.o', () => {

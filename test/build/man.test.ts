@@ -64,6 +64,54 @@ describe('man pages', () => {
     for (const o of check) assert.ok(text.includes(`\\fB${o.flags[0]}\\fR`), o.flags[0]);
   });
 
+  // Independent of the option objects: the help is what the programs print when
+  // run, the page is what groff renders, and each is read as text.
+  test('the rendered pages hold every flag, and every option line, that the running programs\' --help prints', { skip: !has('groff') && 'groff is not installed (apt-get install groff-base)' }, () => {
+    const render = (p: string) => {
+      const r = spawnSync('groff', ['-man', '-Tascii', '-P-cbou', '-rHY=0', '-rLL=400n', path.join(MAN, p)], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.replace(/\s+/g, ' ');
+    };
+    const run = (argv: string[]) => {
+      const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${argv.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    /** Option lines of a help text: "  -x, --long ARG   description", continuation lines joined. */
+    const optionLines = (help: string) => {
+      const out: Array<{ flags: string[]; text: string }> = [];
+      for (const line of help.split('\n')) {
+        const m = /^ {2,}(-[^ ].*?)(?: {2,}(.*))?$/.exec(line);
+        if (m) out.push({ flags: [...m[1].matchAll(/(?:^|[\s,|[])(--?[A-Za-z0-9][\w-]*)/g)].map((x) => x[1]), text: m[2] ?? '' });
+        else if (/^ {8,}\S/.test(line) && out.length) out[out.length - 1].text += ' ' + line.trim();
+      }
+      return out;
+    };
+    const word = (text: string, flag: string) => new RegExp(`(^|[^\\w-])${flag.replace(/[-]/g, '\\-')}(?![\\w-])`).test(text);
+    const main = path.join(root, 'dist', 'src', 'cli', 'main.js');
+    const halfopen = render('halfopen.1');
+    const commands = [...run([process.execPath, main, '--help']).split('Commands:')[1].matchAll(/^ {2}([a-z]+) /gm)].map((m) => m[1]).filter((c) => c !== 'help');
+    assert.ok(commands.length >= 5, `commands in halfopen --help: ${commands.join(' ')}`);
+    let flags = 0;
+    for (const cmd of commands) {
+      assert.ok(halfopen.includes(`halfopen ${cmd}`), `halfopen(1) has a section for ${cmd}`);
+      for (const o of optionLines(run([process.execPath, main, cmd, '--help']))) {
+        for (const f of o.flags) { flags++; assert.ok(word(halfopen, f), `halfopen(1) lists ${cmd} ${f} (from halfopen ${cmd} --help)`); }
+      }
+    }
+    assert.ok(flags > 40, `${flags} flags read from the --help texts`);
+    // The native plugin: every option line of its --help, flags and description, is in its page.
+    const plugin = path.join(root, 'native', 'plugin', 'build', 'check_tcp_half_open');
+    assert.ok(fs.existsSync(plugin), `${plugin} is not built (bash scripts/build.sh)`);
+    const page8 = render('check_tcp_half_open.8');
+    const lines = optionLines(run([plugin, '--help']));
+    assert.ok(lines.length >= 8, `${lines.length} option lines in check_tcp_half_open --help`);
+    for (const o of lines) {
+      for (const f of o.flags) assert.ok(word(page8, f), `check_tcp_half_open(8) lists ${f} (from check_tcp_half_open --help)`);
+      assert.ok(page8.includes(o.text.replace(/\s+/g, ' ')), `check_tcp_half_open(8) says "${o.text}" for ${o.flags.join(', ')}`);
+    }
+  });
+
   test('check_tcp_half_open(8) lists only flags the plugin accepts, and every flag its --help lists', () => {
     const opts = pageOptions(page('check_tcp_half_open.8'));
     assert.ok(opts.length >= 9, `options on the page: ${JSON.stringify(opts)}`);

@@ -6,7 +6,7 @@
 // always does; an LD_PRELOAD shim cannot break either; nothing is left behind.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +19,9 @@ import { PostfixInstance, postfixSkipReason } from '../helpers/postfix';
 const skip = netnsSkipReason();
 /** package.json's bin.check_tcp_half_open. */
 const NATIVE = path.join(ROOT, 'native/plugin/build/check_tcp_half_open');
-const nativeSkip = skip || (fs.existsSync(NATIVE) ? false : `${NATIVE} is not built (bash scripts/build.sh)`);
+// A plugin that failed to build is a failure (the test below), not a reason to skip: both suites
+// run whenever the namespaces can be made, and the native cases then fail on the missing binary.
+const nativeSkip = skip;
 const USAGE_LINE = 'Usage: check_tcp_half_open HOST PORT | check_tcp_half_open -H HOST -p PORT [-t SECONDS] [-w SECONDS] [-c SECONDS] [-4|-6] [--json]';
 
 const SPEC: FleetSpec = {
@@ -96,7 +98,13 @@ interface Case {
   out: RegExp | { json: Record<string, unknown> };
   env?: Record<string, string>;
   wrap?: string[];
-  /** Whole-process time bounds, ms. */
+  /**
+   * Whole-process time bounds, ms, only where the deadline is the promise (README, halfopen check:
+   * "-t deadline for the whole check"; "a lost SYN is resent after 0.2 s"): a reply ends the check
+   * without waiting out -t (default 5 s, so under 3 s says it did not wait), and silence ends it at
+   * -t, not before and not long after. The ceilings are generous for a loaded 2-core machine: these
+   * are contracts, not speeds (bench/check.ts measures speed).
+   */
   ms?: [number, number];
   /** Runs before each entry point's run; returns what to undo afterwards. */
   setup?: (fleet: Fleet) => () => void;
@@ -115,10 +123,10 @@ const marked = (fleet: Fleet) => [nftCounter(fleet, 'prober', markTable, 'marked
 
 const CASES: Case[] = [
   // verdicts
-  { name: 'open IPv4', args: ['198.18.0.7', '80'], code: 0, out: OK('198.18.0.7 port 80'), ms: [0, 2000] },
+  { name: 'open IPv4', args: ['198.18.0.7', '80'], code: 0, out: OK('198.18.0.7 port 80'), ms: [0, 3000] },
   { name: 'open IPv4, -H -p --json', args: ['-H', '198.18.0.7', '-p', '80', '--json'], code: 0,
     out: JSON_LINE({ ip: '198.18.0.7', port: 80, state: 'open', reason: 'syn-ack', rtt_ms: 'number', ttl: 64, ts: 'string' }) },
-  { name: 'closed IPv4 (RST), at once', args: ['198.18.0.7', '81'], code: 2, out: CRIT('Connection refused \\(RST\\) on 198\\.18\\.0\\.7 port 81'), ms: [0, 2000] },
+  { name: 'closed IPv4 (RST), at once', args: ['198.18.0.7', '81'], code: 2, out: CRIT('Connection refused \\(RST\\) on 198\\.18\\.0\\.7 port 81'), ms: [0, 3000] },
   { name: 'open IPv6', args: ['-H', '2001:2::7', '-p', '80'], code: 0, out: OK('2001:2::7 port 80') },
   { name: 'closed IPv6', args: ['[2001:2::7]', '81'], code: 2, out: CRIT('Connection refused \\(RST\\) on 2001:2::7 port 81') },
   { name: 'IPv6 written long is shown as given, with its canonical address', args: ['2001:2:0:0::7', '80'], code: 0,
@@ -213,11 +221,13 @@ const CASES: Case[] = [
       return () => fleet.exec('fleet', 'nft', ['delete', 'table', 'inet', dropOnceTable]);
     },
     verify: (fleet, r) => {
-      assert.ok(JSON.parse(r.stdout).rtt_ms < 100, `rtt ${r.stdout} is the retry's, not measured from the lost SYN`);
+      // The resend leaves 200 ms after the lost SYN (README: "resent after 0.2 s"): an RTT measured
+      // from the lost one would be at least that; the retry's own is a local round trip.
+      assert.ok(JSON.parse(r.stdout).rtt_ms < 200, `rtt ${r.stdout} is the retry's, not measured from the lost SYN`);
       assert.match(fleet.exec('fleet', 'nft', ['list', 'table', 'inet', dropOnceTable]), /quota 50 bytes used (44|50) bytes/, 'the first SYN was dropped');
     } },
   { name: 'a local firewall that drops the SYN on output: CRITICAL at once, saying so', args: ['198.18.0.12', '80'], code: 2,
-    out: CRIT('SYN dropped by a local firewall rule \\(EPERM\\) on 198\\.18\\.0\\.12 port 80'), ms: [0, 2000],
+    out: CRIT('SYN dropped by a local firewall rule \\(EPERM\\) on 198\\.18\\.0\\.12 port 80'), ms: [0, 3000],
     setup: (fleet) => {
       nft(fleet, 'prober', 'table inet ho_check_out_drop {\n chain out {\n  type filter hook output priority 0; policy accept;\n' +
         '  ip daddr 198.18.0.12 tcp flags syn drop\n }\n}\n');
@@ -243,6 +253,15 @@ function assertOut(c: Case, entry: Entry, r: Timed): void {
     else assert.deepEqual(got[k], want, `${what}: ${k}`);
   }
 }
+
+describe('check: the native plugin is built', { skip }, () => {
+  test(`${path.relative(ROOT, NATIVE)} exists and runs`, () => {
+    assert.ok(fs.existsSync(NATIVE), `${NATIVE} is not built: bash scripts/build.sh (a failed plugin build fails this tier)`);
+    const r = spawnSync(NATIVE, ['--version'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /\d+\.\d+/);
+  });
+});
 
 describe('check: half-open against a real Postfix', { skip: nativeSkip || postfixSkipReason() }, () => {
   let fleet: Fleet;
@@ -400,6 +419,8 @@ int poll(struct pollfd *p, nfds_t n, int t) { (void)p; (void)n; (void)t; DENY("p
 
   test('50 native checks in a row leave no XDP attachment, BPF pin, process or half-open socket behind', async (t) => {
     const pinsBefore = listPins();
+    if (!pinsBefore) t.diagnostic('no bpf filesystem is mounted on /sys/fs/bpf: no pin can be made; orphaned programs are checked instead');
+    const progsBefore = new Set(orphanPrograms());
     const times: number[] = [];
     for (let i = 0; i < 50; i++) {
       const r = await check(fleet, 'native', i % 5 === 4 ? ['198.18.0.7', '81'] : ['198.18.0.7', '80']);
@@ -408,7 +429,9 @@ int poll(struct pollfd *p, nfds_t n, int t) { (void)p; (void)n; (void)t; DENY("p
     }
     assert.doesNotMatch(fleet.exec('prober', 'ip', ['-d', 'link', 'show']), /\bxdp/, 'no XDP on any prober link');
     assert.doesNotMatch(fleet.exec('prober', 'bpftool', ['net', 'show']), /halfopen|xdp.*id/, 'no XDP/tc program in the prober namespace');
-    assert.deepEqual([...listPins()].filter((p) => !pinsBefore.has(p)), [], 'no new BPF pins');
+    if (pinsBefore) assert.deepEqual([...listPins()!].filter((p) => !pinsBefore.has(p)), [], 'no new BPF pins');
+    // A program kept alive by a pin or an attachment, with no process holding it, is what a leak looks like.
+    assert.deepEqual(orphanPrograms().filter((id) => !progsBefore.has(id)), [], 'no new halfopen BPF program left without an owner');
     assert.deepEqual(leftoverChecks(), [], 'no check process left');
     assert.equal(fleet.synRecvCount(), 0, 'no SYN-RECV on the fleet');
     assert.deepEqual(fleet.acceptedConnections(), [], 'the listener accepted nothing');
@@ -418,11 +441,22 @@ int poll(struct pollfd *p, nfds_t n, int t) { (void)p; (void)n; (void)t; DENY("p
   });
 });
 
-function listPins(): Set<string> {
+/**
+ * Every path under the BPF filesystem, or null when none is mounted there (so
+ * "no new pins" is not two empty lists compared). A read error fails the
+ * test, except a directory that vanished between listing and reading
+ * (someone else's pin removed meanwhile).
+ */
+function listPins(): Set<string> | null {
+  const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' '));
+  if (!mounts.some((m) => m[1] === '/sys/fs/bpf' && m[2] === 'bpf')) return null;
   const out = new Set<string>();
   const walk = (d: string) => {
     let entries: fs.Dirent[];
-    try { entries = fs.readdirSync(d, { withFileTypes: true }); } catch { return; }
+    try { entries = fs.readdirSync(d, { withFileTypes: true }); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && d !== '/sys/fs/bpf') return;
+      throw e;
+    }
     for (const e of entries) {
       const p = path.join(d, e.name);
       out.add(p);
@@ -431,6 +465,12 @@ function listPins(): Set<string> {
   };
   walk('/sys/fs/bpf');
   return out;
+}
+
+/** Ids of loaded halfopen programs (halfopen_xdp, halfopen_tc) that no process holds open. */
+function orphanPrograms(): number[] {
+  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' }) || '[]') as Array<{ id: number; name?: string; pids?: unknown[] }>;
+  return progs.filter((p) => /^halfopen_/.test(p.name ?? '') && !p.pids?.length).map((p) => p.id);
 }
 
 /** Processes still running the check's entry points. */

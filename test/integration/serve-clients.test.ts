@@ -87,7 +87,8 @@ frontend fe
     assert.ok(await waitFor(() => haproxyState('app1') === 'running' && haproxyState('app2') === 'running', 10_000), `app2 ${haproxyState('app2')}`);
     const t0 = Date.now();
     setClosed(fleet, 'hap_app2', '198.18.0.12', 80, true);
-    // fall 2 at fastinter after the first failure, then HAProxy's agent-inter.
+    // fall 2 at fastinter after the first failure, then HAProxy's agent-inter: the bound below is
+    // serve's detection bound plus HAProxy's agent-inter (README, serve, HAProxy agent-check), with 500 ms of margin.
     assert.ok(await waitFor(() => haproxyState('app2') === 'stopped', 5000), haproxyState('app2'));
     assert.equal(haproxyStatus('app2'), 'DOWN (agent)');
     const downMs = Date.now() - t0;

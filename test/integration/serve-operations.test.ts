@@ -55,6 +55,7 @@ describe('serve admin API: off without a token file, refused without the right t
       procs.push(on);
       await on.ready();
       const url = 'http://127.0.0.1:9502/backends/web1/admin';
+      const refusedFrom = Date.now();
       const refused: Array<[string, { status: number; body: string }, number]> = [
         ['no token', request(fleet, 'PUT', url, { body: 'drain' }), 401],
         ['wrong token', request(fleet, 'PUT', url, { token: `${TOKEN}x`, body: 'drain' }), 403],
@@ -68,7 +69,9 @@ describe('serve admin API: off without a token file, refused without the right t
       for (const [what, res, status] of refused) assert.equal(res.status, status, `${what}: ${res.body}`);
       assert.equal(on.json(9502, '/backends/web1').admin, 'ready', 'nothing changed');
       assert.ok(await waitFor(() => /admin: refused PUT \/backends\/web1\/admin from 127\.0\.0\.1: missing bearer token/.test(on.stderr), 3000), on.stderr);
-      assert.ok((on.stderr.match(/admin: refused/g) ?? []).length <= 2, `refusals are logged at most once per 10 s:\n${on.stderr}`);
+      // The promise is a rate, not a speed: at most one line per 10 s over however long the refusals took (2 when under 10 s).
+      const refusalLines = (on.stderr.match(/admin: refused/g) ?? []).length;
+      assert.ok(refusalLines <= 2 + Math.floor((Date.now() - refusedFrom) / 10_000), `refusals are logged at most once per 10 s:\n${on.stderr}`);
 
       r = request(fleet, 'PUT', url, { token: TOKEN, body: 'drain\n' });
       assert.equal(r.status, 200, r.body);
@@ -204,7 +207,9 @@ backends:
       const t0 = Date.now();
       assert.ok(await waitFor(() => get('app').address === '198.18.0.22', 5000), JSON.stringify(get('app')));
       const moved = Date.now() - t0;
-      assert.ok(moved <= 1000 + 1000 + 500, `moved after ${moved} ms (resolve interval 1 s, TTL 1 s)`);
+      // README, serve, Host names: looked up again every resolve_interval, or when the TTL runs out
+      // if sooner: here both 1 s, so the move is due within 1 s of the change; 1.5 s of margin on top.
+      assert.ok(moved <= 1000 + 1000 + 1500, `moved after ${moved} ms (resolve interval 1 s, TTL 1 s)`);
       assert.ok(get('app').counters.checks >= before, 'history kept');
       assert.ok(await waitFor(() => get('app').state === 'up' && get('ghost').state === 'up', 5000), JSON.stringify(get('ghost')));
       assert.equal(get('ghost').address, '198.18.0.23');

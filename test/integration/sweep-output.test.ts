@@ -235,11 +235,11 @@ describe('sweep output delivered whole', { skip }, () => {
   async function interrupted(args: string[], signal: NodeJS.Signals, minMs = 1000, maxMs = 4000): Promise<{ code: number | null; stderr: string }> {
     const child: ChildProcess = startCli(args, fleet);
     const done = collect(child, 180_000);
-    await waitFor(() => fleet.xdpAttached(), 20_000);
+    assert.ok(await waitFor(() => fleet.xdpAttached(), 20_000), 'XDP attached before the signal');
     await sleep(minMs + Math.floor(Math.random() * (maxMs - minMs)));
     child.kill(signal);
     const r = await done;
-    await waitFor(() => !fleet.xdpAttached(), 5_000);
+    assert.ok(await waitFor(() => !fleet.xdpAttached(), 5_000), `XDP detached after the ${signal}`);
     return { code: r.code, stderr: r.stderr };
   }
 

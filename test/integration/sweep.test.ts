@@ -99,7 +99,10 @@ describe('sweep against a namespace fleet', { skip }, () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /XDP native on \S+, \w+ sends, RSTs from XDP/);
       assert.match(r.stderr, /warning: \S+ is a veth in native XDP mode: its XDP_TX frames are dropped unless the peer runs NAPI/);
-      assert.ok(parseNdjson(r.stdout).every((x) => x.state === 'open'), 'every probe open');
+      const results = parseNdjson(r.stdout);
+      assert.equal(results.length, 512, 'one row per probe: 256 IPv4 and 256 IPv6 targets on port 80');
+      assert.deepEqual(new Set(results.map((x) => `${x.ip} ${x.port}`)).size, 512, 'each probe once');
+      assert.ok(results.every((x) => x.state === 'open'), 'every probe open');
       assert.match(fleet.exec('prober', 'nft', ['list', 'table', 'inet', CT_TABLE]), /counter packets 0 /, 'no SYN+ACK reached netfilter');
       assert.equal(fleet.synRecvCount(), 0, 'no half-open sockets left on the servers: the full checksums were accepted');
     } finally {

@@ -109,7 +109,7 @@ describe('Debian package in a clean Debian 12 root', { skip }, () => {
     assert.equal(path.basename(deb), `halfopen_${VERSION}_amd64.deb`);
     const files = must('dpkg-deb', ['-c', deb]).split('\n').map((l) => l.split(/\s+/).slice(5).join(' ').replace(/^\.\//, '/').replace(/ -> .*$/, ''));
     for (const f of ['/usr/bin/halfopen', '/usr/lib/nagios/plugins/check_tcp_half_open', '/usr/lib/halfopen/node', '/usr/lib/halfopen/dist/src/cli/main.js',
-      '/usr/lib/halfopen/native/build/Release/halfopen.node', '/usr/lib/halfopen/bpf/halfopen.bpf.o', '/usr/lib/halfopen/node_modules/commander/package.json',
+      '/usr/lib/halfopen/native/addon/build/Release/halfopen.node', '/usr/lib/halfopen/native/plugin/build/check_tcp_half_open', '/usr/lib/halfopen/bpf/halfopen.bpf.o', '/usr/lib/halfopen/node_modules/commander/package.json',
       '/etc/halfopen/serve.yaml', '/lib/systemd/system/halfopen.service', '/usr/share/man/man1/halfopen.1.gz', '/usr/share/man/man8/check_tcp_half_open.8.gz',
       '/usr/share/halfopen/prometheus/halfopen.rules.yml', '/usr/share/halfopen/grafana/halfopen.json', '/usr/share/doc/halfopen/copyright'])
       assert.ok(files.includes(f), f);

@@ -24,7 +24,7 @@ import { parseConfig } from '../../src/daemon/config';
 import { Monitor, ProbeSlots, slotsFor } from '../../src/daemon/monitor';
 import { renderMetrics } from '../../src/daemon/metrics';
 import { formatAddress, parseAddress, v4FromNumber } from '../../src/targets/address';
-import { HO_PROBE_STATE_CLOSED as HO_STATE_CLOSED, HO_RESULT_PENDING as HO_STATE_NONE, HO_PROBE_STATE_OPEN as HO_STATE_OPEN } from '../../src/contract.generated';
+import { HO_PROBE_STATE_CLOSED, HO_RESULT_PENDING, HO_PROBE_STATE_OPEN } from '../../src/contract.generated';
 import type { Verdict } from '../../src/engine/probe-table';
 import type { ProbeOnce, ProbeOptions } from '../../src/daemon/on-demand';
 
@@ -308,15 +308,15 @@ class ScriptedTable implements ProbeSlots {
   readonly sends: number[] = [];
   readonly programmed = new Map<number, { addr: bigint; port: number; sport: number; route?: { source?: string; mark?: number } }>();
   private state: Uint8Array;
-  behaviour: (a: bigint, port: number) => number = () => HO_STATE_OPEN;
+  behaviour: (a: bigint, port: number) => number = () => HO_PROBE_STATE_OPEN;
   families = { v4: true, v6: true };
   constructor(readonly capacity: number) { this.state = new Uint8Array(capacity); }
   setSlot(i: number, addr: bigint, port: number, sport: number, route?: { source?: string; mark?: number }): void {
-    this.programmed.set(i, { addr, port, sport, route }); this.state[i] = HO_STATE_NONE;
+    this.programmed.set(i, { addr, port, sport, route }); this.state[i] = HO_RESULT_PENDING;
   }
-  clearSlot(i: number): void { this.programmed.delete(i); this.state[i] = HO_STATE_NONE; }
-  rearmSlot(i: number, sport: number): void { const p = this.programmed.get(i); if (p) p.sport = sport; this.state[i] = HO_STATE_NONE; }
-  answered(i: number): boolean { return this.state[i] !== HO_STATE_NONE; }
+  clearSlot(i: number): void { this.programmed.delete(i); this.state[i] = HO_RESULT_PENDING; }
+  rearmSlot(i: number, sport: number): void { const p = this.programmed.get(i); if (p) p.sport = sport; this.state[i] = HO_RESULT_PENDING; }
+  answered(i: number): boolean { return this.state[i] !== HO_RESULT_PENDING; }
   verdict(i: number): Verdict | null { const s = this.state[i]; return s ? { state: s, rttMs: 0.05, ttl: 64, icmpType: 0, icmpCode: 0, replies: 1 } : null; }
   pollSlots(): Uint32Array { return new Uint32Array(0); }
   sendSlots(slots: Uint32Array): Promise<unknown> {
@@ -345,7 +345,7 @@ ${Array.from({ length: 20 }, (_, i) => `  - { name: b${i}, host: 198.18.1.${i + 
     m.apply(backends.map((cfg, i) => ({ cfg, addr: v4FromNumber(0xc6120101 + i) })));
     for (const b of m.list()) for (const s of b.slots) assert.ok(s < 56, `backend slot ${s} in the reserved range`);
     const v = await m.probeOnce(addr('198.18.1.1'), 80, {}, Date.now() + 1000);
-    assert.equal(v?.state, HO_STATE_OPEN);
+    assert.equal(v?.state, HO_PROBE_STATE_OPEN);
     assert.ok(t.sends.length === 1 && t.sends[0] >= 56, `sent from slot ${t.sends[0]}`);
   });
 
@@ -374,10 +374,10 @@ ${Array.from({ length: 60 }, (_, i) => `  - { name: p${i}, host: 198.18.2.${i + 
 
   test('verdicts, no answer by the deadline (null), E_BUSY when every slot is in use, E_INTERFACE for a family with no route', async () => {
     const t = new ScriptedTable(32);
-    t.behaviour = (a) => (a === addr('198.18.0.2') ? HO_STATE_CLOSED : a === addr('198.18.0.3') ? HO_STATE_NONE : HO_STATE_OPEN);
+    t.behaviour = (a) => (a === addr('198.18.0.2') ? HO_PROBE_STATE_CLOSED : a === addr('198.18.0.3') ? HO_RESULT_PENDING : HO_PROBE_STATE_OPEN);
     const m = new Monitor(t, 61000, 61999);
     m.reserveOnDemand(2);
-    assert.equal((await m.probeOnce(addr('198.18.0.2'), 80, { mark: 5 }, Date.now() + 500))?.state, HO_STATE_CLOSED);
+    assert.equal((await m.probeOnce(addr('198.18.0.2'), 80, { mark: 5 }, Date.now() + 500))?.state, HO_PROBE_STATE_CLOSED);
     const t0 = Date.now();
     const silent = [m.probeOnce(addr('198.18.0.3'), 80, {}, t0 + 150), m.probeOnce(addr('198.18.0.3'), 80, {}, t0 + 150)];
     await assert.rejects(m.probeOnce(addr('198.18.0.1'), 80, {}, t0 + 150), (e: Error & { code?: string }) => e.code === 'E_BUSY');
@@ -392,7 +392,7 @@ ${Array.from({ length: 60 }, (_, i) => `  - { name: p${i}, host: 198.18.2.${i + 
 
   test('two probes of one target in flight never share a source port; the route (source, mark) reaches the slot', async () => {
     const t = new ScriptedTable(16);
-    t.behaviour = () => HO_STATE_NONE;
+    t.behaviour = () => HO_RESULT_PENDING;
     const m = new Monitor(t, 61000, 61003);
     m.reserveOnDemand(4);
     const d = Date.now() + 60;
@@ -412,7 +412,7 @@ class FakeProber implements ProbeOnce {
   async probeOnce(a: bigint, port: number, opts: ProbeOptions): Promise<Verdict | null> {
     this.asked.push({ addr: a, port, opts });
     if (this.hold) await this.hold;
-    return { state: port === 80 ? HO_STATE_OPEN : HO_STATE_CLOSED, rttMs: 0.05, ttl: 64, icmpType: 0, icmpCode: 0, replies: 1 };
+    return { state: port === 80 ? HO_PROBE_STATE_OPEN : HO_PROBE_STATE_CLOSED, rttMs: 0.05, ttl: 64, icmpType: 0, icmpCode: 0, replies: 1 };
   }
 }
 

@@ -4,7 +4,10 @@
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../src/daemon/config';
-import { configMapData, loadManifests, mergeJob, relocate, serveDaemon, sweepJob } from '../helpers/manifests';
+import fs from 'node:fs';
+import path from 'node:path';
+import yaml from 'js-yaml';
+import { MANIFEST_DIR, configMapData, loadManifests, mergeJob, relocate, serveDaemon, sweepJob } from '../helpers/manifests';
 import { scaleOutCommands } from '../helpers/scale-out';
 
 type ModelClass = new (d: any) => { validate(): void };
@@ -77,12 +80,34 @@ describe('Kubernetes manifests', () => {
   test('the simulation runs exactly the manifests\' commands, with the mount paths moved to local directories', () => {
     const dirs = { '/data': '/tmp/x/data', '/etc/halfopen': '/tmp/x/etc' };
     const sim = scaleOutCommands(dirs);
-    assert.deepEqual(sim.sweep, relocate(sweepJob().argv, dirs));
-    assert.deepEqual(sim.merge, relocate(mergeJob().argv, dirs));
-    assert.equal(sim.shards, sweepJob().shards);
-    assert.equal(sim.targets, configMapData('halfopen-targets')['targets.txt']);
+    // The expectation comes from the manifest files' own text, not from the
+    // helpers that build the simulation: the mount paths are replaced in the
+    // YAML source, which is then parsed afresh.
+    const fromText = (file: string, kind: string, name: string, moved: boolean) => {
+      let text = fs.readFileSync(path.join(MANIFEST_DIR, file), 'utf8');
+      if (moved) text = text.replaceAll('/data/', '/tmp/x/data/').replaceAll('/etc/halfopen/', '/tmp/x/etc/');
+      const doc = yaml.loadAll(text).find((d: any) => d?.kind === kind && d.metadata.name === name) as any;
+      const c = doc.spec.template.spec.containers[0];
+      return { argv: [...(c.command ?? []), ...(c.args ?? [])] as string[], doc };
+    };
+    const sweepText = fromText('sweep.yaml', 'Job', 'halfopen-sweep', true);
+    assert.deepEqual(sim.sweep, sweepText.argv);
+    assert.deepEqual(sim.merge, fromText('merge.yaml', 'Job', 'halfopen-merge', true).argv);
+    assert.equal(sim.shards, sweepText.doc.spec.completions);
+    assert.ok(sim.shards >= 2, `a scale-out of ${sim.shards} shard(s)`);
+    const targets = (yaml.loadAll(fs.readFileSync(path.join(MANIFEST_DIR, 'sweep.yaml'), 'utf8')).find((d: any) => d?.kind === 'ConfigMap' && d.metadata.name === 'halfopen-targets') as any).data['targets.txt'];
+    assert.equal(sim.targets, targets);
+    assert.ok(sim.targets.trim().length > 0, 'the ConfigMap lists targets');
+    // What moved: every mount path, and only those (the rest of each word is as deployed).
+    assert.ok(sim.sweep[2].includes('-o "/tmp/x/data/shard-$JOB_COMPLETION_INDEX.ndjson"'), sim.sweep[2]);
+    assert.ok(sim.sweep[2].includes('-iL /tmp/x/etc/targets.txt'), sim.sweep[2]);
+    assert.ok(sim.merge.includes('/tmp/x/data/shard-0.json'), sim.merge.join(' '));
+    for (const a of [...sim.sweep, ...sim.merge]) assert.doesNotMatch(a, /(^|[^x])\/data\/|\/etc\/halfopen\//, `a mount path left in ${a}`);
+    const unmoved = fromText('sweep.yaml', 'Job', 'halfopen-sweep', false).argv;
+    assert.equal(sim.sweep.length, unmoved.length);
+    sim.sweep.forEach((a, i) => assert.equal(a.replaceAll('/tmp/x/data/', '/data/').replaceAll('/tmp/x/etc/', '/etc/halfopen/'), unmoved[i]));
     // Relocating touches the mount paths and nothing else.
-    assert.deepEqual(relocate(sweepJob().argv, {}), sweepJob().argv);
+    assert.deepEqual(relocate(sweepJob().argv, {}), unmoved);
   });
 
   test('the sidecar: serve with its ConfigMap, liveness and readiness on /healthz, a Service and scrape annotations for /metrics', () => {

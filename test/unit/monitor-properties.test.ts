@@ -9,7 +9,11 @@
 // after a slot freed for it); no backend goes unchecked for longer than its
 // slowest interval, jitter, timeout and two ticks; every result applied is
 // the reply to that very check or "no response", each check at most once and
-// in send order; up/down changes follow rise/fall exactly.
+// in send order; up/down changes follow rise/fall exactly: every result
+// applied is replayed through a reference written here (RiseFall, not the
+// daemon's Health), the backend's state is compared with it after every
+// result, and every change event must be the reference's transition at that
+// very result (no change it does not make, none it makes left unreported).
 //
 // A failure prints fast-check's seed and path; rerun one with
 // HALFOPEN_FC_SEED=<seed> HALFOPEN_FC_PATH=<path>. HALFOPEN_FC_RUNS sets the
@@ -19,13 +23,34 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Monitor, ProbeSlots, Backend, ChangeEvent, tickFor } from '../../src/daemon/monitor';
 import { BackendConfig } from '../../src/daemon/config';
-import { Health } from '../../src/daemon/health';
+import type { Health } from '../../src/daemon/health';
 import { HO_PROBE_STATE_CLOSED, HO_RESULT_PENDING, HO_PROBE_STATE_OPEN } from '../../src/contract.generated';
 import type { Verdict } from '../../src/engine/probe-table';
 
 type Pattern = { kind: 'open' | 'rst' | 'silent' } | { kind: 'late' } | { kind: 'flap'; period: number } | { kind: 'random' };
 
 interface Reply { at: number; slot: number; sport: number; state: number; check: number }
+
+/**
+ * The reference for up/down, from HAProxy's documented rule and nothing of
+ * the daemon's: an up backend goes down after `fall` consecutive failed
+ * checks, a down one comes up after `rise` consecutive good ones; a result of
+ * the other kind starts the count again.
+ */
+class RiseFall {
+  private run = 0;
+  constructor(readonly rise: number, readonly fall: number, public state: 'up' | 'down') {}
+  /** Records one result; the new state when it changed, else null. */
+  record(ok: boolean): 'up' | 'down' | null {
+    const against = this.state === 'up' ? !ok : ok;
+    if (!against) { this.run = 0; return null; }
+    this.run++;
+    if (this.run < (this.state === 'up' ? this.fall : this.rise)) return null;
+    this.state = this.state === 'up' ? 'down' : 'up';
+    this.run = 0;
+    return this.state;
+  }
+}
 
 /** A probe table with the kernel's matching rules and scripted backends. */
 class FakeKernel implements ProbeSlots {
@@ -138,6 +163,9 @@ function cfgOf(name: string, host: string, t: Timing): BackendConfig {
   };
 }
 
+/** Over every scenario of the run: so the test cannot pass by replaying nothing. */
+const replayed = { results: 0, compared: 0, transitions: 0 };
+
 /** Runs one scenario; throws (assert) on any property violation. */
 async function runScenario(s: Scenario): Promise<void> {
   const rnd = prng(s.seed);
@@ -158,8 +186,14 @@ async function runScenario(s: Scenario): Promise<void> {
   const sentAt = new Map<string, number[]>();           // per backend name: send times
   const queued = new WeakMap<Health, number[]>();       // per backend (its health survives a reload): check ids in flight, send order
   const applied = new Set<number>();
-  const models = new WeakMap<Health, Health>();
-  const results = new WeakMap<Health, boolean[]>();
+  // Per health record (a reload keeps it while name, address and rise/fall stay): the reference,
+  // the transition of its latest result not yet reported, and the backends to compare after the step.
+  const models = new WeakMap<Health, { ref: RiseFall; unreported: 'up' | 'down' | null; lastCheck: number; checked: Backend[] }>();
+  /** A fresh health record starts fully up or fully down, as configured (cfg.initial). */
+  const adopt = () => {
+    for (const b of monitor.list()) if (!models.has(b.health)) models.set(b.health, { ref: new RiseFall(b.cfg.rise, b.cfg.fall, b.cfg.initial), unreported: null, lastCheck: -1, checked: [] });
+  };
+  let results = 0, compared = 0;
   let step = tickFor(fleet.map((b) => b.cfg));
   let worstLate = 0;
   const violations: string[] = [];
@@ -176,6 +210,7 @@ async function runScenario(s: Scenario): Promise<void> {
     applied(b, r, slot) {
       if (process.env.HALFOPEN_FC_TRACE) process.stderr.write(`${kernel.now - t0} applied ${b.cfg.name} slot ${slot} ${r.state} inflight ${b.inflight}\n`);
       const id = kernel.checkIn(slot);
+      results++;
       if (applied.has(id)) violations.push(`${b.cfg.name}: check ${id} applied twice`);
       applied.add(id);
       const q = queued.get(b.health) ?? [];
@@ -184,34 +219,40 @@ async function runScenario(s: Scenario): Promise<void> {
       const landed = kernel.landed.get(id);
       const want = landed === HO_PROBE_STATE_OPEN ? 'open' : landed === HO_PROBE_STATE_CLOSED ? 'closed' : 'filtered';
       if (r.state !== want) violations.push(`${b.cfg.name}: check ${id} applied as ${r.state}, its own reply says ${want}`);
-      let model = models.get(b.health);
-      if (!model) {
-        // The reference starts where the backend's health is now (fresh, or kept over a reload).
-        model = new Health(b.cfg.rise, b.cfg.fall, b.health.state);
-        (model as unknown as { h: number }).h = b.health.health;
-        models.set(b.health, model);
-        results.set(b.health, []);
-      }
-      results.get(b.health)!.push(r.ok);
+      const model = models.get(b.health);
+      if (!model) { violations.push(`${b.cfg.name}: a result for a health record the reference never saw created`); return; }
+      // The previous result's transition must have been reported by now.
+      if (model.unreported) violations.push(`${b.cfg.name}: rise/fall went ${model.unreported} after check ${model.lastCheck}, and no change event said so`);
+      model.unreported = model.ref.record(r.ok);
+      model.lastCheck = id;
+      model.checked.push(b);
     },
   };
   const changes: Array<{ ev: ChangeEvent; b: Backend }> = [];
   monitor.on('change', (ev: ChangeEvent, b: Backend) => {
     changes.push({ ev, b });
     if (ev.reason === 'stale') { violations.push(`${ev.backend}: reported stale at ${Date.parse(ev.time) - t0}`); return; }
-    // Replay this backend's results since the last change through the reference.
-    const model = models.get(b.health)!;
-    let t = null;
-    for (const ok of results.get(b.health)!.splice(0)) {
-      const tr = model.record(ok);
-      if (tr) t = tr;
-    }
-    if (!t || t.to !== ev.to || model.state !== ev.to) violations.push(`${ev.backend}: changed to ${ev.to}, rise/fall says ${model.state}`);
+    // The change must be the reference's transition at the result just applied, and reported once.
+    const model = models.get(b.health);
+    if (!model || model.unreported !== ev.to) violations.push(`${ev.backend}: changed to ${ev.to}, rise/fall says ${model ? `${model.ref.state} with no change at check ${model.lastCheck}` : 'nothing (unknown health record)'}`);
+    else { model.unreported = null; replayed.transitions++; }
   });
+  /** After each step: every backend that got a result holds the reference's state, and reported every change. */
+  const compare = () => {
+    for (const b of monitor.list()) {
+      const model = models.get(b.health);
+      if (!model || !model.checked.length) continue;
+      model.checked.length = 0;
+      compared++;
+      if (b.health.state !== model.ref.state) violations.push(`${b.cfg.name}: health says ${b.health.state}, rise/fall says ${model.ref.state} after check ${model.lastCheck}`);
+      if (model.unreported) violations.push(`${b.cfg.name}: rise/fall went ${model.unreported} after check ${model.lastCheck}, and no change event said so`);
+    }
+  };
 
   const reloads = [...s.reloads].sort((a, b) => a.at - b.at).map((r) => ({ ...r, t: t0 + Math.floor(r.at * s.duration) }));
   kernel.now = t0;
   monitor.apply(fleet.map(({ cfg, addr }) => ({ cfg, addr })), t0);
+  adopt();
   const born = new Map(fleet.map((b) => [b.cfg.name, t0]));
   for (let now = t0; now <= t0 + s.duration; now += step) {
     while (reloads.length && reloads[0].t <= now) {
@@ -222,6 +263,7 @@ async function runScenario(s: Scenario): Promise<void> {
       fleet = [...retimed, ...added];
       register();
       monitor.apply(fleet.map(({ cfg, addr }) => ({ cfg, addr })), now);
+      adopt();
       for (const b of retimed) if (b.cfg !== kept.find((k) => k.cfg.name === b.cfg.name)!.cfg) born.set(b.cfg.name, now);
       for (const b of added) born.set(b.cfg.name, now);
       step = tickFor(fleet.map((b) => b.cfg));
@@ -230,10 +272,13 @@ async function runScenario(s: Scenario): Promise<void> {
     monitor.tick(now);
     await Promise.resolve(); // the batch's promise settles, as the sender's reply would
     await Promise.resolve();
+    compare();
     if (violations.length) break;
   }
+  compare();
   assert.equal(monitor.anomalies, 0, 'an agenda entry was due again within its own tick');
   assert.deepEqual(violations.slice(0, 5), []);
+  replayed.results += results; replayed.compared += compared;
   // No starvation: every backend was checked within its slowest spacing of the end.
   const end = t0 + s.duration;
   for (const b of fleet) {
@@ -255,7 +300,8 @@ describe('serve scheduler properties (fast-check)', () => {
       // fast-check's report names the seed and path that reproduce it.
       assert.fail(`${fc.defaultReportMessage(out)}\nrerun: HALFOPEN_FC_SEED=${out.seed} HALFOPEN_FC_PATH=${out.counterexamplePath}`);
     }
-    process.stdout.write(`# scheduler properties: ${out.numRuns} runs, seed ${out.seed}\n`);
+    process.stdout.write(`# scheduler properties: ${out.numRuns} runs, seed ${out.seed}; ${replayed.results} results replayed through the reference, ${replayed.transitions} transitions\n`);
+    assert.ok(replayed.results > 1000 && replayed.compared > 100 && replayed.transitions > 10, `the runs replayed too little: ${JSON.stringify(replayed)}`);
   });
 
   test('the three configurations that once hung the scheduler tick on', async () => {

@@ -183,7 +183,10 @@ describe('ProbeSpace', () => {
     assert.equal(ten.size, 2 ** 24 * 16);
     assert.equal(probe(ten.at(ten.size - 1)), '10.255.255.255:1015');
     assert.equal(probe(ten.at(16 * 257 + 3)), '10.0.1.1:1003');
-    assert.ok(Number(process.hrtime.bigint() - t0) / 1e6 < 500, 'no enumeration');
+    // Interval arithmetic: a handful of ranges, not 8 billion probes. The time bound is not a speed
+    // target (bench/ has those): enumerating this space would take hours, so 20 s proves none happened.
+    assert.ok(s.ranges.length <= 8 && ten.ranges.length === 1, `${s.ranges.length} ranges`);
+    assert.ok(Number(process.hrtime.bigint() - t0) / 1e6 < 20_000, 'no enumeration');
   });
 
   test('exactly 2^53 probes is allowed and indexes exactly; more is too large', () => {
@@ -235,16 +238,6 @@ describe('ProbeSpace', () => {
     assert.deepEqual(all(copy), all(s));
   });
 
-  test('at() throughput (informational)', (t) => {
-    const s = space(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '2001:db8::/96'], [80, 443, 8080]);
-    const n = 1_000_000;
-    let sink = 0;
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) sink += s.at((i * 7919) % s.size).port;
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    assert.ok(sink > 0);
-    t.diagnostic(`ProbeSpace.at: ${Math.round(n / secs).toLocaleString('en-US')} calls/s`);
-  });
 });
 
 describe('ProbeSpace.indexOf: at()\'s inverse, which merge marks its bitset with', () => {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { HalfopenError } from '../../src/errors';
+import { buildSpace } from '../../src/sweep/space';
 import { RunRecord, encodeRunRecord, readRunRecord, spaceFingerprint, validateRunRecord, writeRunRecord } from '../../src/sweep/run-record';
 
 const record = (): RunRecord => ({
@@ -45,5 +46,23 @@ describe('run record', () => {
     assert.equal(a, spaceFingerprint({ ranges: [{ lo: 1n, hi: 9n }], pairs: [], ports: [80, 81], excludes: [] }));
     assert.notEqual(a, spaceFingerprint({ ranges: [{ lo: 1n, hi: 9n }], pairs: [], ports: [80, 82], excludes: [] }));
     assert.notEqual(a, spaceFingerprint({ ranges: [{ lo: 1n, hi: 9n }], pairs: [], ports: [80, 81], excludes: [{ lo: 5n, hi: 5n }] }));
+  });
+
+  test('fingerprint: two spellings of one space, through the sweep\'s own parsing, give one fingerprint', async () => {
+    const fp = async (targets: string[], opts: { ports: string; exclude?: string[] }) => {
+      return (await buildSpace({ targets, ...opts })).fingerprint;
+    };
+    const a = await fp(['198.18.0.0/24'], { ports: '80,81' });
+    // A CIDR, an explicit range, a short range and two halves; ports listed, reversed, as a range.
+    for (const [targets, ports] of [
+      [['198.18.0.0-198.18.0.255'], '81,80'], [['198.18.0.0-255'], '80-81'], [['198.18.0.0/25', '198.18.0.128/25'], '80,81,80'],
+    ] as const) assert.equal(await fp([...targets], { ports }), a, `${targets.join(' ')} -p ${ports}`);
+    // The same exclude spelled as an address and as a /32; IPv6 with and without its zeros.
+    assert.equal(await fp(['198.18.0.0/24'], { ports: '80,81', exclude: ['198.18.0.5'] }), await fp(['198.18.0.0/24'], { ports: '80,81', exclude: ['198.18.0.5/32'] }));
+    assert.equal(await fp(['2001:2::/120'], { ports: '80' }), await fp(['2001:0002:0000::0/120'], { ports: '80' }));
+    // And a different space is a different fingerprint, however spelled.
+    assert.notEqual(await fp(['198.18.0.0-198.18.0.254'], { ports: '80,81' }), a);
+    assert.notEqual(await fp(['198.18.0.0/24'], { ports: '80-82' }), a);
+    assert.notEqual(await fp(['198.18.0.0/24'], { ports: '80,81', exclude: ['198.18.0.5'] }), a);
   });
 });

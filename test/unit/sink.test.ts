@@ -53,12 +53,22 @@ describe('StreamSink', () => {
   });
 
   test('release() lets a run stop while the reader sleeps', async () => {
-    const { stream } = slowStream();
-    const sink = new StreamSink(stream, () => {});
+    const { stream, got } = slowStream();
+    const sink = new StreamSink(stream, () => assert.fail('no error expected'));
     sink.write('x'.repeat(64));
-    const wait = sink.backpressure()!;
+    const wait = sink.backpressure();
+    assert.ok(wait, 'the reader has taken nothing: the sink pushes back');
+    // The reader never drains: only release() can end the wait (a bounded one here, not the test runner's).
+    let released = false;
+    void wait.then(() => { released = true; });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(released, false, 'still waiting while the reader sleeps');
     sink.release();
-    await wait;
+    const outcome = await Promise.race([wait.then(() => 'released'), new Promise((r) => setTimeout(() => r('still blocked'), 2000))]);
+    assert.equal(outcome, 'released');
+    assert.equal(sink.backpressure(), null, 'no wait left after release');
+    assert.equal(sink.bytes, 64);
+    assert.deepEqual(got, ['x'.repeat(64)], 'what was written before stays written');
   });
 });
 
