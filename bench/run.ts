@@ -22,6 +22,8 @@ import { probeScenario } from './probe';
 import { pushScenario } from './push';
 import { serveScenario, serveStretchScenario, serveHookScenario } from './serve';
 import { microScenario } from './micro';
+import { farmguardianViaScenario } from './farmguardian-via';
+import { agentCostScenario } from './agent-cost';
 import { Report, ScenarioOutcome, machineFacts, num, renderMarkdown, renderSvg } from './report';
 
 interface Entry {
@@ -57,6 +59,8 @@ const SCENARIOS: Entry[] = [
   { id: 'check', about: 'single check: native check_tcp_half_open vs check_tcp vs halfopen check vs node -e 0 vs the nmap wrapper, whole-process time (50 runs; quick: 10)', load: () => checkScenario, runs: (o) => o.checkRuns },
   { id: 'probe', about: '/probe at 100 concurrent scrapers: probes/s and CPU per probe, serve vs blackbox_exporter tcp_connect, same targets (8 s rounds; quick: 3 s)', load: () => probeScenario },
   { id: 'farmguardian', about: 'farmguardian round: 200 backends (190 open, 5 closed, 5 dropped) checked one after another from Perl, a 1 s budget for every check command (-t 1, nmap --host-timeout 1s) (quick: 40)', load: () => farmguardianScenario, runs: () => 1 },
+  { id: 'farmguardian-via', about: 'farmguardian round through the daemon: 200 backends (10 silent), direct vs check_tcp_half_open --via, configured and learned (quick: 40)', load: () => farmguardianViaScenario, runs: () => 1 },
+  { id: 'agent-cost', about: 'agent-check responder: serve CPU per 1,000 agent connections at a steady connection rate, idle CPU subtracted (HALFOPEN_BENCH_REF=DIR adds a row for another build)', load: () => agentCostScenario, runs: (o) => o.runs },
   {
     id: 'serve',
     about: 'sidecar: halfopen serve vs HAProxy doing its own TCP checks (bench/serve.ts)',

@@ -152,7 +152,8 @@ HO_STATIC_ASSERT(sizeof(struct ho_key) == HO_KEY_SIZE, "ho_key layout");
 	X(HO_, E_CONFIG, 10)     /* a config file is invalid */ \
 	X(HO_, E_MERGE, 11)      /* merge: the shards do not make one complete sweep */ \
 	X(HO_, E_INTERNAL, 12) \
-	X(HO_, E_BUSY, 13)       /* serve: every slot kept for probes on request (/probe) is in use */
+	X(HO_, E_BUSY, 13)       /* serve: every slot kept for probes on request (/probe) is in use */ \
+	X(HO_, E_REFUSED, 14)    /* probing on request refused: outside an allow list, or over its cap (plugin.learn) */
 
 #define HO_ENUMERATOR(prefix, name, value) prefix##name = value,
 enum ho_probe_state { HO_PROBE_STATE_LIST(HO_ENUMERATOR) };

@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 # chromium (status page), prometheus (promtool), zmap, masscan, nmap; postfix (a private
 # instance in a namespace for the check test), monitoring-plugins-basic (check_tcp, bench), dnsmasq-base (a DNS server
 # in the fleet for serve's re-resolution test), libxml2-utils (xmllint, for the sweep output tests), mariadb-server
-# (a private instance in the fleet for the /probe test), prometheus-blackbox-exporter (the /probe bench's peer).
+# (a private instance in the fleet for the /probe test), prometheus-blackbox-exporter (the /probe bench's peer),
+# perl (farmguardian's loop shape with Time::HiRes, for the --via test and the farmguardian benches).
 # Packaging (npm run package, test:package): dpkg-dev, lintian, debootstrap; man pages: man-db, groff-base.
 PKGS=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ python3 iproute2 nftables util-linux procps time
   haproxy nftlb chromium prometheus zmap masscan nmap postfix monitoring-plugins-basic dnsmasq-base libxml2-utils
-  mariadb-server prometheus-blackbox-exporter
+  mariadb-server prometheus-blackbox-exporter perl
   dpkg-dev lintian debootstrap man-db groff-base)
 missing=()
 for p in "${PKGS[@]}"; do

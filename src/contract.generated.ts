@@ -123,7 +123,7 @@ export const REASONS = ['syn-ack', 'rst', 'no-response', 'icmp', 'no-route', 'lo
 export type ReasonName = (typeof REASONS)[number];
 
 /** enum ho_error as text, in value order (value = index + 1). */
-export const ERROR_CODES = ['E_USAGE', 'E_TARGET', 'E_EMPTY', 'E_PRIVILEGE', 'E_INTERFACE', 'E_RESOLVE', 'E_BPF', 'E_VERIFIER', 'E_SEND', 'E_CONFIG', 'E_MERGE', 'E_INTERNAL', 'E_BUSY'] as const;
+export const ERROR_CODES = ['E_USAGE', 'E_TARGET', 'E_EMPTY', 'E_PRIVILEGE', 'E_INTERFACE', 'E_RESOLVE', 'E_BPF', 'E_VERIFIER', 'E_SEND', 'E_CONFIG', 'E_MERGE', 'E_INTERNAL', 'E_BUSY', 'E_REFUSED'] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** The reason of a recorded state, by enum ho_probe_state value (enum ho_recorded_reason). */

@@ -1,5 +1,6 @@
 // halfopen native addon: libbpf program control, the batched SYN sender, and
-// sd_notify for systemd. The single check is the plugin's (native/plugin).
+// sd_notify for systemd, and the agent-check responder's connection thread.
+// The single check is the plugin's (native/plugin).
 #include "common.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -7,6 +8,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ho::InitProgram(env, exports);
   ho::InitSender(env, exports);
   ho::InitNotify(env, exports);
+  ho::InitAgent(env, exports);
   return exports;
 }
 

@@ -21,6 +21,7 @@ void InitErrors(Napi::Env env, Napi::Object exports);
 void InitProgram(Napi::Env env, Napi::Object exports);
 void InitSender(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
+void InitAgent(Napi::Env env, Napi::Object exports);
 
 // One mmap per BPF map per process, shared by the main thread and every sender
 // thread: mapping the same map again would only duplicate page-table entries

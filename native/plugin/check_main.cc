@@ -10,6 +10,7 @@
 // Needs neither Node nor libbpf: libc only (libstdc++ is linked statically).
 #include "check_core.h"
 #include "errno_name.h"
+#include "via.h"
 
 #include <arpa/inet.h>
 #include <signal.h>
@@ -57,6 +58,8 @@ std::string HelpText() {
        "  -c, --critical SECS   CRITICAL when the response time is above SECS\n"
        "  -4, -6                use IPv4 or IPv6 only (also for hostname lookups)\n"
        "      --json            print one JSON object (ip, port, state, reason, rtt_ms, ttl, ts)\n"
+       "      --via SOCKET      ask halfopen serve at its plugin socket (listen.plugin) and print\n"
+       "                        its verdict, rise/fall applied; checks live when it cannot answer\n"
        "  -h, --help            this text\n"
        "  -V, --version         the version\n"
        "Environment: MARK=N or MARK=0xN marks the SYNs (SO_MARK), as SKUDONET sets for l4xnat farms.\n"
@@ -245,6 +248,7 @@ struct Args {
   double warning_s = -1, critical_s = -1;  // -1: not given
   int family = 0;
   bool json = false;
+  std::string via;  // --via SOCKET: ask serve; empty = a live check
 };
 
 enum Parsed { kCheck, kHelp, kVersion };
@@ -305,14 +309,14 @@ bool ParseThreshold(const std::string &s, const char *which, double *out, Failur
 }
 
 bool ParseArgs(int argc, char **argv, Args *args, Parsed *what, Failure *f) {
-  enum Key { kHost, kPort, kTimeout, kWarning, kCritical, kKeys };
+  enum Key { kHost, kPort, kTimeout, kWarning, kCritical, kVia, kKeys };
   static const struct {
     const char *flag;
     Key key;
   } kWithValue[] = {
       {"-H", kHost},         {"--hostname", kHost}, {"--host", kHost},   {"-p", kPort},
       {"--port", kPort},     {"-t", kTimeout},      {"--timeout", kTimeout}, {"-w", kWarning},
-      {"--warning", kWarning}, {"-c", kCritical},   {"--critical", kCritical},
+      {"--warning", kWarning}, {"-c", kCritical},   {"--critical", kCritical}, {"--via", kVia},
   };
   std::string got[kKeys];
   bool seen[kKeys] = {};
@@ -421,6 +425,13 @@ bool ParseArgs(int argc, char **argv, Args *args, Parsed *what, Failure *f) {
   if (seen[kTimeout] && !ParseTimeout(got[kTimeout], &args->timeout_s, f)) return false;
   if (seen[kWarning] && !ParseThreshold(got[kWarning], "warning", &args->warning_s, f)) return false;
   if (seen[kCritical] && !ParseThreshold(got[kCritical], "critical", &args->critical_s, f)) return false;
+  if (seen[kVia]) {
+    if (got[kVia].empty() || got[kVia][0] != '/') {
+      *f = Usage("invalid --via \"" + got[kVia] + "\": expected the absolute path of serve's plugin socket");
+      return false;
+    }
+    args->via = got[kVia];
+  }
   args->family = family;
   args->json = json;
   *what = kCheck;
@@ -519,6 +530,19 @@ Resolved Resolve(const Args &a, int64_t deadline_ns, Target *t, Failure *f) {
     return kUnresolved;
   }
   return kResolved;
+}
+
+// SYNs a live check sends within timeout_ms: one at once, then after 0.2 s,
+// 0.4 s, 0.8 s, ... (RunCheck's schedule), for the line of a silent backend.
+int SynsWithin(double timeout_ms) {
+  int n = 0;
+  double at = 0, gap = HO_CHECK_FIRST_RETRY_MS;
+  while (at < timeout_ms && n < HO_CHECK_MAX_ATTEMPTS) {
+    n++;
+    at += gap;
+    gap *= 2;
+  }
+  return n;
 }
 
 // ---- the run (main in check.ts) ------------------------------------------
@@ -624,6 +648,39 @@ struct Run {
            ",\"ts\":" + JsonString(IsoNow()) + "}";
   }
 
+  // serve's verdict (--via), printed by the same formatters as a live check's.
+  int FromServe(const ViaAnswer &a) const {
+    Target t;
+    if (!Literal(a.ip, &t)) return Unknown({HO_E_INTERNAL, "serve answered with the address \"" + a.ip + "\""});
+    const std::string where =
+        "on " + (args.host == t.ip ? t.ip : args.host + " (" + t.ip + ")") + " port " + std::to_string(args.port);
+    if (a.state == "maint" || a.state == "pending") {
+      // No live check ends like this: serve's admin state, or rise not reached yet.
+      const bool maint = a.state == "maint";
+      if (args.json)
+        WriteStdout("{\"ip\":" + JsonString(t.ip) + ",\"port\":" + std::to_string(args.port) +
+                    ",\"state\":\"down\",\"reason\":" + JsonString(maint ? "maint" : "rise") +
+                    ",\"rtt_ms\":null,\"ttl\":null,\"ts\":" + JsonString(IsoNow()) + "}\n");
+      else
+        WriteStdout(std::string("TCP CRITICAL - ") +
+                    (maint ? "In maintenance (halfopen serve) " : "Down until rise is reached (halfopen serve) ") + where +
+                    Perf(0) + "\n");
+      return HO_CHECK_CRITICAL;
+    }
+    CheckResult r;
+    r.state = a.state == "open" ? HO_PROBE_STATE_OPEN : a.state == "closed" ? HO_PROBE_STATE_CLOSED : HO_PROBE_STATE_FILTERED;
+    r.reason = a.state == "open" ? HO_REASON_SYN_ACK : a.state == "closed" ? HO_REASON_RST : HO_REASON_NO_RESPONSE;
+    r.rtt_ns = a.rtt_us >= 0 ? a.rtt_us * 1000 : -1;
+    r.ttl = a.ttl;
+    r.replied = a.ttl >= 0;
+    // A silent backend reads as a live check that waited out its deadline.
+    r.attempts = SynsWithin(args.timeout_s * 1000);
+    std::string line;
+    int code = Outcome(t, r, args.timeout_s * 1e9, &line);
+    WriteStdout((args.json ? Json(t, r) : line) + "\n");
+    return code;
+  }
+
   int Main(int argc, char **argv) {
     Parsed what;
     Failure f;
@@ -640,6 +697,19 @@ struct Run {
     const int64_t deadline = started + (int64_t)(args.timeout_s * 1e9 + 0.5);  // Math.round of a positive value
     uint32_t mark;
     if (!ParseMark(getenv("MARK"), &mark, &f)) return Unknown(f);
+    if (!args.via.empty()) {
+      Target lit;
+      if (Literal(args.host, &lit) && args.family && lit.family != args.family)
+        return Unknown(Usage(args.host + " is an IPv" + std::to_string(lit.family) + " address but -" +
+                             std::to_string(args.family) + " was given"));
+      ViaAnswer a = AskServe(args.via, args.host, args.port, deadline, args.family);
+      if (a.kind == kViaVerdict) return FromServe(a);
+      if (a.kind == kViaRefused) return Unknown({HO_E_REFUSED, a.text});
+      // stderr only: farmguardian logs stdout, which stays the check's one line.
+      std::string note = "check_tcp_half_open: --via " + args.via + ": " + a.text + "; checking live\n";
+      if (write(2, note.data(), note.size()) < 0) {
+      }
+    }
     if (!HasNetRaw())
       return Unknown({HO_E_PRIVILEGE, "the half-open check needs CAP_NET_RAW (raw sockets): run it as root, or through sudo"});
     Target t;

@@ -83,6 +83,18 @@ interface Addon {
   driverName(ifindex: number): string;
   /** sd_notify: one datagram with `state` to the unix socket at `socketPath` ('@' = abstract); 0 or the errno. */
   notify(socketPath: string, state: string): number;
+  /** The agent-check responder's thread, listening on address:port (native/addon/agent.cc). */
+  AgentResponder: new (address: string, port: number) => NativeAgentResponder;
+}
+
+export interface NativeAgentResponder {
+  /** Sets these keys' replies; `whole`: they are the whole table. */
+  update(keys: string[], replies: string[], whole: boolean): void;
+  remove(keys: string[]): void;
+  /** The table is complete: stop answering "halfopen starting". */
+  ready(): void;
+  stats(): { accepted: number; answered: number; timedOut: number };
+  close(): void;
 }
 
 function load(): Addon {
@@ -111,4 +123,5 @@ export const native: Omit<Addon, 'setErrorClass'> = {
   siphash24: (key, msg) => addon().siphash24(key, msg),
   driverName: (ifindex) => addon().driverName(ifindex),
   notify: (socketPath, state) => addon().notify(socketPath, state),
+  get AgentResponder() { return addon().AgentResponder; },
 };

@@ -122,6 +122,19 @@ export class Backend {
   checks = 0;
   /** Heap bookkeeping: entries carrying an older version are stale. */
   version = 0;
+  /**
+   * What check_tcp_half_open --via prints from (plugin-socket.ts): the latest
+   * answered check (RTT, TTL), shown while the backend is up, and the latest
+   * failed one, shown while it is down.
+   */
+  okRttMs = -1;
+  okTtl = -1;
+  failState: ProbeState | null = null;
+  failReason = '';
+  failRttMs = -1;
+  failTtl = -1;
+  /** A learned backend: its first check alone decides its health (Monitor.learn). */
+  firstDecides = false;
   /** Recent results, oldest first, packed: 30 checks cost 150 bytes, not 30 objects. */
   private readonly histState = new Uint8Array(HISTORY);
   private readonly histRtt = new Float32Array(HISTORY);
@@ -149,6 +162,9 @@ export class Backend {
       this.histRtt.set(keep.histRtt);
       this.histLen = keep.histLen;
       this.histPos = keep.histPos;
+      this.okRttMs = keep.okRttMs; this.okTtl = keep.okTtl;
+      this.failState = keep.failState; this.failReason = keep.failReason; this.failRttMs = keep.failRttMs; this.failTtl = keep.failTtl;
+      this.firstDecides = keep.firstDecides;
     }
   }
 
@@ -195,6 +211,19 @@ export class Backend {
 
   /** Whether slow start is under way (the announced weight is below the configured one). */
   rampingUp(now: number): boolean { return this.weightNow(now) < (this.cfg.weight ?? 100); }
+
+  /** Notes a completed check for the plugin socket; ttl of the reply, -1 without one. */
+  notePlugin(r: CheckOutcome, ttl: number): void {
+    if (r.ok) {
+      this.okRttMs = r.rtt_ms ?? -1;
+      this.okTtl = ttl;
+    } else {
+      this.failState = r.state;
+      this.failReason = r.reason;
+      this.failRttMs = r.rtt_ms ?? -1;
+      this.failTtl = ttl;
+    }
+  }
 
   remember(r: CheckOutcome): void {
     this.histState[this.histPos] = STATE_CODE[r.state];

@@ -7,6 +7,7 @@ import { hostPort, isV4, parseAddress } from '../targets/address';
 import { isPort, parsePortNumber, parsePortRange } from '../targets/ports';
 import { PushConfig, discovers, parsePush } from './push/config';
 import { ExporterConfig, parseExporterConfig } from './exporter/config';
+import { PluginConfig, parsePluginConfig } from './plugin-config';
 
 export interface BackendConfig {
   name: string;
@@ -58,6 +59,8 @@ export interface ServeConfig {
   template: Omit<BackendConfig, 'name' | 'host' | 'port'>;
   /** /probe (blackbox_exporter style); absent: /probe answers 404. */
   exporter?: ExporterConfig;
+  /** `listen.plugin` and `plugin.*`: check_tcp_half_open --via (src/daemon/plugin-config.ts). */
+  plugin: PluginConfig;
 }
 
 const TIMING_KEYS = ['interval', 'timeout', 'rise', 'fall', 'fastinter', 'downinter', 'jitter', 'initial', 'slowstart', 'log_failures', 'resolve_interval'] as const;
@@ -198,7 +201,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
     throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   const root = obj(c, '(top level)', doc);
-  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin', 'push', 'exporter']);
+  known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin', 'push', 'exporter', 'plugin']);
   const push = parsePush(root.push, root.backends, file);
   const exporter = parseExporterConfig(root.exporter, file);
   if (root.state_file !== undefined && (typeof root.state_file !== 'string' || !root.state_file)) c.fail('state_file', 'a file path', root.state_file);
@@ -212,12 +215,14 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   const baseRoute = { source: sources(c, 'defaults.source', defaults.source), mark: mark(c, 'defaults.mark', defaults.mark) };
 
   // Backends may be left out when a balancer lists them (push.nftlb discover) or serve is an exporter only (/probe).
-  if ((discovers(push) || exporter) && (root.backends === undefined || root.backends === null)) root.backends = [];
-  if (!Array.isArray(root.backends) || (root.backends.length === 0 && !discovers(push) && !exporter)) c.fail('backends', 'a non-empty list of backends (or an exporter section)', root.backends);
+  const plugin = parsePluginConfig(root, obj(c, 'listen', root.listen), base, (p, e, g) => c.fail(p, e, g), (p, v) => duration(c, p, v));
+  // ... or serve learns them from check_tcp_half_open --via (plugin.learn).
+  if ((discovers(push) || exporter || plugin.learn) && (root.backends === undefined || root.backends === null)) root.backends = [];
+  if (!Array.isArray(root.backends) || (root.backends.length === 0 && !discovers(push) && !exporter && !plugin.learn)) c.fail('backends', 'a non-empty list of backends (or an exporter section)', root.backends);
   const backends = backendList(c, root.backends as unknown[], base, baseRoute, root.allow_duplicates === true);
 
   const l = obj(c, 'listen', root.listen);
-  known(c, 'listen', l, ['http', 'agent']);
+  known(c, 'listen', l, ['http', 'agent', 'plugin']);
   if (exporter && l.http === undefined) c.fail('listen.http', 'an HTTP listen address: /probe (exporter) is served there', undefined);
   const hooks = obj(c, 'hooks', root.hooks);
   known(c, 'hooks', hooks, ['on_change', 'timeout']);
@@ -237,6 +242,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
       fastinter: base.fastinter ?? base.interval!, downinter: base.downinter ?? base.interval!, slowstart: base.slowstart!, logFailures: base.logFailures!,
       resolveInterval: base.resolveInterval!, ...(baseRoute.mark !== undefined ? { mark: baseRoute.mark } : {}) },
     exporter,
+    plugin,
   };
 }
 

@@ -560,12 +560,20 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     this.checksCompleted++;
     b.counts[r.state]++;
     b.remember(r);
+    b.notePlugin(r, v ? v.ttl : -1);
     this.observer?.applied?.(b, r, slot);
-    b.health.record(r.ok);
+    const first = b.firstDecides;
+    if (first) {
+      b.firstDecides = false;
+      b.health.restore(r.ok ? Infinity : 0, r.ok ? 1 : -1); // fully up or fully down: rise/fall from here on
+    } else {
+      b.health.record(r.ok);
+    }
     if (!r.ok && b.cfg.logFailures) {
       this.event(b, 'check', b.reported, b.reported, r.reason, r.rtt_ms, now);
     }
     this.report(b, now, r);
+    if (first) this.emit('first-check', b);
   }
 
   /**
@@ -591,6 +599,44 @@ export class Monitor extends EventEmitter implements ProbeOnce {
       from, to, reason, rtt_ms: rttMs, consecutive: { successes: b.health.successes, failures: b.health.failures },
     };
     this.emit('change', ev, b);
+  }
+
+  /**
+   * Adds one backend at run time, checked at once (the plugin socket's
+   * learning): its first check alone decides its health ('first-check' is
+   * emitted then), later ones go through rise/fall. Throws when the probe
+   * table has no free slot for it, or the name is taken.
+   */
+  learn(cfg: BackendConfig, addr: bigint, now = Date.now()): Backend {
+    if (this.backends.has(cfg.name)) throw new Error(`backend ${cfg.name} exists`);
+    const b = new Backend(cfg, addr, now);
+    if (this.free.length < b.depth) throw new Error('probe table full');
+    b.firstDecides = true;
+    b.nextAt = now;
+    b.lastPlanned = now - cfg.interval;
+    this.allocate([b]);
+    for (const s of b.slots) this.bySlot[s] = b;
+    this.backends.set(cfg.name, b);
+    for (const key of [`${b.address}:${cfg.port}`, `[${b.address}]:${cfg.port}`]) if (!this.byTarget.has(key)) this.byTarget.set(key, b);
+    const tick = tickFor([cfg]);
+    if (tick < this.tickMs) {
+      this.tickMs = tick;
+      if (this.timer) { this.stop(); this.start(); }
+    }
+    this.wake(b);
+    this.report(b, now, null);
+    return b;
+  }
+
+  /** Drops one backend (a learned one nobody asked about); false when there is none of that name. */
+  forget(name: string): boolean {
+    const b = this.backends.get(name);
+    if (!b) return false;
+    this.release(b);
+    b.version++; // its agenda entries are void
+    this.backends.delete(name);
+    this.indexTargets();
+    return true;
   }
 
   /** The XDP program's counters (enum ho_counter) since the current engine loaded it. */

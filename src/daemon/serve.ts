@@ -22,7 +22,9 @@ import { requirePrivileges } from '../privileges';
 import { hostPort } from '../targets/address';
 import { Monitor, capacityFor, slotsFor } from './monitor';
 import { createHttpServer } from './http';
-import { createAgentServer } from './agent';
+import { AgentServer } from './agent';
+import { PluginSocket } from './plugin-socket';
+import { learnRouteSamples } from './plugin-config';
 import { EventSink } from './events';
 import { AdminGate, loadToken } from './admin';
 import { Refresher, ResolvedBackend, resolveHost } from './resolver';
@@ -56,12 +58,13 @@ async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
   return list;
 }
 
-function openEngine(cfg: ServeConfig, list: Resolved, exporter: Exporter, onDemandSlots: number): Engine {
+function openEngine(cfg: ServeConfig, list: Resolved, exporter: Exporter, onDemandSlots: number, learnSlots = 0): Engine {
   const addrs = list.map((b) => b.addr).filter((a): a is bigint => a !== null);
+  addrs.push(...learnRouteSamples(cfg.plugin, addrs)); // plugin.learn may start from no backends
   // /probe's allow list gives a route for a family no backend has (and the interface, for an exporter only).
   if (exporter.enabled) addrs.push(...exporter.routeSamples(addrs.length || cfg.probe.interface ? matcherInterface(list, cfg.probe.interface) || undefined : undefined));
   if (!addrs.length && !cfg.probe.interface) throw new HalfopenError('E_CONFIG', 'no backend has an address to find the interface by: set probe.interface (or an address in exporter.allow)');
-  return Engine.open(addrs, capacityFor(list) + onDemandSlots, {
+  return Engine.open(addrs, capacityFor(list) + onDemandSlots + learnSlots, {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
     senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22,
     // Backends with a source or mark send on raw sockets, RSTs from the kernel: all the same way then.
@@ -125,6 +128,9 @@ export class Daemon {
   /** /probe (src/daemon/exporter), and the probe-table slots kept for it from start to exit. */
   private readonly exporter: Exporter;
   private readonly onDemandSlots: number;
+  private agent: AgentServer | null = null;
+  /** check_tcp_half_open --via (listen.plugin, plugin.*), and the backends it learned. */
+  private plugin: PluginSocket | null = null;
 
   private constructor(private readonly configPath: string, private cfg: ServeConfig) {
     this.exporter = new Exporter(cfg.exporter, log);
@@ -140,7 +146,8 @@ export class Daemon {
       await d.push?.close();
       d.monitor?.stop();
       d.exporter.stop();
-      await Promise.all(d.servers.map(closeServer));
+      d.agent?.close();
+      await Promise.all([...d.servers.map(closeServer), d.plugin?.close()]);
       await d.engine?.close();
       await d.sink?.close(0);
       throw err;
@@ -161,11 +168,12 @@ export class Daemon {
       const extra = () => (this.push?.metrics() ?? '') + this.exporter.metricsText(this.monitor?.onDemandStats ?? null);
       await this.listen(createHttpServer(() => this.monitor, gate, extra, this.exporter), cfg.listen.http, 'HTTP');
     }
-    if (cfg.listen.agent) await this.listen(createAgentServer(() => this.monitor), cfg.listen.agent, 'the agent');
+    if (cfg.listen.agent) this.agent = new AgentServer(() => this.monitor, cfg.listen.agent); // its own thread (native/addon/agent.cc)
+    if (cfg.plugin.socket) await (this.plugin = new PluginSocket(cfg.plugin, () => this.monitor, log)).listen();
     const prepared = await this.prepare(cfg, null);
-    if (!prepared.list.length && !this.exporter.enabled) throw new HalfopenError('E_CONFIG', 'no backends to check: none configured, and the push.nftlb farms to discover listed none');
+    if (!prepared.list.length && !this.exporter.enabled && !cfg.plugin.learn) throw new HalfopenError('E_CONFIG', 'no backends to check: none configured, and the push.nftlb farms to discover listed none');
     await this.exporter.refreshAllow();
-    this.engine = openEngine(cfg, prepared.list, this.exporter, this.onDemandSlots);
+    this.engine = openEngine(cfg, prepared.list, this.exporter, this.onDemandSlots, this.plugin?.reserve());
     const mon = new Monitor(this.engine, cfg.probe.sourcePorts.lo, cfg.probe.sourcePorts.hi);
     this.monitor = mon;
     mon.reserveOnDemand(this.onDemandSlots);
@@ -186,7 +194,8 @@ export class Daemon {
     log(`checking ${this.list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
       `${cfg.listen.http ? `; http on ${hostPort(cfg.listen.http.host, cfg.listen.http.port)}` : ''}` +
       `${cfg.listen.agent ? `; agent on ${hostPort(cfg.listen.agent.host, cfg.listen.agent.port)}` : ''}` +
-      `${this.exporter.enabled && cfg.listen.http ? `; /probe with ${this.onDemandSlots} slots` : ''}`);
+      `${this.exporter.enabled && cfg.listen.http ? `; /probe with ${this.onDemandSlots} slots` : ''}` +
+      `${cfg.plugin.socket ? `; plugin on ${cfg.plugin.socket}${cfg.plugin.learn ? ' (learning)' : ''}` : ''}`);
     // Under systemd: ready now, and watchdog pings only while /healthz would
     // say ok (checks going out on time): a stuck daemon is killed and restarted.
     this.watchdog = startWatchdog(() => mon.health().ok, { warn });
@@ -228,13 +237,16 @@ export class Daemon {
   /** Makes a prepared config the running one. */
   private async enact(p: Prepared): Promise<void> {
     const mon = this.monitor!;
-    await this.makeRoom(p.cfg, p.list);
+    this.plugin?.reconfigure(p.cfg.plugin);
+    const all = this.plugin ? this.plugin.withLearned(p.list) : p.list; // learned backends stay
+    await this.makeRoom(p.cfg, all);
     if (p.sink) {
       const old = this.sink;
       this.sink = p.sink;
       await old?.close();
     }
-    mon.apply(p.list);
+    mon.apply(all);
+    this.agent?.refresh();
     this.push?.reconfigure(p.cfg.push);
     // listen, probe, admin and state_file are bound or attached once: they keep the values they started with.
     this.cfg = { ...p.cfg, listen: this.cfg.listen, probe: this.cfg.probe, admin: this.cfg.admin, stateFile: this.cfg.stateFile };
@@ -246,10 +258,10 @@ export class Daemon {
 
   /** A probe table for `list`: a larger one when it outgrew the running one. */
   private async makeRoom(cfg: ServeConfig, list: Resolved): Promise<void> {
-    if (slotsFor(list) + this.onDemandSlots <= this.engine!.capacity) return;
+    if (slotsFor(list) + this.onDemandSlots + (this.plugin?.reserve(cfg.plugin) ?? 0) <= this.engine!.capacity) return;
     // One XDP program per interface: the old one must go before the new attaches.
     await this.engine!.close();
-    this.engine = openEngine({ ...cfg, probe: this.cfg.probe }, list, this.exporter, this.onDemandSlots);
+    this.engine = openEngine({ ...cfg, probe: this.cfg.probe }, list, this.exporter, this.onDemandSlots, this.plugin?.reserve(cfg.plugin));
     this.monitor!.replaceSlots(this.engine);
   }
 
@@ -258,8 +270,10 @@ export class Daemon {
     if (this.reloading) { this.rediscoverPending = true; return; }
     try {
       const list = withDiscovered(this.configured, this.push!.discovered(), this.cfg.template);
-      await this.makeRoom(this.cfg, list);
-      this.monitor!.apply(list);
+      const all = this.plugin ? this.plugin.withLearned(list) : list;
+      await this.makeRoom(this.cfg, all);
+      this.monitor!.apply(all);
+      this.agent?.refresh();
       this.list = list;
       this.state?.changed();
     } catch (err) {
@@ -295,6 +309,7 @@ export class Daemon {
     this.watchdog?.stop();
     this.monitor?.stop();
     this.exporter.stop();
+    this.agent?.close();
     this.refresher?.stop();
     this.state?.flush();
     setTimeout(() => {
@@ -302,7 +317,7 @@ export class Daemon {
       try { this.engine?.detach(); } catch { /* already detached */ }
       process.exit(0);
     }, SHUTDOWN_MS).unref();
-    await Promise.all([...this.servers.map(closeServer), this.sink?.close(SHUTDOWN_MS - 500), this.engine?.close(), this.push?.close()]);
+    await Promise.all([...this.servers.map(closeServer), this.plugin?.close(), this.sink?.close(SHUTDOWN_MS - 500), this.engine?.close(), this.push?.close()]);
   }
 }
 
