@@ -19,6 +19,7 @@
 //   .stats() → {accepted, answered, timedOut}
 //   .close()                            stops the thread, closes every socket
 #include "common.h"
+#include "json.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -51,34 +52,6 @@ int64_t MonoNs() {
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-// JSON.stringify(key).slice(1, -1), as the key was read (latin1) and the
-// reply is written (UTF-8): the text of `down #unknown backend KEY`.
-std::string JsonEscapedLatin1(const std::string &s) {
-  std::string o;
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\b': o += "\\b"; break;
-      case '\f': o += "\\f"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char u[8];
-          snprintf(u, sizeof(u), "\\u%04x", c);
-          o += u;
-        } else if (c >= 0x80) {
-          o += (char)(0xc0 | (c >> 6));
-          o += (char)(0x80 | (c & 0x3f));
-        } else {
-          o += (char)c;
-        }
-    }
-  }
-  return o;
-}
 
 // String.prototype.trim for the characters a latin1 line can hold.
 std::string Trim(const std::string &s) {
@@ -223,7 +196,8 @@ class Responder : public Napi::ObjectWrap<Responder> {
       auto it = table_.find(key);
       if (it != table_.end()) return it->second;
     }
-    return "down #unknown backend " + JsonEscapedLatin1(key) + "\n";
+    // JSON.stringify(key).slice(1, -1), the key read as latin1, the reply written as UTF-8.
+    return "down #unknown backend " + JsonEscape(key, true) + "\n";
   }
 
   // Answers and closes. What the peer sent beyond its line is read first, so

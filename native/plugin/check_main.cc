@@ -10,6 +10,7 @@
 // Needs neither Node nor libbpf: libc only (libstdc++ is linked statically).
 #include "check_core.h"
 #include "errno_name.h"
+#include "json.h"
 #include "via.h"
 
 #include <arpa/inet.h>
@@ -123,30 +124,6 @@ std::string JsNumber(double x) {
   return sign + m + "e" + (n - 1 >= 0 ? "+" : "-") + std::to_string(n - 1 >= 0 ? n - 1 : 1 - n);
 }
 
-// JSON.stringify of a string.
-std::string JsonString(const std::string &s) {
-  std::string o = "\"";
-  for (unsigned char ch : s) {
-    switch (ch) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\b': o += "\\b"; break;
-      case '\f': o += "\\f"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (ch < 0x20) {
-          char u[8];
-          snprintf(u, sizeof(u), "\\u%04x", ch);
-          o += u;
-        } else {
-          o += (char)ch;
-        }
-    }
-  }
-  return o + "\"";
-}
 
 // Dotted quad, or RFC 5952 text (as src/targets/address.ts formatAddress).
 std::string FormatAddress(int family, const uint8_t *a) {
