@@ -11,10 +11,10 @@
 // round later: this is the worst case, before farmguardian's interval).
 //
 // A scenario of `npm run bench` (farmguardianScenario).
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
+import { farmguardianLoop } from '../src/fleet/farmguardian-loop';
 import { BenchContext, Column, MAIN, ROOT, Scenario, ScenarioResult, have } from './lib';
 
 const NATIVE = path.join(ROOT, 'native/plugin/build/check_tcp_half_open');
@@ -36,40 +36,6 @@ function backends(quick: boolean): Backend[] {
   return out;
 }
 
-// The loop of usr/local/zevenet/bin/farmguardian, reduced to what costs time:
-// per backend, substitute HOST and PORT, run the command through backticks
-// under an alarm, and take exit 0 as up. Prints one line per check, flushed.
-const PERL = String.raw`use strict; use warnings; use Time::HiRes qw(time);
-$| = 1;
-my ($template, $timeout, $list, $rounds) = @ARGV;
-open(my $fh, '<', $list) or die "$list: $!";
-my @backends = map { chomp; [split / /] } <$fh>;
-close $fh;
-for my $round (1 .. $rounds) {
-  my $t0 = time;
-  my $i = 0;
-  for my $b (@backends) {
-    my ($host, $port) = @$b;
-    my $command = $template;
-    $command =~ s/HOST/$host/g;
-    $command =~ s/PORT/$port/g;
-    my $code = -1;
-    my $t1 = time;
-    eval {
-      local $SIG{ALRM} = sub { die "timeout\n" };
-      alarm $timeout;
-      my @output = ` + '`$command`' + String.raw`;
-      $code = $?;
-      alarm 0;
-    };
-    alarm 0;
-    printf "check %d %d %s %.6f %.6f\n", $round, $i, ($code == 0 ? 'up' : 'down'), time, time - $t1;
-    $i++;
-  }
-  printf "round %d %.6f\n", $round, time - $t0;
-}
-`;
-
 interface Cmd { name: string; settings: string; template: string }
 interface Outcome {
   roundS: number[]; detectS: number; correct: number; total: number;
@@ -85,49 +51,33 @@ const COLUMNS: Column[] = [
   { key: 'correct', label: 'verdicts right (of round 1)', digits: 0 },
 ];
 
-/** Runs the Perl loop for one command inside the prober namespace; drops DROP_INDEX after its first check. */
-async function runLoop(fleet: Fleet, cmd: Cmd, list: Backend[], listFile: string, script: string): Promise<Outcome> {
-  const child = spawn('ip', ['netns', 'exec', fleet.prober, 'perl', script, cmd.template, String(ALARM_S), listFile, '2'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let buf = '', err = '';
-  const roundS: number[] = [];
+/** Runs farmguardian's loop (src/fleet/farmguardian-loop.ts) for one command; drops DROP_INDEX after its first check. */
+async function runLoop(fleet: Fleet, cmd: Cmd, list: Backend[]): Promise<Outcome> {
   let correct = 0, droppedAt = 0, detectS = NaN;
   const checkS: number[] = [];
   const drop = list[DROP_INDEX];
-  const killer = setTimeout(() => child.kill('SIGKILL'), 10 * 60_000);
   try {
-    await new Promise<void>((resolve, reject) => {
-      child.stderr.on('data', (d) => { err += d; });
-      child.stdout.on('data', (d) => {
-        buf += d;
-        let nl;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          const c = /^check (\d+) (\d+) (up|down) ([\d.]+) ([\d.]+)$/.exec(line);
-          const r = /^round (\d+) ([\d.]+)$/.exec(line);
-          if (r) roundS.push(Number(r[2]));
-          if (!c) continue;
-          const round = Number(c[1]), i = Number(c[2]), verdict = c[3], at = Number(c[4]);
-          if (round === 1 && verdict === list[i].truth) correct++;
-          if (round === 1) checkS[i] = Number(c[5]);
-          if (round === 1 && i === DROP_INDEX) {
-            fleet.exec('fleet', 'nft', ['add', 'table', 'inet', 'ho_fg_drop']);
-            fleet.exec('fleet', 'nft', ['add', 'chain', 'inet', 'ho_fg_drop', 'input', '{ type filter hook input priority -10; }']);
-            fleet.exec('fleet', 'nft', ['add', 'rule', 'inet', 'ho_fg_drop', 'input', 'ip', 'daddr', drop.host, 'tcp', 'dport', String(drop.port), 'drop']);
-            droppedAt = Date.now() / 1000;
-          }
-          if (round === 2 && i === DROP_INDEX && verdict === 'down' && droppedAt) detectS = at - droppedAt;
+    const r = await farmguardianLoop(fleet, {
+      template: cmd.template, backends: list, rounds: 2, alarmS: ALARM_S, limitMs: 10 * 60_000,
+      onCheck: (c) => {
+        const verdict = c.code === 0 ? 'up' : 'down';
+        if (c.round === 1 && verdict === list[c.i].truth) correct++;
+        if (c.round === 1) checkS[c.i] = c.ms / 1000;
+        if (c.round === 1 && c.i === DROP_INDEX) {
+          fleet.exec('fleet', 'nft', ['add', 'table', 'inet', 'ho_fg_drop']);
+          fleet.exec('fleet', 'nft', ['add', 'chain', 'inet', 'ho_fg_drop', 'input', '{ type filter hook input priority -10; }']);
+          fleet.exec('fleet', 'nft', ['add', 'rule', 'inet', 'ho_fg_drop', 'input', 'ip', 'daddr', drop.host, 'tcp', 'dport', String(drop.port), 'drop']);
+          droppedAt = Date.now() / 1000;
         }
-      });
-      child.on('error', reject);
-      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd.name}: perl loop exit ${code}: ${err.trim().slice(0, 300)}`))));
+        if (c.round === 2 && c.i === DROP_INDEX && verdict === 'down' && droppedAt) detectS = Date.now() / 1000 - droppedAt;
+      },
     });
+    return { roundS: r.roundS, detectS, correct, total: list.length, checkS };
+  } catch (err) {
+    throw new Error(`${cmd.name}: ${(err as Error).message}`);
   } finally {
-    clearTimeout(killer);
     try { fleet.exec('fleet', 'nft', ['delete', 'table', 'inet', 'ho_fg_drop']); } catch { /* not created */ }
   }
-  return { roundS, detectS, correct, total: list.length, checkS };
 }
 
 export const farmguardianScenario: Scenario = async (ctx: BenchContext): Promise<ScenarioResult> => {
@@ -136,10 +86,6 @@ export const farmguardianScenario: Scenario = async (ctx: BenchContext): Promise
   if (!fs.existsSync(NATIVE)) throw new Error(`${NATIVE} is not built (bash scripts/build.sh)`);
   const list = backends(ctx.quick);
   const fleet = await Fleet.create({ tag: 'fgbench', v4: '198.18.0.0/24', open: [80], drop: ['198.18.0.200/29'] });
-  const listFile = path.join(ctx.tmp, 'backends.txt');
-  const script = path.join(ctx.tmp, 'farmguardian.pl');
-  fs.writeFileSync(listFile, list.map((b) => `${b.host} ${b.port}`).join('\n') + '\n');
-  fs.writeFileSync(script, PERL);
   const t = String(TIMEOUT_S);
   const cmds: Cmd[] = [
     { name: 'check_tcp_half_open (native)', settings: `check_tcp_half_open -H HOST -p PORT -t ${t}`, template: `${NATIVE} -H HOST -p PORT -t ${t}` },
@@ -159,7 +105,7 @@ export const farmguardianScenario: Scenario = async (ctx: BenchContext): Promise
   try {
     for (const c of cmds) {
       ctx.log(`${c.name}: 2 rounds over ${list.length} backends`);
-      const o = await runLoop(fleet, c, list, listFile, script);
+      const o = await runLoop(fleet, c, list);
       outcomes.set(c.name, o);
       ctx.log(`${c.name}: rounds ${o.roundS.map((s) => s.toFixed(2)).join(', ')} s; dropped backend down after ${o.detectS.toFixed(2)} s; ${o.correct}/${o.total} right`);
     }
