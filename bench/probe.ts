@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
 import { BenchContext, Column, MAIN, Scenario, ScenarioResult, cpuTicks, have, machineTicks, median, memory, nsFetch, sleep, toolVersion, waitFor } from './lib';
+import { stopChild } from '../src/fleet/stop-child';
 
 const HALFOPEN_PORT = 9491;
 const BLACKBOX_PORT = 9492;
@@ -73,14 +74,6 @@ function runIn(fleet: Fleet, script: string, timeoutMs: number): Promise<string>
   });
 }
 
-async function stop(c: ChildProcess | undefined): Promise<void> {
-  if (!c || c.exitCode !== null || c.signalCode !== null) return;
-  const exited = new Promise((r) => c.once('exit', r));
-  c.kill('SIGTERM');
-  const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(t);
-}
 
 export const probeScenario: Scenario = async (ctx: BenchContext): Promise<ScenarioResult> => {
   const seconds = ctx.quick ? 3 : 8;
@@ -144,8 +137,8 @@ exporter:
       `${toolVersion('prometheus-blackbox-exporter --version')}; its tcp_connect completes a handshake with every target (the fleet's accept count), /probe never does.`,
     );
   } finally {
-    await stop(serve);
-    await stop(blackbox);
+    await stopChild(serve);
+    await stopChild(blackbox);
     fleet.remove();
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -4,6 +4,7 @@
 import { spawn, ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { waitFor } from '../../src/wait';
+import { stopChild } from '../../src/fleet/stop-child';
 
 export class HaproxyProcess {
   child: ChildProcess | null = null;
@@ -62,13 +63,7 @@ export class HaproxyProcess {
   signal(sig: NodeJS.Signals): void { this.child?.kill(sig); }
 
   async stop(): Promise<void> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const gone = new Promise((r) => c.once('exit', r));
-    c.kill('SIGTERM');
-    const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-    await gone;
-    clearTimeout(t);
+    await stopChild(this.child);
     this.child = null;
   }
 }

@@ -16,6 +16,7 @@ import { Fleet } from '../../src/fleet/fleet';
 import { netnsSkipReason } from '../helpers/privileges';
 import { ServeProcess, waitFor } from '../helpers/serve';
 import { LATENESS_BUCKETS } from '../../src/daemon/histogram';
+import { stopChild } from '../../src/fleet/stop-child';
 
 const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 const skip = netnsSkipReason() || (!have('prometheus') ? 'prometheus is not installed (apt-get install prometheus; scripts/setup.sh does)' : false);
@@ -41,15 +42,6 @@ function nsNode(fleet: Fleet, ns: 'prober' | 'fleet', script: string, timeoutMs 
   });
 }
 
-/** Stops a process we started, by its PID: SIGTERM, SIGKILL after `ms`. */
-async function stopChild(c: ChildProcess | undefined, ms = 5000): Promise<void> {
-  if (!c || c.exitCode !== null || c.signalCode !== null) return;
-  const exited = new Promise((r) => c.once('exit', r));
-  c.kill('SIGTERM');
-  const t = setTimeout(() => c.kill('SIGKILL'), ms);
-  await exited;
-  clearTimeout(t);
-}
 
 /** The fleet: open on 80 (and 3306 for MariaDB's address), a dropped /28, an ICMP-rejected /28. */
 async function makeFleet(tag: string): Promise<Fleet> {

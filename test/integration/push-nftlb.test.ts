@@ -15,6 +15,7 @@ import path from 'node:path';
 import { Fleet } from '../../src/fleet/fleet';
 import { netnsSkipReason } from '../helpers/privileges';
 import { ServeProcess, waitFor } from '../helpers/serve';
+import { stopChild } from '../../src/fleet/stop-child';
 
 const HTTP = 9390, API = 27027; // not nftlb's default 5555, the agent port of serve's examples
 const N = 200, VIP = '198.18.1.1';
@@ -49,13 +50,7 @@ describe('serve pushes to nftlb', { skip }, () => {
     assert.ok(await waitFor(() => api('GET', '/farms/app').status === 200, 10_000, 100), 'nftlb answers');
   }
   async function stopNftlb(): Promise<void> {
-    const c = nftlb;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const gone = new Promise((r) => c.once('exit', r));
-    c.kill('SIGTERM');
-    const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-    await gone;
-    clearTimeout(t);
+    await stopChild(nftlb);
     nftlb = null;
   }
 
