@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up on Debian/Ubuntu as root: system packages,
 # npm packages, then the build. Every README command runs it first.
+#
+#   scripts/setup.sh          everything the tests, benchmarks and packaging use
+#   scripts/setup.sh demo     only what building and the demo need (the build
+#                             tools, iproute2, nftables, procps)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,10 +15,12 @@ cd "$(dirname "$0")/.."
 # (a private instance in the fleet for the /probe test), prometheus-blackbox-exporter (the /probe bench's peer),
 # perl (farmguardian's loop shape with Time::HiRes, for the --via test and the farmguardian benches).
 # Packaging (npm run package, test:package): dpkg-dev, lintian, debootstrap; man pages: man-db, groff-base.
-PKGS=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ python3 iproute2 nftables util-linux procps time
+BASE=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ python3 iproute2 nftables util-linux procps)
+PKGS=("${BASE[@]}" time
   haproxy nftlb chromium prometheus zmap masscan nmap postfix monitoring-plugins-basic dnsmasq-base libxml2-utils
   mariadb-server prometheus-blackbox-exporter perl
   dpkg-dev lintian debootstrap man-db groff-base)
+[ "${1:-}" = demo ] && PKGS=("${BASE[@]}")
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
