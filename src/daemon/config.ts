@@ -8,6 +8,7 @@ import { isPort, parsePortNumber, parsePortRange } from '../targets/ports';
 import { PushConfig, discovers, parsePush } from './push/config';
 import { ExporterConfig, parseExporterConfig } from './exporter/config';
 import { PluginConfig, parsePluginConfig } from './plugin-config';
+import { Ctx, duration, known, obj } from './config-fields';
 
 export interface BackendConfig {
   name: string;
@@ -65,27 +66,6 @@ export interface ServeConfig {
 
 const TIMING_KEYS = ['interval', 'timeout', 'rise', 'fall', 'fastinter', 'downinter', 'jitter', 'initial', 'slowstart', 'log_failures', 'resolve_interval'] as const;
 const DEFAULTS = { interval: 2000, timeout: 1000, rise: 2, fall: 3, jitter: 0.1, initial: 'up' as const, slowstart: 0, logFailures: false, resolveInterval: 30_000 };
-
-class Ctx {
-  constructor(readonly file: string) {}
-  fail(path: string, expected: string, got: unknown): never {
-    const shown = got === undefined ? 'nothing' : JSON.stringify(got);
-    throw new HalfopenError('E_CONFIG', `${this.file}: ${path}: expected ${expected}, got ${shown}`);
-  }
-}
-
-/** "2s", "500ms", "1m", or a number of milliseconds. */
-function duration(c: Ctx, path: string, v: unknown): number {
-  if (typeof v === 'number' && Number.isFinite(v) && v > 0) return v;
-  if (typeof v === 'string') {
-    const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(v.trim());
-    if (m) {
-      const n = Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1);
-      if (n > 0) return n;
-    }
-  }
-  return c.fail(path, 'a duration like 2s, 500ms or 1m', v);
-}
 
 /** One of `choices` (the first when absent). */
 function oneOf<T extends string>(c: Ctx, path: string, v: unknown, choices: readonly T[]): T {
@@ -179,16 +159,6 @@ function route(c: Ctx, p: string, b: Record<string, unknown>, defaults: { source
     if (source === undefined && own) c.fail(`${p}.source`, `an address of the same family as ${b.host}`, b.source);
   }
   return { ...(source !== undefined ? { source } : {}), ...(m !== undefined ? { mark: m } : {}) };
-}
-
-function obj(c: Ctx, path: string, v: unknown): Record<string, unknown> {
-  if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) return c.fail(path, 'a mapping', v);
-  return v as Record<string, unknown>;
-}
-
-function known(c: Ctx, path: string, o: Record<string, unknown>, keys: readonly string[]): void {
-  for (const k of Object.keys(o)) if (!keys.includes(k)) c.fail(`${path}${path ? '.' : ''}${k}`, `one of the fields ${keys.join(', ')}`, k);
 }
 
 export function parseConfig(text: string, file = 'config'): ServeConfig {

@@ -3,6 +3,7 @@
 // the config (one line naming the file, the field and what was expected), and
 // kept as plain data: a reload parses it on a worker thread.
 import { HalfopenError } from '../../errors';
+import { Ctx, known, obj, parseDuration } from '../config-fields';
 import { isV4, parseAddress } from '../../targets/address';
 import { AllowList } from '../allow-list';
 
@@ -45,53 +46,25 @@ export const MODULE_DEFAULTS: ModuleConfig = { prober: 'tcp_half_open', timeoutM
 const TOP_KEYS = ['allow', 'modules', 'max_concurrent', 'max_per_second', 'timeout_offset', 'allow_refresh'] as const;
 const MODULE_KEYS = ['prober', 'timeout', 'preferred_ip_protocol', 'ip_protocol_fallback', 'source', 'mark', 'port'] as const;
 
-class Fail {
-  constructor(private readonly file: string) {}
-  at(path: string, expected: string, got: unknown): never {
-    const shown = got === undefined ? 'nothing' : JSON.stringify(got);
-    throw new HalfopenError('E_CONFIG', `${this.file}: ${path}: expected ${expected}, got ${shown}`);
-  }
-}
-
-/** "5s", "500ms", "1m", "1.5s" or a number of milliseconds. */
-export function parseDuration(v: unknown): number | null {
-  if (typeof v === 'number' && Number.isFinite(v) && v > 0) return v;
-  if (typeof v !== 'string') return null;
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(v.trim());
-  if (!m) return null;
-  const n = Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1);
-  return n > 0 ? n : null;
-}
-
-function mapping(f: Fail, path: string, v: unknown): Record<string, unknown> {
-  if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) return f.at(path, 'a mapping', v);
-  return v as Record<string, unknown>;
-}
-
-function known(f: Fail, path: string, o: Record<string, unknown>, keys: readonly string[]): void {
-  for (const k of Object.keys(o)) if (!keys.includes(k)) f.at(`${path}.${k}`, `one of the fields ${keys.join(', ')}`, k);
-}
-
-function whole(f: Fail, path: string, v: unknown, min: number, max: number): number {
+function whole(f: Ctx, path: string, v: unknown, min: number, max: number): number {
   if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
-  return f.at(path, `a whole number from ${min} to ${max}`, v);
+  return f.fail(path, `a whole number from ${min} to ${max}`, v);
 }
 
-function parseModule(f: Fail, path: string, raw: unknown): ModuleConfig {
-  const m = mapping(f, path, raw);
+function parseModule(f: Ctx, path: string, raw: unknown): ModuleConfig {
+  const m = obj(f, path, raw);
   known(f, path, m, MODULE_KEYS);
   const out: ModuleConfig = { ...MODULE_DEFAULTS };
-  if (m.prober !== undefined && !(PROBERS as readonly unknown[]).includes(m.prober)) f.at(`${path}.prober`, `"${PROBERS.join('", "')}"`, m.prober);
+  if (m.prober !== undefined && !(PROBERS as readonly unknown[]).includes(m.prober)) f.fail(`${path}.prober`, `"${PROBERS.join('", "')}"`, m.prober);
   if (m.timeout !== undefined) {
-    out.timeoutMs = parseDuration(m.timeout) ?? f.at(`${path}.timeout`, 'a duration like 5s or 500ms', m.timeout);
+    out.timeoutMs = parseDuration(m.timeout) ?? f.fail(`${path}.timeout`, 'a duration like 5s or 500ms', m.timeout);
   }
   if (m.preferred_ip_protocol !== undefined) {
-    if (m.preferred_ip_protocol !== 'ip4' && m.preferred_ip_protocol !== 'ip6') f.at(`${path}.preferred_ip_protocol`, '"ip4" or "ip6"', m.preferred_ip_protocol);
+    if (m.preferred_ip_protocol !== 'ip4' && m.preferred_ip_protocol !== 'ip6') f.fail(`${path}.preferred_ip_protocol`, '"ip4" or "ip6"', m.preferred_ip_protocol);
     out.preferredIpProtocol = m.preferred_ip_protocol;
   }
   if (m.ip_protocol_fallback !== undefined) {
-    if (typeof m.ip_protocol_fallback !== 'boolean') f.at(`${path}.ip_protocol_fallback`, 'true or false', m.ip_protocol_fallback);
+    if (typeof m.ip_protocol_fallback !== 'boolean') f.fail(`${path}.ip_protocol_fallback`, 'true or false', m.ip_protocol_fallback);
     out.ipProtocolFallback = m.ip_protocol_fallback;
   }
   if (m.source !== undefined) {
@@ -100,8 +73,8 @@ function parseModule(f: Fail, path: string, raw: unknown): ModuleConfig {
     out.source = list.map((s) => {
       const text = typeof s === 'string' ? s.trim().replace(/^\[(.*)\]$/, '$1') : '';
       const a = parseAddress(text);
-      if (a === null || list.length > 2) return f.at(`${path}.source`, 'an address of this host, or a list of one IPv4 and one IPv6 address', m.source);
-      if (fams.has(isV4(a))) f.at(`${path}.source`, 'at most one address per family', m.source);
+      if (a === null || list.length > 2) return f.fail(`${path}.source`, 'an address of this host, or a list of one IPv4 and one IPv6 address', m.source);
+      if (fams.has(isV4(a))) f.fail(`${path}.source`, 'at most one address per family', m.source);
       fams.add(isV4(a));
       return text;
     });
@@ -109,7 +82,7 @@ function parseModule(f: Fail, path: string, raw: unknown): ModuleConfig {
   if (m.mark !== undefined) {
     const v = m.mark;
     const n = typeof v === 'string' && /^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(v.trim()) ? Number(v.trim()) : v;
-    if (!(typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffffffff)) f.at(`${path}.mark`, 'a mark from 0 to 0xffffffff (decimal or 0x hex)', v);
+    if (!(typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffffffff)) f.fail(`${path}.mark`, 'a mark from 0 to 0xffffffff (decimal or 0x hex)', v);
     out.mark = n as number;
   }
   if (m.port !== undefined) out.port = whole(f, `${path}.port`, m.port, 1, 65535);
@@ -122,25 +95,25 @@ function parseModule(f: Fail, path: string, raw: unknown): ModuleConfig {
  */
 export function parseExporterConfig(raw: unknown, file: string): ExporterConfig | undefined {
   if (raw === undefined || raw === null) return undefined;
-  const f = new Fail(file);
-  const e = mapping(f, 'exporter', raw);
+  const f = new Ctx(file);
+  const e = obj(f, 'exporter', raw);
   known(f, 'exporter', e, TOP_KEYS);
-  if (e.allow === undefined) f.at('exporter.allow', 'a list of addresses, CIDRs, ranges or host names that /probe may probe', undefined);
+  if (e.allow === undefined) f.fail('exporter.allow', 'a list of addresses, CIDRs, ranges or host names that /probe may probe', undefined);
   try {
     AllowList.parse(e.allow, 'exporter.allow');
   } catch (err) {
     throw new HalfopenError('E_CONFIG', `${file}: ${(err as Error).message}`);
   }
   const allow = (e.allow as string[]).map((s) => s.trim());
-  if (!allow.length) f.at('exporter.allow', 'at least one entry (leave exporter out to keep /probe off)', e.allow);
+  if (!allow.length) f.fail('exporter.allow', 'at least one entry (leave exporter out to keep /probe off)', e.allow);
   const modules: Record<string, ModuleConfig> = { [DEFAULT_MODULE]: { ...MODULE_DEFAULTS } };
-  for (const [name, m] of Object.entries(mapping(f, 'exporter.modules', e.modules))) {
-    if (!/^[A-Za-z0-9_.-]+$/.test(name)) f.at('exporter.modules', 'module names of letters, digits and _.-', name);
+  for (const [name, m] of Object.entries(obj(f, 'exporter.modules', e.modules))) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(name)) f.fail('exporter.modules', 'module names of letters, digits and _.-', name);
     modules[name] = parseModule(f, `exporter.modules.${name}`, m);
   }
   const offset = e.timeout_offset === undefined ? 500 : e.timeout_offset === 0 || e.timeout_offset === '0' ? 0
-    : parseDuration(e.timeout_offset) ?? f.at('exporter.timeout_offset', 'a duration like 0.5s or 500ms', e.timeout_offset);
-  const refresh = e.allow_refresh === undefined ? 30_000 : parseDuration(e.allow_refresh) ?? f.at('exporter.allow_refresh', 'a duration like 30s', e.allow_refresh);
+    : parseDuration(e.timeout_offset) ?? f.fail('exporter.timeout_offset', 'a duration like 0.5s or 500ms', e.timeout_offset);
+  const refresh = e.allow_refresh === undefined ? 30_000 : parseDuration(e.allow_refresh) ?? f.fail('exporter.allow_refresh', 'a duration like 30s', e.allow_refresh);
   return {
     allow,
     modules,

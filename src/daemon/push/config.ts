@@ -2,7 +2,7 @@
 // change (HAProxy's Runtime API, nftlb's REST API), and each backend's
 // optional `server:` (its name in HAProxy). Parsed here, called once from
 // src/daemon/config.ts; every error names the field and what was expected.
-import { HalfopenError } from '../../errors';
+import { Ctx, parseDuration } from '../config-fields';
 
 export interface HaproxyPushConfig {
   /** A unix socket path, or host:port of a TCP `stats socket`. */
@@ -43,16 +43,14 @@ export const NO_PUSH: PushConfig = { haproxy: [], nftlb: [], servers: {} };
 
 type Fail = (path: string, expected: string, got: unknown) => never;
 
-const failer = (file: string): Fail => (path, expected, got) => {
-  throw new HalfopenError('E_CONFIG', `${file}: ${path}: expected ${expected}, got ${got === undefined ? 'nothing' : JSON.stringify(got)}`);
+const failer = (file: string): Fail => {
+  const c = new Ctx(file);
+  return (path, expected, got) => c.fail(path, expected, got);
 };
 
 function ms(fail: Fail, path: string, v: unknown, dflt: number): number {
   if (v === undefined) return dflt;
-  if (typeof v === 'number' && Number.isFinite(v) && v > 0) return v;
-  const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(v.trim()) : null;
-  const n = m ? Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1) : NaN;
-  return n > 0 ? n : fail(path, 'a duration like 30s, 500ms or 1m', v);
+  return parseDuration(v) ?? fail(path, 'a duration like 30s, 500ms or 1m', v);
 }
 
 function mapping(fail: Fail, path: string, v: unknown): Record<string, unknown> {
