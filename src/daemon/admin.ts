@@ -2,13 +2,13 @@
 // admin.token_file is configured, and then needs `Authorization: Bearer
 // TOKEN`. Tokens are compared as SHA-256 digests with timingSafeEqual, so the
 // comparison takes the same time whatever the guess; refusals are logged at
-// most once every LOG_EVERY_MS with a count of those not shown.
+// most once every 10 s with a count of those not shown (refusalLog).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import { HalfopenError } from '../errors';
+import { RateLimitedLog, refusalLog } from './rate-limited-log';
 
-const LOG_EVERY_MS = 10_000;
 /** Longest body accepted: "maintenance" with room; anything larger is refused unread. */
 export const ADMIN_BODY_MAX = 64;
 
@@ -33,11 +33,12 @@ export function loadToken(file: string, warn: (m: string) => void): Buffer {
 export type AdminVerdict = { ok: true } | { ok: false; status: number; error: string; headers?: Record<string, string> };
 
 export class AdminGate {
-  private refused = 0;
-  private lastLog = 0;
+  private readonly refusals: RateLimitedLog;
 
   /** `token`: the token's digest, or null when the admin API is off. */
-  constructor(private readonly token: Buffer | null, private readonly log: (m: string) => void) {}
+  constructor(private readonly token: Buffer | null, log: (m: string) => void) {
+    this.refusals = refusalLog(log);
+  }
 
   get enabled(): boolean { return this.token !== null; }
 
@@ -50,14 +51,7 @@ export class AdminGate {
   }
 
   private refuse(req: http.IncomingMessage, status: number, error: string, headers?: Record<string, string>): AdminVerdict {
-    this.refused++;
-    const now = Date.now();
-    if (now - this.lastLog >= LOG_EVERY_MS) {
-      const more = this.refused - 1;
-      this.log(`admin: refused ${req.method} ${req.url} from ${req.socket.remoteAddress}: ${error}${more ? ` (and ${more} more refusals since the last report)` : ''}`);
-      this.lastLog = now;
-      this.refused = 0;
-    }
+    this.refusals.write(`admin: refused ${req.method} ${req.url} from ${req.socket.remoteAddress}: ${error}`);
     return { ok: false, status, error, headers };
   }
 }

@@ -16,7 +16,8 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { parseTarget, probeTimeoutSeconds, parseProbeRequest } from '../../src/daemon/exporter/request';
 import { DEFAULT_MODULE, ExporterConfig } from '../../src/daemon/exporter/config';
-import { Limiter, RateLimitedLog } from '../../src/daemon/exporter/limiter';
+import { Limiter } from '../../src/daemon/exporter/limiter';
+import { refusalLog } from '../../src/daemon/rate-limited-log';
 import { renderProbe, fnv1a32, debugOutput } from '../../src/daemon/exporter/exposition';
 import { Exporter, chooseAddress, systemLookup } from '../../src/daemon/exporter/exporter';
 import { sdAddress, sdChunks } from '../../src/daemon/exporter/sd';
@@ -253,7 +254,7 @@ describe('exporter: limits', () => {
 
   test('refusals are logged at most once every 10 s, with the count of those not shown', () => {
     const lines: string[] = [];
-    const r = new RateLimitedLog((m) => lines.push(m));
+    const r = refusalLog((m) => lines.push(m));
     r.write('a', 0); r.write('b', 10); r.write('c', 9999); r.write('d', 10_000);
     assert.deepEqual(lines, ['a', 'd (and 2 more refusals since the last report)']);
   });

@@ -13,7 +13,8 @@ import { ServerRow, commands, observed, parseInfo, parseServersState, weightFor 
 import { nftlbState, nftlbWeight, parseFarm } from '../../src/daemon/push/nftlb';
 import { PushDriver, withDiscovered } from '../../src/daemon/push/driver';
 import type { BackendView, PushTarget } from '../../src/daemon/push/target';
-import { newCounters, backoffMs, RateLimitedLog } from '../../src/daemon/push/target';
+import { newCounters, backoffMs } from '../../src/daemon/push/target';
+import { warningLog } from '../../src/daemon/rate-limited-log';
 
 const base = `backends:\n  - { name: web1, host: 198.18.0.1, port: 80, server: w1 }\n  - { name: web2, host: 198.18.0.2, port: 80, server: other/w2 }\n`;
 const cfg = (push: string, backends = base) => parseConfig(`${backends}push:\n${push}`, 'serve.yaml');
@@ -172,8 +173,8 @@ describe('push driver', () => {
   test('backoff doubles to 30 s; warnings are rate-limited with a count', () => {
     assert.deepEqual([1, 2, 3, 7, 20].map(backoffMs), [500, 1000, 2000, 30_000, 30_000]);
     const out: string[] = [];
-    const log = new RateLimitedLog((m) => out.push(m), 1000);
-    log.warn('a', 0); log.warn('b', 10); log.warn('c', 20); log.warn('d', 1500);
+    const log = warningLog((m) => out.push(m), 1000);
+    log.write('a', 0); log.write('b', 10); log.write('c', 20); log.write('d', 1500);
     assert.deepEqual(out, ['a', 'd (2 similar warnings not shown)']);
   });
 });

@@ -20,7 +20,8 @@ import { isLocalAddress, routeTo } from '../../engine/route';
 import { AllowList } from '../allow-list';
 import type { ProbeOnce } from '../on-demand';
 import type { ExporterConfig, ModuleConfig } from './config';
-import { Limiter, RateLimitedLog } from './limiter';
+import { Limiter } from './limiter';
+import { RateLimitedLog, refusalLog } from '../rate-limited-log';
 import { ProbeOutcome, debugOutput, fnv1a32, logLine, renderProbe } from './exposition';
 import { ProbeRequest, parseProbeRequest } from './request';
 
@@ -88,7 +89,7 @@ export class Exporter {
 
   constructor(cfg: ExporterConfig | undefined, private readonly log: (m: string) => void, private readonly lookup: LookupAddresses = systemLookup) {
     this.limiter = new Limiter(cfg?.maxConcurrent ?? 1, cfg?.maxPerSecond ?? 1);
-    this.refusals = new RateLimitedLog(log);
+    this.refusals = refusalLog(log);
     this.setConfig(cfg);
   }
 

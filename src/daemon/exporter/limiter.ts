@@ -2,10 +2,7 @@
 // max_per_second over time (a token bucket holding one second's worth; 429
 // beyond). A request is refused at once, never queued: a raw-SYN prober on
 // an HTTP port must not grow a backlog whatever the callers do. Refusals are
-// logged at most once every LOG_EVERY_MS with a count of those not shown,
-// like the admin API's.
-
-const LOG_EVERY_MS = 10_000;
+// logged like the admin API's (refusalLog in ../rate-limited-log.ts).
 
 export type Admission = { ok: true } | { ok: false; status: 429 | 503; error: string; retryAfterS: number };
 
@@ -44,17 +41,3 @@ export class Limiter {
   release(): void { if (this.inFlight > 0) this.inFlight--; }
 }
 
-/** One log line per LOG_EVERY_MS at most, saying how many were not shown. */
-export class RateLimitedLog {
-  private skipped = 0;
-  private lastAt = -Infinity;
-
-  constructor(private readonly log: (m: string) => void, private readonly everyMs = LOG_EVERY_MS) {}
-
-  write(line: string, now = Date.now()): void {
-    if (now - this.lastAt < this.everyMs) { this.skipped++; return; }
-    this.log(`${line}${this.skipped ? ` (and ${this.skipped} more refusals since the last report)` : ''}`);
-    this.lastAt = now;
-    this.skipped = 0;
-  }
-}

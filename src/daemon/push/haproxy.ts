@@ -148,7 +148,7 @@ export class HaproxyTarget extends QueuedTarget {
     if (bad >= 0) {
       const n = answers.filter((a) => a.trim() !== '').length;
       // An unknown server is reported by reconcile, once; other refusals are failures.
-      this.log.warn(`push ${this.name}: HAProxy refused ${n} of ${lines.length} commands, first "${lines[bad]}": ${answers[bad].trim().split('\n')[0]}`);
+      this.log.write(`push ${this.name}: HAProxy refused ${n} of ${lines.length} commands, first "${lines[bad]}": ${answers[bad].trim().split('\n')[0]}`);
       this.counters.failures++;
     }
     return answers;

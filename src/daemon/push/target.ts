@@ -4,6 +4,7 @@
 // the target asks to reconcile; a target owns its connection, its backoff and
 // its counters, and never makes a check wait.
 import type { AdminState } from '../backend';
+import { RateLimitedLog, warningLog } from '../rate-limited-log';
 
 /** What a balancer needs to know of one backend, as serve reports it now. */
 export interface BackendView {
@@ -66,21 +67,6 @@ export interface PushTarget {
   discoveredBackends(): Discovered[];
 }
 
-/** A warning at most once per `everyMs`, with a count of those not shown. */
-export class RateLimitedLog {
-  private last = -Infinity;
-  private skipped = 0;
-  constructor(private readonly out: (m: string) => void, private readonly everyMs = 30_000) {}
-  warn(m: string, now = Date.now()): void {
-    if (now - this.last < this.everyMs) { this.skipped++; return; }
-    this.out(this.skipped ? `${m} (${this.skipped} similar warnings not shown)` : m);
-    this.skipped = 0;
-    this.last = now;
-  }
-  /** The next warning is shown at once (after a recovery). */
-  reset(): void { this.last = -Infinity; this.skipped = 0; }
-}
-
 /** Retry delay after `failures` consecutive failures: 0.5 s doubling to 30 s. */
 export const backoffMs = (failures: number): number => Math.min(30_000, 500 * 2 ** Math.min(6, Math.max(0, failures - 1)));
 
@@ -106,7 +92,7 @@ export abstract class QueuedTarget implements PushTarget {
   protected readonly timers: NodeJS.Timeout[] = [];
 
   constructor(protected readonly host: PushHost) {
-    this.log = new RateLimitedLog(host.warn);
+    this.log = warningLog(host.warn);
   }
 
   abstract start(): void;
@@ -172,7 +158,7 @@ export abstract class QueuedTarget implements PushTarget {
     this.failuresInRow++;
     this.needReconcile = true; // whatever was lost is corrected by the read-back after reconnecting
     const wait = backoffMs(this.failuresInRow);
-    this.log.warn(`push ${this.name}: ${err.message}; retrying in ${wait / 1000} s, checking goes on`);
+    this.log.write(`push ${this.name}: ${err.message}; retrying in ${wait / 1000} s, checking goes on`);
     this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick(); }, wait);
     this.retryTimer.unref();
     for (const r of this.idle.splice(0)) r(); // a reconcile() waiting resolves: it failed, and is retried
