@@ -1,12 +1,17 @@
 // One backend as `halfopen serve` tracks it: its config and address, its
 // probe-table slots and the checks in flight in them, its health (rise/fall),
-// counters and a short history of results. The scheduler that drives it is
-// src/daemon/monitor.ts.
+// counters and a short history of results. The numbers live in a row of a
+// BackendStore (backend-store.ts); a Backend is the object view of one row
+// that the API, metrics, agent and push read. The scheduler that drives it
+// is src/daemon/monitor.ts.
 import { formatAddress } from '../targets/address';
 import { roundMs, ProbeState } from '../types';
 import { BackendConfig } from './config';
-import { Health, HealthState } from './health';
+import { HealthState, clampHealth, healthMax, healthState, intervalAt, transitioning, HealthTimers } from './health';
 import { PROBE_STATES } from '../contract.generated';
+import { BackendStore, HISTORY, MAX_DEPTH, NO_STATE, reasonOfCode, reasonToCode } from './backend-store';
+
+export { MAX_DEPTH };
 
 /** How one completed check ended (filtered = no reply within the timeout). */
 export interface CheckOutcome {
@@ -42,9 +47,6 @@ export interface ChangeEvent {
   consecutive: { successes: number; failures: number };
 }
 
-/** Most checks of one backend in flight at once. */
-export const MAX_DEPTH = 8;
-
 /**
  * Slots a backend needs: checks go out at the shortest of its intervals and
  * each waits up to its timeout, so timeout / spacing + 1 may overlap
@@ -70,106 +72,164 @@ export function staleAfter(c: BackendConfig): number {
   return 2 * Math.max(c.interval, c.fastinter) + c.timeout + 2 * MAX_TICK_MS;
 }
 
-const HISTORY = 30;
 const STATE_CODE = Object.fromEntries(PROBE_STATES.map((s, i) => [s, i])) as Record<ProbeState, number>;
+const ADMIN_CODE: Record<AdminState, number> = { ready: 0, drain: 1, maint: 2 };
 
 /** Share of the weight a backend gets the moment it comes up with slow start. */
 export const SLOWSTART_FLOOR = 0.1;
+
+/** Where standalone Backends (made outside a Monitor) keep their numbers. */
+const LOOSE = new BackendStore(16);
+
+/** A backend's rise/fall, read from and written to its row (the arithmetic is health.ts's). */
+export class HealthView {
+  constructor(private readonly s: BackendStore, private readonly id: number, readonly rise: number, readonly fall: number) {}
+  get state(): HealthState { return healthState(this.s.health[this.id], this.rise); }
+  get health(): number { return this.s.health[this.id]; }
+  get successes(): number { return Math.max(0, this.s.streak[this.id]); }
+  get failures(): number { return Math.max(0, -this.s.streak[this.id]); }
+  get streakValue(): number { return this.s.streak[this.id]; }
+  get transitioning(): boolean { return transitioning(this.s.health[this.id], this.rise, this.fall); }
+  /** Puts back a saved health level and streak (clamped to this rise/fall). */
+  restore(health: number, streak: number): void {
+    this.s.health[this.id] = clampHealth(health, this.rise, this.fall);
+    this.s.streak[this.id] = Math.round(streak);
+  }
+  nextInterval(t: HealthTimers): number { return intervalAt(this.s.health[this.id], this.rise, this.fall, t); }
+}
 
 export class Backend {
   readonly cfg: BackendConfig;
   /** null while the host name resolves to nothing (the backend is down, reason unresolved). */
   addr: bigint | null;
-  address: string;
-  readonly health: Health;
   readonly depth: number;
   readonly staleMs: number;
-  /** Probe-table slots, one per check that may be in flight (depthFor); slot0 = slots[0]. */
-  slots: number[] = [];
-  slot0 = -1;
-  /**
-   * Checks in flight, oldest first, as indices into slots packed 3 bits each
-   * (depth <= 8): scalars, so the hot path touches no extra objects.
-   */
-  inflight = 0;
-  queue = 0;
-  /** When the oldest check in flight fails unanswered. */
-  headDeadline = 0;
-  /** When the next check is due. */
-  nextAt = 0;
-  /** When the newest check was due; the next is due an interval after that. */
-  lastPlanned = 0;
-  /** This check's jitter, a fraction of the interval (-cfg.jitter..cfg.jitter). */
-  jitter = 0;
-  /** Checks sent; each gets a new source port. */
-  round = 0;
-  /** When a slot last freed with every slot in flight: a check due before then could not leave earlier. */
-  slotFreedAt = 0;
-  last: CheckOutcome | null = null;
-  /** When this backend was configured (or left maintenance): freshness counts from here until a check completes. */
-  born: number;
-  /** When the reported state last changed. */
-  since: number;
-  /** The state last reported (API, agent, events): health, unless stale, unresolved or in maintenance. */
-  reported: HealthState;
-  admin: AdminState = 'ready';
-  /** When the backend last came up (slow start ramps from here), 0 when never in this process. */
-  upAt = 0;
   /** Why the name has no address (resolver error), while addr is null. */
   unresolved = '';
-  readonly counts: Record<ProbeState, number> = { open: 0, closed: 0, filtered: 0, unreachable: 0 };
-  changes = 0;
-  checks = 0;
-  /** Heap bookkeeping: entries carrying an older version are stale. */
-  version = 0;
+  /** The store holding this backend's row, and the row. */
+  store: BackendStore;
+  id: number;
+
+  /**
+   * A backend in `store` (a standalone one when absent). With `keep`, the
+   * same record goes on under a new config or address: this view takes over
+   * keep's row (history, health, counters, schedule), and keep is retired.
+   */
+  constructor(cfg: BackendConfig, addr: bigint | null, now: number, keep?: Backend, store?: BackendStore) {
+    this.cfg = cfg;
+    this.addr = addr;
+    this.depth = depthFor(cfg);
+    this.staleMs = staleAfter(cfg);
+    if (keep) {
+      this.store = keep.store;
+      this.id = keep.id;
+      this.unresolved = keep.unresolved;
+      keep.retire();
+      const s = this.store;
+      // A health level saved under another rise/fall is put back within this one.
+      s.health[this.id] = clampHealth(s.health[this.id], cfg.rise, cfg.fall);
+      return;
+    }
+    const s = this.store = store ?? LOOSE;
+    const id = this.id = s.alloc();
+    s.health[id] = cfg.initial === 'up' ? healthMax(cfg.rise, cfg.fall) : 0;
+    s.born[id] = now;
+    s.since[id] = now;
+    s.reported[id] = addr !== null && cfg.initial === 'up' ? 1 : 0;
+  }
+
+  /** Points this view at the store's neutral row: its record went on under another view, or was dropped. */
+  retire(): void { this.id = 0; }
+
+  /** Whether this view still has its record. */
+  get live(): boolean { return this.id !== 0; }
+
+  /** A stable identity of the record across reloads (a new view keeps it; a new record gets a new one). */
+  get record(): number { return this.store.serial[this.id]; }
+
+  /** The address as text ('' while unresolved). */
+  get address(): string { return this.addr === null ? '' : formatAddress(this.addr); }
+
+  get health(): HealthView { return new HealthView(this.store, this.id, this.cfg.rise, this.cfg.fall); }
+  /** Health after rise/fall; see state for what is reported. */
+  get healthState(): HealthState { return healthState(this.store.health[this.id], this.cfg.rise); }
+
+  get nextAt(): number { return this.store.nextAt[this.id]; }
+  set nextAt(v: number) { this.store.nextAt[this.id] = v; }
+  get lastPlanned(): number { return this.store.lastPlanned[this.id]; }
+  set lastPlanned(v: number) { this.store.lastPlanned[this.id] = v; }
+  get headDeadline(): number { return this.store.headDeadline[this.id]; }
+  get inflight(): number { return this.store.inflight[this.id]; }
+  get born(): number { return this.store.born[this.id]; }
+  set born(v: number) { this.store.born[this.id] = v; }
+  /** When the reported state last changed. */
+  get since(): number { return this.store.since[this.id]; }
+  set since(v: number) { this.store.since[this.id] = v; }
+  /** When the backend last came up (slow start ramps from here), 0 when never in this process. */
+  get upAt(): number { return this.store.upAt[this.id]; }
+  set upAt(v: number) { this.store.upAt[this.id] = v; }
+  get changes(): number { return this.store.changes[this.id]; }
+  set changes(v: number) { this.store.changes[this.id] = v; }
+  get checks(): number { return this.store.checks[this.id]; }
+  set checks(v: number) { this.store.checks[this.id] = v; }
+  /** A learned backend: its first check alone decides its health (Monitor.learn). */
+  get firstDecides(): boolean { return this.store.firstDecides[this.id] === 1; }
+  set firstDecides(v: boolean) { this.store.firstDecides[this.id] = v ? 1 : 0; }
+
+  /** The state last reported (API, agent, events): health, unless stale, unresolved or in maintenance. */
+  get reported(): HealthState { return this.store.reported[this.id] ? 'up' : 'down'; }
+  set reported(v: HealthState) { this.store.reported[this.id] = v === 'up' ? 1 : 0; }
+  get admin(): AdminState { return ADMIN_STATES[this.store.admin[this.id]]; }
+  set admin(v: AdminState) { this.store.admin[this.id] = ADMIN_CODE[v]; }
+
+  /** Probe-table slots of this backend, one per check that may be in flight (depthFor). */
+  get slots(): number[] {
+    const s = this.store, out: number[] = [];
+    for (let k = 0; k < s.nslots[this.id]; k++) out.push(s.slots[this.id * MAX_DEPTH + k]);
+    return out;
+  }
+
+  /** Completed checks by result state. */
+  get counts(): Record<ProbeState, number> {
+    const c = this.store.counts, o = this.id * 4;
+    return { open: c[o], closed: c[o + 1], filtered: c[o + 2], unreachable: c[o + 3] };
+  }
+  set counts(v: Record<ProbeState, number>) {
+    const c = this.store.counts, o = this.id * 4;
+    c[o] = v.open ?? 0; c[o + 1] = v.closed ?? 0; c[o + 2] = v.filtered ?? 0; c[o + 3] = v.unreachable ?? 0;
+  }
+  count(state: ProbeState): number { return this.store.counts[this.id * 4 + STATE_CODE[state]]; }
+
+  /** The latest completed check, or null before the first (a fresh object per read). */
+  get last(): CheckOutcome | null {
+    const s = this.store, id = this.id, code = s.lastState[id];
+    if (code === NO_STATE) return null;
+    const rtt = s.lastRtt[id];
+    return { ok: code === 0, state: PROBE_STATES[code], reason: reasonOfCode(s.lastReason[id]), rtt_ms: Number.isNaN(rtt) ? null : rtt, ts: s.lastTs[id] };
+  }
+  set last(r: CheckOutcome | null) {
+    const s = this.store, id = this.id;
+    if (!r) { s.lastState[id] = NO_STATE; s.lastTs[id] = 0; s.lastRtt[id] = NaN; s.lastReason[id] = 0; return; }
+    s.lastState[id] = STATE_CODE[r.state] ?? STATE_CODE.filtered;
+    s.lastReason[id] = reasonToCode(r.reason);
+    s.lastRtt[id] = r.rtt_ms ?? NaN;
+    s.lastTs[id] = r.ts;
+  }
+  /** When the latest check completed (0: none yet), and its RTT (null: none): without building `last`. */
+  get lastTs(): number { return this.store.lastTs[this.id]; }
+  get lastRttMs(): number | null { const r = this.store.lastRtt[this.id]; return Number.isNaN(r) ? null : r; }
+
   /**
    * What check_tcp_half_open --via prints from (plugin-socket.ts): the latest
    * answered check (RTT, TTL), shown while the backend is up, and the latest
-   * failed one, shown while it is down.
+   * failed one, shown while it is down. -1: none.
    */
-  okRttMs = -1;
-  okTtl = -1;
-  failState: ProbeState | null = null;
-  failReason = '';
-  failRttMs = -1;
-  failTtl = -1;
-  /** A learned backend: its first check alone decides its health (Monitor.learn). */
-  firstDecides = false;
-  /** Recent results, oldest first, packed: 30 checks cost 150 bytes, not 30 objects. */
-  private readonly histState = new Uint8Array(HISTORY);
-  private readonly histRtt = new Float32Array(HISTORY);
-  private histLen = 0;
-  private histPos = 0;
-
-  constructor(cfg: BackendConfig, addr: bigint | null, now: number, keep?: Backend) {
-    this.cfg = cfg;
-    this.addr = addr;
-    this.address = addr === null ? '' : formatAddress(addr);
-    this.health = keep?.health ?? new Health(cfg.rise, cfg.fall, cfg.initial);
-    this.depth = depthFor(cfg);
-    this.staleMs = staleAfter(cfg);
-    this.born = keep?.born ?? now;
-    this.since = keep?.since ?? now;
-    this.reported = keep?.reported ?? (addr === null ? 'down' : this.health.state);
-    if (keep) {
-      this.admin = keep.admin;
-      this.upAt = keep.upAt;
-      this.last = keep.last && { ...keep.last };
-      Object.assign(this.counts, keep.counts);
-      this.changes = keep.changes;
-      this.checks = keep.checks;
-      this.histState.set(keep.histState);
-      this.histRtt.set(keep.histRtt);
-      this.histLen = keep.histLen;
-      this.histPos = keep.histPos;
-      this.okRttMs = keep.okRttMs; this.okTtl = keep.okTtl;
-      this.failState = keep.failState; this.failReason = keep.failReason; this.failRttMs = keep.failRttMs; this.failTtl = keep.failTtl;
-      this.firstDecides = keep.firstDecides;
-    }
-  }
-
-  /** Health after rise/fall; see state for what is reported. */
-  get healthState(): HealthState { return this.health.state; }
+  get okRttMs(): number { return this.store.okRtt[this.id]; }
+  get okTtl(): number { return this.store.okTtl[this.id]; }
+  get failState(): ProbeState | null { const c = this.store.failState[this.id]; return c === NO_STATE ? null : PROBE_STATES[c]; }
+  get failReason(): string { return reasonOfCode(this.store.failReason[this.id]); }
+  get failRttMs(): number { return this.store.failRtt[this.id]; }
+  get failTtl(): number { return this.store.failTtl[this.id]; }
 
   /**
    * The state to report now: up only while the health is up and the latest
@@ -179,21 +239,24 @@ export class Backend {
   get state(): HealthState { return this.effectiveState(Date.now()); }
 
   /** Age of the latest completed check, counted from this process's start at most (a restored one is as old as the start). */
-  checkAge(now: number): number { return now - Math.max(this.last?.ts ?? 0, this.born); }
+  checkAge(now: number): number { return now - Math.max(this.store.lastTs[this.id], this.store.born[this.id]); }
 
   /** Whether the latest completed check (or, before the first, the start) is older than staleMs. */
   isStale(now: number): boolean { return this.checkAge(now) > this.staleMs; }
 
+  /** When the backend goes stale unless a check completes first. */
+  staleAt(): number { return Math.max(this.store.lastTs[this.id], this.store.born[this.id]) + this.staleMs; }
+
   /** What should be reported now: up only when measured up recently, with an address, and not in maintenance. */
   effectiveState(now: number): HealthState {
-    return this.health.state === 'up' && !this.isStale(now) && this.addr !== null && this.admin !== 'maint' ? 'up' : 'down';
+    return this.healthState === 'up' && !this.isStale(now) && this.addr !== null && this.store.admin[this.id] !== ADMIN_CODE.maint ? 'up' : 'down';
   }
 
   /** Why it is reported down when its health is not the reason. */
   downReason(now: number): string | null {
     if (this.admin === 'maint') return 'maint';
     if (this.addr === null) return 'unresolved';
-    if (this.health.state === 'up' && this.isStale(now)) return 'stale';
+    if (this.healthState === 'up' && this.isStale(now)) return 'stale';
     return null;
   }
 
@@ -204,56 +267,25 @@ export class Backend {
    */
   weightNow(now: number): number {
     const full = this.cfg.weight ?? 100;
-    if (!this.cfg.slowstart || !this.upAt || this.reported !== 'up') return full;
-    const share = Math.min(1, Math.max(SLOWSTART_FLOOR, (now - this.upAt) / this.cfg.slowstart));
+    const upAt = this.upAt;
+    if (!this.cfg.slowstart || !upAt || this.reported !== 'up') return full;
+    const share = Math.min(1, Math.max(SLOWSTART_FLOOR, (now - upAt) / this.cfg.slowstart));
     return share >= 1 ? full : Math.max(1, Math.round(full * share));
   }
 
   /** Whether slow start is under way (the announced weight is below the configured one). */
   rampingUp(now: number): boolean { return this.weightNow(now) < (this.cfg.weight ?? 100); }
 
-  /** Notes a completed check for the plugin socket; ttl of the reply, -1 without one. */
-  notePlugin(r: CheckOutcome, ttl: number): void {
-    if (r.ok) {
-      this.okRttMs = r.rtt_ms ?? -1;
-      this.okTtl = ttl;
-    } else {
-      this.failState = r.state;
-      this.failReason = r.reason;
-      this.failRttMs = r.rtt_ms ?? -1;
-      this.failTtl = ttl;
-    }
-  }
-
-  remember(r: CheckOutcome): void {
-    this.histState[this.histPos] = STATE_CODE[r.state];
-    this.histRtt[this.histPos] = r.rtt_ms ?? NaN;
-    this.histPos = (this.histPos + 1) % HISTORY;
-    if (this.histLen < HISTORY) this.histLen++;
-  }
-
   history(): Array<{ ok: boolean; state: ProbeState; rtt_ms: number | null }> {
+    const s = this.store, id = this.id, len = s.histLen[id], pos = s.histPos[id];
     const out = [];
-    for (let k = 0; k < this.histLen; k++) {
-      const i = (this.histPos - this.histLen + k + HISTORY) % HISTORY;
-      const state = PROBE_STATES[this.histState[i]];
-      const rtt = this.histRtt[i];
+    for (let k = 0; k < len; k++) {
+      const i = id * HISTORY + ((pos - len + k + HISTORY) % HISTORY);
+      const state = PROBE_STATES[s.histState[i]];
+      const rtt = s.histRtt[i];
       out.push({ ok: state === 'open', state, rtt_ms: Number.isNaN(rtt) ? null : roundMs(rtt) });
     }
     return out;
-  }
-
-  /** Index into slots of the i-th check in flight, oldest first. */
-  queuedIndex(i: number): number { return (this.queue >>> (3 * i)) & 7; }
-  /** Slot of the i-th check in flight, oldest first. */
-  queued(i: number): number {
-    const k = this.queuedIndex(i);
-    return k === 0 ? this.slot0 : this.slots[k];
-  }
-  /** Whether slots[k] carries a check in flight. */
-  isQueued(k: number): boolean {
-    for (let i = 0; i < this.inflight; i++) if (this.queuedIndex(i) === k) return true;
-    return false;
   }
 }
 

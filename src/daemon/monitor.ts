@@ -15,23 +15,33 @@
 // checks were sent, each check exactly once: an answer to a newer check
 // settles every older one still waiting as unanswered.
 //
-// Progress. The agenda (WakeHeap) holds each backend's next moment of
-// interest. A tick pops the entries that are due and, for each, settles what
-// has finished, sends at most one check, and pushes the backend back strictly
-// after `now`: a check that went out moves the schedule forward (a backend
-// more than one interval behind restarts its schedule from now instead of
-// catching up in a burst), and one with every slot in flight waits for its
-// oldest deadline, which settle() has just moved past `now`. So every entry
-// is popped at most once a tick and a tick's work is bounded by the number
-// of backends; wake() enforces the invariant and counts any breach
-// (`anomalies`, asserted zero by the property tests) rather than loop.
+// Progress. The agenda (TimerWheel) holds each backend's next moment of
+// interest: its next check, its oldest check's deadline, or, while it is
+// reported up, the moment its latest result goes stale. A tick takes the
+// entries that are due and, for each, settles what has finished, sends at
+// most one check, and files the backend again strictly after `now`: a check
+// that went out moves the schedule forward (a backend more than one interval
+// behind restarts its schedule from now instead of catching up in a burst),
+// and one with every slot in flight waits for its oldest deadline, which
+// settle() has just moved past `now`. So every entry is taken at most once a
+// tick and a tick's work is bounded by the number of backends; wake()
+// enforces the invariant and counts any breach (`anomalies`, asserted zero
+// by the property tests) rather than loop.
+//
+// Memory. Every number the scheduler keeps per backend is a row of a
+// BackendStore (typed arrays, backend-store.ts); the Backend objects the
+// rest of the daemon reads are thin views of those rows.
 import { EventEmitter } from 'node:events';
 import { HalfopenError } from '../errors';
-import { Verdict, describeVerdict } from '../engine/probe-table';
+import { Verdict, reasonOf } from '../engine/probe-table';
+import { roundMs } from '../types';
 import { BackendConfig } from './config';
 import { AdminState, Backend, CheckOutcome, ChangeEvent, MAX_DEPTH, MAX_TICK_MS, depthFor, sameBackend, sameConfig } from './backend';
+import { BackendStore, NO_STATE, reasonOfCode, reasonToCode } from './backend-store';
+import { healthAfter, healthMax, intervalAt, streakAfter, transitioning } from './health';
+import { HO_PROBE_STATE_UNREACHABLE } from '../contract.generated';
 import { Histogram, LATENESS_BUCKETS, RTT_BUCKETS } from './histogram';
-import { WakeHeap } from './wake-heap';
+import { TimerWheel } from './timer-wheel';
 import type { SavedBackend } from './state-file';
 import { sameRoute } from './send-routes';
 import { OnDemandProbes, ProbeOnce, ProbeOptions } from './on-demand';
@@ -101,8 +111,6 @@ export function tickFor(backends: Iterable<BackendConfig>): number {
 
 /** Window over which halfopen_schedule_lag_seconds reports the worst lateness. */
 const LAG_WINDOW_MS = 10_000;
-/** How often the reported states are checked for staleness. */
-const FRESHNESS_EVERY_MS = 1000;
 
 /**
  * /healthz fails when the scheduler has not ticked for this long, when a
@@ -111,27 +119,43 @@ const FRESHNESS_EVERY_MS = 1000;
  */
 export const UNHEALTHY_AFTER_MS = 2000;
 
+/** PROBE_STATES codes (enum ho_probe_state - 1). */
+const OPEN = 0, FILTERED = 2;
+const NO_RESPONSE = reasonToCode('no-response');
+const ADMIN_MAINT = 2;
+
 export class Monitor extends EventEmitter implements ProbeOnce {
   private slots: ProbeSlots;
   /** Slots kept for probes on request (reserveOnDemand), at the top of the table. */
   private onDemand: OnDemandProbes | null = null;
-  private readonly bySlot: (Backend | undefined)[] = [];
+  /** The rows behind the backends (backend-store.ts), and each row's current view. */
+  private readonly store = new BackendStore();
+  private readonly byId: (Backend | undefined)[] = [];
+  /** Per slot: the row whose check it carries (0: none). */
+  private owner: Int32Array;
   private readonly free: number[] = [];
   /** Per slot: when its check in flight fails unanswered. */
   private deadline: Float64Array;
   private backends = new Map<string, Backend>();
-  private byTarget = new Map<string, Backend>();
+  /** "address:port" and "[address]:port" → backend, built when first asked for (find). */
+  private byTarget: Map<string, Backend> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private tickMs = 50;
-  private readonly heap = new WakeHeap<Backend>();
+  private readonly wheel = new TimerWheel(50);
   private lagCur = 0;
   private lagPrev = 0;
   private lagWindowStart = Date.now();
   /** When the batch with the sender went out, or 0 when none is. */
   private sendingSince = 0;
-  private nextFreshness = 0;
   private readonly sportLo: number;
   private readonly sportRange: number;
+  /** Reason codes of ICMP type/code pairs (type × 256 + code), 0 until first seen. */
+  private readonly icmpReason = new Uint16Array(65536);
+  /** The tick being run: what visitRow() works against. */
+  private now = 0;
+  private worst = 0;
+  private due: number[] = [];
+  private readonly visit = (id: number): void => this.visitRow(id);
   /** When tick() last ran, and the worst lateness of a check it sent. */
   lastTickAt = 0;
   lastTickLate = 0;
@@ -154,12 +178,12 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     this.sportLo = sportLo;
     this.sportRange = sportHi - sportLo + 1;
     this.deadline = this.emptyTable(slots.capacity);
+    this.owner = new Int32Array(slots.capacity);
   }
 
   /** Every slot free, lowest first out; returns the per-slot deadlines for that size. */
   private emptyTable(capacity: number): Float64Array {
     this.free.length = 0;
-    this.bySlot.length = 0;
     for (let i = capacity - 1; i >= 0; i--) this.free.push(i);
     return new Float64Array(capacity);
   }
@@ -172,13 +196,27 @@ export class Monitor extends EventEmitter implements ProbeOnce {
   /** Checks in flight now. */
   get inflight(): number {
     let n = 0;
-    for (const b of this.backends.values()) n += b.inflight;
+    for (const b of this.backends.values()) n += this.store.inflight[b.id];
     return n;
   }
 
   /** Finds a backend by name or by "address:port" / "[v6]:port" (HAProxy agent-send). */
   find(key: string): Backend | undefined {
-    return this.backends.get(key) ?? this.byTarget.get(key);
+    return this.backends.get(key) ?? this.targets().get(key);
+  }
+
+  private targets(): Map<string, Backend> {
+    if (this.byTarget) return this.byTarget;
+    const t = this.byTarget = new Map();
+    for (const b of this.backends.values()) this.indexTarget(t, b);
+    return t;
+  }
+
+  /** The first backend of an address:port answers for it (duplicates need an explicit opt-in). */
+  private indexTarget(t: Map<string, Backend>, b: Backend): void {
+    if (b.addr === null) return;
+    const a = b.address;
+    for (const key of [`${a}:${b.cfg.port}`, `[${a}]:${b.cfg.port}`]) if (!t.has(key)) t.set(key, b);
   }
 
   /**
@@ -214,12 +252,35 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     return this.onDemand.probeOnce(addr, port, opts, deadline);
   }
 
+  /** A new view for a fresh row or (keep) for keep's row, registered as the row's current one. */
+  private view(cfg: BackendConfig, addr: bigint | null, now: number, keep?: Backend): Backend {
+    const b = new Backend(cfg, addr, now, keep, this.store);
+    this.byId[b.id] = b;
+    return b;
+  }
+
+  /** Drops b's record: its slots, its agenda entry, its row. */
+  private drop(b: Backend): void {
+    if (!b.live) return;
+    const id = b.id;
+    this.releaseSlots(id);
+    this.wheel.cancel(id);
+    this.byId[id] = undefined;
+    this.store.release(id);
+    b.retire();
+  }
+
   /**
    * Installs a backend set. Backends equal to a current one keep their state;
    * new ones start on a schedule spread over their interval.
    */
   apply(list: Array<{ cfg: BackendConfig; addr: bigint | null; unresolved?: string }>, now = Date.now()): void {
+    const s = this.store;
+    let added = 0;
+    for (const x of list) if (!this.backends.has(x.cfg.name)) added++;
+    s.reserve(added);
     const next = new Map<string, Backend>();
+    const fresh: Backend[] = [];
     list.forEach(({ cfg, addr, unresolved }, i) => {
       const old = this.backends.get(cfg.name);
       // The same check of the same name keeps its history, even at a new address.
@@ -229,47 +290,44 @@ export class Monitor extends EventEmitter implements ProbeOnce {
         next.set(cfg.name, keep);
         return;
       }
-      const b = new Backend(cfg, addr, now, keep);
-      b.unresolved = unresolved ?? '';
-      // A new source or mark reprograms the slots (new slots, same schedule).
-      if (keep && keep.depth === b.depth && keep.addr === addr && sameRoute(keep.cfg, cfg)) {
-        b.slots = keep.slots;
-        b.slot0 = keep.slot0;
-        b.headDeadline = keep.headDeadline;
-        b.inflight = keep.inflight;
-        b.nextAt = keep.nextAt;
-        b.queue = keep.queue;
-        b.round = keep.round;
-        b.lastPlanned = keep.lastPlanned;
-        b.slotFreedAt = keep.slotFreedAt;
-      } else if (keep) {
-        b.nextAt = keep.nextAt; // same schedule, new slots (the timing changed)
-        b.lastPlanned = keep.lastPlanned;
-      } else {
-        // Spread first checks evenly over the interval: no herd.
-        b.nextAt = now + Math.floor((cfg.interval * (i + this.random())) / list.length);
-        b.lastPlanned = b.nextAt - cfg.interval;
+      if (keep) {
+        // A new source or mark, depth or address reprograms the slots (new slots, same schedule).
+        const sameSlots = keep.depth === depthFor(cfg) && keep.addr === addr && sameRoute(keep.cfg, cfg);
+        if (!sameSlots) this.releaseSlots(keep.id);
+        const b = this.view(cfg, addr, now, keep);
+        b.unresolved = unresolved ?? '';
+        if (!sameSlots) s.slotFreedAt[b.id] = 0;
+        next.set(cfg.name, b);
+        if (!sameSlots && addr !== null) fresh.push(b);
+        return;
       }
+      const b = this.view(cfg, addr, now);
+      b.unresolved = unresolved ?? '';
+      // Spread first checks evenly over the interval: no herd.
+      const at = now + Math.floor((cfg.interval * (i + this.random())) / list.length);
+      s.nextAt[b.id] = at;
+      s.lastPlanned[b.id] = at - cfg.interval;
       next.set(cfg.name, b);
+      if (addr !== null) fresh.push(b);
     });
-    for (const [name, old] of this.backends) {
-      const b = next.get(name);
-      if (!b || b.slots !== old.slots) this.release(old);
-    }
+    // What is gone, or replaced by another record of the same name.
+    for (const [name, old] of this.backends) if (old.live && next.get(name) !== old) this.drop(old);
     this.backends = next;
-    this.indexTargets();
-    this.heap.clear();
-    const tick = tickFor(list.map((x) => x.cfg));
-    if (tick !== this.tickMs) {
-      this.tickMs = tick;
-      if (this.timer) { this.stop(); this.start(); }
-    }
-    this.allocate([...next.values()].filter((b) => !b.slots.length && b.addr !== null));
+    this.byTarget = null;
+    this.setTick(tickFor(list.map((x) => x.cfg)));
+    this.allocate(fresh);
     for (const b of next.values()) {
-      for (const s of b.slots) this.bySlot[s] = b;
       this.wake(b);
-      this.report(b, now, null);
+      this.report(b, now);
     }
+  }
+
+  /** A new scheduling period: the timer and the wheel follow. */
+  private setTick(tick: number): void {
+    if (tick === this.tickMs) return;
+    this.tickMs = tick;
+    this.wheel.retick(tick);
+    if (this.timer) { this.stop(); this.start(); }
   }
 
   /**
@@ -282,19 +340,17 @@ export class Monitor extends EventEmitter implements ProbeOnce {
       if (old) old.unresolved = why;
       return;
     }
-    const b = new Backend(old.cfg, addr, now, old);
+    this.releaseSlots(old.id);
+    const b = this.view(old.cfg, addr, now, old);
     b.unresolved = why;
     b.nextAt = now;
-    b.lastPlanned = now - old.cfg.interval;
-    this.release(old);
+    b.lastPlanned = now - b.cfg.interval;
+    this.store.slotFreedAt[b.id] = 0;
     this.backends.set(name, b);
-    this.indexTargets();
-    if (addr !== null) {
-      this.allocate([b]);
-      for (const s of b.slots) this.bySlot[s] = b;
-    }
+    this.byTarget = null;
+    if (addr !== null) this.allocate([b]);
     this.wake(b);
-    this.report(b, now, null);
+    this.report(b, now);
   }
 
   /**
@@ -312,11 +368,11 @@ export class Monitor extends EventEmitter implements ProbeOnce {
       b.since = s.since;
       b.changes = s.changes;
       b.checks = s.checks;
-      Object.assign(b.counts, s.counts);
-      if (s.last) b.last = { ...s.last };
+      b.counts = { ...b.counts, ...s.counts };
+      if (s.last) b.last = s.last;
       b.reported = s.reported;
       this.wake(b);
-      this.report(b, now, null);
+      this.report(b, now);
       n++;
     }
     return n;
@@ -337,41 +393,42 @@ export class Monitor extends EventEmitter implements ProbeOnce {
       b.lastPlanned = now - b.cfg.interval;
     }
     this.wake(b);
-    this.report(b, now, null);
+    this.report(b, now);
     return true;
-  }
-
-  private indexTargets(): void {
-    this.byTarget = new Map();
-    for (const b of this.backends.values()) {
-      if (b.addr === null) continue;
-      // The first backend of an address:port answers for it (duplicates need an explicit opt-in).
-      for (const key of [`${b.address}:${b.cfg.port}`, `[${b.address}]:${b.cfg.port}`]) if (!this.byTarget.has(key)) this.byTarget.set(key, b);
-    }
   }
 
   /** First slots for all, then the extra ones: first slots of neighbours are adjacent in the table. */
   private allocate(list: Backend[]): void {
     if (this.free.length < list.reduce((n, b) => n + b.depth, 0)) throw new Error('probe table full');
+    const s = this.store;
     for (let k = 0; k < MAX_DEPTH; k++) {
       for (const b of list) {
         if (k >= b.depth) continue;
         const slot = this.free.pop()!;
-        b.slots.push(slot);
-        if (k === 0) b.slot0 = slot;
+        const id = b.id;
+        s.slots[id * MAX_DEPTH + k] = slot;
+        s.nslots[id] = k + 1;
+        this.owner[slot] = id;
         this.slots.setSlot(slot, b.addr!, b.cfg.port, this.sportLo + (slot % this.sportRange), b.cfg);
       }
     }
   }
 
-  private release(b: Backend): void {
-    this.checksDropped += b.inflight;
-    for (const slot of b.slots) {
-      if (this.bySlot[slot] !== b) continue;
+  /** Frees row id's slots; its checks in flight are dropped (never applied). */
+  private releaseSlots(id: number): void {
+    const s = this.store;
+    this.checksDropped += s.inflight[id];
+    for (let k = 0; k < s.nslots[id]; k++) {
+      const slot = s.slots[id * MAX_DEPTH + k];
+      s.slots[id * MAX_DEPTH + k] = -1;
+      if (this.owner[slot] !== id) continue;
       this.slots.clearSlot(slot);
-      this.bySlot[slot] = undefined;
+      this.owner[slot] = 0;
       this.free.push(slot);
     }
+    s.nslots[id] = 0;
+    s.inflight[id] = 0;
+    s.queue[id] = 0;
   }
 
   private stopped = false;
@@ -401,28 +458,33 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     return { ok: true, reason: 'ok' };
   }
 
-  /** Whether b is checked at all: not in maintenance, and with an address. */
-  private checked(b: Backend): boolean { return b.admin !== 'maint' && b.addr !== null; }
+  /** Whether row id is checked at all: not in maintenance, and with an address. */
+  private checked(b: Backend): boolean { return this.store.admin[b.id] !== ADMIN_MAINT && b.addr !== null; }
 
   /**
    * b's next moment of interest: its next check (when it is checked and a
-   * slot is free for it), or its oldest check's deadline; Infinity for none.
+   * slot is free for it), its oldest check's deadline, and while it is
+   * reported up the moment its latest result goes stale; Infinity for none.
    */
   private wakeAt(b: Backend): number {
-    const due = this.checked(b) && b.inflight < b.depth ? b.nextAt : Infinity;
-    return b.inflight ? Math.min(due, b.headDeadline) : due;
+    const s = this.store, id = b.id, inflight = s.inflight[id];
+    let at = this.checked(b) && inflight < b.depth ? s.nextAt[id] : Infinity;
+    if (inflight && s.headDeadline[id] < at) at = s.headDeadline[id];
+    if (s.reported[id]) {
+      const stale = Math.max(s.lastTs[id], s.born[id]) + b.staleMs + 1; // isStale: older than staleMs
+      if (stale < at) at = stale;
+    }
+    return at;
   }
 
   /** (Re)schedules b; with `now`, strictly after it (the progress invariant, see the top of this file). */
   private wake(b: Backend, now?: number): void {
-    b.version++;
     let at = this.wakeAt(b);
-    if (at === Infinity) return; // nothing to do until an admin change or a new address
-    if (now !== undefined && !(at > now)) {
+    if (at !== Infinity && now !== undefined && !(at > now)) {
       this.anomalies++;
       at = now + this.tickMs;
     }
-    this.heap.push(at, b);
+    this.wheel.schedule(b.id, at);
   }
 
   /** Worst lateness behind schedule over the current window, ms. */
@@ -436,32 +498,22 @@ export class Monitor extends EventEmitter implements ProbeOnce {
       this.lagCur = 0;
       this.lagWindowStart = now;
     }
-    for (const slot of this.slots.pollSlots()) {
-      const b = this.bySlot[slot];
-      if (b && b.inflight && this.settle(b, now)) this.wake(b);
-    }
-    if (now >= this.nextFreshness) {
-      this.nextFreshness = now + FRESHNESS_EVERY_MS;
-      for (const b of this.backends.values()) this.report(b, now, null);
+    const s = this.store;
+    const landed = this.slots.pollSlots();
+    for (let i = 0; i < landed.length; i++) {
+      const id = this.owner[landed[i]];
+      if (id && s.inflight[id]) {
+        const b = this.byId[id]!;
+        if (this.settle(b, now)) this.wake(b);
+      }
     }
     if (this.sendingSince) return; // the due checks go out with the next batch
-    let worst = 0;
-    const due: number[] = [];
-    while (this.heap.peek() <= now) {
-      const b = this.heap.pop();
-      if (!b) break;
-      if (b.inflight) this.settle(b, now);
-      const at = b.nextAt;
-      if (at <= now && this.checked(b)) {
-        if (b.inflight < b.depth) {
-          // A check that waited for a slot is due from when one freed.
-          const from = Math.max(at, b.slotFreedAt);
-          if (now - from > worst) worst = now - from;
-          due.push(this.send(b, at, from, now));
-        }
-      }
-      this.wake(b, now);
-    }
+    this.now = now;
+    this.worst = 0;
+    const due = this.due;
+    due.length = 0;
+    this.wheel.drain(now, this.visit);
+    const worst = this.worst;
     this.lastTickLate = worst;
     if (worst > this.lagCur) this.lagCur = worst;
     if (due.length) {
@@ -475,26 +527,57 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     }
   }
 
+  /** One agenda entry that fell due in this tick: settle, send, report staleness, file it again. */
+  private visitRow(id: number): void {
+    const b = this.byId[id];
+    if (!b) return;
+    const s = this.store, now = this.now;
+    if (s.inflight[id]) this.settle(b, now);
+    const at = s.nextAt[id];
+    if (at <= now && this.checked(b) && s.inflight[id] < b.depth) {
+      // A check that waited for a slot is due from when one freed.
+      const from = Math.max(at, s.slotFreedAt[id]);
+      if (now - from > this.worst) this.worst = now - from;
+      this.due.push(this.send(b, at, from, now));
+    }
+    if (s.reported[id] && b.isStale(now)) this.report(b, now);
+    this.wake(b, now);
+  }
+
+  /** Index into b's slots of its i-th check in flight, oldest first. */
+  private queuedIndex(id: number, i: number): number { return (this.store.queue[id] >>> (3 * i)) & 7; }
+  /** Slot of b's i-th check in flight, oldest first. */
+  private queued(id: number, i: number): number { return this.store.slots[id * MAX_DEPTH + this.queuedIndex(id, i)]; }
+
   /** Puts b's next check (due at `at`, free to go from `from`) in a free slot; returns the slot. */
   private send(b: Backend, at: number, from: number, now: number): number {
+    const s = this.store, id = b.id, inflight = s.inflight[id];
     let k = 0;
-    if (b.inflight) while (b.isQueued(k)) k++;
-    const slot = k === 0 ? b.slot0 : b.slots[k];
+    if (inflight) {
+      // The first index no check in flight uses.
+      let used = 0;
+      for (let i = 0; i < inflight; i++) used |= 1 << this.queuedIndex(id, i);
+      while (used & (1 << k)) k++;
+    }
+    const slot = s.slots[id * MAX_DEPTH + k];
     // A new source port each round: a late reply to an earlier check cannot
     // pass for this one (it no longer matches the table).
-    this.slots.rearmSlot(slot, this.sportLo + ((slot + ++b.round) % this.sportRange));
+    const round = (s.round[id] + 1) >>> 0;
+    s.round[id] = round;
+    this.slots.rearmSlot(slot, this.sportLo + ((slot + round) % this.sportRange));
     this.deadline[slot] = now + b.cfg.timeout;
-    if (!b.inflight) b.headDeadline = now + b.cfg.timeout;
-    b.queue |= k << (3 * b.inflight++);
+    if (!inflight) s.headDeadline[id] = now + b.cfg.timeout;
+    s.queue[id] |= k << (3 * inflight);
+    s.inflight[id] = inflight + 1;
     this.lateness.observe((now - from) / 1000);
     this.observer?.sent?.(b, slot, from, now);
-    b.lastPlanned = at;
-    b.jitter = b.cfg.jitter * (this.random() * 2 - 1);
+    s.lastPlanned[id] = at;
+    s.jitter[id] = b.cfg.jitter * (this.random() * 2 - 1);
     this.schedule(b, now);
     // More than one spacing behind (a stall, or an interval shorter than the
     // tick): the schedule restarts from now rather than catch up in a burst.
-    if (b.nextAt <= now) {
-      b.lastPlanned = now;
+    if (s.nextAt[id] <= now) {
+      s.lastPlanned[id] = now;
       this.schedule(b, now);
     }
     return slot;
@@ -511,10 +594,12 @@ export class Monitor extends EventEmitter implements ProbeOnce {
    * it is due now.
    */
   private schedule(b: Backend, now: number): void {
-    const interval = b.health.nextInterval(b.cfg);
-    let next = b.lastPlanned + (b.health.transitioning ? interval : interval * (1 + b.jitter));
-    if (b.inflight && b.health.state === 'up') next = Math.min(next, b.lastPlanned + b.cfg.fastinter);
-    b.nextAt = next < now ? now : next;
+    const s = this.store, id = b.id, c = b.cfg, h = s.health[id];
+    const interval = intervalAt(h, c.rise, c.fall, c);
+    const lastPlanned = s.lastPlanned[id];
+    let next = lastPlanned + (transitioning(h, c.rise, c.fall) ? interval : interval * (1 + s.jitter[id]));
+    if (s.inflight[id] && h >= c.rise) next = Math.min(next, lastPlanned + c.fastinter);
+    s.nextAt[id] = next < now ? now : next;
   }
 
   /**
@@ -524,79 +609,102 @@ export class Monitor extends EventEmitter implements ProbeOnce {
    * after `now`.
    */
   private settle(b: Backend, now: number): boolean {
-    let answered = b.inflight - 1; // checks up to this one (oldest = 0) a newer answer has overtaken
-    while (answered >= 0 && !this.slots.answered(b.queued(answered))) answered--;
+    const s = this.store, id = b.id;
+    let answered = s.inflight[id] - 1; // checks up to this one (oldest = 0) a newer answer has overtaken
+    while (answered >= 0 && !this.slots.answered(this.queued(id, answered))) answered--;
     let settled = 0;
-    while (b.inflight) {
-      const slot = b.queued(0);
+    while (s.inflight[id]) {
+      const slot = this.queued(id, 0);
       const v = this.slots.verdict(slot);
-      if (!v && settled > answered && b.headDeadline > now) break;
-      b.queue >>>= 3;
-      b.inflight--;
+      if (!v && settled > answered && s.headDeadline[id] > now) break;
+      s.queue[id] >>>= 3;
+      s.inflight[id]--;
       settled++;
-      if (b.inflight) b.headDeadline = this.deadline[b.queued(0)];
+      if (s.inflight[id]) s.headDeadline[id] = this.deadline[this.queued(id, 0)];
       this.complete(b, v, slot, now);
     }
     if (!settled) return false;
-    if (b.inflight + settled >= b.depth) b.slotFreedAt = now; // a check due meanwhile could not leave before now
+    if (s.inflight[id] + settled >= b.depth) s.slotFreedAt[id] = now; // a check due meanwhile could not leave before now
     this.schedule(b, now);
     return true;
   }
 
+  /** The reason code of a verdict (one string per ICMP type/code pair, made once). */
+  private reasonCode(v: Verdict): number {
+    if (v.state !== HO_PROBE_STATE_UNREACHABLE) return reasonToCode(reasonOf(v.state, v.icmpType, v.icmpCode));
+    const k = (v.icmpType << 8) | v.icmpCode;
+    return this.icmpReason[k] ||= reasonToCode(reasonOf(v.state, v.icmpType, v.icmpCode));
+  }
+
   private complete(b: Backend, v: Verdict | null, slot: number, now: number): void {
-    // The last result is updated in place: a new object per check would live
-    // one interval, get promoted, and die in the old generation, and those
-    // full collections were the bulk of the daemon's GC work.
-    const r = b.last ??= { ok: false, state: 'filtered', reason: '', rtt_ms: null, ts: 0 };
-    r.ts = now;
+    const s = this.store, id = b.id, c = b.cfg;
+    // Straight into the row: no result object per check.
+    let code: number, reason: number, rtt: number;
     if (!v) {
-      r.ok = false; r.state = 'filtered'; r.reason = 'no-response'; r.rtt_ms = null;
+      code = FILTERED; reason = NO_RESPONSE; rtt = NaN;
     } else {
-      const d = describeVerdict(v);
-      r.ok = d.state === 'open'; r.state = d.state; r.reason = d.reason; r.rtt_ms = d.rttMs;
-      if (d.rttMs !== null) this.rtt.observe(d.rttMs / 1000);
+      code = v.state - 1; // enum ho_probe_state → PROBE_STATES
+      reason = this.reasonCode(v);
+      rtt = v.rttMs === null ? NaN : roundMs(v.rttMs);
+      if (v.rttMs !== null) this.rtt.observe(rtt / 1000);
     }
-    b.checks++;
+    const ok = code === OPEN;
+    s.lastTs[id] = now; s.lastState[id] = code; s.lastReason[id] = reason; s.lastRtt[id] = rtt;
+    s.checks[id]++;
     this.checksCompleted++;
-    b.counts[r.state]++;
-    b.remember(r);
-    b.notePlugin(r, v ? v.ttl : -1);
-    this.observer?.applied?.(b, r, slot);
-    const first = b.firstDecides;
-    if (first) {
-      b.firstDecides = false;
-      b.health.restore(r.ok ? Infinity : 0, r.ok ? 1 : -1); // fully up or fully down: rise/fall from here on
+    s.counts[id * 4 + code]++;
+    s.remember(id, code, rtt);
+    // For check_tcp_half_open --via.
+    const rttOr = Number.isNaN(rtt) ? -1 : rtt;
+    if (ok) {
+      s.okRtt[id] = rttOr; s.okTtl[id] = v ? v.ttl : -1;
     } else {
-      b.health.record(r.ok);
+      s.failState[id] = code; s.failReason[id] = reason; s.failRtt[id] = rttOr; s.failTtl[id] = v ? v.ttl : -1;
     }
-    if (!r.ok && b.cfg.logFailures) {
-      this.event(b, 'check', b.reported, b.reported, r.reason, r.rtt_ms, now);
+    if (this.observer?.applied) this.observer.applied(b, b.last!, slot);
+    const first = s.firstDecides[id] === 1;
+    if (first) {
+      s.firstDecides[id] = 0;
+      // Fully up or fully down: rise/fall from here on.
+      s.health[id] = ok ? healthMax(c.rise, c.fall) : 0;
+      s.streak[id] = ok ? 1 : -1;
+    } else {
+      s.streak[id] = streakAfter(s.streak[id], ok);
+      s.health[id] = healthAfter(s.health[id], ok, c.rise, c.fall);
     }
-    this.report(b, now, r);
+    if (!ok && c.logFailures) {
+      const r = b.reported;
+      this.event(b, 'check', r, r, reasonOfCode(reason), Number.isNaN(rtt) ? null : rtt, now);
+    }
+    this.report(b, now);
     if (first) this.emit('first-check', b);
   }
 
   /**
-   * Reports b's state when it changed: a rise/fall transition after check
-   * `r`, or (r = null) its latest check going stale or fresh again.
+   * Reports b's state when it changed: a rise/fall transition after its
+   * latest check, or its latest check going stale or fresh again.
    */
-  private report(b: Backend, now: number, r: CheckOutcome | null): void {
+  private report(b: Backend, now: number): void {
     const to = b.effectiveState(now);
-    if (to === b.reported) return;
-    const from = b.reported;
-    b.reported = to;
-    b.changes++;
-    b.since = now;
-    if (to === 'up') b.upAt = now;
+    const s = this.store, id = b.id;
+    const from = s.reported[id] ? 'up' : 'down';
+    if (to === from) return;
+    s.reported[id] = to === 'up' ? 1 : 0;
+    s.changes[id]++;
+    s.since[id] = now;
+    if (to === 'up') s.upAt[id] = now;
     const why = to === 'down' ? b.downReason(now) : null;
-    this.event(b, 'state', from, to, why ?? (r ?? b.last)?.reason ?? 'stale', why ? null : (r ?? b.last)?.rtt_ms ?? null, now);
+    const has = s.lastState[id] !== NO_STATE;
+    const rtt = s.lastRtt[id];
+    this.event(b, 'state', from, to, why ?? (has ? reasonOfCode(s.lastReason[id]) : 'stale'), why || !has || Number.isNaN(rtt) ? null : rtt, now);
   }
 
   /** Emits one event (state, admin or check) about b, with its current streak. */
   private event(b: Backend, event: ChangeEvent['event'], from: ChangeEvent['from'], to: ChangeEvent['to'], reason: string, rttMs: number | null, now: number): void {
+    const streak = this.store.streak[b.id];
     const ev: ChangeEvent = {
       event, time: new Date(now).toISOString(), backend: b.cfg.name, address: b.address, port: b.cfg.port,
-      from, to, reason, rtt_ms: rttMs, consecutive: { successes: b.health.successes, failures: b.health.failures },
+      from, to, reason, rtt_ms: rttMs, consecutive: { successes: Math.max(0, streak), failures: Math.max(0, -streak) },
     };
     this.emit('change', ev, b);
   }
@@ -609,22 +717,18 @@ export class Monitor extends EventEmitter implements ProbeOnce {
    */
   learn(cfg: BackendConfig, addr: bigint, now = Date.now()): Backend {
     if (this.backends.has(cfg.name)) throw new Error(`backend ${cfg.name} exists`);
-    const b = new Backend(cfg, addr, now);
-    if (this.free.length < b.depth) throw new Error('probe table full');
+    if (this.free.length < depthFor(cfg)) throw new Error('probe table full');
+    const b = this.view(cfg, addr, now);
     b.firstDecides = true;
     b.nextAt = now;
     b.lastPlanned = now - cfg.interval;
     this.allocate([b]);
-    for (const s of b.slots) this.bySlot[s] = b;
     this.backends.set(cfg.name, b);
-    for (const key of [`${b.address}:${cfg.port}`, `[${b.address}]:${cfg.port}`]) if (!this.byTarget.has(key)) this.byTarget.set(key, b);
+    if (this.byTarget) this.indexTarget(this.byTarget, b);
     const tick = tickFor([cfg]);
-    if (tick < this.tickMs) {
-      this.tickMs = tick;
-      if (this.timer) { this.stop(); this.start(); }
-    }
+    if (tick < this.tickMs) this.setTick(tick);
     this.wake(b);
-    this.report(b, now, null);
+    this.report(b, now);
     return b;
   }
 
@@ -632,10 +736,9 @@ export class Monitor extends EventEmitter implements ProbeOnce {
   forget(name: string): boolean {
     const b = this.backends.get(name);
     if (!b) return false;
-    this.release(b);
-    b.version++; // its agenda entries are void
+    this.drop(b);
     this.backends.delete(name);
-    this.indexTargets();
+    this.byTarget = null;
     return true;
   }
 
@@ -646,20 +749,19 @@ export class Monitor extends EventEmitter implements ProbeOnce {
   replaceSlots(slots: ProbeSlots): void {
     this.slots = slots;
     this.deadline = this.emptyTable(slots.capacity);
+    this.owner = new Int32Array(slots.capacity);
     if (this.onDemand) {
       this.free.splice(0, this.onDemand.size);
       this.onDemand.replace(slots, slots.capacity - this.onDemand.size);
     }
+    const s = this.store;
     const list = [...this.backends.values()];
     for (const b of list) {
       // Checks in flight in the old table are dropped, not counted.
-      this.checksDropped += b.inflight;
-      b.inflight = 0; b.queue = 0; b.slots = [];
+      this.checksDropped += s.inflight[b.id];
+      s.inflight[b.id] = 0; s.queue[b.id] = 0; s.nslots[b.id] = 0;
     }
     this.allocate(list.filter((b) => b.addr !== null));
-    for (const b of list) {
-      for (const s of b.slots) this.bySlot[s] = b;
-      this.wake(b);
-    }
+    for (const b of list) this.wake(b);
   }
 }

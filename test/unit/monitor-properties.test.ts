@@ -23,7 +23,6 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Monitor, ProbeSlots, Backend, ChangeEvent, tickFor } from '../../src/daemon/monitor';
 import { BackendConfig } from '../../src/daemon/config';
-import type { Health } from '../../src/daemon/health';
 import { HO_PROBE_STATE_CLOSED, HO_RESULT_PENDING, HO_PROBE_STATE_OPEN } from '../../src/contract.generated';
 import type { Verdict } from '../../src/engine/probe-table';
 
@@ -184,14 +183,14 @@ async function runScenario(s: Scenario): Promise<void> {
 
   // Bookkeeping for the properties.
   const sentAt = new Map<string, number[]>();           // per backend name: send times
-  const queued = new WeakMap<Health, number[]>();       // per backend (its health survives a reload): check ids in flight, send order
+  const queued = new Map<number, number[]>();           // per backend record (b.record survives a reload): check ids in flight, send order
   const applied = new Set<number>();
-  // Per health record (a reload keeps it while name, address and rise/fall stay): the reference,
+  // Per backend record (a reload keeps it while name, host and rise/fall stay): the reference,
   // the transition of its latest result not yet reported, and the backends to compare after the step.
-  const models = new WeakMap<Health, { ref: RiseFall; unreported: 'up' | 'down' | null; lastCheck: number; checked: Backend[] }>();
+  const models = new Map<number, { ref: RiseFall; unreported: 'up' | 'down' | null; lastCheck: number; checked: Backend[] }>();
   /** A fresh health record starts fully up or fully down, as configured (cfg.initial). */
   const adopt = () => {
-    for (const b of monitor.list()) if (!models.has(b.health)) models.set(b.health, { ref: new RiseFall(b.cfg.rise, b.cfg.fall, b.cfg.initial), unreported: null, lastCheck: -1, checked: [] });
+    for (const b of monitor.list()) if (!models.has(b.record)) models.set(b.record, { ref: new RiseFall(b.cfg.rise, b.cfg.fall, b.cfg.initial), unreported: null, lastCheck: -1, checked: [] });
   };
   let results = 0, compared = 0;
   let step = tickFor(fleet.map((b) => b.cfg));
@@ -204,8 +203,8 @@ async function runScenario(s: Scenario): Promise<void> {
       worstLate = Math.max(worstLate, now - from);
       (sentAt.get(b.cfg.name) ?? sentAt.set(b.cfg.name, []).get(b.cfg.name)!).push(now);
       // With one in flight (this one), older checks were settled or dropped by a reload.
-      if (b.inflight === 1) queued.set(b.health, []);
-      queued.get(b.health)!.push(kernel.checkIn(slot));
+      if (b.inflight === 1) queued.set(b.record, []);
+      queued.get(b.record)!.push(kernel.checkIn(slot));
     },
     applied(b, r, slot) {
       if (process.env.HALFOPEN_FC_TRACE) process.stderr.write(`${kernel.now - t0} applied ${b.cfg.name} slot ${slot} ${r.state} inflight ${b.inflight}\n`);
@@ -213,13 +212,13 @@ async function runScenario(s: Scenario): Promise<void> {
       results++;
       if (applied.has(id)) violations.push(`${b.cfg.name}: check ${id} applied twice`);
       applied.add(id);
-      const q = queued.get(b.health) ?? [];
+      const q = queued.get(b.record) ?? [];
       const head = q.shift();
       if (head !== id) violations.push(`${b.cfg.name}: applied check ${id} out of send order (expected ${head})`);
       const landed = kernel.landed.get(id);
       const want = landed === HO_PROBE_STATE_OPEN ? 'open' : landed === HO_PROBE_STATE_CLOSED ? 'closed' : 'filtered';
       if (r.state !== want) violations.push(`${b.cfg.name}: check ${id} applied as ${r.state}, its own reply says ${want}`);
-      const model = models.get(b.health);
+      const model = models.get(b.record);
       if (!model) { violations.push(`${b.cfg.name}: a result for a health record the reference never saw created`); return; }
       // The previous result's transition must have been reported by now.
       if (model.unreported) violations.push(`${b.cfg.name}: rise/fall went ${model.unreported} after check ${model.lastCheck}, and no change event said so`);
@@ -233,14 +232,14 @@ async function runScenario(s: Scenario): Promise<void> {
     changes.push({ ev, b });
     if (ev.reason === 'stale') { violations.push(`${ev.backend}: reported stale at ${Date.parse(ev.time) - t0}`); return; }
     // The change must be the reference's transition at the result just applied, and reported once.
-    const model = models.get(b.health);
+    const model = models.get(b.record);
     if (!model || model.unreported !== ev.to) violations.push(`${ev.backend}: changed to ${ev.to}, rise/fall says ${model ? `${model.ref.state} with no change at check ${model.lastCheck}` : 'nothing (unknown health record)'}`);
     else { model.unreported = null; replayed.transitions++; }
   });
   /** After each step: every backend that got a result holds the reference's state, and reported every change. */
   const compare = () => {
     for (const b of monitor.list()) {
-      const model = models.get(b.health);
+      const model = models.get(b.record);
       if (!model || !model.checked.length) continue;
       model.checked.length = 0;
       compared++;
