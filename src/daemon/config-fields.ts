@@ -19,8 +19,11 @@ export function obj(c: Ctx, path: string, v: unknown): Record<string, unknown> {
 }
 
 /** Every key of `o` is one of `keys`. */
-export function known(c: Ctx, path: string, o: Record<string, unknown>, keys: readonly string[]): void {
-  for (const k of Object.keys(o)) if (!keys.includes(k)) c.fail(`${path}${path ? '.' : ''}${k}`, `one of the fields ${keys.join(', ')}`, k);
+export function known(c: Ctx, path: string, o: Record<string, unknown>, keys: readonly string[] | ReadonlySet<string>): void {
+  for (const k of Object.keys(o)) {
+    if (keys instanceof Set ? keys.has(k) : (keys as readonly string[]).includes(k)) continue;
+    c.fail(`${path}${path ? '.' : ''}${k}`, `one of the fields ${[...keys].join(', ')}`, k);
+  }
 }
 
 /** "2s", "500ms", "1m", "1.5s" or a number of milliseconds, above 0; null for anything else. */

@@ -30,6 +30,8 @@ export class Refresher {
   private due = new Map<string, number>();
   private busy = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** The configs by name, for the list configs() returned last (a reload gives a new one). */
+  private byName: { of: BackendConfig[]; map: Map<string, BackendConfig> } | null = null;
 
   constructor(private readonly monitor: Monitor, private readonly configs: () => BackendConfig[], private readonly log: (m: string) => void) {}
 
@@ -37,7 +39,8 @@ export class Refresher {
   plan(list: ResolvedBackend[], now = Date.now()): void {
     const next = new Map<string, number>();
     for (const r of list) {
-      if (literal(r.cfg.host) !== null) continue;
+      // An address literal resolves to itself for ever (ttlMs Infinity): only names are looked up again.
+      if (r.ttlMs === Infinity || literal(r.cfg.host) !== null) continue;
       next.set(r.cfg.name, this.due.get(r.cfg.name) ?? now + Math.min(r.cfg.resolveInterval, r.ttlMs));
     }
     this.due = next;
@@ -46,11 +49,19 @@ export class Refresher {
   start(): void { this.timer = setInterval(() => this.run(), 1000); this.timer.unref(); }
   stop(): void { if (this.timer) clearInterval(this.timer); this.timer = null; }
 
+  /** A name map built once per config, not every second: at 100,000 backends it takes tens of ms. */
+  private configsByName(): Map<string, BackendConfig> {
+    const list = this.configs();
+    if (this.byName?.of !== list) this.byName = { of: list, map: new Map(list.map((c) => [c.name, c])) };
+    return this.byName.map;
+  }
+
   private run(now = Date.now()): void {
     if (!this.due.size) return; // no backend named by host name
-    const byName = new Map(this.configs().map((c) => [c.name, c]));
+    let byName: Map<string, BackendConfig> | null = null;
     for (const [name, at] of this.due) {
       if (at > now || this.busy >= RESOLVE_CONCURRENCY) continue;
+      byName ??= this.configsByName();
       const c = byName.get(name);
       if (!c) { this.due.delete(name); continue; }
       this.busy++;

@@ -20,6 +20,7 @@ import { HalfopenError } from '../errors';
 import { ServeConfig, loadConfig, loadConfigOffThread } from './config';
 import { requirePrivileges } from '../privileges';
 import { hostPort } from '../targets/address';
+import { literal } from '../targets/resolve';
 import { Monitor, capacityFor, slotsFor } from './monitor';
 import { createHttpServer } from './http';
 import { AgentServer } from './agent';
@@ -39,17 +40,34 @@ const SHUTDOWN_MS = 1500;
 
 type Resolved = ResolvedBackend[];
 
+/**
+ * Backends taken per turn of the event loop when a config is resolved and
+ * checked for duplicates: an address literal needs no look-up, but 100,000
+ * of them in one go held the loop (and every check due meanwhile) ~200 ms.
+ */
+const RESOLVE_SLICE = 5000;
+
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+
 /** Every backend's address; a name that resolves to nothing is a backend without one (down, unresolved). */
 async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
-  const list = await Promise.all(cfg.backends.map(async (b) => {
-    const r = await resolveHost(b.host, b.resolveInterval);
-    return { cfg: b, addr: r.addr, unresolved: r.addr === null ? `${b.host}: ${r.error}` : '', ttlMs: r.ttlMs };
-  }));
+  const list: Resolved = new Array(cfg.backends.length);
+  const names: Array<Promise<void>> = [];
+  for (let i = 0; i < cfg.backends.length; i++) {
+    if (i && i % RESOLVE_SLICE === 0) await nextTurn();
+    const b = cfg.backends[i];
+    const addr = literal(b.host);
+    if (addr !== null) list[i] = { cfg: b, addr, unresolved: '', ttlMs: Infinity };
+    else names.push(resolveHost(b.host, b.resolveInterval).then((r) => { list[i] = { cfg: b, addr: r.addr, unresolved: r.addr === null ? `${b.host}: ${r.error}` : '', ttlMs: r.ttlMs }; }));
+  }
+  await Promise.all(names);
   if (!cfg.allowDuplicates) {
-    const seen = new Map<string, string>();
-    for (const { cfg: b, addr } of list) {
+    const seen = new Map<bigint, string>();
+    for (let i = 0; i < list.length; i++) {
+      if (i && i % RESOLVE_SLICE === 0) await nextTurn();
+      const { cfg: b, addr } = list[i];
       if (addr === null) continue;
-      const key = `${addr}:${b.port}`;
+      const key = (addr << 16n) | BigInt(b.port);
       const first = seen.get(key);
       if (first !== undefined) throw new HalfopenError('E_CONFIG', `backends ${first} and ${b.name} both check ${hostPort(b.host, b.port)} (set allow_duplicates: true if that is meant)`);
       seen.set(key, b.name);

@@ -19,22 +19,30 @@ export const v4FromNumber = (n: number): bigint => V4_MIN | BigInt(n >>> 0);
 /** The 32-bit unsigned IPv4 value of a mapped address; caller guarantees isV4. */
 export const v4ToNumber = (addr: bigint): number => Number(addr & 0xffff_ffffn);
 
-const DEC_OCTET = /^(?:0|[1-9]\d{0,2})$/;
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
 
 // Leading zeros are refused: inet_aton reads "010" as octal, so accepting it
 // would silently disagree with other tools about which host is meant.
+// Read by character codes, not split and a pattern per octet: a config of
+// 1,000,000 backends parses an address several times each.
 function parseV4Number(s: string): number | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
-  let n = 0;
-  for (const p of parts) {
-    if (!DEC_OCTET.test(p)) return null;
-    const o = Number(p);
-    if (o > 255) return null;
+  const len = s.length;
+  let n = 0, parts = 0, i = 0;
+  for (;;) {
+    const start = i;
+    let o = 0;
+    for (; i < len && i - start < 4; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      o = o * 10 + (c - 48);
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 3 || (digits > 1 && s.charCodeAt(start) === 48) || o > 255) return null;
     n = n * 256 + o;
+    if (++parts === 4) return i === len ? n : null;
+    if (i === len || s.charCodeAt(i) !== 46) return null;
+    i++;
   }
-  return n;
 }
 
 /** Dotted-quad IPv4, or null if `s` is not one. */

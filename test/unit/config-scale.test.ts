@@ -1,0 +1,164 @@
+// Unit tier: serve's config at scale. The JSON fast path reads every JSON
+// file as js-yaml does (or leaves it to js-yaml), a JSON and a YAML file of
+// one document give one config and one error, the off-thread reader returns
+// what loadConfig returns, and IPv4 parsing by character codes accepts what
+// the split-and-pattern parser did. Properties print fast-check's seed on
+// failure; rerun one with HALFOPEN_FC_SEED=<seed> HALFOPEN_FC_PATH=<path>.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import yaml from 'js-yaml';
+import { loadConfig, loadConfigOffThread, parseConfig, parseJsonAsYaml } from '../../src/daemon/config';
+import { parseIPv4, parseAddress } from '../../src/targets/address';
+
+const fcParams = (runs = 300): fc.Parameters<unknown> => {
+  const seed = process.env.HALFOPEN_FC_SEED, p = process.env.HALFOPEN_FC_PATH;
+  return { numRuns: runs, ...(seed ? { seed: Number(seed) } : {}), ...(p ? { path: p } : {}) };
+};
+
+/** The IPv4 parser as it was (split on dots, one pattern per octet): the reference. */
+function referenceV4(s: string): bigint | null {
+  const parts = s.split('.');
+  if (parts.length !== 4) return null;
+  let n = 0;
+  for (const p of parts) {
+    if (!/^(?:0|[1-9]\d{0,2})$/.test(p)) return null;
+    const o = Number(p);
+    if (o > 255) return null;
+    n = n * 256 + o;
+  }
+  return 0xffff_0000_0000n | BigInt(n);
+}
+
+const yamlLoad = (text: string): { doc: unknown } | { error: string } => {
+  try {
+    return { doc: yaml.load(text, { schema: yaml.CORE_SCHEMA }) };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+};
+
+const outcome = (f: () => unknown): { ok: unknown } | { error: string } => {
+  try {
+    return { ok: f() };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+};
+
+describe('IPv4 by character codes', () => {
+  test('the same answer as the split-and-pattern parser, for dotted strings and anything else', () => {
+    const octet = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.constantFrom('', '00', '01', '010', '1a', ' 1', '+1', '0x1', '٣'), fc.stringMatching(/^[0-9]{0,5}$/));
+    const dotted = fc.array(octet, { minLength: 0, maxLength: 6 }).chain((parts) => fc.constantFrom('.', '..', ',').map((sep) => parts.join(sep)));
+    fc.assert(fc.property(fc.oneof(dotted, fc.string(), fc.stringMatching(/^[0-9.]{0,20}$/)), (s) => {
+      assert.equal(parseIPv4(s), referenceV4(s), JSON.stringify(s));
+      if (!s.includes(':')) assert.equal(parseAddress(s), referenceV4(s), JSON.stringify(s));
+    }), fcParams(2000));
+  });
+
+  test('examples', () => {
+    assert.equal(parseIPv4('198.18.0.1'), 0xffff_c612_0001n);
+    assert.equal(parseIPv4('255.255.255.255'), 0xffff_ffff_ffffn);
+    for (const bad of ['256.1.1.1', '1.2.3', '1.2.3.4.', '.1.2.3', '01.2.3.4', '1.2.3.4 ', '1..2.3', '1234.1.1.1', '']) assert.equal(parseIPv4(bad), null, bad);
+  });
+});
+
+describe('JSON files through JSON.parse', () => {
+  // Documents as a config could hold them: mappings of strings, numbers, booleans, null and lists.
+  const value = fc.letrec((tie) => ({
+    v: fc.oneof({ depthSize: 'small' }, fc.string(), fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.array(tie('v'), { maxLength: 4 }), tie('m')),
+    m: fc.dictionary(fc.oneof(fc.string(), fc.constantFrom('name', 'host', 'port', '__proto__', 'a b', 'é', '"q"', 'x\\y')), tie('v'), { maxKeys: 4 }),
+  }));
+
+  test('a document it reads is the one js-yaml reads', () => {
+    fc.assert(fc.property(value.m, fc.constantFrom(undefined, 0, 1, 2), (doc, indent) => {
+      const text = JSON.stringify(doc, null, indent);
+      const fast = parseJsonAsYaml(text);
+      const slow = yamlLoad(text);
+      if (fast === undefined) return;
+      assert.ok('doc' in slow, `JSON.parse read what js-yaml refuses: ${text}: ${'error' in slow ? slow.error : ''}`);
+      assert.deepEqual(fast, slow.doc, text);
+    }), fcParams());
+  });
+
+  test('it reads every JSON text of a mapping whose numbers YAML reads the same', () => {
+    fc.assert(fc.property(value.m, (doc) => {
+      const text = JSON.stringify(doc);
+      const hasOdd = /-0(?![.\d])|e[+-]?\d{3}/i.test(text);
+      if (!hasOdd) assert.notEqual(parseJsonAsYaml(text), undefined, text);
+    }), fcParams());
+  });
+
+  test('a key given twice, -0 and out-of-range numbers are left to js-yaml', () => {
+    assert.equal(parseJsonAsYaml('{"a": 1, "a": 2}'), undefined);
+    assert.equal(parseJsonAsYaml('{"b": [{"x": 1, "y": 2, "x": 3}]}'), undefined);
+    assert.equal(parseJsonAsYaml('{"a": -0.0}'), undefined);
+    assert.equal(parseJsonAsYaml('{"a": 1e400}'), undefined);
+    assert.equal(parseJsonAsYaml('{"a": "x\\":y"}') !== undefined, true, 'a colon inside a string is no key');
+    assert.equal(parseJsonAsYaml('a: 1'), undefined, 'YAML');
+    assert.equal(parseJsonAsYaml('[1]'), undefined, 'not a mapping');
+    assert.throws(() => parseConfig('{"backends": [{"host": "198.18.0.1", "port": 80, "port": 81}]}', 'x.json'), /x\.json: not valid YAML: duplicated mapping key/);
+  });
+
+  // Backends with fields right and wrong: the same config, or the same error, from JSON and from YAML.
+  const backend = fc.record({
+    name: fc.oneof(fc.constantFrom('a', 'b', 'web-1', 'bad name', ''), fc.integer({ min: 0, max: 3 }).map((i) => `b${i}`)),
+    host: fc.constantFrom('198.18.0.1', '198.18.0.2', '2001:2::1', '[2001:2::1]', 'db.example', '', '300.1.1.1'),
+    port: fc.oneof(fc.integer({ min: -1, max: 70000 }), fc.constantFrom('80', 80.5)),
+    rise: fc.integer({ min: 0, max: 1001 }),
+    interval: fc.constantFrom('1s', '500ms', 2000, '0s', 'soon'),
+    timeout: fc.constantFrom('200ms', '3s'),
+    labels: fc.dictionary(fc.constantFrom('dc', 'rack', '9x', 'backend'), fc.oneof(fc.string({ maxLength: 3 }), fc.integer(), fc.boolean())),
+    weight: fc.integer({ min: -1, max: 300 }),
+    mark: fc.oneof(fc.integer({ min: -1, max: 0x10 }), fc.constantFrom('0x10', 'x')),
+  }, { requiredKeys: ['host'] });
+  const config = fc.record({
+    defaults: fc.record({ interval: fc.constantFrom('1s', '2s'), jitter: fc.constantFrom(0, 0.6, '10%') }, { requiredKeys: [] }),
+    allow_duplicates: fc.boolean(),
+    backends: fc.array(backend, { minLength: 1, maxLength: 6 }),
+  }, { requiredKeys: ['backends'] });
+
+  test('a JSON file and a YAML file of one document: one config, or one error', () => {
+    fc.assert(fc.property(config, (doc) => {
+      const fromJson = outcome(() => parseConfig(JSON.stringify(doc, null, 1), 'serve.cfg'));
+      const fromYaml = outcome(() => parseConfig(yaml.dump(doc, { flowLevel: 2 }), 'serve.cfg'));
+      assert.deepEqual(fromJson, fromYaml);
+    }), fcParams());
+  });
+});
+
+describe('the off-thread reader', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-cfg-'));
+  const write = (name: string, text: string) => { const f = path.join(dir, name); fs.writeFileSync(f, text); return f; };
+  const many = (n: number) => `defaults: { interval: 1s, timeout: 500ms }\nbackends:\n${Array.from({ length: n }, (_, i) =>
+    `  - { name: b${i}, host: 198.18.${(i >> 8) & 255}.${i & 255}, port: ${80 + (i >> 16)}${i % 7 === 3 ? ', rise: 3, labels: { rack: r1 }' : ''} }\n`).join('')}`;
+
+  test('returns what loadConfig returns, over several slices of backends', async () => {
+    for (const n of [1, 5000, 5001, 12_345]) {
+      const f = write(`many-${n}.yaml`, many(n));
+      assert.deepEqual(await loadConfigOffThread(f), loadConfig(f), `${n} backends`);
+    }
+  });
+
+  test('a JSON file too', async () => {
+    const f = write('many.json', JSON.stringify(yaml.load(many(6000))));
+    assert.deepEqual(await loadConfigOffThread(f), loadConfig(f));
+  });
+
+  test('errors are the same one line, naming the file and the field', async () => {
+    const cases = [
+      write('bad-port.yaml', many(7000).replace('port: 80 }\n  - { name: b6001,', 'port: 0 }\n  - { name: b6001,')),
+      write('bad-yaml.yaml', 'backends: [\n'),
+      path.join(dir, 'missing.yaml'),
+    ];
+    for (const f of cases) {
+      const sync = outcome(() => loadConfig(f));
+      assert.ok('error' in sync, f);
+      await assert.rejects(loadConfigOffThread(f), (e: Error & { code?: string }) => e.code === 'E_CONFIG' && e.message === sync.error);
+    }
+    assert.match((outcome(() => loadConfig(cases[0])) as { error: string }).error, /bad-port\.yaml: backends\[6000\]\.port: expected a whole number from 1 to 65535, got 0/);
+  });
+});
