@@ -39,8 +39,8 @@ export interface ScenarioResult {
   columns: Column[];
   /** Tool whose figures the ratios compare against (halfopen). */
   baseline: string;
-  rows: Array<{ tool: string; settings: string; runs: Measurement[] }>;
-  /** Time series drawn as line charts in the report's SVG (x: seconds). */
+  rows: Array<{ tool: string; settings: string; runs: Measurement[]; target?: string }>;
+  /** Time series drawn as line charts in the report's SVG and in a chart of their own (x: seconds). */
   series?: Array<{ title: string; unit: string; points: Array<[number, number]> }>;
 }
 
@@ -118,4 +118,38 @@ export function nsFetch(fleet: Fleet, url: string): string {
 export function metric(text: string, name: string): number {
   const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
   return m ? Number(m[1]) : NaN;
+}
+
+/** Prometheus histogram buckets of `name` (le → cumulative count), in order. */
+export function buckets(text: string, name: string): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)$`, 'gm'))) out.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
+  return out;
+}
+
+/** Cumulative buckets of what was observed between two scrapes (same bounds). */
+export const bucketDelta = (from: Array<[number, number]>, to: Array<[number, number]>): Array<[number, number]> =>
+  to.map(([le, c], k) => [le, c - (from[k]?.[1] ?? 0)]);
+
+/**
+ * The q-quantile of cumulative buckets, interpolated linearly inside its
+ * bucket (as Prometheus's histogram_quantile); the highest finite bound when
+ * it lies in +Inf; NaN when nothing was observed.
+ */
+export function bucketQuantile(cum: Array<[number, number]>, q: number): number {
+  const total = cum[cum.length - 1]?.[1] ?? 0;
+  if (!total) return NaN;
+  const want = q * total;
+  let lo = 0, cLo = 0;
+  for (const [le, c] of cum) {
+    if (c >= want) return le === Infinity ? lo : lo + ((le - lo) * (want - cLo)) / Math.max(1, c - cLo);
+    lo = le; cLo = c;
+  }
+  return lo;
+}
+
+/** Share (0–1) of cumulative buckets' observations at or below `le` (a bucket bound). */
+export function bucketShare(cum: Array<[number, number]>, le: number): number {
+  const total = cum[cum.length - 1]?.[1] ?? 0;
+  return total ? (cum.find(([b]) => b === le)?.[1] ?? NaN) / total : NaN;
 }

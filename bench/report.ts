@@ -127,7 +127,9 @@ export function renderScenario(o: ScenarioOutcome): string {
   const bases = r.rows.filter((x) => x.tool === r.baseline || x.tool.startsWith(`${r.baseline} `));
   // No ratio columns in a table of baseline rows only (nothing to compare with).
   const ratioCols = bases.length && bases.length < r.rows.length ? r.columns.filter((c) => c.ratio) : [];
-  const head = ['tool', 'settings', ...r.columns.map((c) => c.label), ...ratioCols.map(ratioHeader), 'runs'];
+  // A row's target (what the figure should reach, and whether it does) sits beside its figures.
+  const targets = r.rows.some((x) => x.target);
+  const head = ['tool', 'settings', ...r.columns.map((c) => c.label), ...(targets ? ['target'] : []), ...ratioCols.map(ratioHeader), 'runs'];
   const lines = [
     `## ${r.title}`,
     '',
@@ -137,7 +139,7 @@ export function renderScenario(o: ScenarioOutcome): string {
   for (const row of r.rows) {
     const base = baselineFor(r, row);
     const ratios = ratioCols.map((c) => (bases.includes(row) ? 'baseline' : base ? fmtRatio(ratio(base.runs, row.runs, c)) : '–'));
-    lines.push(`| ${bases.includes(row) ? `**${row.tool}**` : row.tool} | \`${esc(row.settings)}\` | ${r.columns.map((c) => cell(row.runs, c)).join(' | ')} | ${ratios.join(' | ')}${ratioCols.length ? ' | ' : ''}${row.runs.length} |`);
+    lines.push(`| ${bases.includes(row) ? `**${row.tool}**` : row.tool} | \`${esc(row.settings)}\` | ${r.columns.map((c) => cell(row.runs, c)).join(' | ')} | ${targets ? `${esc(row.target ?? '–')} | ` : ''}${ratios.join(' | ')}${ratioCols.length ? ' | ' : ''}${row.runs.length} |`);
   }
   lines.push('');
   for (const n of r.notes) lines.push(`- ${n}`);
@@ -298,13 +300,35 @@ export function renderSvg(rep: Report): string {
     const p = panel(y, 'farmguardian: one round of sequential checks, s (lower is better)', 'bar: round time; in brackets: a backend dropped mid-run is marked down after', rounds, W);
     body.push(p.svg); y += p.height + 10;
   }
-  for (const r of ok) {
+  y = seriesPanels(ok, body, y, W);
+  return svgDocument(rep, body, y, W);
+}
+
+/** Appends a line panel per time series of the results to body, from y down; returns the y below them. */
+function seriesPanels(results: ScenarioResult[], body: string[], y: number, width: number): number {
+  for (const r of results) {
     for (const ser of r.series ?? []) {
       if (!ser.points.length) continue;
-      const p = linePanel(y, ser.title, ser.points, W);
+      const p = linePanel(y, ser.title, ser.points, width);
       body.push(p.svg); y += p.height + 10;
     }
   }
+  return y;
+}
+
+/**
+ * The time series of one scenario as a chart of its own (the run's files
+ * get one per scenario that has series, beside the report's SVG); null without series.
+ */
+export function renderSeriesSvg(rep: Report, r: ScenarioResult): string | null {
+  if (!r.series?.some((s) => s.points.length)) return null;
+  const W = 1000;
+  const body = [`<text x="10" y="26" class="title">${xmlEsc(r.title)}</text>`];
+  return svgDocument(rep, body, seriesPanels([r], body, 36, W), W);
+}
+
+/** The SVG around panels that end at y: the run's line at the foot, one style sheet. */
+function svgDocument(rep: Report, body: string[], y: number, W: number): string {
   body.push(`<text x="10" y="${y + 4}" class="sub">${xmlEsc(`${rep.startedAt} · ${rep.machine.cores} · ${rep.machine.kernel} · ${rep.quick ? 'quick mode' : 'default sizes'}`)}</text>`);
   y += 16;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" viewBox="0 0 ${W} ${y}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">

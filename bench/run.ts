@@ -20,11 +20,12 @@ import { soakScenario } from './soak';
 import { farmguardianScenario } from './farmguardian';
 import { probeScenario } from './probe';
 import { pushScenario } from './push';
-import { serveScenario, serveStretchScenario, serveHookScenario } from './serve';
+import { serveScenario, serveHookScenario } from './serve';
+import { serveScale100k, serveScale1m } from './serve-scale';
 import { microScenario } from './micro';
 import { farmguardianViaScenario } from './farmguardian-via';
 import { agentCostScenario } from './agent-cost';
-import { Report, ScenarioOutcome, machineFacts, num, renderMarkdown, renderSvg } from './report';
+import { Report, ScenarioOutcome, machineFacts, num, renderMarkdown, renderSeriesSvg, renderSvg } from './report';
 
 interface Entry {
   id: string;
@@ -73,8 +74,13 @@ const SCENARIOS: Entry[] = [
   },
   {
     id: 'serve-100k',
-    about: 'sidecar stretch: 100,000 backends at a 1 s interval, CPU, RSS, lag, checks/s (quick: 20,000)',
-    load: () => serveStretchScenario, runs: () => 1,
+    about: 'serve at fleet scale: 100,000 backends at 1 s, 10 % silent, 2 % flapping: checks sent vs due, lateness, RSS, CPU per check vs sweep per probe, /metrics scrapes, SIGHUP of 1 %, 10,000 vs HAProxy (quick: 20,000)',
+    load: () => serveScale100k, runs: () => 1,
+  },
+  {
+    id: 'serve-1m',
+    about: 'serve at fleet scale: 1,000,000 backends (16 ports × a /16) at 10 s, 10 % silent, 2 % flapping: start-up, checks sent vs due, lateness, RSS, CPU per check vs sweep per probe (quick: 100,000)',
+    load: () => serveScale1m, runs: () => 1,
   },
   { id: 'micro', about: 'index arithmetic: Permutation.at and ProbeSpace.at calls/s (no fleet, no privileges)', load: () => microScenario },
   {
@@ -218,6 +224,10 @@ async function main(): Promise<void> {
   fs.writeFileSync(`${base}.md`, md);
   fs.writeFileSync(`${base}.json`, JSON.stringify(report, null, 1) + '\n');
   fs.writeFileSync(`${base}.svg`, renderSvg(report));
+  for (const o of report.scenarios) {
+    const chart = o.result && renderSeriesSvg(report, o.result);
+    if (chart) fs.writeFileSync(`${base}-${o.id}.svg`, chart);
+  }
   // latest.md is the latest complete run at the default sizes: quick and partial runs keep their own files.
   if (!opts.quick && !opts.only) fs.copyFileSync(`${base}.md`, path.join(dir, 'latest.md'));
   const failed = outcomes.filter((o) => o.status === 'failed').map((o) => o.id);

@@ -19,7 +19,7 @@ const INTER_MS = 1000, TIMEOUT_MS = 500, FASTINTER_MS = 250, RISE = 2, FALL = 3;
 const VICTIMS = 20;
 
 /** Timing of one configuration: the check interval and the fastinter used while a backend changes state. */
-interface Timing { inter: number; fastinter: number }
+export interface Timing { inter: number; fastinter: number }
 const FAST: Timing = { inter: INTER_MS, fastinter: FASTINTER_MS };
 /** HAProxy's default: fastinter = inter. */
 const DEFAULT_FAST: Timing = { inter: INTER_MS, fastinter: INTER_MS };
@@ -32,22 +32,28 @@ const JITTER = 0.1;
 /** halfopen's own worst case: the first check within one jittered interval, fall - 1 more at fastinter, the last fails at its timeout; one tick late at most. */
 const halfopenBound = (t: Timing) => t.inter * (1 + JITTER) + (FALL - 1) * t.fastinter + TIMEOUT_MS + TICK_MS;
 
-function backends(n: number): Array<{ name: string; ip: string; port: number }> {
-  // 198.18.0.0/16 × ports 80, 81: up to 131,072 backends, all open.
+/** Backend i: address i mod 65,536 of 198.18.0.0/16, port 80 + i div 65,536 (ports 80–95: up to 1,048,576 backends). */
+export function backends(n: number): Array<{ name: string; ip: string; port: number }> {
   return Array.from({ length: n }, (_, i) => {
     const a = i % 65536, port = 80 + Math.floor(i / 65536);
     return { name: `b${i}`, ip: `198.18.${a >> 8}.${a & 255}`, port };
   });
 }
 
-interface Counters { syns: number; acks: number }
+export interface Counters { syns: number; acks: number }
 
-/** SYNs (checks) and handshake-completing ACKs (established connections) reaching backend ports. */
-function installCounters(fleet: Fleet): () => Counters {
+/**
+ * SYNs (checks) and handshake-completing ACKs (established connections)
+ * reaching backend ports, counted at priority -50: before any chain a bench
+ * adds to silence backends (-30 to -10) or the fleet's own drops (0), so a
+ * SYN to a silent backend is counted as sent.
+ */
+export function installCounters(fleet: Fleet, ports: number[] = [80, 81]): () => Counters {
+  const set = ports.join(', ');
   execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', '-f', '-'], {
-    input: 'table inet bench_count {\n chain input {\n  type filter hook input priority -20;\n' +
-      '  tcp dport { 80, 81 } tcp flags & (syn | ack | rst | fin) == syn counter\n' +
-      '  tcp dport { 80, 81 } tcp flags & (syn | ack | rst | fin) == ack counter\n }\n}\n',
+    input: 'table inet bench_count {\n chain input {\n  type filter hook input priority -50;\n' +
+      `  tcp dport { ${set} } tcp flags & (syn | ack | rst | fin) == syn counter\n` +
+      `  tcp dport { ${set} } tcp flags & (syn | ack | rst | fin) == ack counter\n }\n}\n`,
   });
   return () => {
     const out = execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', 'list', 'table', 'inet', 'bench_count'], { encoding: 'utf8' });
@@ -123,7 +129,7 @@ function detectFields(d: { median: number; max: number; min: number; missed: num
   return { detectMs: d.median, detectMinMs: d.min, detectMaxMs: d.max, detectMissed: d.missed, statedBoundMs: statedBound(t) };
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const done = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
@@ -133,7 +139,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** Samples CPU and memory of pid over `seconds`; also returns a counter's delta. */
-async function sample(pid: number, seconds: number, counter: () => number): Promise<{ cpuPct: number; machinePct: number; rssMb: number; hwmMb: number; perSec: number }> {
+export async function sample(pid: number, seconds: number, counter: () => number): Promise<{ cpuPct: number; machinePct: number; rssMb: number; hwmMb: number; perSec: number }> {
   const t0 = cpuTicks(pid), m0 = machineTicks(), c0 = counter();
   let hwm = 0;
   const end = Date.now() + seconds * 1000;
@@ -149,9 +155,58 @@ async function sample(pid: number, seconds: number, counter: () => number): Prom
  * that sent the SYN, as on a real network where the backends are other
  * machines. veth only has NAPI with an XDP program (or GRO): an XDP_PASS one.
  */
-function fleetNapiThread(fleet: Fleet, on: boolean): void {
+export function fleetNapiThread(fleet: Fleet, on: boolean): void {
   const threaded = (v: number) => execFileSync('ip', ['netns', 'exec', fleet.fleet, 'sh', '-c', `echo ${v} > /sys/class/net/${fleet.fleetIf}/threaded`]);
   if (on) { fleet.attachFleetXdp('XDP_PASS'); threaded(1); } else { threaded(0); fleet.detachFleetXdp(); }
+}
+
+/** A `halfopen serve` running in the prober namespace. */
+export interface ServeProcess {
+  child: ChildProcess;
+  /** The Node process of serve (for /proc and signals): `ip netns exec` execs it in place, checked here. */
+  pid: number;
+  /** Its stderr so far (the first MB). */
+  stderr(): string;
+  /** Each stderr line with the wall clock (ms) when it arrived: times the daemon's own log lines. */
+  lines: Array<{ at: number; line: string }>;
+  /** From spawn until serve said it is checking, ms. */
+  startMs: number;
+}
+
+/** The pid of the Node process under `ip netns exec` (itself when exec'd in place, else its one child). */
+function nodePid(pid: number): number {
+  const isNode = (p: number) => { try { return fs.readlinkSync(`/proc/${p}/exe`) === fs.realpathSync(process.execPath); } catch { return false; } };
+  if (isNode(pid)) return pid;
+  const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  const k = kids.find(isNode);
+  if (k === undefined) throw new Error(`no Node process under pid ${pid}`);
+  return k;
+}
+
+/**
+ * Starts `halfopen serve --config cfg` in the prober namespace and waits
+ * (timeoutMs at most) until it says it is checking; stops it again on failure.
+ */
+export async function startServe(fleet: Fleet, cfg: string, timeoutMs = 30_000): Promise<ServeProcess> {
+  const t0 = Date.now();
+  const child = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, MAIN, 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '', carry = '';
+  const lines: ServeProcess['lines'] = [];
+  child.stderr!.on('data', (d) => {
+    const at = Date.now(), text = String(d);
+    if (err.length < 1 << 20) err += text;
+    const parts = (carry + text).split('\n');
+    carry = parts.pop()!;
+    if (lines.length < 100_000) for (const line of parts) lines.push({ at, line });
+  });
+  try {
+    if (!(await waitFor(() => /checking \d+ backends/.test(err) || child.exitCode !== null, timeoutMs))) throw new Error(`serve did not start within ${timeoutMs / 1000} s: ${err}`);
+    if (child.exitCode !== null) throw new Error(`serve exited: ${err}`);
+    return { child, pid: nodePid(child.pid!), stderr: () => err, lines, startMs: Date.now() - t0 };
+  } catch (e) {
+    await stopChild(child);
+    throw e;
+  }
 }
 
 /**
@@ -171,19 +226,17 @@ async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counter
     'backends:',
     ...bs.map((b) => `  - { name: ${b.name}, host: ${b.ip}, port: ${b.port} }`),
   ].join('\n') + '\n');
-  const child = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, MAIN, 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (d) => { err += d; });
+  const serve = await startServe(fleet, cfg);
+  const { child } = serve;
+  const err = serve.stderr();
   try {
-    if (!(await waitFor(() => /checking \d+ backends/.test(err) || child.exitCode !== null, 30_000))) throw new Error(`serve did not start: ${err}`);
-    if (child.exitCode !== null) throw new Error(`serve exited: ${err}`);
     const via = /via \S+ \(([^,]+),/.exec(err)?.[1];
     if (hook !== 'auto' && via !== (hook === 'tc' ? 'tc ingress' : 'generic XDP')) throw new Error(`serve did not use the ${hook} hook: ${err}`);
     const c0 = count();
     await sleep(Math.min(inter, 5000) + 2000); // every backend checked at least once
     let out: Measurement = {};
     if (seconds) {
-      const s = await sample(child.pid!, seconds, () => count().syns);
+      const s = await sample(serve.pid, seconds, () => count().syns);
       const m = nsFetch(fleet, 'http://127.0.0.1:9400/metrics');
       out = {
         cpuPct: s.cpuPct, machinePct: s.machinePct, rssMb: s.rssMb, peakRssMb: s.hwmMb, checksPerSec: s.perSec,
@@ -209,9 +262,10 @@ async function runHalfopen(ctx: BenchContext, fleet: Fleet, count: () => Counter
   }
 }
 
-async function runHaproxy(ctx: BenchContext, fleet: Fleet, count: () => Counters, n: number, seconds: number, detect: Timing | null): Promise<Measurement> {
+/** HAProxy 2.6 checking backends(n) itself; `steady`: its timing when there is no detection measurement. */
+export async function runHaproxy(ctx: BenchContext, fleet: Fleet, count: () => Counters, n: number, seconds: number, detect: Timing | null, steady: Timing = FAST): Promise<Measurement> {
   const bs = backends(n);
-  const t = detect ?? FAST;
+  const t = detect ?? steady;
   const dir = path.join(ctx.tmp, `haproxy-${n}-${t.fastinter}-${detect ? 'd' : 's'}`);
   fs.mkdirSync(dir, { recursive: true });
   const sock = path.join(dir, 'stats.sock');
@@ -377,37 +431,6 @@ export async function serveHookScenario(ctx: BenchContext): Promise<ScenarioResu
       { key: 'lagMs', label: 'schedule lag ms', digits: 0 },
     ],
     baseline: 'halfopen serve at XDP',
-    rows,
-  };
-}
-
-/**
- * Stretch row: 100,000 backends at a 1 s interval (100,000 checks a second)
- * on the XDP and on the tc hook, reported as they come: CPU, RSS, schedule
- * lag and the checks the fleet actually received.
- */
-export async function serveStretchScenario(ctx: BenchContext): Promise<ScenarioResult> {
-  const n = ctx.quick ? 20_000 : 100_000, seconds = ctx.quick ? 10 : 45;
-  const rows: ScenarioResult['rows'] = [];
-  await withFleet({ tag: 'stretch', v4: '198.18.0.0/16', open: [80, 81] }, async (fleet) => {
-    const count = installCounters(fleet);
-    ctx.log(`  serve-100k: halfopen, ${n} backends at ${INTER_MS} ms, ${seconds} s`);
-    rows.push({ tool: `halfopen serve (${n}, 1 s)`, settings: `interval 1s, timeout ${TIMEOUT_MS}ms`, runs: [await runHalfopen(ctx, fleet, count, n, INTER_MS, seconds, null)] });
-  });
-  return {
-    id: 'serve-100k',
-    title: `Sidecar stretch: ${n.toLocaleString('en')} backends at a 1 s interval`,
-    notes: [`One run, ${seconds} s after a warm-up. checks/s: SYNs reaching backend ports in the fleet's firewall; the target is ${n.toLocaleString('en')}/s. Lag: halfopen_schedule_lag_seconds at the end (worst lateness over the last 10–20 s). The fleet's kernel shares the same 2 cores.`],
-    columns: [
-      { key: 'cpuPct', label: 'CPU % of a core', digits: 1 },
-      { key: 'machinePct', label: 'machine CPU % of a core', digits: 1 },
-      { key: 'rssMb', label: 'RSS MB', digits: 0 },
-      { key: 'peakRssMb', label: 'peak RSS MB', digits: 0 },
-      { key: 'checksPerSec', label: 'checks/s', digits: 0 },
-      { key: 'lagMs', label: 'schedule lag ms', digits: 0 },
-      { key: 'up', label: 'backends up', digits: 0 },
-    ],
-    baseline: 'halfopen',
     rows,
   };
 }

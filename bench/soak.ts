@@ -13,7 +13,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BenchContext, ScenarioResult, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, percentile, median, nsFetch, metric } from './lib';
+import { BenchContext, ScenarioResult, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, percentile, median, nsFetch, metric, buckets } from './lib';
 
 const N = 10_000;
 const SILENT = 1024; // 198.18.0.0/22: the first 1,024 backends
@@ -28,13 +28,6 @@ const HTTP = 9410;
  */
 const WITNESS_FIRST = 20 * 256, WITNESS_END = 24 * 256;
 const addr = (i: number) => `198.18.${i >> 8}.${i & 255}`;
-
-/** Prometheus histogram buckets of `name` (le → cumulative count). */
-function buckets(text: string, name: string): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)$`, 'gm'))) out.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
-  return out;
-}
 
 /** The q-quantile's upper bucket bound from cumulative bucket deltas. */
 function quantile(delta: Array<[number, number]>, q: number): number {

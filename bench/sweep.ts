@@ -211,7 +211,7 @@ const version = (cmd: string): string => {
 };
 
 /** halfopen's settings in the comparisons: half a second for replies after each pass, one resend of what got none. */
-const HALFOPEN_FLAGS = ['--rate', '0', '--timeout', '500', '--retries', '1'];
+export const HALFOPEN_FLAGS = ['--rate', '0', '--timeout', '500', '--retries', '1'];
 
 /**
  * 65,536 targets × 1 port (quick: 4,096 × 1): most open, 512 answer RST,
