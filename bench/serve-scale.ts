@@ -216,7 +216,7 @@ async function runServe(ctx: BenchContext, fleet: Fleet, count: () => Counters, 
     await sleep(sc.halfS * 1000);
     const mh = await scraper.scrape();
     point(mh, m0);
-    const ch = count().syns, cpuh = cpuTicks(pid), twh = Date.now();
+    const ch = count().syns, cpuh = cpuTicks(pid);
     const scrapes: Scrape[] = [];
     let prev = mh;
     for (let k = 1; k <= Math.ceil((sc.halfS * 1000) / SCRAPE_EVERY_MS); k++) {
