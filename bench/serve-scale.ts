@@ -32,8 +32,6 @@ const TIMEOUT_MS = 500, RISE = 2, FALL = 3;
 const PORTS = Array.from({ length: 16 }, (_, i) => 80 + i);
 const HTTP = '127.0.0.1:9420';
 const SCRAPE_EVERY_MS = 5000;
-/** Longest a single /metrics scrape may take before it counts as failed. */
-const SCRAPE_CAP_MS = 120_000;
 const FLAP_EVERY_MS = 5000;
 const LATENESS = 'halfopen_check_lateness_seconds';
 /** Silent: every 10th address of the /16; flapping: every 50th, offset 5 (the two never meet). Every port of such an address. */
@@ -50,6 +48,10 @@ interface Scale {
   /** The window: a first half with no scrapes but at its ends, a second with a full scrape every 5 s. */
   halfS: number;
   startCapMs: number;
+  /** Whether the window's second half has a full scrape every 5 s (else the whole window has none but at its ends). */
+  scrapedHalf: boolean;
+  /** Longest a single /metrics scrape may take before it counts as failed. */
+  scrapeCapMs: number;
   rssTargetMb: number;
   reload: boolean;
   /** Backends for the serve vs HAProxy pair, 0 for none. */
@@ -58,8 +60,8 @@ interface Scale {
 }
 
 const scaleOf = (ctx: BenchContext, id: Scale['id']): Scale => (id === 'serve-100k'
-  ? { id, n: ctx.quick ? 20_000 : 100_000, intervalMs: 1000, warmS: 5, halfS: ctx.quick ? 10 : 30, startCapMs: 180_000, rssTargetMb: 150, reload: true, haproxyN: 10_000, haproxyS: ctx.quick ? 10 : 30 }
-  : { id, n: ctx.quick ? 100_000 : 1_000_000, intervalMs: 10_000, warmS: 20, halfS: ctx.quick ? 20 : 60, startCapMs: 180_000, rssTargetMb: 1024, reload: false, haproxyN: 0, haproxyS: 0 });
+  ? { id, n: ctx.quick ? 20_000 : 100_000, intervalMs: 1000, warmS: 5, halfS: ctx.quick ? 10 : 30, startCapMs: 180_000, scrapedHalf: true, scrapeCapMs: 120_000, rssTargetMb: 150, reload: true, haproxyN: 10_000, haproxyS: ctx.quick ? 10 : 30 }
+  : { id, n: ctx.quick ? 100_000 : 1_000_000, intervalMs: 10_000, warmS: 20, halfS: ctx.quick ? 20 : 60, startCapMs: 180_000, scrapedHalf: false, scrapeCapMs: 300_000, rssTargetMb: 1024, reload: false, haproxyN: 0, haproxyS: 0 });
 
 // ── the fleet's silent and flapping backends
 
@@ -94,8 +96,9 @@ interface Scrape {
   at: number;
   ms: number;
   bytes: number;
-  /** The exposition from the first aggregate series on (the per-backend series skipped): histograms, counters, gauges. */
+  /** The exposition from the first aggregate series on (the per-backend series skipped): histograms, counters, gauges; '' when the scrape failed. */
   tail: string;
+  error?: string;
 }
 
 /**
@@ -104,13 +107,13 @@ interface Scrape {
  * time it took, and the text from `# HELP halfopen_probe_duration_seconds`
  * on (a 1,000,000-backend exposition is larger than a JavaScript string may be).
  */
-function startScraper(fleet: Fleet): { scrape: () => Promise<Scrape>; stop: () => void } {
+function startScraper(fleet: Fleet, capMs: number): { scrape: () => Promise<Scrape>; stop: () => void } {
   const script = `const MARK = Buffer.from('# HELP halfopen_probe_duration_seconds');
 const rl = require('readline').createInterface({ input: process.stdin });
 rl.on('line', async () => {
   const at = Date.now();
   try {
-    const r = await fetch('http://${HTTP}/metrics', { signal: AbortSignal.timeout(${SCRAPE_CAP_MS}) });
+    const r = await fetch('http://${HTTP}/metrics', { signal: AbortSignal.timeout(${capMs}) });
     let bytes = 0, prev = Buffer.alloc(0), tail = null;
     for await (const chunk of r.body) {
       const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -124,7 +127,7 @@ rl.on('line', async () => {
 });
 rl.on('close', () => process.exit(0));`;
   const child = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'ignore'] });
-  const waiting: Array<(s: Scrape & { error?: string }) => void> = [];
+  const waiting: Array<(s: Scrape) => void> = [];
   let buf = '';
   child.stdout!.on('data', (d) => {
     buf += d;
@@ -132,11 +135,14 @@ rl.on('close', () => process.exit(0));`;
     while ((nl = buf.indexOf('\n')) >= 0) { const line = buf.slice(0, nl); buf = buf.slice(nl + 1); waiting.shift()?.(JSON.parse(line)); }
   });
   return {
+    // A failed scrape is a figure, not the end of the run: its tail is '' and what it would have given is NaN.
     scrape: async () => {
-      const answer = new Promise<Scrape & { error?: string }>((resolve) => waiting.push(resolve));
+      const at = Date.now();
+      const answer = new Promise<Scrape>((resolve) => waiting.push(resolve));
       child.stdin!.write('scrape\n');
-      const s = await Promise.race([answer, sleep(SCRAPE_CAP_MS + 5000).then(() => null)]);
-      if (!s || s.error || !s.tail) throw new Error(`/metrics scrape failed: ${s?.error ?? (s ? 'no aggregate series in the body' : 'no answer')}`);
+      const s = await Promise.race([answer, sleep(capMs + 5000).then(() => null)]);
+      if (!s) return { at, ms: Date.now() - at, bytes: 0, tail: '', error: 'no answer from the scraper' };
+      if (!s.error && !s.tail) s.error = 'no aggregate series in the body';
       return s;
     },
     stop: () => { child.stdin!.end(); if (child.exitCode === null) child.kill('SIGKILL'); },
@@ -175,13 +181,21 @@ const verdict = (x: number, v: Verdict): string =>
 
 // ── one scale
 
+function scrapeFigures(scrapes: Scrape[]): { scrapeMb: number; scrapeMsMedian: number; scrapeMsMax: number; scrapes: number; scrapesFailed: number } {
+  const ok = scrapes.filter((s) => !s.error);
+  return {
+    scrapeMb: median(ok.map((s) => s.bytes)) / 2 ** 20, scrapeMsMedian: median(ok.map((s) => s.ms)),
+    scrapeMsMax: Math.max(...scrapes.map((s) => s.ms)), scrapes: scrapes.length, scrapesFailed: scrapes.length - ok.length,
+  };
+}
+
 interface Figures {
   startS: number; startRssMb: number;
   due: number; sent: number; sentPct: number; ownSent: number;
   p99Ms: number; within100Pct: number; quietP99Ms: number; scrapedP99Ms: number;
   rssSteadyMb: number; rssPeakMb: number;
   cpuPct: number; usPerCheck: number; quietUsPerCheck: number;
-  scrapeMb: number; scrapeMsMedian: number; scrapeMsMax: number; scrapes: number;
+  scrapeMb: number; scrapeMsMedian: number; scrapeMsMax: number; scrapes: number; scrapesFailed: number;
   upAtEnd: number; downAtEnd: number;
   reloadMs?: number; lagAfterReloadMs?: number; worstAroundReloadMs?: number; reloadChanged?: number;
 }
@@ -196,36 +210,38 @@ async function runServe(ctx: BenchContext, fleet: Fleet, count: () => Counters, 
   const pid = serve.pid;
   const startRssMb = memory(pid).hwmMb;
   ctx.log(`serve started in ${(serve.startMs / 1000).toFixed(1)} s, peak RSS so far ${startRssMb.toFixed(0)} MB`);
-  const totalS = sc.warmS + 2 * sc.halfS + 60;
+  const totalS = sc.warmS + 2 * sc.halfS + 60 + (3 * sc.scrapeCapMs) / 1000;
   const rss = rssSampler(pid, t0, sc.startCapMs / 1000 + totalS);
   let flaps = 0;
   const flapper = setInterval(() => { if (++flaps > 2 * totalS) clearInterval(flapper); else silence.toggle(); }, FLAP_EVERY_MS);
-  const scraper = startScraper(fleet);
+  const scraper = startScraper(fleet, sc.scrapeCapMs);
   const lag: Array<[number, number]> = [], p99: Array<[number, number]> = [];
   const rel = (t: number) => (t - t0) / 1000;
   try {
     await sleep(sc.warmS * 1000);
-    // One scrape at each end of the quiet half, then one every 5 s to the end of the window.
+    // One scrape at each end of the quiet half, then (scrapedHalf) one every 5 s to the end of the window.
     const point = (s: Scrape, prev: Scrape | null) => {
+      ctx.log(`/metrics: ${(s.bytes / 2 ** 20).toFixed(1)} MB in ${(s.ms / 1000).toFixed(1)} s${s.error ? `, failed: ${s.error}` : ''}`);
       lag.push([rel(s.at + s.ms), metric(s.tail, 'halfopen_schedule_lag_seconds') * 1000]);
       if (prev) p99.push([rel(s.at + s.ms), bucketQuantile(bucketDelta(buckets(prev.tail, LATENESS), buckets(s.tail, LATENESS)), 0.99) * 1000]);
     };
     const m0 = await scraper.scrape();
     point(m0, null);
     const c0 = count().syns, cpu0 = cpuTicks(pid), tw0 = Date.now();
-    await sleep(sc.halfS * 1000);
+    await sleep((sc.scrapedHalf ? 1 : 2) * sc.halfS * 1000);
+    // The counters and CPU of the quiet part are read before its closing scrape: that scrape's rendering is not a check's cost.
+    const ch = count().syns, cpuh = cpuTicks(pid), twh = Date.now();
     const mh = await scraper.scrape();
     point(mh, m0);
-    const ch = count().syns, cpuh = cpuTicks(pid);
     const scrapes: Scrape[] = [];
     let prev = mh;
-    for (let k = 1; k <= Math.ceil((sc.halfS * 1000) / SCRAPE_EVERY_MS); k++) {
+    for (let k = 1; sc.scrapedHalf && k <= Math.ceil((sc.halfS * 1000) / SCRAPE_EVERY_MS); k++) {
       await sleep(Math.max(0, mh.at + k * SCRAPE_EVERY_MS - Date.now()));
       const s = await scraper.scrape();
       scrapes.push(s); point(s, prev); prev = s;
     }
     const m1 = prev;
-    const c1 = count().syns, cpu1 = cpuTicks(pid), tw1 = Date.now();
+    const [c1, cpu1, tw1] = sc.scrapedHalf ? [count().syns, cpuTicks(pid), Date.now()] : [ch, cpuh, twh];
     const seconds = (tw1 - tw0) / 1000;
     const whole = bucketDelta(buckets(m0.tail, LATENESS), buckets(m1.tail, LATENESS));
     const due = (sc.n * (tw1 - tw0)) / sc.intervalMs, sent = c1 - c0;
@@ -236,11 +252,12 @@ async function runServe(ctx: BenchContext, fleet: Fleet, count: () => Counters, 
       ownSent: metric(m1.tail, 'halfopen_checks_sent_total') - metric(m0.tail, 'halfopen_checks_sent_total'),
       p99Ms: bucketQuantile(whole, 0.99) * 1000, within100Pct: 100 * bucketShare(whole, 0.1),
       quietP99Ms: bucketQuantile(bucketDelta(buckets(m0.tail, LATENESS), buckets(mh.tail, LATENESS)), 0.99) * 1000,
-      scrapedP99Ms: bucketQuantile(bucketDelta(buckets(mh.tail, LATENESS), buckets(m1.tail, LATENESS)), 0.99) * 1000,
+      scrapedP99Ms: !sc.scrapedHalf ? NaN : bucketQuantile(bucketDelta(buckets(mh.tail, LATENESS), buckets(m1.tail, LATENESS)), 0.99) * 1000,
       rssSteadyMb: median(inWindow), rssPeakMb: NaN,
       cpuPct: (cpu1 - cpu0) / seconds, usPerCheck: ((cpu1 - cpu0) / 100 / sent) * 1e6,
       quietUsPerCheck: ((cpuh - cpu0) / 100 / (ch - c0)) * 1e6,
-      scrapeMb: median(scrapes.map((s) => s.bytes)) / 2 ** 20, scrapeMsMedian: median(scrapes.map((s) => s.ms)), scrapeMsMax: Math.max(...scrapes.map((s) => s.ms)), scrapes: scrapes.length,
+      // Without the scraped half, the scrapes at the window's ends are the ones there are.
+      ...scrapeFigures(sc.scrapedHalf ? scrapes : [m0, mh]),
       upAtEnd: metric(m1.tail, 'halfopen_backends\\{state="up"\\}'), downAtEnd: metric(m1.tail, 'halfopen_backends\\{state="down"\\}'),
     };
     ctx.log(`window ${seconds.toFixed(0)} s: sent ${sent} of ${Math.round(due)} due (${f.sentPct.toFixed(2)} %), lateness p99 ${f.p99Ms.toFixed(0)} ms (quiet ${f.quietP99Ms.toFixed(0)}, scraped ${f.scrapedP99Ms.toFixed(0)}), CPU ${f.cpuPct.toFixed(1)} %, ${f.usPerCheck.toFixed(2)} µs/check, RSS ${f.rssSteadyMb.toFixed(0)} MB, /metrics ${f.scrapeMb.toFixed(1)} MB in ${f.scrapeMsMedian} ms`);
@@ -352,18 +369,20 @@ async function scaleScenario(ctx: BenchContext, id: Scale['id']): Promise<Scenar
       const win = `${at}, ${2 * sc.halfS} s window`;
       row('serve start-up, s', `${at}: spawn → "checking N backends"`, f.startS, null);
       row('peak RSS at start-up, MB', at, f.startRssMb, null);
-      row('checks sent ÷ due, %', `${win}: ${f.sent.toLocaleString('en-US')} of ${Math.round(f.due).toLocaleString('en-US')} (serve's own count: ${f.ownSent.toLocaleString('en-US')})`, f.sentPct, { op: '≥', bound: 99.9, unit: ' %' }, { sent: f.sent, due: f.due, ownSent: f.ownSent });
+      row('checks sent ÷ due, %', `${win}: ${f.sent.toLocaleString('en-US')} of ${Math.round(f.due).toLocaleString('en-US')} (serve's own count between the scrapes: ${f.ownSent.toLocaleString('en-US')})`, f.sentPct, { op: '≥', bound: 99.9, unit: ' %' }, { sent: f.sent, due: f.due, ownSent: f.ownSent });
       row('lateness p99, ms', `${win}, whole window`, f.p99Ms, { op: '≤', bound: 100, unit: ' ms' });
       row('checks ≤ 100 ms late, %', `${win}, whole window`, f.within100Pct, { op: '≥', bound: 99, unit: ' %' });
       row('RSS steady, MB', `${win}: median of 1 s samples`, f.rssSteadyMb, { op: '≤', bound: sc.rssTargetMb, unit: ' MB' });
       row('RSS peak, MB', `${at}: VmHWM at the end of the run`, f.rssPeakMb, { op: '≤', bound: sc.rssTargetMb, unit: ' MB' });
       row('serve CPU, % of a core', win, f.cpuPct, null);
       row('serve CPU per check, µs', `${win}: CPU s ÷ SYNs counted`, f.usPerCheck, null);
-      row('serve CPU per check, quiet half, µs', `${at}, ${sc.halfS} s without scrapes`, f.quietUsPerCheck, null);
+      if (sc.scrapedHalf) row('serve CPU per check, quiet half, µs', `${at}, ${sc.halfS} s without scrapes`, f.quietUsPerCheck, null);
       row('sweep CPU per probe, µs', `1,048,576 probes, ${HALFOPEN_FLAGS.join(' ')}: ${sw.cpu.toFixed(2)} CPU s ÷ ${sw.syns.toLocaleString('en-US')} SYNs`, sw.usPerSyn, null);
       row('serve µs/check ÷ sweep µs/probe', 'whole window', f.usPerCheck / sw.usPerSyn, { op: '≤', bound: 1.5, unit: '' });
-      row('lateness p99 without scrapes, ms', `${at}, first ${sc.halfS} s`, f.quietP99Ms, { op: '≤', bound: 100, unit: ' ms' });
-      row('lateness p99 with /metrics every 5 s, ms', `${at}, last ${sc.halfS} s, ${f.scrapes} scrapes of ${f.scrapeMb.toFixed(1)} MB, ${f.scrapeMsMedian} ms median, ${f.scrapeMsMax} ms max`, f.scrapedP99Ms,
+      const scrapeText = `${f.scrapes} scrapes${f.scrapesFailed ? ` (${f.scrapesFailed} failed, capped at ${sc.scrapeCapMs / 1000} s)` : ''} of ${f.scrapeMb.toFixed(1)} MB, ${f.scrapeMsMedian} ms median, ${f.scrapeMsMax} ms max`;
+      if (!sc.scrapedHalf) row('/metrics scrape at the window\'s ends, s', `${at}: ${scrapeText}`, f.scrapeMsMax / 1000, null, { scrapeMb: f.scrapeMb, scrapesFailed: f.scrapesFailed });
+      if (sc.scrapedHalf) row('lateness p99 without scrapes, ms', `${at}, first ${sc.halfS} s`, f.quietP99Ms, { op: '≤', bound: 100, unit: ' ms' });
+      if (sc.scrapedHalf) row('lateness p99 with /metrics every 5 s, ms', `${at}, last ${sc.halfS} s, ${scrapeText}`, f.scrapedP99Ms,
         { op: '≤', bound: Math.round(f.quietP99Ms + 10), unit: ' ms (the quiet half + 10 ms)' }, { scrapeMb: f.scrapeMb, scrapeMsMedian: f.scrapeMsMedian, scrapeMsMax: f.scrapeMsMax });
       if (f.reloadMs !== undefined) {
         const hup = `${at}, SIGHUP moving ${f.reloadChanged} backends (1 %) to another port`;
@@ -390,7 +409,10 @@ async function scaleScenario(ctx: BenchContext, id: Scale['id']): Promise<Scenar
       `Load (uptime) at the start: ${load0}; at the end: ${loadEnd}. The machine is shared: figures move with it.`,
       `${sc.n.toLocaleString('en-US')} backends: address i mod 65,536 of 198.18.0.0/16, port 80 + i div 65,536 (all open). Config in JSON syntax: interval = fastinter = downinter = ${sc.intervalMs / 1000} s, timeout ${TIMEOUT_MS} ms, rise ${RISE}, fall ${FALL}, default jitter: every backend is due once per interval whatever its state.`,
       'Silent: every 10th address of the /16 (every port), dropped by nftables in the fleet throughout; flapping: every 50th (offset 5), its drop rule toggled every 5 s. SYNs are counted in the fleet\'s nftables at priority -50, before either drop: "sent" includes checks of silent backends. Due = backends × window ÷ interval.',
-      `The window: ${sc.halfS} s with a /metrics scrape at each end only, then ${sc.halfS} s with a full /metrics scrape every 5 s (the whole body read by a client in the prober namespace). Lateness: serve's halfopen_check_lateness_seconds, cumulative bucket deltas between scrapes, p99 interpolated inside its bucket.`,
+      (sc.scrapedHalf
+        ? `The window: ${sc.halfS} s with a /metrics scrape at each end only, then ${sc.halfS} s with a full /metrics scrape every 5 s (the whole body read by a client in the prober namespace).`
+        : `The window: ${2 * sc.halfS} s with a full /metrics scrape at each end only (the whole body read by a client in the prober namespace; a scrape over ${sc.scrapeCapMs / 1000} s counts as failed, and what it would have given is "not measured"). No scrapes in between: the full exposition at this size takes longer than 5 s.`) +
+        ' Lateness: serve\'s halfopen_check_lateness_seconds, cumulative bucket deltas between scrapes, p99 interpolated inside its bucket.',
       `CPU: user + sys of serve's Node process (/proc/PID/stat) over the window. Sweep: \`halfopen sweep 198.18.0.0/16 -p 80-95 ${HALFOPEN_FLAGS.join(' ')}\` on the same fleet after serve stopped (same silent set), whole-process user + sys ÷ SYNs the fleet counted (retries of silent probes included).`,
       'Every row runs with the fleet-side veth\'s NAPI in its own kernel thread (XDP_PASS program on the fleet veth, threaded = 1), so the fleet\'s work is charged to no tool.',
       ...(sc.haproxyN ? [`serve vs HAProxy: ${sc.haproxyN.toLocaleString('en-US')} backends at 1 s (fastinter = inter), one after the other on the same fleet, ${sc.haproxyS} s each after a warm-up; the same silent addresses (flapping rule off).`] : []),
