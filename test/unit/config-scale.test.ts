@@ -7,6 +7,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import util from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -123,8 +124,13 @@ describe('JSON files through JSON.parse', () => {
 
   test('a JSON file and a YAML file of one document: one config, or one error', () => {
     fc.assert(fc.property(config, (doc) => {
+      const text = yaml.dump(doc, { flowLevel: 2 });
+      // js-yaml's flow style can dump a scalar it then reads otherwise ("A:]" inside braces): only one document counts.
+      let same = false;
+      try { same = util.isDeepStrictEqual(yaml.load(text, { schema: yaml.CORE_SCHEMA }), JSON.parse(JSON.stringify(doc))); } catch { same = false; }
+      fc.pre(same);
       const fromJson = outcome(() => parseConfig(JSON.stringify(doc, null, 1), 'serve.cfg'));
-      const fromYaml = outcome(() => parseConfig(yaml.dump(doc, { flowLevel: 2 }), 'serve.cfg'));
+      const fromYaml = outcome(() => parseConfig(text, 'serve.cfg'));
       assert.deepEqual(fromJson, fromYaml);
     }), fcParams());
   });
