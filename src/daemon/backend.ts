@@ -198,7 +198,6 @@ export class Backend {
     const c = this.store.counts, o = this.id * 4;
     c[o] = v.open ?? 0; c[o + 1] = v.closed ?? 0; c[o + 2] = v.filtered ?? 0; c[o + 3] = v.unreachable ?? 0;
   }
-  count(state: ProbeState): number { return this.store.counts[this.id * 4 + STATE_CODE[state]]; }
 
   /** The latest completed check, or null before the first (a fresh object per read). */
   get last(): CheckOutcome | null {
@@ -215,9 +214,6 @@ export class Backend {
     s.lastRtt[id] = r.rtt_ms ?? NaN;
     s.lastTs[id] = r.ts;
   }
-  /** When the latest check completed (0: none yet), and its RTT (null: none): without building `last`. */
-  get lastTs(): number { return this.store.lastTs[this.id]; }
-  get lastRttMs(): number | null { const r = this.store.lastRtt[this.id]; return Number.isNaN(r) ? null : r; }
 
   /**
    * What check_tcp_half_open --via prints from (plugin-socket.ts): the latest
@@ -239,13 +235,16 @@ export class Backend {
   get state(): HealthState { return this.effectiveState(Date.now()); }
 
   /** Age of the latest completed check, counted from this process's start at most (a restored one is as old as the start). */
-  checkAge(now: number): number { return now - Math.max(this.store.lastTs[this.id], this.store.born[this.id]); }
+  checkAge(now: number): number { return now - this.freshFrom(); }
+
+  /** What freshness counts from: the latest completed check, or the start when that is later. */
+  private freshFrom(): number { return Math.max(this.store.lastTs[this.id], this.store.born[this.id]); }
 
   /** Whether the latest completed check (or, before the first, the start) is older than staleMs. */
   isStale(now: number): boolean { return this.checkAge(now) > this.staleMs; }
 
-  /** When the backend goes stale unless a check completes first. */
-  staleAt(): number { return Math.max(this.store.lastTs[this.id], this.store.born[this.id]) + this.staleMs; }
+  /** The first whole millisecond at which isStale() holds, unless a check completes first. */
+  staleAt(): number { return this.freshFrom() + this.staleMs + 1; }
 
   /** What should be reported now: up only when measured up recently, with an address, and not in maintenance. */
   effectiveState(now: number): HealthState {

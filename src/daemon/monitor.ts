@@ -475,7 +475,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     let at = this.checked(b) && inflight < b.depth ? s.nextAt[id] : Infinity;
     if (inflight && s.headDeadline[id] < at) at = s.headDeadline[id];
     if (s.reported[id]) {
-      const stale = Math.max(s.lastTs[id], s.born[id]) + b.staleMs + 1; // isStale: older than staleMs
+      const stale = b.staleAt();
       if (stale < at) at = stale;
     }
     return at;
