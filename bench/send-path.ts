@@ -24,8 +24,8 @@ const COLUMNS: Column[] = [
 interface LinkCounters { fleetRx: number; proberTx: number; proberTxDropped: number }
 
 function counters(fleet: Fleet): LinkCounters {
-  const p = JSON.parse(fleet.exec('prober', 'ip', ['-s', '-j', 'link', 'show', fleet.proberIf]))[0].stats64;
-  return { fleetRx: fleet.fleetLinkStats().rxPackets, proberTx: p.tx.packets, proberTxDropped: p.tx.dropped };
+  const p = fleet.proberLinkStats();
+  return { fleetRx: fleet.fleetLinkStats().rxPackets, proberTx: p.txPackets, proberTxDropped: p.txDropped };
 }
 
 /** Like lib's timed(), but keeps the command's stderr (halfopen's summary line). */

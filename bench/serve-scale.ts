@@ -173,10 +173,6 @@ function rssSampler(pid: number, t0: number, maxS: number): { points: Array<[num
   return { points, stop: () => clearInterval(timer) };
 }
 
-/** Packets the prober's veth dropped on transmit so far (its ring to the fleet's side full). */
-const proberTxDropped = (fleet: Fleet): number =>
-  JSON.parse(execFileSync('ip', ['netns', 'exec', fleet.prober, 'ip', '-s', '-j', 'link', 'show', fleet.proberIf], { encoding: 'utf8' }))[0].stats64.tx.dropped;
-
 const uptime = () => execFileSync('uptime', { encoding: 'utf8' }).trim().replace(/^.*load average/, 'load average');
 
 type Verdict = { op: '≥' | '≤'; bound: number; unit: string };
@@ -233,7 +229,7 @@ async function runServe(ctx: BenchContext, fleet: Fleet, count: () => Counters, 
     };
     const m0 = await scraper.scrape();
     point(m0, null);
-    const c0 = count().syns, cpu0 = cpuTicks(pid), tw0 = Date.now(), d0 = proberTxDropped(fleet);
+    const c0 = count().syns, cpu0 = cpuTicks(pid), tw0 = Date.now(), d0 = fleet.proberLinkStats().txDropped;
     await sleep((sc.scrapedHalf ? 1 : 2) * sc.halfS * 1000);
     // The counters and CPU of the quiet part are read before its closing scrape: that scrape's rendering is not a check's cost.
     const ch = count().syns, cpuh = cpuTicks(pid), twh = Date.now();
@@ -248,7 +244,7 @@ async function runServe(ctx: BenchContext, fleet: Fleet, count: () => Counters, 
     }
     const m1 = prev;
     const [c1, cpu1, tw1] = sc.scrapedHalf ? [count().syns, cpuTicks(pid), Date.now()] : [ch, cpuh, twh];
-    const d1 = proberTxDropped(fleet);
+    const d1 = fleet.proberLinkStats().txDropped;
     const seconds = (tw1 - tw0) / 1000;
     const whole = bucketDelta(buckets(m0.tail, LATENESS), buckets(m1.tail, LATENESS));
     const due = (sc.n * (tw1 - tw0)) / sc.intervalMs, sent = c1 - c0;

@@ -112,6 +112,9 @@ let fleetSeq = 0;
  */
 const QUEUES = ['numtxqueues', String(Math.max(1, os.availableParallelism())), 'numrxqueues', String(Math.max(1, os.availableParallelism()))];
 
+/** A veth's packet counters (ip -s link). */
+export interface LinkStats { txPackets: number; txDropped: number; rxPackets: number }
+
 export class Fleet {
   readonly prober: string;
   readonly fleet: string;
@@ -339,8 +342,13 @@ export class Fleet {
   }
 
   /** Interface statistics of the fleet-side veth (tx_dropped shows reply loss). */
-  fleetLinkStats(): { txPackets: number; txDropped: number; rxPackets: number } {
-    const j = JSON.parse(this.exec('fleet', 'ip', ['-s', '-j', 'link', 'show', this.fleetIf]))[0].stats64;
+  fleetLinkStats(): LinkStats { return this.linkStats('fleet', this.fleetIf); }
+
+  /** Interface statistics of the prober-side veth (tx_dropped: SYNs lost with the ring to the fleet full). */
+  proberLinkStats(): LinkStats { return this.linkStats('prober', this.proberIf); }
+
+  private linkStats(ns: 'fleet' | 'prober', dev: string): LinkStats {
+    const j = JSON.parse(this.exec(ns, 'ip', ['-s', '-j', 'link', 'show', dev]))[0].stats64;
     return { txPackets: j.tx.packets, txDropped: j.tx.dropped, rxPackets: j.rx.packets };
   }
 

@@ -433,7 +433,7 @@ ${bs.join('\n')}
     const spread = (s: number) => { const ms = answers.filter((a) => a[1] === s).map((a) => a[2]).sort((x, y) => x - y); return ms.length ? `${ms[0]}/${ms[ms.length >> 1]}/${ms[ms.length - 1]}` : '-'; };
     console.log(`load: ms min/median/max 200 ${spread(200)}, 503 ${spread(503)}, 429 ${spread(429)}; machine load ${os.loadavg()[0].toFixed(2)}`);
     const link = fleet.fleetLinkStats();
-    const proberDrops = JSON.parse(fleet.exec('prober', 'ip', ['-s', '-j', 'link', 'show', fleet.proberIf]))[0].stats64.tx.dropped;
+    const proberDrops = fleet.proberLinkStats().txDropped;
     console.log(`load: fleet veth tx_dropped ${link.txDropped}, prober veth tx_dropped ${proberDrops}; serve said: ${serve.stderr.split('\n').filter((l) => /warning|error/.test(l)).slice(0, 3).join(' | ')}`);
     console.log(`load: serve used ${cpuBurst} ms of CPU for the burst (${(cpuBurst / 1000).toFixed(3)} ms per request)`);
     console.log(`load: ${JSON.stringify(tally)}, slowest ${slowest} ms; lateness p99 ${base} s before, ${http1000} s during 1,000 GET /healthz, ${load} s during the 1,000 /probe; RSS ${rss0.toFixed(1)} MB, peak ${peak.toFixed(1)} MB`);
