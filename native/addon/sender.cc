@@ -38,6 +38,8 @@ namespace {
 // The control block's slots are enum ho_control (bpf/halfopen.h), shared with src/engine/control.ts.
 
 constexpr size_t kMaxFrame = 14 + 40 + 24;
+// Longest wait sendList honours: a batch covers one scheduler tick (at most 100 ms).
+constexpr uint16_t kMaxWaitMs = 1000;
 
 int64_t MonoNs() {
   timespec ts;
@@ -49,6 +51,7 @@ struct Frame {
   uint8_t buf[kMaxFrame];
   uint16_t len;
   uint8_t family;
+  uint32_t slot;  // the probe it carries: its sent_ns is stamped as it leaves
   sockaddr_in6 dst;  // large enough for sockaddr_in too; raw path only
 };
 
@@ -304,6 +307,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
                      : WriteSyn(ip, true, src6, p.addr, p.sport, p.dport, seq, 0);
     f.len = l2 + l3l4;
     f.family = p.family;
+    f.slot = idx;
     if (!packet) {
       memset(&f.dst, 0, sizeof(f.dst));
       if (v4) {
@@ -361,6 +365,10 @@ class Sender : public Napi::ObjectWrap<Sender> {
         msgs[i].msg_hdr.msg_namelen = frames[i].family == HO_FAMILY_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
       }
     }
+    // The round-trip clock starts as the frames go to the kernel, after any
+    // pacing wait, so a paced SYN's RTT is its own.
+    uint64_t now = (uint64_t)MonoNs();
+    for (uint32_t i = 0; i < n; i++) __atomic_store_n(&results_[frames[i].slot].sent_ns, now, __ATOMIC_RELAXED);
     uint32_t done = 0;
     int busy = 0;
     while (done < n) {
@@ -386,8 +394,10 @@ class Sender : public Napi::ObjectWrap<Sender> {
   }
 
   // Sends the SYNs of the slots `next` yields (until it returns false).
-  template <typename Next>
-  Napi::Value SendSlots(Napi::Env env, bool only_unanswered, Next next) {
+  // `next` may set a departure time (CLOCK_MONOTONIC ns, non-decreasing): the
+  // sender waits for it, then calls waited(at, ns late it started on them).
+  template <typename Next, typename Waited>
+  Napi::Value SendSlots(Napi::Env env, bool only_unanswered, Next next, Waited waited) {
     if (!probes_) Throw(env, HO_E_INTERNAL, "the sender is closed");
     Stats st;
     bool aborted = false;
@@ -420,8 +430,22 @@ class Sender : public Napi::ObjectWrap<Sender> {
         __atomic_fetch_add(&ctl_[HO_CTL_FAILED], (int64_t)(st.failed - failed_before), __ATOMIC_RELAXED);
       n = 0;
     };
+    auto flush_all = [&] {
+      for (size_t k = 0; k < groups_.size(); k++) {
+        flush(k, true);
+        flush(k, false);
+      }
+    };
     uint32_t i;
-    while (next(i)) {
+    int64_t leave = 0, at = 0;  // CLOCK_MONOTONIC ns: when the current run of frames may leave
+    while (next(i, leave)) {
+      if (leave > at) {
+        // Frames due earlier go now; these wait for their departure time.
+        flush_all();
+        at = leave;
+        WaitUntil(at);
+        waited(at, MonoNs() - at);
+      }
       if (__atomic_load_n(&ctl_[HO_CTL_ABORT], __ATOMIC_RELAXED)) {
         aborted = true;
         break;
@@ -453,17 +477,13 @@ class Sender : public Napi::ObjectWrap<Sender> {
         count_failed(1, EAFNOSUPPORT);
         continue;
       }
-      __atomic_store_n(&results_[i].sent_ns, (uint64_t)MonoNs(), __ATOMIC_RELAXED);
       if (use4) {
         if (++g.n4 == batch_) flush(gi, true);
       } else if (++g.n6 == batch_) {
         flush(gi, false);
       }
     }
-    for (size_t k = 0; k < groups_.size(); k++) {
-      flush(k, true);
-      flush(k, false);
-    }
+    flush_all();
     auto r = Napi::Object::New(env);
     r.Set("sent", (double)st.sent);
     r.Set("skipped", (double)st.skipped);
@@ -479,23 +499,66 @@ class Sender : public Napi::ObjectWrap<Sender> {
     uint32_t lo = info[0].As<Napi::Number>().Uint32Value();
     uint32_t hi = std::min(info[1].As<Napi::Number>().Uint32Value(), capacity_);
     uint32_t cur = lo;
-    return SendSlots(info.Env(), info.Length() > 2 && info[2].ToBoolean(), [&](uint32_t &i) {
+    return SendSlots(info.Env(), info.Length() > 2 && info[2].ToBoolean(), [&](uint32_t &i, int64_t &) {
       if (cur >= hi) return false;
       i = cur++;
       return true;
-    });
+    }, [](int64_t, int64_t) {});
   }
 
-  // sendList(slots: Uint32Array) → as send(); for health checks of scattered slots.
+  // sendList(slots: Uint32Array, waitMs?: Uint16Array, elapsedMs?: number) → as send(); for
+  // health checks of scattered slots. With waitMs, slot k's SYN leaves waitMs[k] ms after the
+  // moment the list was made (elapsedMs ago): earliest departure first, each millisecond's
+  // SYNs together, so a tick's checks leave when each is due instead of in one burst that
+  // overflows a device queue (a veth has none: it drops what its ring cannot take).
   Napi::Value SendList(const Napi::CallbackInfo &info) {
     auto slots = info[0].As<Napi::Uint32Array>();
-    size_t k = 0, n = slots.ElementLength();
+    size_t n = slots.ElementLength();
     const uint32_t *data = slots.Data();
-    return SendSlots(info.Env(), false, [&](uint32_t &i) {
+    if (info.Length() < 2 || !info[1].IsTypedArray()) {
+      size_t k = 0;
+      return SendSlots(info.Env(), false, [&](uint32_t &i, int64_t &) {
+        if (k >= n) return false;
+        i = data[k++];
+        return true;
+      }, [](int64_t, int64_t) {});
+    }
+    auto waits = info[1].As<Napi::Uint16Array>();
+    if (waits.ElementLength() != n) Throw(info.Env(), HO_E_INTERNAL, "sendList: one wait per slot");
+    const uint16_t *w = waits.Data();
+    double elapsed = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 0;
+    int64_t base = MonoNs() - (int64_t)(std::max(0.0, elapsed) * 1e6);
+    // Counting sort by wait: departures in order, stable within a millisecond.
+    uint32_t top = 0;
+    for (size_t k = 0; k < n; k++) top = std::max<uint32_t>(top, std::min<uint16_t>(w[k], kMaxWaitMs));
+    std::vector<uint32_t> start(top + 2, 0), order(n);
+    for (size_t k = 0; k < n; k++) start[std::min<uint16_t>(w[k], kMaxWaitMs) + 1]++;
+    for (uint32_t b = 1; b <= top + 1; b++) start[b] += start[b - 1];
+    for (size_t k = 0; k < n; k++) order[start[std::min<uint16_t>(w[k], kMaxWaitMs)]++] = (uint32_t)k;
+    // Per millisecond of wait: how late the sender started on its SYNs (ms), for the lateness histogram.
+    auto late = Napi::Float64Array::New(info.Env(), top + 1);
+    for (uint32_t b = 0; b <= top; b++) late[b] = 0;
+    size_t k = 0;
+    Napi::Value r = SendSlots(info.Env(), false, [&](uint32_t &i, int64_t &leave) {
       if (k >= n) return false;
-      i = data[k++];
+      uint32_t j = order[k++];
+      i = data[j];
+      leave = base + (int64_t)std::min<uint16_t>(w[j], kMaxWaitMs) * 1000000;
       return true;
+    }, [&](int64_t at, int64_t late_ns) {
+      int64_t b = (at - base) / 1000000;
+      if (b >= 0 && b <= top && late_ns > 0) late[(size_t)b] = late_ns / 1e6;
     });
+    r.As<Napi::Object>().Set("late", late);
+    return r;
+  }
+
+  // Sleeps until `at` (CLOCK_MONOTONIC ns), or returns at once when it has passed.
+  static void WaitUntil(int64_t at) {
+    if (at <= MonoNs()) return;
+    timespec ts = {(time_t)(at / 1000000000LL), (long)(at % 1000000000LL)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+    }
   }
 
   Napi::Value Close(const Napi::CallbackInfo &info) {

@@ -65,11 +65,19 @@ export interface SenderOptions {
 
 export interface SendGroup { src4?: Buffer; src6?: Buffer; mark?: number }
 
-export interface SendResult { sent: number; skipped: number; failed: number; errno: number; errname?: string; aborted: boolean }
+export interface SendResult {
+  sent: number; skipped: number; failed: number; errno: number; errname?: string; aborted: boolean;
+  /** sendList with waits: per ms of wait, how late the sender started on those SYNs (ms). */
+  late?: Float64Array;
+}
 
 export interface NativeSender {
   send(lo: number, hi: number, onlyUnanswered: boolean): SendResult;
-  sendList(slots: Uint32Array): SendResult;
+  /**
+   * With waits: slot k's SYN leaves waits[k] ms after the list was made
+   * (elapsedMs ago), in order of departure, and the result has `late`.
+   */
+  sendList(slots: Uint32Array, waits?: Uint16Array, elapsedMs?: number): SendResult;
   close(): void;
 }
 

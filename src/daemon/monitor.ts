@@ -66,8 +66,12 @@ export interface ProbeSlots {
   answered(i: number): boolean;
   /** Slots whose verdict landed since the last call. */
   pollSlots(): Uint32Array;
-  /** Sends one SYN for each slot. */
-  sendSlots(slots: Uint32Array): Promise<unknown>;
+  /**
+   * Sends one SYN for each slot; with waits, slot k's leaves waits[k] ms after
+   * `from` (this clock's ms), and the result may say how late the sender was
+   * (SendResult.late: per ms of wait, ms).
+   */
+  sendSlots(slots: Uint32Array, waits?: Uint16Array, from?: number): Promise<unknown>;
   /** The XDP program's counters (enum ho_counter). */
   counters(): Record<string, number>;
   /** Whether SYNs of this family can leave (a route and a source address for it); absent: both can. */
@@ -109,6 +113,9 @@ export function tickFor(backends: Iterable<BackendConfig>): number {
   return Math.min(MAX_TICK_MS, Math.max(10, Math.floor(shortest)));
 }
 
+/** Batches with the sender at once: one pacing its SYNs through a tick, one queued behind it. */
+const MAX_BATCHES = 2;
+
 /** Window over which halfopen_schedule_lag_seconds reports the worst lateness. */
 const LAG_WINDOW_MS = 10_000;
 
@@ -145,8 +152,6 @@ export class Monitor extends EventEmitter implements ProbeOnce {
   private lagCur = 0;
   private lagPrev = 0;
   private lagWindowStart = Date.now();
-  /** When the batch with the sender went out, or 0 when none is. */
-  private sendingSince = 0;
   private readonly sportLo: number;
   private readonly sportRange: number;
   /** Reason codes of ICMP type/code pairs (type × 256 + code), 0 until first seen. */
@@ -155,6 +160,11 @@ export class Monitor extends EventEmitter implements ProbeOnce {
   private now = 0;
   private worst = 0;
   private due: number[] = [];
+  /** Per check of the tick's batch: how many ms after `now` it leaves, and how late that is against its schedule. */
+  private waits: number[] = [];
+  private late: number[] = [];
+  /** When each batch still with the sender went out (at most MAX_BATCHES). */
+  private readonly sending: number[] = [];
   private readonly visit = (id: number): void => this.visitRow(id);
   /** When tick() last ran, and the worst lateness of a check it sent. */
   lastTickAt = 0;
@@ -192,6 +202,9 @@ export class Monitor extends EventEmitter implements ProbeOnce {
   get(name: string): Backend | undefined { return this.backends.get(name); }
   get size(): number { return this.backends.size; }
   get running(): boolean { return this.timer !== null; }
+
+  /** When the oldest batch still with the sender went out, or 0 when none is. */
+  private get sendingSince(): number { return this.sending.length ? this.sending[0] : 0; }
 
   /** Checks in flight now. */
   get inflight(): number {
@@ -472,7 +485,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
    */
   private wakeAt(b: Backend): number {
     const s = this.store, id = b.id, inflight = s.inflight[id];
-    let at = this.checked(b) && inflight < b.depth ? s.nextAt[id] : Infinity;
+    let at = this.checked(b) && inflight < b.depth ? s.nextAt[id] - this.leadOf(inflight) : Infinity;
     if (inflight && s.headDeadline[id] < at) at = s.headDeadline[id];
     if (s.reported[id]) {
       const stale = b.staleAt();
@@ -480,6 +493,17 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     }
     return at;
   }
+
+  /**
+   * How far ahead of its due time a backend's next check is handed to the
+   * sender, which holds it until then (sendSlots' waits): one tick, so checks
+   * leave when they are due, spread over the tick, rather than up to a tick
+   * late and all at once. None while a check of its is in flight: that
+   * one's result may still change when the next is due (fastinter on a
+   * failure, no suspect check after an answer), so the next is decided at
+   * its tick, as without look-ahead.
+   */
+  private leadOf(inflight: number): number { return inflight ? 0 : this.tickMs; }
 
   /** (Re)schedules b; with `now`, strictly after it (the progress invariant, see the top of this file). */
   private wake(b: Backend, now?: number): void {
@@ -511,24 +535,43 @@ export class Monitor extends EventEmitter implements ProbeOnce {
         if (this.settle(b, now)) this.wake(b);
       }
     }
-    if (this.sendingSince) return; // the due checks go out with the next batch
+    // One batch pacing its SYNs through this tick and the next one queued
+    // behind it; beyond that the sender is behind, and the due checks wait.
+    if (this.sending.length >= MAX_BATCHES) return;
     this.now = now;
     this.worst = 0;
-    const due = this.due;
-    due.length = 0;
+    const due = this.due, waits = this.waits, late = this.late;
+    due.length = 0; waits.length = 0; late.length = 0;
     this.wheel.drain(now, this.visit);
     const worst = this.worst;
     this.lastTickLate = worst;
     if (worst > this.lagCur) this.lagCur = worst;
-    if (due.length) {
-      this.sendingSince = now || 1;
-      this.checksSent += due.length;
-      this.slots.sendSlots(Uint32Array.from(due)).then(
-        () => { this.sendingSince = 0; },
-        // After stop() the sender threads are being torn down: a batch they drop then is no error.
-        (err) => { this.sendingSince = 0; if (!this.stopped) this.emit('error', err); },
-      );
+    if (!due.length) return;
+    const since = now || 1;
+    this.sending.push(since);
+    this.checksSent += due.length;
+    const w = Uint16Array.from(waits), l = Float64Array.from(late);
+    const done = () => { const i = this.sending.indexOf(since); if (i >= 0) this.sending.splice(i, 1); };
+    this.slots.sendSlots(Uint32Array.from(due), w, now).then(
+      (r) => { done(); this.observeLateness(w, l, r); },
+      // After stop() the sender threads are being torn down: a batch they drop then is no error.
+      (err) => { done(); this.observeLateness(w, l, null); if (!this.stopped) this.emit('error', err); },
+    );
+  }
+
+  /**
+   * A batch is sent: each check's lateness is how late it was handed over
+   * plus how late the sender started on its millisecond of departures.
+   */
+  private observeLateness(waits: Uint16Array, late: Float64Array, r: unknown): void {
+    const sender = (r as { late?: Float64Array } | null)?.late;
+    let worst = 0;
+    for (let k = 0; k < waits.length; k++) {
+      const ms = late[k] + (sender && waits[k] < sender.length ? sender[waits[k]] : 0);
+      if (ms > worst) worst = ms;
+      this.lateness.observe(ms / 1000);
     }
+    if (worst > this.lagCur) this.lagCur = worst;
   }
 
   /** One agenda entry that fell due in this tick: settle, send, report staleness, file it again. */
@@ -538,11 +581,15 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     const s = this.store, now = this.now;
     if (s.inflight[id]) this.settle(b, now);
     const at = s.nextAt[id];
-    if (at <= now && this.checked(b) && s.inflight[id] < b.depth) {
-      // A check that waited for a slot is due from when one freed.
+    if (at - this.leadOf(s.inflight[id]) <= now && this.checked(b) && s.inflight[id] < b.depth) {
+      // A check that waited for a slot is due from when one freed; it leaves
+      // when due, or now when that has passed.
       const from = Math.max(at, s.slotFreedAt[id]);
-      if (now - from > this.worst) this.worst = now - from;
-      this.due.push(this.send(b, at, from, now));
+      const leave = from > now ? from : now;
+      if (leave - from > this.worst) this.worst = leave - from;
+      this.due.push(this.send(b, at, from, leave, now));
+      this.waits.push(Math.round(leave - now));
+      this.late.push(leave - from);
     }
     if (s.reported[id] && b.isStale(now)) this.report(b, now);
     this.wake(b, now);
@@ -553,8 +600,8 @@ export class Monitor extends EventEmitter implements ProbeOnce {
   /** Slot of b's i-th check in flight, oldest first. */
   private queued(id: number, i: number): number { return this.store.slots[id * MAX_DEPTH + this.queuedIndex(id, i)]; }
 
-  /** Puts b's next check (due at `at`, free to go from `from`) in a free slot; returns the slot. */
-  private send(b: Backend, at: number, from: number, now: number): number {
+  /** Puts b's next check (due at `at`, free to go from `from`, leaving at `leave`) in a free slot; returns the slot. */
+  private send(b: Backend, at: number, from: number, leave: number, now: number): number {
     const s = this.store, id = b.id, inflight = s.inflight[id];
     let k = 0;
     if (inflight) {
@@ -569,12 +616,11 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     const round = (s.round[id] + 1) >>> 0;
     s.round[id] = round;
     this.slots.rearmSlot(slot, this.sportLo + ((slot + round) % this.sportRange));
-    this.deadline[slot] = now + b.cfg.timeout;
-    if (!inflight) s.headDeadline[id] = now + b.cfg.timeout;
+    this.deadline[slot] = leave + b.cfg.timeout;
+    if (!inflight) s.headDeadline[id] = leave + b.cfg.timeout;
     s.queue[id] |= k << (3 * inflight);
     s.inflight[id] = inflight + 1;
-    this.lateness.observe((now - from) / 1000);
-    this.observer?.sent?.(b, slot, from, now);
+    this.observer?.sent?.(b, slot, from, leave);
     s.lastPlanned[id] = at;
     s.jitter[id] = b.cfg.jitter * (this.random() * 2 - 1);
     this.schedule(b, now);

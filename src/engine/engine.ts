@@ -337,11 +337,15 @@ export class Engine {
   /** Slots whose verdict landed since the last call. */
   pollSlots(): Uint32Array { return this.prog.poll(); }
 
-  /** Sends one SYN for each slot, through the sender pool. */
-  async sendSlots(slots: Uint32Array): Promise<SendResult> {
+  /**
+   * Sends one SYN for each slot, through the sender pool; with waits, slot
+   * k's SYN leaves waits[k] ms after `from` (Date.now() ms).
+   */
+  async sendSlots(slots: Uint32Array, waits?: Uint16Array, from = Date.now()): Promise<SendResult> {
     if (this.closed) throw new HalfopenError('E_INTERNAL', 'engine is closed');
     this.monitorCtl ??= createControl(this.opts.rate);
     const task: SendTask = { runId: this.monitorRunId, lo: 0, hi: 0, onlyUnanswered: false, slots };
+    if (waits) { task.waits = waits; task.from = from; }
     let r: SendReply = await this.pool.run(task);
     if (!r.ok && 'needInit' in r) {
       const init: SenderOptions = { ...this.senderInit, control: this.monitorCtl };

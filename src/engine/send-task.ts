@@ -12,6 +12,9 @@ export interface SendTask {
   onlyUnanswered: boolean;
   /** When set, send these slots instead of lo..hi. */
   slots?: Uint32Array;
+  /** With slots: each one's SYN leaves this many ms after `from` (Date.now() ms, fractional). */
+  waits?: Uint16Array;
+  from?: number;
   /** Close the sender once this task is sent (the sweep's last sends; a retry reopens it). */
   closeAfter?: boolean;
 }

@@ -23,7 +23,9 @@ function handler(task: SendTask | { close: true }): SendReply | null {
       current?.sender.close();
       current = { runId: task.runId, sender: new native.Sender(task.init) };
     }
-    const r = task.slots ? current.sender.sendList(task.slots) : current.sender.send(task.lo, task.hi, task.onlyUnanswered);
+    const r = !task.slots ? current.sender.send(task.lo, task.hi, task.onlyUnanswered)
+      : task.waits ? current.sender.sendList(task.slots, task.waits, performance.timeOrigin + performance.now() - task.from!)
+        : current.sender.sendList(task.slots);
     // The sweep's last sends: release the sockets now, while the main thread
     // waits for replies, not in the process's exit (see Sender::Release).
     if (task.closeAfter) closeSender();

@@ -5,7 +5,6 @@
 // of the whole sweep's order.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,8 +14,9 @@ import { formatAddress, isV4 } from '../../src/targets/address';
 import { buildSpace, orderedSource } from '../../src/sweep/space';
 import { lab20x2, assertExact } from '../helpers/lab';
 import { netnsSkipReason } from '../helpers/privileges';
-import { ROOT, runCli, startCli, collect, parseNdjson } from '../helpers/cli';
+import { runCli, startCli, collect, parseNdjson } from '../helpers/cli';
 import { waitFor } from '../helpers/serve';
+import { captureSyns as capture } from '../helpers/syn-capture';
 
 const skip = netnsSkipReason();
 const SPEC: FleetSpec = { ...lab20x2('sources'), drop: ['198.18.4.0/24'], reject: ['198.18.5.0/24'] };
@@ -37,25 +37,6 @@ async function expectedSources(targets = [TARGET], v6: string[] = []): Promise<M
     m.set(`${formatAddress(probe.addr)} ${probe.port}`, list[p % list.length]);
   }
   return m;
-}
-
-/** SYNs seen arriving in the fleet, from syn-capture.py. */
-async function capture(fleet: Fleet, out: string): Promise<() => Promise<string[]>> {
-  const script = path.join(ROOT, 'test/helpers/syn-capture.py');
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', fleet.fleet, 'python3', script, fleet.fleetIf, '120', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('syn-capture did not start')), 10_000);
-    child.stdout!.on('data', (d) => { text += d; if (text.includes('ready\n')) { clearTimeout(t); resolve(); } });
-    child.on('exit', (c) => { clearTimeout(t); reject(new Error(`syn-capture exited ${c}`)); });
-  });
-  return async () => {
-    await sleep(200); // the last SYNs of a retry pass still on their way through the veth
-    if (child.exitCode === null) child.kill('SIGTERM');
-    await exited;
-    return fs.readFileSync(out, 'utf8').split('\n').filter(Boolean);
-  };
 }
 
 /** Every captured SYN left from its probe's source; returns how many probes had at least one. */

@@ -82,18 +82,20 @@ class FakeKernel implements ProbeSlots {
     return s ? { state: s, rttMs: 0.1, ttl: 64, icmpType: 0, icmpCode: 0, replies: 1 } : null;
   }
   counters(): Record<string, number> { return {}; }
-  sendSlots(slots: Uint32Array): Promise<unknown> {
-    for (const slot of slots) {
+  /** As the sender does: slot k's SYN leaves waits[k] ms after the call, and its reply comes after that. */
+  sendSlots(slots: Uint32Array, waits?: Uint16Array): Promise<unknown> {
+    slots.forEach((slot, k) => {
       const addr = this.owner[slot];
       const spec = addr === null || addr === undefined ? undefined : this.patterns.get(addr);
-      if (!spec) continue;
+      if (!spec) return;
+      const leaves = this.now + (waits ? waits[k] : 0);
       let kind = spec.p.kind;
-      if (kind === 'flap') kind = Math.floor(this.now / (spec.p as { period: number }).period) % 2 ? 'silent' : 'open';
+      if (kind === 'flap') kind = Math.floor(leaves / (spec.p as { period: number }).period) % 2 ? 'silent' : 'open';
       if (kind === 'random') kind = (['open', 'rst', 'silent', 'late'] as const)[Math.floor(this.rnd() * 4)];
-      if (kind === 'silent') continue;
+      if (kind === 'silent') return;
       const delay = kind === 'late' ? spec.timeout + 1 + Math.floor(this.rnd() * 2 * spec.timeout) : Math.floor(this.rnd() * spec.timeout);
-      this.replies.push({ at: this.now + delay, slot, sport: this.sport[slot], state: kind === 'rst' ? HO_PROBE_STATE_CLOSED : HO_PROBE_STATE_OPEN, check: this.check[slot] });
-    }
+      this.replies.push({ at: leaves + delay, slot, sport: this.sport[slot], state: kind === 'rst' ? HO_PROBE_STATE_CLOSED : HO_PROBE_STATE_OPEN, check: this.check[slot] });
+    });
     return Promise.resolve({ ok: true });
   }
   pollSlots(): Uint32Array {

@@ -28,17 +28,27 @@ class ScriptedTable implements ProbeSlots {
     return s ? { state: s, rttMs: 0.1, ttl: 64, icmpType: 0, icmpCode: 0, replies: 1 } : null;
   }
   pollSlots(): Uint32Array {
+    this.depart();
     for (const r of this.replies.filter((x) => x.at <= this.now)) { this.state.set(r.slot, HO_PROBE_STATE_OPEN); this.polled.push(r.slot); }
     this.replies.splice(0, this.replies.length, ...this.replies.filter((x) => x.at > this.now));
     const out = Uint32Array.from(this.polled);
     this.polled = [];
     return out;
   }
-  sendSlots(slots: Uint32Array): Promise<unknown> {
-    for (const slot of slots) {
-      this.sends.push({ t: this.now, slot });
-      if (this.reply === 'open') this.replies.push({ at: this.now + 1, slot });
+  /** SYNs handed over, not yet left (the sender holds each until its wait is over). */
+  private readonly leaving: Array<{ t: number; slot: number }> = [];
+  /** The SYNs that left by now: recorded, and answered or not as `reply` says at that moment. */
+  private depart(): void {
+    for (const x of this.leaving.filter((y) => y.t <= this.now)) {
+      this.sends.push(x);
+      if (this.reply === 'open') this.replies.push({ at: x.t + 1, slot: x.slot });
     }
+    this.leaving.splice(0, this.leaving.length, ...this.leaving.filter((y) => y.t > this.now));
+  }
+  /** As the sender does: slot k's SYN leaves waits[k] ms after the call. */
+  sendSlots(slots: Uint32Array, waits?: Uint16Array): Promise<unknown> {
+    slots.forEach((slot, k) => this.leaving.push({ t: this.now + (waits ? waits[k] : 0), slot }));
+    this.depart();
     return Promise.resolve({ ok: true });
   }
   /** A reply that arrives late, for the check sent in `slot`. */
