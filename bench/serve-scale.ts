@@ -192,8 +192,10 @@ function scrapeFigures(scrapes: Scrape[]): { scrapeMb: number; scrapeMsMedian: n
 interface Figures {
   startS: number; startRssMb: number;
   due: number; sent: number; sentPct: number; ownSent: number;
-  /** SYNs the prober-side veth dropped over the window (its ring to the fleet full): lost on the lab's link, after serve sent them. */
+  /** Frames the prober-side veth dropped over the window (its ring to the fleet full): lost on the lab's link, after serve sent them. */
   linkDropped: number;
+  /** SYN+ACKs the backends sent over the window, and the RSTs that reached them: a lost RST is one of the link's drops. */
+  synAcks: number; rstsLost: number;
   p99Ms: number; within100Pct: number; quietP99Ms: number; scrapedP99Ms: number;
   rssSteadyMb: number; rssPeakMb: number;
   cpuPct: number; usPerCheck: number; quietUsPerCheck: number;
@@ -229,7 +231,7 @@ async function runServe(ctx: BenchContext, fleet: Fleet, count: () => Counters, 
     };
     const m0 = await scraper.scrape();
     point(m0, null);
-    const c0 = count().syns, cpu0 = cpuTicks(pid), tw0 = Date.now(), d0 = fleet.proberLinkStats().txDropped;
+    const k0 = count(), c0 = k0.syns, cpu0 = cpuTicks(pid), tw0 = Date.now(), d0 = fleet.proberLinkStats().txDropped;
     await sleep((sc.scrapedHalf ? 1 : 2) * sc.halfS * 1000);
     // The counters and CPU of the quiet part are read before its closing scrape: that scrape's rendering is not a check's cost.
     const ch = count().syns, cpuh = cpuTicks(pid), twh = Date.now();
@@ -244,7 +246,7 @@ async function runServe(ctx: BenchContext, fleet: Fleet, count: () => Counters, 
     }
     const m1 = prev;
     const [c1, cpu1, tw1] = sc.scrapedHalf ? [count().syns, cpuTicks(pid), Date.now()] : [ch, cpuh, twh];
-    const d1 = fleet.proberLinkStats().txDropped;
+    const d1 = fleet.proberLinkStats().txDropped, k1 = count();
     const seconds = (tw1 - tw0) / 1000;
     const whole = bucketDelta(buckets(m0.tail, LATENESS), buckets(m1.tail, LATENESS));
     const due = (sc.n * (tw1 - tw0)) / sc.intervalMs, sent = c1 - c0;
@@ -253,7 +255,7 @@ async function runServe(ctx: BenchContext, fleet: Fleet, count: () => Counters, 
       startS: serve.startMs / 1000, startRssMb,
       due, sent, sentPct: (100 * sent) / due,
       ownSent: metric(m1.tail, 'halfopen_checks_sent_total') - metric(m0.tail, 'halfopen_checks_sent_total'),
-      linkDropped: d1 - d0,
+      linkDropped: d1 - d0, synAcks: k1.synAcks - k0.synAcks, rstsLost: (k1.synAcks - k0.synAcks) - (k1.rsts - k0.rsts),
       p99Ms: bucketQuantile(whole, 0.99) * 1000, within100Pct: 100 * bucketShare(whole, 0.1),
       quietP99Ms: bucketQuantile(bucketDelta(buckets(m0.tail, LATENESS), buckets(mh.tail, LATENESS)), 0.99) * 1000,
       scrapedP99Ms: !sc.scrapedHalf ? NaN : bucketQuantile(bucketDelta(buckets(mh.tail, LATENESS), buckets(m1.tail, LATENESS)), 0.99) * 1000,
@@ -373,7 +375,7 @@ async function scaleScenario(ctx: BenchContext, id: Scale['id']): Promise<Scenar
       const win = `${at}, ${2 * sc.halfS} s window`;
       row('serve start-up, s', `${at}: spawn → "checking N backends"`, f.startS, null);
       row('peak RSS at start-up, MB', at, f.startRssMb, null);
-      row('checks sent ÷ due, %', `${win}: ${f.sent.toLocaleString('en-US')} of ${Math.round(f.due).toLocaleString('en-US')} (serve's own count between the scrapes: ${f.ownSent.toLocaleString('en-US')}; dropped by the prober veth: ${f.linkDropped.toLocaleString('en-US')})`, f.sentPct, { op: '≥', bound: 99.9, unit: ' %' }, { sent: f.sent, due: f.due, ownSent: f.ownSent, linkDropped: f.linkDropped });
+      row('checks sent ÷ due, %', `${win}: ${f.sent.toLocaleString('en-US')} of ${Math.round(f.due).toLocaleString('en-US')} (serve's own count between the scrapes: ${f.ownSent.toLocaleString('en-US')}; frames dropped by the prober veth: ${f.linkDropped.toLocaleString('en-US')}, of them RSTs: ${f.rstsLost.toLocaleString('en-US')} of ${f.synAcks.toLocaleString('en-US')} SYN+ACKs got none)`, f.sentPct, { op: '≥', bound: 99.9, unit: ' %' }, { sent: f.sent, due: f.due, ownSent: f.ownSent, linkDropped: f.linkDropped, synAcks: f.synAcks, rstsLost: f.rstsLost });
       row('lateness p99, ms', `${win}, whole window`, f.p99Ms, { op: '≤', bound: 100, unit: ' ms' });
       row('checks ≤ 100 ms late, %', `${win}, whole window`, f.within100Pct, { op: '≥', bound: 99, unit: ' %' });
       row('RSS steady, MB', `${win}: median of 1 s samples`, f.rssSteadyMb, { op: '≤', bound: sc.rssTargetMb, unit: ' MB' });

@@ -40,25 +40,33 @@ export function backends(n: number): Array<{ name: string; ip: string; port: num
   });
 }
 
-export interface Counters { syns: number; acks: number }
+export interface Counters {
+  syns: number; acks: number;
+  /** RSTs reaching backend ports, and the SYN+ACKs the backends sent: a RST answers each SYN+ACK, the rest were lost on the way. */
+  rsts: number; synAcks: number;
+}
 
 /**
  * SYNs (checks) and handshake-completing ACKs (established connections)
  * reaching backend ports, counted at priority -50: before any chain a bench
  * adds to silence backends (-30 to -10) or the fleet's own drops (0), so a
- * SYN to a silent backend is counted as sent.
+ * SYN to a silent backend is counted as sent. Beside them the RSTs that
+ * reach backend ports and the SYN+ACKs the backends send.
  */
 export function installCounters(fleet: Fleet, ports: number[] = [80, 81]): () => Counters {
   const set = ports.join(', ');
   execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', '-f', '-'], {
     input: 'table inet bench_count {\n chain input {\n  type filter hook input priority -50;\n' +
       `  tcp dport { ${set} } tcp flags & (syn | ack | rst | fin) == syn counter\n` +
-      `  tcp dport { ${set} } tcp flags & (syn | ack | rst | fin) == ack counter\n }\n}\n`,
+      `  tcp dport { ${set} } tcp flags & (syn | ack | rst | fin) == ack counter\n` +
+      `  tcp dport { ${set} } tcp flags & rst == rst counter\n }\n` +
+      ' chain output {\n  type filter hook output priority -50;\n' +
+      `  tcp sport { ${set} } tcp flags & (syn | ack) == (syn | ack) counter\n }\n}\n`,
   });
   return () => {
     const out = execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', 'list', 'table', 'inet', 'bench_count'], { encoding: 'utf8' });
-    const [syns, acks] = [...out.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
-    return { syns, acks };
+    const [syns, acks, rsts, synAcks] = [...out.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+    return { syns, acks, rsts, synAcks };
   };
 }
 
