@@ -1,9 +1,11 @@
 // The health-check scheduler of `halfopen serve`. Every backend owns a few
 // slots of the probe table (depthFor): one per check that may be in flight at
-// once. Each tick (10–100 ms, see tickFor): verdicts that landed in the kernel
-// are applied, checks past their timeout fail, and the checks that are due go
-// out in one batch through the sender pool. A silent backend only costs its
-// own timeout; nothing waits for it.
+// once. Each tick (10–50 ms, see tickFor): verdicts that landed in the kernel
+// are applied, checks past their timeout fail, and the checks due before the
+// next tick go to the sender pool in one batch, each with the moment it
+// leaves (leadOf, departureStep): the sender holds each SYN until then, so
+// checks leave when due, spread over the tick, not in one burst. A silent
+// backend only costs its own timeout; nothing waits for it.
 //
 // Checks are due on their own clock, not after the previous one finished: the
 // next is due one interval (fastinter, downinter) after the previous was due,
@@ -120,8 +122,21 @@ export function tickFor(backends: Iterable<BackendConfig>): number {
  */
 const MAX_BATCHES = 4;
 
-/** SYNs the sender should find at each departure step, and the longest step (quantize). */
+/** SYNs the sender should find at each departure step, and the longest step (departureStep). */
 const DEPARTURE_SYNS = 32, MAX_DEPARTURE_STEP_MS = 10;
+
+/**
+ * Checks leave in steps of whole ms, so that each step carries about
+ * DEPARTURE_SYNS SYNs at a batch of `n` checks a tick: every step is a
+ * wake-up of the sender thread and a sendmmsg call, and at 10,000 checks/s
+ * one a millisecond (10 SYNs each) cost more CPU than the checks. A check
+ * leaves at the end of its step, at most a step less 1 ms late, its timeout
+ * counted from then and its lateness counted.
+ */
+export function departureStep(n: number, tickMs: number): number {
+  if (!n) return 1;
+  return Math.max(1, Math.min(MAX_DEPARTURE_STEP_MS, Math.ceil((DEPARTURE_SYNS * tickMs) / n)));
+}
 
 /** Window over which halfopen_schedule_lag_seconds reports the worst lateness. */
 const LAG_WINDOW_MS = 10_000;
@@ -165,6 +180,8 @@ export class Monitor extends EventEmitter implements ProbeOnce {
   private readonly icmpReason = new Uint16Array(65536);
   /** The tick being run: what visitRow() works against. */
   private now = 0;
+  /** Departure step of this tick's checks, ms (departureStep, from the last tick's batch). */
+  private step = 1;
   private worst = 0;
   private due: number[] = [];
   /** Per check of the tick's batch: how many ms after `now` it leaves, and how late that is against its schedule. */
@@ -552,8 +569,8 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     const worst = this.worst;
     this.lastTickLate = worst;
     if (worst > this.lagCur) this.lagCur = worst;
+    this.step = departureStep(due.length, this.tickMs);
     if (!due.length) return;
-    this.quantize(waits, late);
     const since = now || 1;
     this.sending.push(since);
     this.checksSent += due.length;
@@ -564,24 +581,6 @@ export class Monitor extends EventEmitter implements ProbeOnce {
       // After stop() the sender threads are being torn down: a batch they drop then is no error.
       (err) => { done(); this.observeLateness(w, l, null); if (!this.stopped) this.emit('error', err); },
     );
-  }
-
-  /**
-   * Departures in steps of q ms, so that each step carries about
-   * DEPARTURE_SYNS SYNs: every step is a wake-up of the sender thread and a
-   * sendmmsg call, and at 10,000 checks/s one per millisecond (10 SYNs each)
-   * cost more CPU than the checks. A check leaves at the end of its step, at
-   * most q - 1 ms late, and that is counted in its lateness.
-   */
-  private quantize(waits: number[], late: number[]): void {
-    const perMs = waits.length / this.tickMs;
-    const q = Math.min(MAX_DEPARTURE_STEP_MS, Math.ceil(DEPARTURE_SYNS / perMs));
-    if (q <= 1) return;
-    for (let k = 0; k < waits.length; k++) {
-      const w = Math.ceil(waits[k] / q) * q;
-      late[k] += w - waits[k];
-      waits[k] = w;
-    }
   }
 
   /**
@@ -609,11 +608,13 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     if (at - this.leadOf(s.inflight[id]) <= now && this.checked(b) && s.inflight[id] < b.depth) {
       // A check that waited for a slot is due from when one freed; it leaves
       // when due, or now when that has passed.
+      // A check that leaves later does so at the end of its departure step.
       const from = Math.max(at, s.slotFreedAt[id]);
-      const leave = from > now ? from : now;
+      const step = this.step, wait = from > now ? Math.ceil((from - now) / step) * step : 0;
+      const leave = now + wait;
       if (leave - from > this.worst) this.worst = leave - from;
       this.due.push(this.send(b, at, from, leave, now));
-      this.waits.push(Math.round(leave - now));
+      this.waits.push(wait);
       this.late.push(leave - from);
     }
     if (s.reported[id] && b.isStale(now)) this.report(b, now);

@@ -3,7 +3,7 @@
 // when checks go out, how they overlap, and the order results are applied in.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Monitor, depthFor, ChangeEvent, ProbeSlots } from '../../src/daemon/monitor';
+import { Monitor, depthFor, departureStep, ChangeEvent, ProbeSlots } from '../../src/daemon/monitor';
 import { parseConfig } from '../../src/daemon/config';
 import { HO_RESULT_PENDING, HO_PROBE_STATE_OPEN } from '../../src/contract.generated';
 import type { Verdict } from '../../src/engine/probe-table';
@@ -83,6 +83,18 @@ describe('serve scheduler', () => {
     assert.equal(depthFor(cfg('interval: 1s, timeout: 500ms, fastinter: 250ms')), 3);
     assert.equal(depthFor(cfg('interval: 1s, timeout: 1s')), 2);
     assert.equal(depthFor(cfg('interval: 1s, timeout: 1s, fastinter: 10ms')), 8);
+  });
+
+  test('departure steps: about 32 SYNs each, whole ms from 1 to 10', () => {
+    assert.equal(departureStep(5000, 50), 1); // 100,000 checks/s
+    assert.equal(departureStep(500, 50), 4); // 10,000 checks/s
+    assert.equal(departureStep(1, 50), 10);
+    assert.equal(departureStep(0, 50), 1);
+    for (let n = 1; n <= 10_000; n += 7) {
+      const q = departureStep(n, 50);
+      assert.ok(Number.isInteger(q) && q >= 1 && q <= 10);
+      assert.ok(q === 10 || (n * q) / 50 >= 32, `${n} a tick: ${q} ms steps carry ${(n * q) / 50}`);
+    }
   });
 
   test('a healthy backend is checked once per interval, each check answered', async () => {
