@@ -75,8 +75,17 @@ export class ApplyPlan {
   /** Entries compared between two looks at the clock (tests make it small to take many steps). */
   chunk = CLOCK_EVERY;
 
-  constructor(private readonly running: RunningSet, readonly list: readonly ApplyEntry[], readonly now: number) {
-    this.kind = new Uint8Array(list.length);
+  /** The new set being compared (the commit installs this one). */
+  list: readonly ApplyEntry[];
+
+  /**
+   * `list`: the new set, or what makes it: then it is made again whenever the
+   * comparison starts over, so a backend added to the running set meanwhile
+   * (a learned one) can be in it.
+   */
+  constructor(private readonly running: RunningSet, private readonly source: readonly ApplyEntry[] | (() => readonly ApplyEntry[]), readonly now: number) {
+    this.list = typeof source === 'function' ? source() : source;
+    this.kind = new Uint8Array(this.list.length);
     this.generation = running.generation();
   }
 
@@ -85,8 +94,9 @@ export class ApplyPlan {
 
   /** Compares from the start against the running set as it is now. */
   private restart(): void {
+    if (typeof this.source === 'function') this.list = this.source();
     this.next = new Map();
-    this.kind.fill(0);
+    this.kind = new Uint8Array(this.list.length);
     this.changes = [];
     this.removed = [];
     this.added = 0;

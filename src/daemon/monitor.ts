@@ -289,9 +289,11 @@ export class Monitor extends EventEmitter implements ProbeOnce {
    * A plan to install a backend set (apply-plan.ts): compared with the
    * running one in steps, then committed. Backends equal to a current one
    * keep their state untouched; changed ones keep their history; new ones
-   * start on a schedule spread over their interval from the commit.
+   * start on a schedule spread over their interval from the commit. `list`
+   * may be a function: it is asked again when the running set changes
+   * before the commit (ApplyPlan).
    */
-  prepareApply(list: readonly ApplyEntry[], now = Date.now()): ApplyPlan {
+  prepareApply(list: readonly ApplyEntry[] | (() => readonly ApplyEntry[]), now = Date.now()): ApplyPlan {
     return new ApplyPlan({
       backends: () => this.backends,
       generation: () => this.generation,

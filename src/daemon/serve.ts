@@ -298,7 +298,8 @@ export class Daemon {
       this.sink = p.sink;
       await old?.close();
     }
-    if (stepped) await mon.prepareApply(all).run();
+    // Learned backends are listed again should one be learned while the plan runs.
+    if (stepped) await mon.prepareApply(() => this.plugin ? this.plugin.withLearned(p.list) : p.list).run();
     else mon.apply(all);
     this.agent?.refresh();
     this.push?.reconfigure(p.cfg.push);
@@ -340,7 +341,7 @@ export class Daemon {
         const list = withDiscovered(this.configured, this.push!.discovered(), this.cfg.template);
         const all = this.plugin ? this.plugin.withLearned(list) : list;
         await this.makeRoom(this.cfg, all);
-        await this.monitor!.prepareApply(all).run();
+        await this.monitor!.prepareApply(() => this.plugin ? this.plugin.withLearned(list) : list).run();
         this.agent?.refresh();
         this.list = list;
         this.state?.changed();

@@ -4,7 +4,8 @@
 // ends (the same backends in the same order, the same rows, slots, checks in
 // flight, schedule and tick), and both go on the same way afterwards: the
 // same checks sent at the same times, the same changes reported. Unchanged
-// backends keep their very view through the plan.
+// backends keep their very view through the plan, and backends learned while
+// it runs stay (the list is made again when the comparison starts over).
 //
 // A failure prints fast-check's seed and path; rerun one with
 // HALFOPEN_FC_SEED=<seed> HALFOPEN_FC_PATH=<path>. HALFOPEN_FC_RUNS sets the
@@ -113,7 +114,7 @@ function snapshot(m: Monitor): unknown {
 }
 
 /** Over every scenario of the run: so the test cannot pass by taking one step or never starting over. */
-let restarts = 0, stepsTaken = 0;
+let restarts = 0, stepsTaken = 0, learnedKept = 0;
 
 async function runScenario(s: Scenario): Promise<void> {
   const t0 = 2_000_000;
@@ -176,8 +177,10 @@ async function runScenario(s: Scenario): Promise<void> {
     if (w.resolve === 2) out.push((x) => { x.m.learn(cfgOf(`learned${k}`, 2000 + k, s.timings[0]), addrOf(2000 + k), x.now); });
     return out;
   };
+  // The new list and the backends learned meanwhile (as serve lists them again when the plan starts over).
+  const listFor = (m: Monitor) => () => [...next, ...m.list().filter((v) => v.cfg.name.startsWith('learned')).map((v) => ({ cfg: v.cfg, addr: v.addr }))];
   const before = new Map(b.m.list().map((v) => [v.cfg.name, v]));
-  const plan = b.m.prepareApply(next, b.now);
+  const plan = b.m.prepareApply(listFor(b.m), b.now);
   plan.chunk = s.chunk;
   let steps = 0;
   while (!plan.step(0)) {
@@ -186,13 +189,15 @@ async function runScenario(s: Scenario): Promise<void> {
   }
   plan.commit(b.now);
   for (const act of actions) await act(a);
-  a.m.apply(next, a.now);
+  a.m.apply([...listFor(a.m)()], a.now);
   assert.equal(a.now, b.now);
   assert.deepEqual(snapshot(b.m), snapshot(a.m), 'the plan in steps ends where the one-shot apply does');
   // The new list is what runs, in its order (a kept backend keeps its config object, equal by value).
-  assert.deepEqual(b.m.list().map((v) => [v.live, v.cfg, v.addr, v.unresolved]), next.map((x) => [true, x.cfg, x.addr, x.unresolved ?? '']));
+  assert.deepEqual(b.m.list().map((v) => [v.live, v.cfg, v.addr, v.unresolved]), plan.list.map((x) => [true, x.cfg, x.addr, x.unresolved ?? '']));
+  assert.deepEqual(plan.list.slice(0, next.length), next);
   restarts += (plan as unknown as { restarts: number }).restarts;
   stepsTaken += steps;
+  learnedKept += plan.list.length - next.length;
   // Unchanged backends keep their very view (row, slots, checks in flight, agenda entry).
   // (An address change between steps retires the view it replaces: those are not live.)
   for (const x of next) {
@@ -216,8 +221,8 @@ describe('apply plan (fast-check)', () => {
       numRuns: runs, seed, path: process.env.HALFOPEN_FC_PATH, includeErrorInReport: true,
     });
     if (out.failed) assert.fail(`${fc.defaultReportMessage(out)}\nrerun: HALFOPEN_FC_SEED=${out.seed} HALFOPEN_FC_PATH=${out.counterexamplePath}`);
-    process.stdout.write(`# apply plan: ${out.numRuns} runs, seed ${out.seed}; ${stepsTaken} steps, ${restarts} comparisons started over\n`);
-    assert.ok(stepsTaken > 10 * runs && restarts > 0, `the runs took too few steps or never started over: ${stepsTaken} steps, ${restarts} restarts`);
+    process.stdout.write(`# apply plan: ${out.numRuns} runs, seed ${out.seed}; ${stepsTaken} steps, ${restarts} comparisons started over, ${learnedKept} backends learned meanwhile kept\n`);
+    assert.ok(stepsTaken > 10 * runs && restarts > 0 && learnedKept > 0, `the runs took too few steps, never started over or learned nothing: ${stepsTaken} steps, ${restarts} restarts, ${learnedKept} learned`);
   });
 
   test('a name listed twice is refused before anything changes', () => {
