@@ -37,11 +37,21 @@ export function reasonToCode(reason: string): number {
 
 export const reasonOfCode = (c: number): string => reasonText[c] ?? '';
 
-function grown<T extends Float64Array | Float32Array | Int32Array | Uint32Array | Uint16Array | Uint8Array | Int16Array>(a: T, n: number): T {
+type Row = Float64Array | Float32Array | Int32Array | Uint32Array | Uint16Array | Uint8Array | Int16Array;
+
+function grown<T extends Row>(a: T, n: number): T {
   const b = new (a.constructor as new (n: number) => T)(n);
   b.set(a);
   return b;
 }
+
+/** Every per-row array of a BackendStore, and its entries per row. */
+const FIELDS: ReadonlyArray<readonly [string, number]> = [
+  ['nextAt', 1], ['lastPlanned', 1], ['headDeadline', 1], ['slotFreedAt', 1], ['jitter', 1], ['born', 1], ['since', 1], ['upAt', 1], ['serial', 1],
+  ['lastTs', 1], ['lastRtt', 1], ['lastState', 1], ['lastReason', 1], ['okRtt', 1], ['okTtl', 1], ['failRtt', 1], ['failTtl', 1], ['failState', 1], ['failReason', 1],
+  ['checks', 1], ['changes', 1], ['counts', 4], ['health', 1], ['streak', 1], ['reported', 1], ['admin', 1], ['firstDecides', 1],
+  ['inflight', 1], ['queue', 1], ['round', 1], ['slots', MAX_DEPTH], ['nslots', 1], ['histState', HISTORY], ['histRtt', HISTORY], ['histLen', 1], ['histPos', 1],
+];
 
 export class BackendStore {
   /** Rows allocated (row 0 included). */
@@ -107,10 +117,36 @@ export class BackendStore {
   /** Rows in use (row 0 excluded). */
   get size(): number { return this.top - 1 - this.free.length; }
 
-  /** Room for n more rows without growing step by step (a large apply sizes the store once). */
+  /** Rows the store must hold to hand out n more without growing (a large apply sizes the store once). */
+  rowsFor(n: number): number {
+    return this.top + Math.max(0, n - this.free.length);
+  }
+
+  /** Room for n more rows without growing step by step. */
   reserve(n: number): void {
-    const need = this.top + Math.max(0, n - this.free.length);
+    const need = this.rowsFor(n);
     if (need > this.capacity) this.grow(need);
+  }
+
+  /**
+   * Grows toward `rows` one array at a time until `deadline` (performance.now()),
+   * at least one array a call; true when every array holds `rows`. Rows in
+   * use keep their values: an array is copied and swapped in one piece, so a
+   * tick between two calls reads and writes the current one. 100,000 rows are
+   * ~37 MB to copy: one realloc of them all held the loop ~20 ms.
+   */
+  growStep(rows: number, deadline: number): boolean {
+    if (rows <= this.capacity) return true;
+    const f = this as unknown as Record<string, Row>;
+    let done = 0;
+    for (const [name, per] of FIELDS) {
+      if (f[name].length >= rows * per) continue;
+      if (done && performance.now() >= deadline) return false;
+      f[name] = grown(f[name], rows * per);
+      done++;
+    }
+    this.capacity = rows;
+    return true;
   }
 
   /** A fresh row, every field at its neutral value. */
@@ -142,20 +178,9 @@ export class BackendStore {
   }
 
   private grow(n: number): void {
-    this.nextAt = grown(this.nextAt, n); this.lastPlanned = grown(this.lastPlanned, n); this.headDeadline = grown(this.headDeadline, n);
-    this.slotFreedAt = grown(this.slotFreedAt, n); this.jitter = grown(this.jitter, n);
-    this.born = grown(this.born, n); this.since = grown(this.since, n); this.upAt = grown(this.upAt, n); this.serial = grown(this.serial, n);
-    this.lastTs = grown(this.lastTs, n); this.lastRtt = grown(this.lastRtt, n); this.lastState = grown(this.lastState, n); this.lastReason = grown(this.lastReason, n);
-    this.okRtt = grown(this.okRtt, n); this.okTtl = grown(this.okTtl, n);
-    this.failRtt = grown(this.failRtt, n); this.failTtl = grown(this.failTtl, n); this.failState = grown(this.failState, n); this.failReason = grown(this.failReason, n);
-    this.checks = grown(this.checks, n); this.changes = grown(this.changes, n); this.counts = grown(this.counts, n * 4);
-    this.health = grown(this.health, n); this.streak = grown(this.streak, n); this.reported = grown(this.reported, n); this.admin = grown(this.admin, n);
-    this.firstDecides = grown(this.firstDecides, n);
-    this.inflight = grown(this.inflight, n); this.queue = grown(this.queue, n); this.round = grown(this.round, n);
-    this.slots = grown(this.slots, n * MAX_DEPTH); this.nslots = grown(this.nslots, n);
-    this.histState = grown(this.histState, n * HISTORY); this.histRtt = grown(this.histRtt, n * HISTORY);
-    this.histLen = grown(this.histLen, n); this.histPos = grown(this.histPos, n);
-    this.capacity = n;
+    const f = this as unknown as Record<string, Row>;
+    for (const [name, per] of FIELDS) if (f[name].length < n * per) f[name] = grown(f[name], n * per);
+    if (n > this.capacity) this.capacity = n;
   }
 
   /** Appends one result to row id's history (code: PROBE_STATES index; rtt NaN for none). */

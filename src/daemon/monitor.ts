@@ -38,7 +38,7 @@ import { HalfopenError } from '../errors';
 import { Verdict, reasonOf } from '../engine/probe-table';
 import { roundMs } from '../types';
 import { BackendConfig } from './config';
-import { AdminState, Backend, CheckOutcome, ChangeEvent, MAX_DEPTH, MAX_TICK_MS, depthFor, sameBackend, sameConfig } from './backend';
+import { AdminState, Backend, CheckOutcome, ChangeEvent, MAX_DEPTH, MAX_TICK_MS, depthFor } from './backend';
 import { BackendStore, NO_STATE, reasonOfCode, reasonToCode } from './backend-store';
 import { healthAfter, healthMax, intervalAt, streakAfter, transitioning } from './health';
 import { HO_PROBE_STATE_UNREACHABLE } from '../contract.generated';
@@ -47,8 +47,10 @@ import { TimerWheel } from './timer-wheel';
 import type { SavedBackend } from './state-file';
 import { sameRoute } from './send-routes';
 import { OnDemandProbes, ProbeOnce, ProbeOptions } from './on-demand';
+import { ApplyEntry, ApplyPlan, Change } from './apply-plan';
 
-export { Backend, depthFor };
+export { Backend, depthFor, ApplyPlan };
+export type { ApplyEntry };
 export type { CheckOutcome, ChangeEvent };
 
 /**
@@ -112,8 +114,11 @@ export const capacityFor = (list: Iterable<{ cfg: BackendConfig }>): number => {
 export function tickFor(backends: Iterable<BackendConfig>): number {
   let shortest = Infinity;
   for (const b of backends) shortest = Math.min(shortest, b.interval / 10, b.timeout / 5);
-  return Math.min(MAX_TICK_MS, Math.max(10, Math.floor(shortest)));
+  return tickOfShortest(shortest);
 }
+
+/** tickFor from the shortest interval / 10 or timeout / 5 of a set. */
+const tickOfShortest = (shortest: number): number => Math.min(MAX_TICK_MS, Math.max(10, Math.floor(shortest)));
 
 /**
  * Batches with the sender at once: one pacing its SYNs through a tick and
@@ -166,6 +171,8 @@ export class Monitor extends EventEmitter implements ProbeOnce {
   /** Per slot: when its check in flight fails unanswered. */
   private deadline: Float64Array;
   private backends = new Map<string, Backend>();
+  /** Moves on with every change to the backend set, its views or addresses (what an ApplyPlan compared against). */
+  private generation = 0;
   /** "address:port" and "[address]:port" → backend, built when first asked for (find). */
   private byTarget: Map<string, Backend> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -308,55 +315,67 @@ export class Monitor extends EventEmitter implements ProbeOnce {
   }
 
   /**
-   * Installs a backend set. Backends equal to a current one keep their state;
-   * new ones start on a schedule spread over their interval.
+   * Installs a backend set at once: prepareApply() run to its end and
+   * committed in one piece (at start, and in tests).
    */
-  apply(list: Array<{ cfg: BackendConfig; addr: bigint | null; unresolved?: string }>, now = Date.now()): void {
-    const s = this.store;
-    let added = 0;
-    for (const x of list) if (!this.backends.has(x.cfg.name)) added++;
-    s.reserve(added);
-    const next = new Map<string, Backend>();
+  apply(list: ApplyEntry[], now = Date.now()): void {
+    this.prepareApply(list, now).runNow(now);
+  }
+
+  /**
+   * A plan to install a backend set (apply-plan.ts): compared with the
+   * running one in steps, then committed. Backends equal to a current one
+   * keep their state untouched; changed ones keep their history; new ones
+   * start on a schedule spread over their interval from the commit. `list`
+   * may be a function: it is asked again when the running set changes
+   * before the commit (ApplyPlan).
+   */
+  prepareApply(list: readonly ApplyEntry[] | (() => readonly ApplyEntry[]), now = Date.now()): ApplyPlan {
+    return new ApplyPlan({
+      backends: () => this.backends,
+      generation: () => this.generation,
+      rows: this.store,
+      commitPlan: (plan, at) => this.commitPlan(plan, at),
+    }, list, now);
+  }
+
+  /** Installs what a plan found to differ; the unchanged backends are not visited (a reload changing 1 % of 100,000 touches those 1,000). */
+  private commitPlan(plan: ApplyPlan, now: number): void {
+    const s = this.store, list = plan.list, next = plan.next;
+    for (const old of plan.removed) this.drop(old);
     const fresh: Backend[] = [];
     const touched: Backend[] = [];
-    list.forEach(({ cfg, addr, unresolved }, i) => {
+    for (const i of plan.changes) {
+      const { cfg, addr, unresolved } = list[i];
       const old = this.backends.get(cfg.name);
-      // The same check of the same name keeps its history, even at a new address.
-      const keep = old && sameBackend(old.cfg, cfg) ? old : undefined;
-      if (keep && keep.addr === addr && sameConfig(keep.cfg, cfg)) {
-        // Nothing changed: the same record, slots, checks in flight and schedule (its agenda entry stands).
-        next.set(cfg.name, keep);
-        return;
-      }
-      if (keep) {
+      let b: Backend;
+      if (plan.kind[i] === Change.Changed) {
+        // The same check of the same name keeps its history, even at a new address.
         // A new source or mark, depth or address reprograms the slots (new slots, same schedule).
+        const keep = old!;
         const sameSlots = keep.depth === depthFor(cfg) && keep.addr === addr && sameRoute(keep.cfg, cfg);
         if (!sameSlots) this.releaseSlots(keep.id);
-        const b = this.view(cfg, addr, now, keep);
-        b.unresolved = unresolved ?? '';
+        b = this.view(cfg, addr, now, keep);
         if (!sameSlots) s.slotFreedAt[b.id] = 0;
-        next.set(cfg.name, b);
-        touched.push(b);
         if (!sameSlots && addr !== null) fresh.push(b);
-        return;
+      } else {
+        if (old) this.drop(old); // another check under the same name
+        b = this.view(cfg, addr, now);
+        // Spread first checks evenly over the interval: no herd.
+        const at = now + Math.floor((cfg.interval * (i + this.random())) / list.length);
+        s.nextAt[b.id] = at;
+        s.lastPlanned[b.id] = at - cfg.interval;
+        if (addr !== null) fresh.push(b);
       }
-      const b = this.view(cfg, addr, now);
       b.unresolved = unresolved ?? '';
-      // Spread first checks evenly over the interval: no herd.
-      const at = now + Math.floor((cfg.interval * (i + this.random())) / list.length);
-      s.nextAt[b.id] = at;
-      s.lastPlanned[b.id] = at - cfg.interval;
       next.set(cfg.name, b);
       touched.push(b);
-      if (addr !== null) fresh.push(b);
-    });
-    // What is gone, or replaced by another record of the same name.
-    for (const [name, old] of this.backends) if (old.live && next.get(name) !== old) this.drop(old);
-    this.backends = next;
+    }
+    this.backends = next as Map<string, Backend>;
     this.byTarget = null;
-    this.setTick(tickFor(list.map((x) => x.cfg)));
+    this.generation++;
+    this.setTick(tickOfShortest(plan.shortest));
     this.allocate(fresh);
-    // A reload changing 1 % of 100,000 backends touches those 1,000, not all of them.
     for (const b of touched) {
       this.wake(b);
       this.report(b, now);
@@ -389,6 +408,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     this.store.slotFreedAt[b.id] = 0;
     this.backends.set(name, b);
     this.byTarget = null;
+    this.generation++;
     if (addr !== null) this.allocate([b]);
     this.wake(b);
     this.report(b, now);
@@ -800,6 +820,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     b.lastPlanned = now - cfg.interval;
     this.allocate([b]);
     this.backends.set(cfg.name, b);
+    this.generation++;
     if (this.byTarget) this.indexTarget(this.byTarget, b);
     const tick = tickFor([cfg]);
     if (tick < this.tickMs) this.setTick(tick);
@@ -815,6 +836,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     this.drop(b);
     this.backends.delete(name);
     this.byTarget = null;
+    this.generation++;
     return true;
   }
 

@@ -17,7 +17,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Engine } from '../engine/engine';
 import { HalfopenError } from '../errors';
-import { ServeConfig, loadConfig, loadConfigOffThread } from './config';
+import { ServeConfig, loadConfigOffThread, previousIndex } from './config';
 import { requirePrivileges } from '../privileges';
 import { hostPort } from '../targets/address';
 import { literal } from '../targets/resolve';
@@ -49,22 +49,44 @@ const RESOLVE_SLICE = 5000;
 
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
-/** Every backend's address; a name that resolves to nothing is a backend without one (down, unresolved). */
-async function resolveBackends(cfg: ServeConfig): Promise<Resolved> {
+/** Readings of the config one reload makes at most when newer SIGHUPs keep superseding it (the last is not superseded). */
+const MAX_RELOAD_PASSES = 8;
+
+/**
+ * Every backend's address; a name that resolves to nothing is a backend
+ * without one (down, unresolved). A backend the config reader reused from
+ * the running list (previousIndex) with an address literal keeps its entry
+ * of `running` as it is; names are looked up again. null when `superseded`
+ * says so between two slices.
+ */
+async function resolveBackends(cfg: ServeConfig, running: Resolved = [], superseded: () => boolean = () => false): Promise<Resolved | null> {
   const list: Resolved = new Array(cfg.backends.length);
   const names: Array<Promise<void>> = [];
+  const from = previousIndex(cfg.backends);
   for (let i = 0; i < cfg.backends.length; i++) {
-    if (i && i % RESOLVE_SLICE === 0) await nextTurn();
+    if (i && i % RESOLVE_SLICE === 0) {
+      await nextTurn();
+      if (superseded()) return null;
+    }
     const b = cfg.backends[i];
+    const was = from && from[i] >= 0 ? running[from[i]] : undefined;
+    if (was && was.cfg === b && was.ttlMs === Infinity) {
+      list[i] = was;
+      continue;
+    }
     const addr = literal(b.host);
     if (addr !== null) list[i] = { cfg: b, addr, unresolved: '', ttlMs: Infinity };
     else names.push(resolveHost(b.host, b.resolveInterval).then((r) => { list[i] = { cfg: b, addr: r.addr, unresolved: r.addr === null ? `${b.host}: ${r.error}` : '', ttlMs: r.ttlMs }; }));
   }
   await Promise.all(names);
-  if (!cfg.allowDuplicates) {
+  // Two address literals for one address:port the config's parser refused already: only names can meet another backend here.
+  if (!cfg.allowDuplicates && names.length) {
     const seen = new Map<bigint, string>();
     for (let i = 0; i < list.length; i++) {
-      if (i && i % RESOLVE_SLICE === 0) await nextTurn();
+      if (i && i % RESOLVE_SLICE === 0) {
+        await nextTurn();
+        if (superseded()) return null;
+      }
       const { cfg: b, addr } = list[i];
       if (addr === null) continue;
       const key = (addr << 16n) | BigInt(b.port);
@@ -139,10 +161,17 @@ export class Daemon {
   private configured: Resolved = [];
   /** The balancers serve drives on every change (src/daemon/push). */
   private push: PushDriver | null = null;
-  private rediscoverPending = false;
+  /** Reloads and rediscoveries, one after the other (exclusive). */
+  private installing: Promise<void> = Promise.resolve();
+  private rediscoverQueued = false;
+  private rediscoverDone: Promise<void> = Promise.resolve();
+  /** SIGHUPs received, and how many of them the latest finished reload answered. */
+  private hups = 0;
+  private hupsDone = 0;
+  private reloadQueued = false;
+  private reloadDone: Promise<void> = Promise.resolve();
   private refresher: Refresher | null = null;
   private watchdog: { stop(): void } | null = null;
-  private reloading = false;
   /** /probe (src/daemon/exporter), and the probe-table slots kept for it from start to exit. */
   private readonly exporter: Exporter;
   private readonly onDemandSlots: number;
@@ -157,7 +186,8 @@ export class Daemon {
 
   /** Everything up to the first check; on failure nothing is left attached, bound or open. */
   static async start(configPath: string): Promise<Daemon> {
-    const d = new Daemon(configPath, loadConfig(configPath));
+    // Read as at a reload, on the reader thread: its digest lets the first reload send over only what changed.
+    const d = new Daemon(configPath, (await loadConfigOffThread(configPath))!);
     try {
       await d.open();
     } catch (err) {
@@ -188,7 +218,7 @@ export class Daemon {
     }
     if (cfg.listen.agent) this.agent = new AgentServer(() => this.monitor, cfg.listen.agent); // its own thread (native/addon/agent.cc)
     if (cfg.plugin.socket) await (this.plugin = new PluginSocket(cfg.plugin, () => this.monitor, log)).listen();
-    const prepared = await this.prepare(cfg, null);
+    const prepared = (await this.prepare(cfg, null))!;
     if (!prepared.list.length && !this.exporter.enabled && !cfg.plugin.learn) throw new HalfopenError('E_CONFIG', 'no backends to check: none configured, and the push.nftlb farms to discover listed none');
     await this.exporter.refreshAllow();
     this.engine = openEngine(cfg, prepared.list, this.exporter, this.onDemandSlots, this.plugin?.reserve());
@@ -200,7 +230,7 @@ export class Daemon {
     mon.on('change', (ev) => { this.sink?.emit(ev); this.state?.changed(); });
     mon.on('error', (err) => log(`error: ${(err as Error).message}`));
     this.refresher = new Refresher(mon, () => this.cfg.backends, log);
-    await this.enact(prepared);
+    await this.enact(prepared, false);
     for (const r of this.list) if (r.addr === null) warn(`backend ${r.cfg.name}: ${r.unresolved}: down (unresolved) until it resolves`);
     if (cfg.stateFile) this.restoreState(cfg.stateFile, mon);
     this.push = new PushDriver(mon, cfg.push, warn, () => void this.rediscover());
@@ -240,10 +270,11 @@ export class Daemon {
     return newSink(next);
   }
 
-  /** The steps of a config that can fail on its input, with nothing running touched. */
-  private async prepare(next: ServeConfig, running: ServeConfig | null): Promise<Prepared> {
+  /** The steps of a config that can fail on its input, with nothing running touched; null when `superseded` said so. */
+  private async prepare(next: ServeConfig, running: ServeConfig | null, superseded?: () => boolean): Promise<Prepared | null> {
     Exporter.checkSources(next.exporter);
-    const configured = await resolveBackends(next);
+    const configured = await resolveBackends(next, running ? this.configured : [], superseded);
+    if (!configured) return null;
     // Per-backend source and mark: at start the interface is the one the backends' routes give.
     checkSendRoutes(configured, this.engine ? this.engine.interface : () => matcherInterface(configured, next.probe.interface));
     // A balancer's backends (push.nftlb discover): read once before the engine opens, then as the driver follows them.
@@ -252,8 +283,12 @@ export class Daemon {
     return { cfg: next, list, configured, sink: running ? this.prepareSink(next, running) : null };
   }
 
-  /** Makes a prepared config the running one. */
-  private async enact(p: Prepared): Promise<void> {
+  /**
+   * Makes a prepared config the running one. At start the backends are
+   * applied at once; on reload in steps (Monitor.prepareApply), checks going
+   * on between them.
+   */
+  private async enact(p: Prepared, stepped: boolean): Promise<void> {
     const mon = this.monitor!;
     this.plugin?.reconfigure(p.cfg.plugin);
     const all = this.plugin ? this.plugin.withLearned(p.list) : p.list; // learned backends stay
@@ -263,7 +298,9 @@ export class Daemon {
       this.sink = p.sink;
       await old?.close();
     }
-    mon.apply(all);
+    // Learned backends are listed again should one be learned while the plan runs.
+    if (stepped) await mon.prepareApply(() => this.plugin ? this.plugin.withLearned(p.list) : p.list).run();
+    else mon.apply(all);
     this.agent?.refresh();
     this.push?.reconfigure(p.cfg.push);
     // listen, probe, admin and state_file are bound or attached once: they keep the values they started with.
@@ -283,42 +320,86 @@ export class Daemon {
     this.monitor!.replaceSlots(this.engine);
   }
 
-  /** A balancer's list of backends changed (push.nftlb discover): check the config's and the new list. */
-  private async rediscover(): Promise<void> {
-    if (this.reloading) { this.rediscoverPending = true; return; }
-    try {
-      const list = withDiscovered(this.configured, this.push!.discovered(), this.cfg.template);
-      const all = this.plugin ? this.plugin.withLearned(list) : list;
-      await this.makeRoom(this.cfg, all);
-      this.monitor!.apply(all);
-      this.agent?.refresh();
-      this.list = list;
-      this.state?.changed();
-    } catch (err) {
-      log(`error: discovered backends: ${(err as Error).message}`);
-    }
+  /**
+   * Reloads and rediscoveries both install a backend set: one at a time, in
+   * the order asked, so neither compares against a set the other is
+   * replacing.
+   */
+  private exclusive(fn: () => Promise<void>): Promise<void> {
+    const run = this.installing.then(fn);
+    this.installing = run.catch(() => undefined);
+    return run;
   }
 
-  /** SIGHUP: the config file again, through the same two steps as at start. */
-  async reload(): Promise<void> {
-    if (this.reloading) return;
-    this.reloading = true;
+  /** A balancer's list of backends changed (push.nftlb discover): check the config's and the new list. */
+  private rediscover(): Promise<void> {
+    if (this.rediscoverQueued) return this.rediscoverDone; // the queued one reads the newest list
+    this.rediscoverQueued = true;
+    return this.rediscoverDone = this.exclusive(async () => {
+      this.rediscoverQueued = false;
+      try {
+        const list = withDiscovered(this.configured, this.push!.discovered(), this.cfg.template);
+        const all = this.plugin ? this.plugin.withLearned(list) : list;
+        await this.makeRoom(this.cfg, all);
+        await this.monitor!.prepareApply(() => this.plugin ? this.plugin.withLearned(list) : list).run();
+        this.agent?.refresh();
+        this.list = list;
+        this.state?.changed();
+      } catch (err) {
+        log(`error: discovered backends: ${(err as Error).message}`);
+      }
+    });
+  }
+
+  /**
+   * SIGHUP: the config file again, through the same two steps as at start.
+   * A SIGHUP while one is read and resolved starts it over with the newer
+   * file; one while it is being applied reads the file again after it.
+   */
+  reload(): Promise<void> {
+    this.hups++;
+    return this.queueReload();
+  }
+
+  private queueReload(): Promise<void> {
+    if (this.reloadQueued) return this.reloadDone; // the queued or running one reads the newest file
+    this.reloadQueued = true;
+    return this.reloadDone = this.exclusive(async () => {
+      try {
+        for (let pass = 1; ; pass++) {
+          const seen = this.hups;
+          // The last pass runs to its end whatever comes: a stream of SIGHUPs cannot keep the daemon reading for ever.
+          const done = await this.reloadOnce(() => pass < MAX_RELOAD_PASSES && this.hups !== seen);
+          if (!done) log(`reload of ${this.configPath} superseded by a newer SIGHUP`);
+          else if (this.hups === seen || pass >= MAX_RELOAD_PASSES) break;
+        }
+      } finally {
+        this.reloadQueued = false;
+      }
+      if (this.hups !== this.hupsDone) void this.queueReload(); // SIGHUPs after the last pass began
+    });
+  }
+
+  /** One reading of the config file; false when `superseded` said so before anything was changed. */
+  private async reloadOnce(superseded: () => boolean): Promise<boolean> {
+    const hups = this.hups;
     try {
-      const next = await loadConfigOffThread(this.configPath);
-      const prepared = await this.prepare(next, this.cfg);
+      const next = await loadConfigOffThread(this.configPath, { previous: this.cfg.backends, abandon: superseded });
+      if (!next || superseded()) return false;
+      const prepared = await this.prepare(next, this.cfg, superseded);
+      if (!prepared || superseded()) return false;
       if (JSON.stringify(next.listen) !== JSON.stringify(this.cfg.listen) || JSON.stringify(next.probe) !== JSON.stringify(this.cfg.probe))
         warn('listen and probe settings take effect at restart only');
       if (JSON.stringify(next.admin) !== JSON.stringify(this.cfg.admin) || next.stateFile !== this.cfg.stateFile)
         warn('admin and state_file settings take effect at restart only');
-      await this.enact(prepared);
+      await this.enact(prepared, true);
       await this.exporter.reconfigure(next.exporter);
       log(`reloaded ${this.configPath}: ${this.list.length} backends`);
     } catch (err) {
       log(`reload rejected, keeping the running config: ${(err as Error).message}`);
-    } finally {
-      this.reloading = false;
-      if (this.rediscoverPending) { this.rediscoverPending = false; void this.rediscover(); }
     }
+    this.hupsDone = hups;
+    return true;
   }
 
   /** Stops checking and closes everything; whatever is still closing after SHUTDOWN_MS, XDP goes and the process ends. */

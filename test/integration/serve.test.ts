@@ -162,6 +162,24 @@ describe('halfopen serve', { skip }, () => {
     assert.equal(serve.json(HTTP, '/backends').length, 5);
   });
 
+  test('SIGHUPs in a burst: each one read or superseded, and the newest file is what runs', async () => {
+    const from = serve.stderr.length;
+    const web = (n: number) => `  - { name: web${n}, host: 198.18.0.${n}, port: 80 }\n`;
+    for (const extra of [web(9) + web(10), web(9) + web(10) + web(11), web(9) + web(11)]) {
+      fs.writeFileSync(`${file}.new`, config(dir, extra));
+      fs.renameSync(`${file}.new`, file);
+      serve.signal('SIGHUP');
+      await new Promise((r) => setTimeout(r, 15)); // within the reading of the one before, mostly: then it starts over
+    }
+    const names = () => serve.json(HTTP, '/backends').map((b: any) => b.name).sort().join(' ');
+    assert.ok(await waitFor(() => names() === 'closed1 web1 web11 web2 web6 web9', 5000), `${names()}\n${serve.stderr.slice(from)}`);
+    const lines = () => serve.stderr.slice(from).split('\n').filter((l) => /reload/.test(l));
+    // The set is installed before the reload's last steps (the exporter) and its line.
+    assert.ok(await waitFor(() => /reloaded .*: 6 backends$/.test(lines().pop() ?? ''), 3000), lines().join('\n'));
+    assert.ok(lines().every((l) => /reloaded .*: (6|7) backends$|reload of .* superseded by a newer SIGHUP$/.test(l)), lines().join('\n'));
+    assert.ok(await waitFor(() => serve.json(HTTP, '/backends/web11').counters.checks >= 1, 3000));
+  });
+
   test('SIGTERM: exits 0, XDP detached, events flushed', async () => {
     const code = await serve.stop();
     assert.equal(code, 0, serve.stderr);

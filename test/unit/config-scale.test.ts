@@ -1,7 +1,8 @@
 // Unit tier: serve's config at scale. The JSON fast path reads every JSON
 // file as js-yaml does (or leaves it to js-yaml), a JSON and a YAML file of
 // one document give one config and one error, the off-thread reader returns
-// what loadConfig returns, and IPv4 parsing by character codes accepts what
+// what loadConfig returns (also when it reuses the unchanged backends of the
+// previous list), and IPv4 parsing by character codes accepts what
 // the split-and-pattern parser did. Properties print fast-check's seed on
 // failure; rerun one with HALFOPEN_FC_SEED=<seed> HALFOPEN_FC_PATH=<path>.
 import { describe, test } from 'node:test';
@@ -12,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import yaml from 'js-yaml';
-import { loadConfig, loadConfigOffThread, parseConfig, parseJsonAsYaml } from '../../src/daemon/config';
+import { BackendConfig, loadConfig, loadConfigOffThread, parseConfig, parseJsonAsYaml, previousIndex } from '../../src/daemon/config';
 import { parseIPv4, parseAddress } from '../../src/targets/address';
 
 const fcParams = (runs = 300): fc.Parameters<unknown> => {
@@ -166,5 +167,46 @@ describe('the off-thread reader', () => {
       await assert.rejects(loadConfigOffThread(f), (e: Error & { code?: string }) => e.code === 'E_CONFIG' && e.message === sync.error);
     }
     assert.match((outcome(() => loadConfig(cases[0])) as { error: string }).error, /bad-port\.yaml: backends\[6000\]\.port: expected a whole number from 1 to 65535, got 0/);
+  });
+
+  test('with the previous list: what loadConfig returns, the unchanged backends the very objects of the previous list', async () => {
+    type Spec = { id: number; port: number; rise?: number; mark?: number; rack?: string; interval?: string };
+    const specArb = fc.record({ port: fc.constantFrom(80, 81), rise: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+      mark: fc.option(fc.constantFrom(1, 7), { nil: undefined }), rack: fc.option(fc.constantFrom('r1', 'r2'), { nil: undefined }), interval: fc.option(fc.constantFrom('1s', '2s'), { nil: undefined }) });
+    const text = (list: Spec[], timeout: string) => JSON.stringify({ defaults: { interval: '1s', timeout }, backends: list.map((b) => ({
+      name: `b${b.id}`, host: `198.18.${b.id >> 8}.${b.id & 255}`, port: b.port, ...(b.rise ? { rise: b.rise } : {}), ...(b.mark ? { mark: b.mark } : {}),
+      ...(b.rack ? { labels: { rack: b.rack } } : {}), ...(b.interval ? { interval: b.interval } : {}) })) });
+    let reused = 0, runs = 0;
+    await fc.assert(fc.asyncProperty(
+      fc.array(specArb, { minLength: 1, maxLength: 30, size: 'medium' }),
+      fc.array(fc.record({ op: fc.constantFrom('keep', 'keep', 'keep', 'drop', 'edit', 'rename'), edit: specArb }), { minLength: 30, maxLength: 30 }),
+      fc.array(specArb, { maxLength: 5 }), fc.boolean(), fc.boolean(),
+      async (first, ops, added, shuffle, retime) => {
+        const a: Spec[] = first.map((x, i) => ({ ...x, id: i }));
+        let b: Spec[] = [];
+        a.forEach((x, i) => {
+          const o = ops[i];
+          if (o.op === 'keep') b.push(x);
+          else if (o.op === 'edit') b.push({ ...o.edit, id: x.id });
+          else if (o.op === 'rename') b.push({ ...x, id: x.id + 1000 });
+        });
+        b.push(...added.map((x, i) => ({ ...x, id: 500 + i })));
+        if (!b.length) b.push({ port: 80, id: 999 }); // a config has backends
+        if (shuffle) b = [...b].reverse();
+        const f1 = write('prev.json', text(a, '500ms')), f2 = write('next.json', text(b, retime ? '400ms' : '500ms'));
+        const prev = (await loadConfigOffThread(f1))!;
+        const next = (await loadConfigOffThread(f2, { previous: prev.backends }))!;
+        assert.deepEqual(next, loadConfig(f2));
+        const from = previousIndex(next.backends)!;
+        next.backends.forEach((c: BackendConfig, i) => {
+          const old = prev.backends.find((p) => p.name === c.name);
+          const same = old !== undefined && util.isDeepStrictEqual(old, c);
+          if (from[i] >= 0) { assert.equal(c, prev.backends[from[i]]); reused++; }
+          // Equal configs are reused (labels come in one order here), and only those.
+          assert.equal(from[i] >= 0, same, `${c.name}: reused ${from[i] >= 0}, equal ${same}`);
+        });
+        runs++;
+      }), fcParams(40));
+    assert.ok(reused > runs && runs >= 40, `too little reused: ${reused} in ${runs} runs`);
   });
 });
