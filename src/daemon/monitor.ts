@@ -122,10 +122,11 @@ const tickOfShortest = (shortest: number): number => Math.min(MAX_TICK_MS, Math.
 
 /**
  * Batches with the sender at once: one pacing its SYNs through a tick and
- * those queued behind it. A loop that was busy for a tick or two runs its
- * next tick before it has counted off the batches that finished meanwhile.
+ * one more. With four, batches of the plugin socket's stepped ticks (every
+ * 5 ms) waited up to a second before a sender thread started them
+ * (plugin-via.test, learning); not understood yet, so two.
  */
-const MAX_BATCHES = 4;
+const MAX_BATCHES = 2;
 
 /** SYNs the sender should find at each departure step, and the longest step (departureStep). */
 const DEPARTURE_SYNS = 32, MAX_DEPARTURE_STEP_MS = 10;
