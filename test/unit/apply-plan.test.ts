@@ -18,6 +18,7 @@ import { BackendConfig } from '../../src/daemon/config';
 import { BackendStore } from '../../src/daemon/backend-store';
 import { HO_PROBE_STATE_CLOSED, HO_PROBE_STATE_OPEN, HO_RESULT_PENDING } from '../../src/contract.generated';
 import type { Verdict } from '../../src/engine/probe-table';
+import { prng } from '../helpers/prng';
 
 /** A probe table whose replies depend only on the slot, its address and the time: two copies given the same calls answer the same. */
 class ScriptedSlots implements ProbeSlots {
@@ -51,18 +52,6 @@ class ScriptedSlots implements ProbeSlots {
     });
     return Uint32Array.from(out);
   }
-}
-
-/** mulberry32: a small seeded PRNG, so a fast-check seed reproduces the whole run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const timingArb = fc.record({

@@ -25,6 +25,7 @@ import { Monitor, ProbeSlots, Backend, ChangeEvent, tickFor } from '../../src/da
 import { BackendConfig } from '../../src/daemon/config';
 import { HO_PROBE_STATE_CLOSED, HO_RESULT_PENDING, HO_PROBE_STATE_OPEN } from '../../src/contract.generated';
 import type { Verdict } from '../../src/engine/probe-table';
+import { prng } from '../helpers/prng';
 
 type Pattern = { kind: 'open' | 'rst' | 'silent' } | { kind: 'late' } | { kind: 'flap'; period: number } | { kind: 'random' };
 
@@ -113,18 +114,6 @@ class FakeKernel implements ProbeSlots {
     this.polled = [];
     return out;
   }
-}
-
-/** mulberry32: a small seeded PRNG, so a fast-check seed reproduces the whole run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const timingArb = fc.record({
