@@ -38,7 +38,7 @@ namespace {
 // The control block's slots are enum ho_control (bpf/halfopen.h), shared with src/engine/control.ts.
 
 constexpr size_t kMaxFrame = 14 + 40 + 24;
-// Longest wait sendList honours: a batch covers one scheduler tick (at most 100 ms).
+// Longest wait sendList honours: a batch covers a scheduler tick and a departure step (at most 60 ms).
 constexpr uint16_t kMaxWaitMs = 1000;
 
 int64_t MonoNs() {
@@ -525,16 +525,17 @@ class Sender : public Napi::ObjectWrap<Sender> {
     }
     auto waits = info[1].As<Napi::Uint16Array>();
     if (waits.ElementLength() != n) Throw(info.Env(), HO_E_INTERNAL, "sendList: one wait per slot");
-    const uint16_t *w = waits.Data();
+    const uint16_t *wait = waits.Data();
+    auto w = [&](size_t k) { return std::min<uint16_t>(wait[k], kMaxWaitMs); };
     double elapsed = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 0;
     int64_t base = MonoNs() - (int64_t)(std::max(0.0, elapsed) * 1e6);
     // Counting sort by wait: departures in order, stable within a millisecond.
     uint32_t top = 0;
-    for (size_t k = 0; k < n; k++) top = std::max<uint32_t>(top, std::min<uint16_t>(w[k], kMaxWaitMs));
+    for (size_t k = 0; k < n; k++) top = std::max<uint32_t>(top, w(k));
     std::vector<uint32_t> start(top + 2, 0), order(n);
-    for (size_t k = 0; k < n; k++) start[std::min<uint16_t>(w[k], kMaxWaitMs) + 1]++;
+    for (size_t k = 0; k < n; k++) start[w(k) + 1]++;
     for (uint32_t b = 1; b <= top + 1; b++) start[b] += start[b - 1];
-    for (size_t k = 0; k < n; k++) order[start[std::min<uint16_t>(w[k], kMaxWaitMs)]++] = (uint32_t)k;
+    for (size_t k = 0; k < n; k++) order[start[w(k)]++] = (uint32_t)k;
     // Per millisecond of wait: how late the sender started on its SYNs (ms), for the lateness histogram.
     auto late = Napi::Float64Array::New(info.Env(), top + 1);
     for (uint32_t b = 0; b <= top; b++) late[b] = 0;
@@ -543,7 +544,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
       if (k >= n) return false;
       uint32_t j = order[k++];
       i = data[j];
-      leave = base + (int64_t)std::min<uint16_t>(w[j], kMaxWaitMs) * 1000000;
+      leave = base + (int64_t)w(j) * 1000000;
       return true;
     }, [&](int64_t at, int64_t late_ns) {
       int64_t b = (at - base) / 1000000;

@@ -627,9 +627,9 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     if (s.inflight[id]) this.settle(b, now);
     const at = s.nextAt[id];
     if (at - this.leadOf(s.inflight[id]) <= now && this.checked(b) && s.inflight[id] < b.depth) {
-      // A check that waited for a slot is due from when one freed; it leaves
-      // when due, or now when that has passed.
-      // A check that leaves later does so at the end of its departure step.
+      // A check that waited for a slot is due from when one freed. It leaves
+      // now when that has passed, else at the end of the departure step it
+      // falls in.
       const from = Math.max(at, s.slotFreedAt[id]);
       const step = this.step, wait = from > now ? Math.ceil((from - now) / step) * step : 0;
       const leave = now + wait;
