@@ -45,10 +45,10 @@ interface Scale {
   intervalMs: number;
   /** Before the window: every backend checked at least once. */
   warmS: number;
-  /** The window: a first half with no scrapes but at its ends, a second with a full scrape every 5 s. */
+  /** The window: a first half with no full scrape (a light one, ?per_backend=false, at each end), a second with a full scrape every 5 s. */
   halfS: number;
   startCapMs: number;
-  /** Whether the window's second half has a full scrape every 5 s (else the whole window has none but at its ends). */
+  /** Whether the window's second half has a full scrape every 5 s (else the whole window has none, and one full scrape follows it). */
   scrapedHalf: boolean;
   /** Longest a single /metrics scrape may take before it counts as failed. */
   scrapeCapMs: number;
@@ -106,14 +106,17 @@ interface Scrape {
  * /metrics, reads the whole body and answers with a JSON line: its size, the
  * time it took, and the text from `# HELP halfopen_probe_duration_seconds`
  * on (a 1,000,000-backend exposition is larger than a JavaScript string may be).
+ * A light scrape (`?per_backend=false`) reads the same aggregate series
+ * without rendering the per-backend ones: the window's own readings, which
+ * must not add the stall of a full scrape to the figures they bound.
  */
-function startScraper(fleet: Fleet, capMs: number): { scrape: () => Promise<Scrape>; stop: () => void } {
+function startScraper(fleet: Fleet, capMs: number): { scrape: (light?: boolean) => Promise<Scrape>; stop: () => void } {
   const script = `const MARK = Buffer.from('# HELP halfopen_probe_duration_seconds');
 const rl = require('readline').createInterface({ input: process.stdin });
-rl.on('line', async () => {
+rl.on('line', async (line) => {
   const at = Date.now();
   try {
-    const r = await fetch('http://${HTTP}/metrics', { signal: AbortSignal.timeout(${capMs}) });
+    const r = await fetch('http://${HTTP}/metrics' + (line === 'light' ? '?per_backend=false' : ''), { signal: AbortSignal.timeout(${capMs}) });
     let bytes = 0, prev = Buffer.alloc(0), tail = null;
     for await (const chunk of r.body) {
       const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -136,10 +139,10 @@ rl.on('close', () => process.exit(0));`;
   });
   return {
     // A failed scrape is a figure, not the end of the run: its tail is '' and what it would have given is NaN.
-    scrape: async () => {
+    scrape: async (light = false) => {
       const at = Date.now();
       const answer = new Promise<Scrape>((resolve) => waiting.push(resolve));
-      child.stdin!.write('scrape\n');
+      child.stdin!.write(light ? 'light\n' : 'scrape\n');
       const s = await Promise.race([answer, sleep(capMs + 5000).then(() => null)]);
       if (!s) return { at, ms: Date.now() - at, bytes: 0, tail: '', error: 'no answer from the scraper' };
       if (!s.error && !s.tail) s.error = 'no aggregate series in the body';
@@ -223,19 +226,19 @@ async function runServe(ctx: BenchContext, fleet: Fleet, count: () => Counters, 
   const rel = (t: number) => (t - t0) / 1000;
   try {
     await sleep(sc.warmS * 1000);
-    // One scrape at each end of the quiet half, then (scrapedHalf) one every 5 s to the end of the window.
+    // A light scrape at each end of the quiet half, then (scrapedHalf) a full one every 5 s to the end of the window.
     const point = (s: Scrape, prev: Scrape | null) => {
       ctx.log(`/metrics: ${(s.bytes / 2 ** 20).toFixed(1)} MB in ${(s.ms / 1000).toFixed(1)} s${s.error ? `, failed: ${s.error}` : ''}`);
       lag.push([rel(s.at + s.ms), metric(s.tail, 'halfopen_schedule_lag_seconds') * 1000]);
       if (prev) p99.push([rel(s.at + s.ms), bucketQuantile(bucketDelta(buckets(prev.tail, LATENESS), buckets(s.tail, LATENESS)), 0.99) * 1000]);
     };
-    const m0 = await scraper.scrape();
+    const m0 = await scraper.scrape(true);
     point(m0, null);
     const k0 = count(), c0 = k0.syns, cpu0 = cpuTicks(pid), tw0 = Date.now(), d0 = fleet.proberLinkStats().txDropped;
     await sleep((sc.scrapedHalf ? 1 : 2) * sc.halfS * 1000);
     // The counters and CPU of the quiet part are read before its closing scrape: that scrape's rendering is not a check's cost.
     const ch = count().syns, cpuh = cpuTicks(pid), twh = Date.now();
-    const mh = await scraper.scrape();
+    const mh = await scraper.scrape(true);
     point(mh, m0);
     const scrapes: Scrape[] = [];
     let prev = mh;
@@ -262,11 +265,12 @@ async function runServe(ctx: BenchContext, fleet: Fleet, count: () => Counters, 
       rssSteadyMb: median(inWindow), rssPeakMb: NaN,
       cpuPct: (cpu1 - cpu0) / seconds, usPerCheck: ((cpu1 - cpu0) / 100 / sent) * 1e6,
       quietUsPerCheck: ((cpuh - cpu0) / 100 / (ch - c0)) * 1e6,
-      // Without the scraped half, the scrapes at the window's ends are the ones there are.
-      ...scrapeFigures(sc.scrapedHalf ? scrapes : [m0, mh]),
+      // Without the scraped half, one full scrape after the window (below).
+      ...scrapeFigures(scrapes),
       upAtEnd: metric(m1.tail, 'halfopen_backends\\{state="up"\\}'), downAtEnd: metric(m1.tail, 'halfopen_backends\\{state="down"\\}'),
     };
     ctx.log(`window ${seconds.toFixed(0)} s: sent ${sent} of ${Math.round(due)} due (${f.sentPct.toFixed(2)} %), lateness p99 ${f.p99Ms.toFixed(0)} ms (quiet ${f.quietP99Ms.toFixed(0)}, scraped ${f.scrapedP99Ms.toFixed(0)}), CPU ${f.cpuPct.toFixed(1)} %, ${f.usPerCheck.toFixed(2)} µs/check, RSS ${f.rssSteadyMb.toFixed(0)} MB, /metrics ${f.scrapeMb.toFixed(1)} MB in ${f.scrapeMsMedian} ms`);
+    if (!sc.scrapedHalf) Object.assign(f, scrapeFigures([await scraper.scrape()]));
     if (sc.reload) Object.assign(f, await reload(ctx, serve, scraper, cfg, sc, point));
     f.rssPeakMb = memory(pid).hwmMb;
     return {
@@ -291,10 +295,10 @@ async function runServe(ctx: BenchContext, fleet: Fleet, count: () => Counters, 
  * the time until serve logs the reload done, schedule lag 2.5 s after, and
  * the worst lateness bucket over the 10 s around the signal.
  */
-async function reload(ctx: BenchContext, serve: ServeProcess, scraper: { scrape: () => Promise<Scrape> }, cfg: string, sc: Scale, point: (s: Scrape, prev: Scrape | null) => void): Promise<Partial<Figures>> {
+async function reload(ctx: BenchContext, serve: ServeProcess, scraper: { scrape: (light?: boolean) => Promise<Scrape> }, cfg: string, sc: Scale, point: (s: Scrape, prev: Scrape | null) => void): Promise<Partial<Figures>> {
   const moved = (i: number) => i % 100 === 50;
   writeConfig(cfg, sc.n, sc.intervalMs, (i, p) => (moved(i) ? p + 2 : p));
-  const before = await scraper.scrape();
+  const before = await scraper.scrape(true);
   await sleep(Math.max(0, before.at + 5000 - Date.now()));
   const tHup = Date.now();
   process.kill(serve.pid, 'SIGHUP');
@@ -303,11 +307,11 @@ async function reload(ctx: BenchContext, serve: ServeProcess, scraper: { scrape:
   const line = done()!;
   if (/rejected/.test(line.line)) throw new Error(`serve rejected the reload: ${line.line}`);
   await sleep(Math.max(0, line.at + 2500 - Date.now()));
-  const afterLag = await scraper.scrape();
+  const afterLag = await scraper.scrape(true);
   point(afterLag, before);
   const lagMs = metric(afterLag.tail, 'halfopen_schedule_lag_seconds') * 1000;
   await sleep(Math.max(0, tHup + 5000 - Date.now()));
-  const after = afterLag.at >= tHup + 5000 ? afterLag : await scraper.scrape();
+  const after = afterLag.at >= tHup + 5000 ? afterLag : await scraper.scrape(true);
   if (after !== afterLag) point(after, afterLag);
   // The worst bucket: the lowest bound that holds every check of the 10 s.
   const d = bucketDelta(buckets(before.tail, LATENESS), buckets(after.tail, LATENESS));
@@ -386,7 +390,7 @@ async function scaleScenario(ctx: BenchContext, id: Scale['id']): Promise<Scenar
       row('sweep CPU per probe, µs', `1,048,576 probes, ${HALFOPEN_FLAGS.join(' ')}: ${sw.cpu.toFixed(2)} CPU s ÷ ${sw.syns.toLocaleString('en-US')} SYNs`, sw.usPerSyn, null);
       row('serve µs/check ÷ sweep µs/probe', 'whole window', f.usPerCheck / sw.usPerSyn, { op: '≤', bound: 1.5, unit: '' });
       const scrapeText = `${f.scrapes} scrapes${f.scrapesFailed ? ` (${f.scrapesFailed} failed, capped at ${sc.scrapeCapMs / 1000} s)` : ''} of ${f.scrapeMb.toFixed(1)} MB, ${f.scrapeMsMedian} ms median, ${f.scrapeMsMax} ms max`;
-      if (!sc.scrapedHalf) row('/metrics scrape at the window\'s ends, s', `${at}: ${scrapeText}`, f.scrapeMsMax / 1000, null, { scrapeMb: f.scrapeMb, scrapesFailed: f.scrapesFailed });
+      if (!sc.scrapedHalf) row('/metrics full scrape after the window, s', `${at}: ${scrapeText}`, f.scrapeMsMax / 1000, null, { scrapeMb: f.scrapeMb, scrapesFailed: f.scrapesFailed });
       if (sc.scrapedHalf) row('lateness p99 without scrapes, ms', `${at}, first ${sc.halfS} s`, f.quietP99Ms, { op: '≤', bound: 100, unit: ' ms' });
       if (sc.scrapedHalf) row('lateness p99 with /metrics every 5 s, ms', `${at}, last ${sc.halfS} s, ${scrapeText}`, f.scrapedP99Ms,
         { op: '≤', bound: Math.round(f.quietP99Ms + 10), unit: ' ms (the quiet half + 10 ms)' }, { scrapeMb: f.scrapeMb, scrapeMsMedian: f.scrapeMsMedian, scrapeMsMax: f.scrapeMsMax });
@@ -416,8 +420,8 @@ async function scaleScenario(ctx: BenchContext, id: Scale['id']): Promise<Scenar
       `${sc.n.toLocaleString('en-US')} backends: address i mod 65,536 of 198.18.0.0/16, port 80 + i div 65,536 (all open). Config in JSON syntax: interval = fastinter = downinter = ${sc.intervalMs / 1000} s, timeout ${TIMEOUT_MS} ms, rise ${RISE}, fall ${FALL}, default jitter: every backend is due once per interval whatever its state.`,
       'Silent: every 10th address of the /16 (every port), dropped by nftables in the fleet throughout; flapping: every 50th (offset 5), its drop rule toggled every 5 s. SYNs are counted in the fleet\'s nftables at priority -50, before either drop: "sent" includes checks of silent backends. Due = backends × window ÷ interval.',
       (sc.scrapedHalf
-        ? `The window: ${sc.halfS} s with a /metrics scrape at each end only, then ${sc.halfS} s with a full /metrics scrape every 5 s (the whole body read by a client in the prober namespace).`
-        : `The window: ${2 * sc.halfS} s with a full /metrics scrape at each end only (the whole body read by a client in the prober namespace; a scrape over ${sc.scrapeCapMs / 1000} s counts as failed, and what it would have given is "not measured"). No scrapes in between: the full exposition at this size takes longer than 5 s.`) +
+        ? `The window: ${sc.halfS} s with a light scrape (/metrics?per_backend=false, the aggregate series only) at each end, then ${sc.halfS} s with a full /metrics scrape every 5 s (the whole body read by a client in the prober namespace). The SIGHUP\'s readings are light scrapes too.`
+        : `The window: ${2 * sc.halfS} s with a light scrape (/metrics?per_backend=false) at each end only, then one full /metrics scrape after it (the whole body read by a client in the prober namespace; a scrape over ${sc.scrapeCapMs / 1000} s counts as failed). No full scrapes in the window: the full exposition at this size takes longer than 5 s.`) +
         ' Lateness: serve\'s halfopen_check_lateness_seconds, cumulative bucket deltas between scrapes, p99 interpolated inside its bucket.',
       `CPU: user + sys of serve's Node process (/proc/PID/stat) over the window. Sweep: \`halfopen sweep 198.18.0.0/16 -p 80-95 ${HALFOPEN_FLAGS.join(' ')}\` on the same fleet after serve stopped (same silent set), whole-process user + sys ÷ SYNs the fleet counted (retries of silent probes included).`,
       'Every row runs with the fleet-side veth\'s NAPI in its own kernel thread (XDP_PASS program on the fleet veth, threaded = 1), so the fleet\'s work is charged to no tool.',
