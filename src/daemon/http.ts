@@ -5,7 +5,7 @@ import { Monitor, Backend } from './monitor';
 import { ADMIN_STATES, AdminState } from './backend';
 import { AdminGate, ADMIN_BODY_MAX, readBody } from './admin';
 import { HealthState } from './health';
-import { STATE_CHUNK, metricChunks } from './metrics';
+import { BufferRing, MetricsPiece, STATE_CHUNK, metricPieces } from './metrics';
 import { STATUS_PAGE } from './status-page';
 import type { Exporter } from './exporter/exporter';
 import { sdChunks } from './exporter/sd';
@@ -158,6 +158,27 @@ async function stream(res: http.ServerResponse, type: string, chunks: Iterable<s
 }
 
 /**
+ * Writes a render's pieces (metrics.ts): each chunk's buffer goes back to the
+ * ring when the socket has written it; on null the event loop runs, and the
+ * render waits for a free buffer when it has none (a slow reader holds at
+ * most the ring's buffers).
+ */
+async function streamPieces(res: http.ServerResponse, type: string, pieces: Generator<MetricsPiece>, ring: BufferRing): Promise<void> {
+  res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
+  const closed = new Promise<void>((r) => res.once('close', () => r()));
+  for (let r = pieces.next(); !r.done; r = pieces.next()) {
+    if (res.destroyed) return;
+    const piece = r.value;
+    if (piece === null) {
+      await (ring.hasFree ? new Promise((d) => setImmediate(d)) : Promise.race([ring.whenFree(), closed]));
+    } else if (!res.write(piece, () => ring.release(piece))) {
+      await Promise.race([new Promise<void>((d) => res.once('drain', () => d())), closed]);
+    }
+  }
+  if (!res.destroyed) res.end();
+}
+
+/**
  * PUT /backends/NAME/admin with the body ready, drain or maint. The gate
  * comes first, so nothing about the backends is told to a caller without
  * the token.
@@ -209,7 +230,8 @@ export function createHttpServer(getMonitor: () => Monitor | null, gate = new Ad
       // ?per_backend=false: the global series only (at 100,000 backends the per-backend ones are 1.6 million series).
       const per = url.searchParams.get('per_backend');
       if (per !== null && per !== 'true' && per !== 'false') return send(400, 'text/plain', 'per_backend: expected true or false\n');
-      return void stream(res, 'text/plain; version=0.0.4; charset=utf-8', metricChunks(m, extraMetrics, { perBackend: per !== 'false' }));
+      const ring = new BufferRing();
+      return void streamPieces(res, 'text/plain; version=0.0.4; charset=utf-8', metricPieces(m, ring, extraMetrics, { perBackend: per !== 'false' }), ring);
     }
     if (url.pathname === '/backends') return void stream(res, 'application/json', backendsJsonChunks(m));
     if (url.pathname === '/status') {
