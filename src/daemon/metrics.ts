@@ -28,15 +28,14 @@ const BUFFERS = 3;
 const num = (x: number) => String(Number(x.toPrecision(6)));
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
-const labelCache = new WeakMap<Backend, string>();
+/**
+ * A backend's label block. Not kept between scrapes: cached per backend it
+ * was ~110 B each for as long as the backend lived (11 MB at 100,000), and
+ * it is made once per scrape, then copied into all 16 lines.
+ */
 function labels(b: Backend): string {
-  let l = labelCache.get(b);
-  if (l === undefined) {
-    const extra = Object.entries(b.cfg.labels).filter(([k]) => !['backend', 'address', 'port', 'state', 'reason'].includes(k)).map(([k, v]) => `,${k}="${esc(v)}"`).join('');
-    l = `backend="${esc(b.cfg.name)}",address="${esc(b.address)}",port="${b.cfg.port}"${extra}`;
-    labelCache.set(b, l);
-  }
-  return l;
+  const extra = Object.entries(b.cfg.labels).filter(([k]) => !['backend', 'address', 'port', 'state', 'reason'].includes(k)).map(([k, v]) => `,${k}="${esc(v)}"`).join('');
+  return `backend="${esc(b.cfg.name)}",address="${esc(b.address)}",port="${b.cfg.port}"${extra}`;
 }
 
 const head = (name: string, type: string, help: string) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
