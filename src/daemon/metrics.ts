@@ -188,6 +188,27 @@ const SERIES: Series[] = [
 /** Bytes a backend's line of any series may take: its label block, the slack, and a reason that long. */
 const lineBytes = (l: Labels, i: number, b: Backend) => l.start[i + 1] - l.start[i] + LINE_SLACK + 3 * reasonOfCode(b.store.lastReason[b.id]).length * 2;
 
+/** The scheduler's and the probe's series, closing every exposition (the part `per_backend=false` leaves). */
+export function globalSeries(m: Monitor, ups: number, total: number, now: number): string {
+  let out = head('halfopen_probe_duration_seconds', 'histogram', 'Round-trip time of answered checks, all backends.') +
+    m.rtt.render('halfopen_probe_duration_seconds', num);
+  out += head('halfopen_check_lateness_seconds', 'histogram', 'How late checks left against their schedule (a check waiting for a free slot counts from when one freed).') +
+    m.lateness.render('halfopen_check_lateness_seconds', num);
+  out += head('halfopen_checks_sent_total', 'counter', 'SYNs sent for checks.') + `halfopen_checks_sent_total ${m.checksSent}\n`;
+  out += head('halfopen_checks_completed_total', 'counter', 'Checks whose result was applied (answered or timed out).') + `halfopen_checks_completed_total ${m.checksCompleted}\n`;
+  out += head('halfopen_checks_dropped_total', 'counter', 'Checks in flight when their backend was removed or reconfigured: never applied.') + `halfopen_checks_dropped_total ${m.checksDropped}\n`;
+  out += head('halfopen_checks_in_flight', 'gauge', 'Checks sent and not yet completed.') + `halfopen_checks_in_flight ${m.inflight}\n`;
+  out += head('halfopen_schedule_lag_seconds', 'gauge', 'Worst lateness of a check behind its schedule over the last 10 to 20 s.') +
+    `halfopen_schedule_lag_seconds ${num(m.lagMs / 1000)}\n`;
+  const h = m.health(now);
+  out += head('halfopen_scheduler_healthy', 'gauge', 'Whether the scheduler keeps up (what /healthz answers 200 for).') + `halfopen_scheduler_healthy ${h.ok ? 1 : 0}\n`;
+  out += head('halfopen_xdp_packets_total', 'counter', 'Packets the XDP program saw since it was loaded, by what it made of them (enum ho_counter in bpf/halfopen.h): rst_sent counts the RSTs it sent by XDP_TX.');
+  for (const [kind, n] of Object.entries(m.xdpCounters())) out += `halfopen_xdp_packets_total{kind="${kind}"} ${n}\n`;
+  out += head('halfopen_backends', 'gauge', 'Backends by state.');
+  out += `halfopen_backends{state="up"} ${ups}\nhalfopen_backends{state="down"} ${total - ups}\n`;
+  return out;
+}
+
 export interface MetricsOptions {
   /** The per-backend series (halfopen_backend_*, halfopen_probe_results_total, ...); default true. */
   perBackend?: boolean;
@@ -249,22 +270,7 @@ export function* metricPieces(m: Monitor, ring: BufferRing, extra?: () => string
       }
     }
   }
-  let out = head('halfopen_probe_duration_seconds', 'histogram', 'Round-trip time of answered checks, all backends.') +
-    m.rtt.render('halfopen_probe_duration_seconds', num);
-  out += head('halfopen_check_lateness_seconds', 'histogram', 'How late checks left against their schedule (a check waiting for a free slot counts from when one freed).') +
-    m.lateness.render('halfopen_check_lateness_seconds', num);
-  out += head('halfopen_checks_sent_total', 'counter', 'SYNs sent for checks.') + `halfopen_checks_sent_total ${m.checksSent}\n`;
-  out += head('halfopen_checks_completed_total', 'counter', 'Checks whose result was applied (answered or timed out).') + `halfopen_checks_completed_total ${m.checksCompleted}\n`;
-  out += head('halfopen_checks_dropped_total', 'counter', 'Checks in flight when their backend was removed or reconfigured: never applied.') + `halfopen_checks_dropped_total ${m.checksDropped}\n`;
-  out += head('halfopen_checks_in_flight', 'gauge', 'Checks sent and not yet completed.') + `halfopen_checks_in_flight ${m.inflight}\n`;
-  out += head('halfopen_schedule_lag_seconds', 'gauge', 'Worst lateness of a check behind its schedule over the last 10 to 20 s.') +
-    `halfopen_schedule_lag_seconds ${num(m.lagMs / 1000)}\n`;
-  const h = m.health(now);
-  out += head('halfopen_scheduler_healthy', 'gauge', 'Whether the scheduler keeps up (what /healthz answers 200 for).') + `halfopen_scheduler_healthy ${h.ok ? 1 : 0}\n`;
-  out += head('halfopen_xdp_packets_total', 'counter', 'Packets the XDP program saw since it was loaded, by what it made of them (enum ho_counter in bpf/halfopen.h): rst_sent counts the RSTs it sent by XDP_TX.');
-  for (const [kind, n] of Object.entries(m.xdpCounters())) out += `halfopen_xdp_packets_total{kind="${kind}"} ${n}\n`;
-  out += head('halfopen_backends', 'gauge', 'Backends by state.');
-  out += `halfopen_backends{state="up"} ${ups}\nhalfopen_backends{state="down"} ${bs.length - ups}\n`;
+  let out = globalSeries(m, ups, bs.length, now);
   if (extra) out += extra(); // the push targets' counters (src/daemon/push/driver.ts)
   const tail = bytes(out);
   yield* room(tail.length);

@@ -2,6 +2,7 @@
 // wrote bytes into reused buffers: built from strings, one template per line.
 // test/unit/metrics.test.ts holds the two to the same bytes.
 import { Monitor, Backend } from '../../src/daemon/monitor';
+import { globalSeries } from '../../src/daemon/metrics';
 
 const CHUNK = 500;
 /** Backends whose state is read between two yields (a read is ~0.2 µs). */
@@ -76,23 +77,8 @@ function* metricChunks(m: Monitor, extra?: () => string, opts: MetricsOptions = 
       yield out;
     }
   }
-  let out = head('halfopen_probe_duration_seconds', 'histogram', 'Round-trip time of answered checks, all backends.') +
-    m.rtt.render('halfopen_probe_duration_seconds', num);
-  out += head('halfopen_check_lateness_seconds', 'histogram', 'How late checks left against their schedule (a check waiting for a free slot counts from when one freed).') +
-    m.lateness.render('halfopen_check_lateness_seconds', num);
-  out += head('halfopen_checks_sent_total', 'counter', 'SYNs sent for checks.') + `halfopen_checks_sent_total ${m.checksSent}\n`;
-  out += head('halfopen_checks_completed_total', 'counter', 'Checks whose result was applied (answered or timed out).') + `halfopen_checks_completed_total ${m.checksCompleted}\n`;
-  out += head('halfopen_checks_dropped_total', 'counter', 'Checks in flight when their backend was removed or reconfigured: never applied.') + `halfopen_checks_dropped_total ${m.checksDropped}\n`;
-  out += head('halfopen_checks_in_flight', 'gauge', 'Checks sent and not yet completed.') + `halfopen_checks_in_flight ${m.inflight}\n`;
-  out += head('halfopen_schedule_lag_seconds', 'gauge', 'Worst lateness of a check behind its schedule over the last 10 to 20 s.') +
-    `halfopen_schedule_lag_seconds ${num(m.lagMs / 1000)}\n`;
-  const h = m.health(now);
-  out += head('halfopen_scheduler_healthy', 'gauge', 'Whether the scheduler keeps up (what /healthz answers 200 for).') + `halfopen_scheduler_healthy ${h.ok ? 1 : 0}\n`;
-  out += head('halfopen_xdp_packets_total', 'counter', 'Packets the XDP program saw since it was loaded, by what it made of them (enum ho_counter in bpf/halfopen.h): rst_sent counts the RSTs it sent by XDP_TX.');
-  for (const [kind, n] of Object.entries(m.xdpCounters())) out += `halfopen_xdp_packets_total{kind="${kind}"} ${n}\n`;
-  out += head('halfopen_backends', 'gauge', 'Backends by state.');
-  out += `halfopen_backends{state="up"} ${ups}\nhalfopen_backends{state="down"} ${bs.length - ups}\n`;
-  yield out;
+  // The global part is one function in both (the per-backend series are what differ).
+  yield globalSeries(m, ups, bs.length, now);
   if (extra) yield extra(); // the push targets' counters (src/daemon/push/driver.ts)
 }
 
