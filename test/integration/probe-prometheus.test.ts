@@ -18,6 +18,8 @@ import { ServeProcess, waitFor } from '../helpers/serve';
 import { LATENESS_BUCKETS } from '../../src/daemon/histogram';
 import { stopChild } from '../../src/fleet/stop-child';
 
+/** serve's lateness target: p99 of checks at most this late (s). */
+const LATENESS_TARGET_S = 0.1;
 const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 const skip = netnsSkipReason() || (!have('prometheus') ? 'prometheus is not installed (apt-get install prometheus; scripts/setup.sh does)' : false);
 const skipDb = skip || (!have('mariadbd') || !have('mariadb-install-db') ? 'mariadb-server is not installed (apt-get install mariadb-server; scripts/setup.sh does)' : false);
@@ -444,7 +446,11 @@ ${bs.join('\n')}
     assert.deepEqual(overran.slice(0, 5), [], `${overran.length} probes ran past their 1.5 s deadline`);
     assert.deepEqual(late.slice(0, 5), [], `${late.length} answers more than 5 s after they were sent`);
     const idx = (x: number) => (x === Infinity ? LATENESS_BUCKETS.length : LATENESS_BUCKETS.indexOf(x));
-    assert.ok(idx(load) <= Math.max(idx(base), idx(http1000)) + 1, `lateness p99 ${load} s during the probes against ${base} s before and ${http1000} s during as many plain requests`);
+    // The control's own p99 spreads from 0.025 to 0.1 s between runs on this 2-core machine (and
+    // the probes' from 0.05 to 0.1 s), so a bucket above it alone fails on noise: within serve's
+    // lateness target (100 ms, docs/performance.md) or within a bucket of the control is unchanged.
+    assert.ok(load <= LATENESS_TARGET_S || idx(load) <= Math.max(idx(base), idx(http1000)) + 1,
+      `lateness p99 ${load} s during the probes against ${base} s before and ${http1000} s during as many plain requests`);
     assert.ok(sent(m2) - sent(mWarm) >= 0.9 * 5000 * ((Date.now() - tWarm) / 1000 - 1), 'the checks kept going out');
     assert.equal(serve.get(HTTP, '/healthz').status, 200, 'the scheduler kept up');
     assert.match(m2, /^halfopen_backends\{state="up"\} 5000$/m, 'no backend went down');
