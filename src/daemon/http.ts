@@ -5,10 +5,13 @@ import { Monitor, Backend } from './monitor';
 import { ADMIN_STATES, AdminState } from './backend';
 import { AdminGate, ADMIN_BODY_MAX, readBody } from './admin';
 import { HealthState } from './health';
-import { BufferRing, MetricsPiece, STATE_CHUNK, metricPieces } from './metrics';
+import { BufferRing, MetricsPiece, metricPieces } from './metrics';
 import { STATUS_PAGE } from './status-page';
 import type { Exporter } from './exporter/exporter';
 import { sdChunks } from './exporter/sd';
+
+/** Backends whose state is read between two yields (a read is ~0.2 µs). */
+const STATE_CHUNK = 5000;
 
 export function backendJson(b: Backend, now = Date.now()) {
   return {
