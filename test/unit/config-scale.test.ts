@@ -2,7 +2,7 @@
 // file as js-yaml does (or leaves it to js-yaml), a JSON and a YAML file of
 // one document give one config and one error, the off-thread reader returns
 // what loadConfig returns (also when it reuses the unchanged backends of the
-// previous list), and IPv4 parsing by character codes accepts what
+// previous list) with the timing and label sets shared, and IPv4 parsing by character codes accepts what
 // the split-and-pattern parser did. Properties print fast-check's seed on
 // failure; rerun one with HALFOPEN_FC_SEED=<seed> HALFOPEN_FC_PATH=<path>.
 import { describe, test } from 'node:test';
@@ -13,8 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import yaml from 'js-yaml';
-import { BackendConfig, loadConfig, loadConfigOffThread, parseConfig, parseJsonAsYaml, previousIndex } from '../../src/daemon/config';
+import { BackendConfig, ServeConfig, backendSharer, loadConfig, loadConfigOffThread, parseConfig, parseJsonAsYaml, previousIndex } from '../../src/daemon/config';
 import { parseIPv4, parseAddress } from '../../src/targets/address';
+import { sameConfig } from '../../src/daemon/backend';
 
 const fcParams = (runs = 300): fc.Parameters<unknown> => {
   const seed = process.env.HALFOPEN_FC_SEED, p = process.env.HALFOPEN_FC_PATH;
@@ -33,6 +34,14 @@ function referenceV4(s: string): bigint | null {
     n = n * 256 + o;
   }
   return 0xffff_0000_0000n | BigInt(n);
+}
+
+/** A config with every backend as a plain object of all its fields, its own and those it shares (backendSharer). */
+const flat = (cfg: ServeConfig | null): unknown => cfg && { ...cfg, backends: cfg.backends.map(flatBackend) };
+function flatBackend(b: BackendConfig): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const k in b) o[k] = (b as unknown as Record<string, unknown>)[k];
+  return o;
 }
 
 const yamlLoad = (text: string): { doc: unknown } | { error: string } => {
@@ -146,13 +155,39 @@ describe('the off-thread reader', () => {
   test('returns what loadConfig returns, over several slices of backends', async () => {
     for (const n of [1, 5000, 5001, 12_345]) {
       const f = write(`many-${n}.yaml`, many(n));
-      assert.deepEqual(await loadConfigOffThread(f), loadConfig(f), `${n} backends`);
+      assert.deepEqual(flat(await loadConfigOffThread(f)), loadConfig(f), `${n} backends`);
     }
+  });
+
+  test('backends of one timing share it, and equal label sets are one object; what they read and compare is unchanged', async () => {
+    const f = write('shared.yaml', many(700));
+    const off = (await loadConfigOffThread(f))!.backends, plain = loadConfig(f).backends;
+    const [b0, b1, b3, b10] = [off[0], off[1], off[3], off[10]]; // 3 and 10 have rise 3 and rack r1
+    assert.equal(Object.getPrototypeOf(b0), Object.getPrototypeOf(b1));
+    assert.notEqual(Object.getPrototypeOf(b0), Object.getPrototypeOf(b3));
+    assert.equal(Object.getPrototypeOf(b3), Object.getPrototypeOf(b10));
+    assert.ok(Object.isFrozen(Object.getPrototypeOf(b0)));
+    assert.equal(b3.labels, b10.labels);
+    assert.ok(Object.isFrozen(b3.labels));
+    assert.equal(b0.labels, b1.labels);
+    assert.deepEqual([b3.rise, b3.interval, b3.timeout, b3.initial, b3.labels.rack], [3, 1000, 500, 'up', 'r1']);
+    assert.deepEqual(Object.keys(b0).sort(), ['host', 'labels', 'name', 'port', 'weight']);
+    off.forEach((b, i) => {
+      assert.ok(sameConfig(b, plain[i]) && sameConfig(plain[i], b), b.name);
+      assert.ok(!sameConfig(b, plain[(i + 1) % plain.length]), b.name);
+    });
+    // A backend is shared by value: one of another timing is a backend of its own.
+    const share = backendSharer(), p = plain[0];
+    const x = share(p), y = share({ ...p, name: 'other' }), z = share({ ...p, timeout: 400 });
+    assert.equal(Object.getPrototypeOf(x), Object.getPrototypeOf(y));
+    assert.notEqual(Object.getPrototypeOf(x), Object.getPrototypeOf(z));
+    assert.deepEqual([x.timeout, y.name, z.timeout, z.name], [500, 'other', 400, p.name]);
+    assert.deepEqual(flatBackend(share({ ...p, source: '198.18.255.1', mark: 7 })), { ...p, source: '198.18.255.1', mark: 7 });
   });
 
   test('a JSON file too', async () => {
     const f = write('many.json', JSON.stringify(yaml.load(many(6000))));
-    assert.deepEqual(await loadConfigOffThread(f), loadConfig(f));
+    assert.deepEqual(flat(await loadConfigOffThread(f)), loadConfig(f));
   });
 
   test('errors are the same one line, naming the file and the field', async () => {
@@ -196,11 +231,11 @@ describe('the off-thread reader', () => {
         const f1 = write('prev.json', text(a, '500ms')), f2 = write('next.json', text(b, retime ? '400ms' : '500ms'));
         const prev = (await loadConfigOffThread(f1))!;
         const next = (await loadConfigOffThread(f2, { previous: prev.backends }))!;
-        assert.deepEqual(next, loadConfig(f2));
+        assert.deepEqual(flat(next), loadConfig(f2));
         const from = previousIndex(next.backends)!;
         next.backends.forEach((c: BackendConfig, i) => {
           const old = prev.backends.find((p) => p.name === c.name);
-          const same = old !== undefined && util.isDeepStrictEqual(old, c);
+          const same = old !== undefined && util.isDeepStrictEqual(flatBackend(old), flatBackend(c));
           if (from[i] >= 0) { assert.equal(c, prev.backends[from[i]]); reused++; }
           // Equal configs are reused (labels come in one order here), and only those.
           assert.equal(from[i] >= 0, same, `${c.name}: reused ${from[i] >= 0}, equal ${same}`);
