@@ -10,12 +10,11 @@
 // Also serve's CPU during the --via rounds.
 //
 // A scenario of `npm run bench` (--only farmguardian-via).
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
 import { farmguardianLoop, LoopResult } from '../src/fleet/farmguardian-loop';
-import { BenchContext, Column, MAIN, ROOT, Scenario, ScenarioResult, cpuTicks, have, median, nsFetch, percentile, sleep, waitFor } from './lib';
+import { BenchContext, Column, spawnServe, ROOT, Scenario, ScenarioResult, cpuTicks, have, median, nsFetch, percentile, sleep, waitFor } from './lib';
 
 const NATIVE = path.join(ROOT, 'native/plugin/build/check_tcp_half_open');
 const TIMEOUT_S = 1;
@@ -46,7 +45,7 @@ interface Serve { pid: number; stop(): Promise<void> }
 async function startServe(fleet: Fleet, dir: string, config: string): Promise<Serve> {
   const file = path.join(dir, 'serve.yaml');
   fs.writeFileSync(file, config);
-  const child = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, MAIN, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnServe(fleet, file);
   let err = '';
   child.stderr.on('data', (d) => { err += d; });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));

@@ -2,13 +2,22 @@
 // (bench/run.ts). A scenario measures every tool on the same work in the same
 // run and returns one ScenarioResult; the report prints medians (min–max) and
 // ratios against the baseline tool, and keeps the raw runs in JSON.
-import { spawnSync } from 'node:child_process';
+import { ChildProcessByStdio, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { Fleet, FleetSpec } from '../src/fleet/fleet';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
+
+/** NODE_OPTIONS of deploy/systemd/halfopen.service: the bench runs serve as the unit does. */
+export const SERVE_NODE_OPTIONS = /^Environment=NODE_OPTIONS=(.*)$/m.exec(fs.readFileSync(path.join(ROOT, 'deploy/systemd/halfopen.service'), 'utf8'))?.[1] ?? '';
+
+/** `halfopen serve --config file` in the fleet's prober namespace, stderr piped, under the unit's NODE_OPTIONS. */
+export const spawnServe = (fleet: Fleet, file: string): ChildProcessByStdio<null, null, Readable> =>
+  spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, MAIN, 'serve', '--config', file],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: SERVE_NODE_OPTIONS } });
 
 export interface BenchContext {
   /** Smaller sizes and shorter durations: the whole suite in under 2 minutes. */

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
-import { BenchContext, Column, MAIN, Scenario, ScenarioResult, cpuTicks, have, machineTicks, median, memory, nsFetch, sleep, toolVersion, waitFor } from './lib';
+import { BenchContext, Column, spawnServe, Scenario, ScenarioResult, cpuTicks, have, machineTicks, median, memory, nsFetch, sleep, toolVersion, waitFor } from './lib';
 import { stopChild } from '../src/fleet/stop-child';
 
 const HALFOPEN_PORT = 9491;
@@ -95,7 +95,7 @@ exporter:
 `);
     fs.writeFileSync(path.join(dir, 'blackbox.yml'), 'modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 5s\n');
     let serveErr = '';
-    serve = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, MAIN, 'serve', '--config', path.join(dir, 'serve.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    serve = spawnServe(fleet, path.join(dir, 'serve.yaml'));
     serve.stderr!.on('data', (d) => { serveErr += d; });
     if (!(await waitFor(() => /checking \d+ backends/.test(serveErr) || serve!.exitCode !== null, 15_000, 100))) throw new Error(`serve did not start: ${serveErr}`);
     if (serve.exitCode !== null) throw new Error(`serve exited: ${serveErr}`);

@@ -14,7 +14,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
-import { BenchContext, ScenarioResult, Measurement, MAIN, cpuTicks, sleep, withFleet, have, percentile } from './lib';
+import { BenchContext, ScenarioResult, Measurement, spawnServe, cpuTicks, sleep, withFleet, have, percentile } from './lib';
 
 const INTER = 1000, TIMEOUT = 500, FASTINTER = 250, RISE = 2, FALL = 3;
 const VICTIMS = 100;
@@ -118,7 +118,7 @@ async function run(ctx: BenchContext, fleet: Fleet, mode: Mode, n: number, secon
   try {
     if (mode !== 'own') {
       fs.writeFileSync(path.join(dir, 'serve.yaml'), serveConfig(mode, n, sock, events));
-      serve = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, MAIN, 'serve', '--config', path.join(dir, 'serve.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      serve = spawnServe(fleet, path.join(dir, 'serve.yaml'));
       serve.stderr!.on('data', (d) => { if (err.length < 65536) err += d; });
       const t = Date.now();
       while (!/checking \d+ backends/.test(err) && serve.exitCode === null && Date.now() - t < 30_000) await sleep(50);

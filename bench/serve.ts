@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Fleet } from '../src/fleet/fleet';
-import { BenchContext, ScenarioResult, Measurement, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, have, machineTicks, nsFetch, metric } from './lib';
+import { BenchContext, ScenarioResult, Measurement, spawnServe, cpuTicks, memory, sleep, waitFor, withFleet, have, machineTicks, nsFetch, metric } from './lib';
 
 const INTER_MS = 1000, TIMEOUT_MS = 500, FASTINTER_MS = 250, RISE = 2, FALL = 3;
 /** Backends silenced at once in the detection measurement. */
@@ -197,7 +197,7 @@ function nodePid(pid: number): number {
  */
 export async function startServe(fleet: Fleet, cfg: string, timeoutMs = 30_000): Promise<ServeProcess> {
   const t0 = Date.now();
-  const child = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, MAIN, 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnServe(fleet, cfg);
   let err = '', carry = '';
   const lines: ServeProcess['lines'] = [];
   child.stderr!.on('data', (d) => {

@@ -13,7 +13,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BenchContext, ScenarioResult, MAIN, cpuTicks, memory, sleep, waitFor, withFleet, percentile, median, nsFetch, metric, buckets } from './lib';
+import { BenchContext, ScenarioResult, spawnServe, cpuTicks, memory, sleep, waitFor, withFleet, percentile, median, nsFetch, metric, buckets } from './lib';
 
 const N = 10_000;
 const SILENT = 1024; // 198.18.0.0/22: the first 1,024 backends
@@ -70,7 +70,7 @@ export async function soakScenario(ctx: BenchContext): Promise<ScenarioResult> {
       input: `table inet soak_count {\n chain input {\n  type filter hook input priority -40;\n  ip daddr { ${witnesses.map(addr).join(', ')} } tcp dport 80 tcp flags & (syn | ack | rst | fin) == syn counter\n }\n}\n`,
     });
     const witnessSyns = () => Number(/counter packets (\d+)/.exec(execFileSync('ip', ['netns', 'exec', fleet.fleet, 'nft', 'list', 'table', 'inet', 'soak_count'], { encoding: 'utf8' }))?.[1] ?? NaN);
-    const child = spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, MAIN, 'serve', '--config', cfgFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawnServe(fleet, cfgFile);
     let err = '';
     child.stderr!.on('data', (d) => { err += d; });
     // The status page's poll, once a second, from a client that lives in the namespace.
