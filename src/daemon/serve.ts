@@ -34,6 +34,7 @@ import { checkSendRoutes, matcherInterface } from './send-routes';
 import { startWatchdog } from './watchdog';
 import { PushDriver, initialDiscovery, withDiscovered } from './push/driver';
 import { Exporter } from './exporter/exporter';
+import { collectGarbageSoon } from './collect';
 
 /** SIGTERM to exit: whatever is still closing then, XDP is detached and the process ends. */
 const SHUTDOWN_MS = 1500;
@@ -247,6 +248,7 @@ export class Daemon {
     // Under systemd: ready now, and watchdog pings only while /healthz would
     // say ok (checks going out on time): a stuck daemon is killed and restarted.
     this.watchdog = startWatchdog(() => mon.health().ok, { warn });
+    collectGarbageSoon(); // what reading and applying the config left behind
     // Replies taken by another program on the XDP hook would read as silent backends: say so once.
     setTimeout(() => { const w = this.engine?.lostRepliesWarning(); if (w) warn(w); }, 10_000).unref();
   }
@@ -395,6 +397,7 @@ export class Daemon {
       await this.enact(prepared, true);
       await this.exporter.reconfigure(next.exporter);
       log(`reloaded ${this.configPath}: ${this.list.length} backends`);
+      collectGarbageSoon(); // the superseded lists and configs
     } catch (err) {
       log(`reload rejected, keeping the running config: ${(err as Error).message}`);
     }
