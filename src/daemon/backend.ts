@@ -102,8 +102,6 @@ export class Backend {
   readonly cfg: BackendConfig;
   /** null while the host name resolves to nothing (the backend is down, reason unresolved). */
   addr: bigint | null;
-  readonly depth: number;
-  readonly staleMs: number;
   /** Why the name has no address (resolver error), while addr is null. */
   unresolved = '';
   /** The store holding this backend's row, and the row. */
@@ -118,8 +116,6 @@ export class Backend {
   constructor(cfg: BackendConfig, addr: bigint | null, now: number, keep?: Backend, store?: BackendStore) {
     this.cfg = cfg;
     this.addr = addr;
-    this.depth = depthFor(cfg);
-    this.staleMs = staleAfter(cfg);
     if (keep) {
       this.store = keep.store;
       this.id = keep.id;
@@ -137,6 +133,11 @@ export class Backend {
     s.since[id] = now;
     s.reported[id] = addr !== null && cfg.initial === 'up' ? 1 : 0;
   }
+
+  /** Checks that may be in flight at once (derived from the config, not kept: a view per backend is 16 B smaller). */
+  get depth(): number { return depthFor(this.cfg); }
+  /** How old the latest check may be before the backend is stale. */
+  get staleMs(): number { return staleAfter(this.cfg); }
 
   /** Points this view at the store's neutral row: its record went on under another view, or was dropped. */
   retire(): void { this.id = 0; }
