@@ -426,8 +426,9 @@ export function configDelta(backends: readonly BackendConfig[], prev?: ConfigDig
   return { digest: { names: names.join('\n'), fps }, from, changed };
 }
 
-/** The fields a backend has from its timing: the same for most backends of a config. */
-const TIMING_FIELDS = ['interval', 'timeout', 'rise', 'fall', 'fastinter', 'downinter', 'jitter', 'initial', 'slowstart', 'logFailures', 'resolveInterval'] as const;
+/** The fields a backend has from its timing (the config's TIMING_KEYS, as BackendConfig names them): the same for most backends of a config. */
+const TIMING_FIELDS = TIMING_KEYS.map((k) => k.replace(/_(.)/g, (_, c: string) => c.toUpperCase())) as ReadonlyArray<keyof BackendConfig>;
+const IS_TIMING: ReadonlySet<string> = new Set(TIMING_FIELDS);
 
 type SharedBackend = new (b: BackendConfig, labels: Record<string, string>) => BackendConfig;
 
@@ -438,8 +439,9 @@ type SharedBackend = new (b: BackendConfig, labels: Record<string, string>) => B
  * the timing fields live in one frozen object per distinct timing, the
  * prototype of every backend with that timing, and equal label sets are one
  * frozen object: ~80 B a backend. Reading b.interval is unchanged; a spread
- * or Object.keys of a backend sees only its own fields (name, host, port,
- * weight, labels, source, mark), and for…in (sameConfig) sees them all.
+ * or Object.keys of a backend sees only its own fields (all but the timing:
+ * name, host, port, weight, labels, source, mark), and for…in (sameConfig)
+ * sees them all.
  */
 export function backendSharer(): (b: BackendConfig) => BackendConfig {
   const kinds = new Map<string, SharedBackend>();
@@ -450,12 +452,9 @@ export function backendSharer(): (b: BackendConfig) => BackendConfig {
     if (!Kind) {
       const timing: Record<string, unknown> = {};
       for (const k of TIMING_FIELDS) timing[k] = b[k];
-      // A constructor per timing, so V8 lays the own fields out in the object itself.
+      // A constructor per timing, so V8 lays the own fields out in the object itself: every field of c but the timing.
       const K = function (this: Record<string, unknown>, c: BackendConfig, labels: Record<string, string>) {
-        this.name = c.name; this.host = c.host; this.port = c.port; this.labels = labels;
-        if ('weight' in c) this.weight = c.weight;
-        if (c.source !== undefined) this.source = c.source;
-        if (c.mark !== undefined) this.mark = c.mark;
+        for (const k in c) if (!IS_TIMING.has(k)) this[k] = k === 'labels' ? labels : (c as unknown as Record<string, unknown>)[k];
       };
       K.prototype = Object.freeze(timing);
       Kind = K as unknown as SharedBackend;
