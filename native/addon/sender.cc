@@ -1,9 +1,11 @@
-// Sender: builds SYNs straight from the shared probe table (the BPF map
-// `probes`, mmapped) and sends them in batches with sendmmsg, over a raw
+// SYN senders: build SYNs straight from the shared probe table (the BPF map
+// `probes`, mmapped) and send them in batches with sendmmsg, over a raw
 // IPPROTO_RAW socket (the kernel routes and resolves neighbours) or AF_PACKET
 // with PACKET_QDISC_BYPASS (we supply the Ethernet header; the faster path).
-// One Sender per worker thread. All senders of a run share one pacing state
-// in a SharedArrayBuffer (see Control below), so --rate is global.
+// SynSender is one thread's sockets and frames. A sweep has one Sender per
+// worker thread, called there; serve has SendThreads, threads of the addon's
+// own fed from a queue. All senders of a run share one pacing state in a
+// SharedArrayBuffer (the control block), so --rate is global.
 //
 // Send groups (serve's per-backend `source` and `mark`): group 0 is the run's
 // own source and mark on the path above; every other group has its own source
@@ -27,14 +29,17 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 namespace ho {
 namespace {
 
-// Slots of the shared BigInt64Array; mirrored in src/engine/control.ts.
 // The control block's slots are enum ho_control (bpf/halfopen.h), shared with src/engine/control.ts.
 
 constexpr size_t kMaxFrame = 14 + 40 + 24;
@@ -66,19 +71,15 @@ struct Group {
   uint32_t n4 = 0, n6 = 0;
 };
 
-class Sender : public Napi::ObjectWrap<Sender> {
+// What one sending thread owns: its sockets, its frames, the mapped tables.
+// Made and destroyed on the JS thread (it holds references to the shared
+// arrays); Run and RunList may be called from any one thread at a time.
+class SynSender {
  public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Sender", {InstanceMethod("send", &Sender::Send), InstanceMethod("sendList", &Sender::SendList),
-                                       InstanceMethod("close", &Sender::Close)});
-  }
-
-  // new Sender({kind, probesFd, resultsFd, capacity, key, src4?, src6?, ifindex?, srcMac?, dstMac4?, dstMac6?,
-  //             mark?, batch?, control: BigInt64Array(SharedArrayBuffer),
-  //             groups?: [{src4?, src6?, mark?}] (groups 1..), groupOf?: Uint16Array(SharedArrayBuffer)})
-  explicit Sender(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Sender>(info) {
-    Napi::Env env = info.Env();
-    auto o = info[0].As<Napi::Object>();
+  // {kind, probesFd, resultsFd, capacity, key, src4?, src6?, ifindex?, srcMac?, dstMac4?, dstMac6?,
+  //  mark?, batch?, control: BigInt64Array(SharedArrayBuffer),
+  //  groups?: [{src4?, src6?, mark?}] (groups 1..), groupOf?: Uint16Array(SharedArrayBuffer)}
+  SynSender(Napi::Env env, Napi::Object o) {
     kind_packet_ = o.Get("kind").As<Napi::String>().Utf8Value() == "packet";
     capacity_ = o.Get("capacity").As<Napi::Number>().Uint32Value();
     batch_ = std::clamp<uint32_t>(OptNumber(o, "batch", 64), 1, 256);
@@ -154,7 +155,169 @@ class Sender : public Napi::ObjectWrap<Sender> {
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);  // pacing sleeps must wake on time
   }
 
-  ~Sender() override { Release(); }
+  ~SynSender() { Release(); }
+  SynSender(const SynSender &) = delete;
+  SynSender &operator=(const SynSender &) = delete;
+
+  struct Stats {
+    uint64_t sent = 0, skipped = 0, failed = 0;
+    int err = 0;
+    bool aborted = false;
+  };
+
+  bool open() const { return probes_ != nullptr; }
+
+  void Release() {
+    for (size_t k = 1; k < groups_.size(); k++) {
+      if (groups_[k].fd4 >= 0) close(groups_[k].fd4);
+      if (groups_[k].fd6 >= 0) close(groups_[k].fd6);
+      groups_[k].fd4 = groups_[k].fd6 = -1;
+    }
+    group_of_ = nullptr;
+    if (fd4_ >= 0) close(fd4_);
+    if (fd6_ >= 0) close(fd6_);
+    // Releasing an AF_PACKET socket waits out an RCU grace period (~10 ms on
+    // this kind of machine): a short-lived thread takes that wait, so neither
+    // the sender thread nor the process's exit does.
+    if (fd_packet_ >= 0) std::thread([fd = fd_packet_] { close(fd); }).detach();
+    fd4_ = fd6_ = fd_packet_ = -1;
+    if (probes_) MapRelease(const_cast<ho_probe *>(probes_));
+    if (results_) MapRelease(results_);
+    probes_ = nullptr;
+    results_ = nullptr;
+  }
+
+  // Sends the SYNs of slots data[0..n). With wait, slot k's SYN leaves wait[k]
+  // ms after `base` (CLOCK_MONOTONIC ns): earliest departure first, each
+  // millisecond's SYNs together, so a tick's checks leave when each is due
+  // instead of in one burst that overflows a device queue (a veth has none:
+  // it drops what its ring cannot take). late[b]: how late the sender started
+  // on the SYNs of wait b, ms (sized to the longest wait + 1).
+  Stats RunList(const uint32_t *data, size_t n, const uint16_t *wait, int64_t base, std::vector<double> *late) {
+    if (!wait) {
+      size_t k = 0;
+      return Run(false, [&](uint32_t &i, int64_t &) {
+        if (k >= n) return false;
+        i = data[k++];
+        return true;
+      }, [](int64_t, int64_t) {});
+    }
+    auto w = [&](size_t k) { return std::min<uint16_t>(wait[k], kMaxWaitMs); };
+    // Counting sort by wait: departures in order, stable within a millisecond.
+    uint32_t top = 0;
+    for (size_t k = 0; k < n; k++) top = std::max<uint32_t>(top, w(k));
+    std::vector<uint32_t> start(top + 2, 0), order(n);
+    for (size_t k = 0; k < n; k++) start[w(k) + 1]++;
+    for (uint32_t b = 1; b <= top + 1; b++) start[b] += start[b - 1];
+    for (size_t k = 0; k < n; k++) order[start[w(k)]++] = (uint32_t)k;
+    late->assign(top + 1, 0.0);
+    size_t k = 0;
+    return Run(false, [&](uint32_t &i, int64_t &leave) {
+      if (k >= n) return false;
+      uint32_t j = order[k++];
+      i = data[j];
+      leave = base + (int64_t)w(j) * 1000000;
+      return true;
+    }, [&](int64_t at, int64_t late_ns) {
+      int64_t b = (at - base) / 1000000;
+      if (b >= 0 && b <= top && late_ns > 0) (*late)[(size_t)b] = late_ns / 1e6;
+    });
+  }
+
+  // Sends the SYNs of the slots `next` yields (until it returns false).
+  // `next` may set a departure time (CLOCK_MONOTONIC ns, non-decreasing): the
+  // sender waits for it, then calls waited(at, ns late it started on them).
+  // The sender must be open.
+  template <typename Next, typename Waited>
+  Stats Run(bool only_unanswered, Next next, Waited waited) {
+    Stats st;
+    auto count_failed = [&](uint64_t n, int err) {
+      st.failed += n;
+      if (!st.err) st.err = err;
+      __atomic_fetch_add(&ctl_[HO_CTL_FAILED], (int64_t)n, __ATOMIC_RELAXED);
+    };
+    auto flush = [&](size_t gi, bool v4) {
+      Group &g = groups_[gi];
+      uint32_t &n = v4 ? g.n4 : g.n6;
+      if (!n) return;
+      Frame *fr = v4 ? g.f4.data() : g.f6.data();
+      int fd, err = 0;
+      bool packet = gi == 0 && kind_packet_;
+      if (gi == 0) fd = kind_packet_ ? fd_packet_ : (v4 ? fd4_ : fd6_);
+      else fd = SourcePresent(g, v4, err) ? GroupFd(g, v4, err) : -1;
+      if (fd < 0) {
+        count_failed(n, err ? err : EBADF);
+        n = 0;
+        return;
+      }
+      uint32_t failed_before = st.failed;
+      Pace(n);
+      Flush(fd, packet, fr, n, st);
+      uint32_t ok = n - (st.failed - failed_before);
+      st.sent += ok;
+      __atomic_fetch_add(&ctl_[HO_CTL_SENT], (int64_t)ok, __ATOMIC_RELAXED);
+      if (st.failed != failed_before)
+        __atomic_fetch_add(&ctl_[HO_CTL_FAILED], (int64_t)(st.failed - failed_before), __ATOMIC_RELAXED);
+      n = 0;
+    };
+    auto flush_all = [&] {
+      for (size_t k = 0; k < groups_.size(); k++) {
+        flush(k, true);
+        flush(k, false);
+      }
+    };
+    uint32_t i;
+    int64_t leave = 0, at = 0;  // CLOCK_MONOTONIC ns: when the current run of frames may leave
+    while (next(i, leave)) {
+      if (leave > at) {
+        // Frames due earlier go now; these wait for their departure time.
+        flush_all();
+        at = leave;
+        WaitUntil(at);
+        waited(at, MonoNs() - at);
+      }
+      if (__atomic_load_n(&ctl_[HO_CTL_ABORT], __ATOMIC_RELAXED)) {
+        st.aborted = true;
+        break;
+      }
+      if (i >= capacity_) continue;
+      const ho_probe &p = probes_[i];
+      if (p.family == HO_FAMILY_NONE ||
+          (only_unanswered && __atomic_load_n(&results_[i].state, __ATOMIC_RELAXED) != HO_RESULT_PENDING)) {
+        st.skipped++;
+        continue;
+      }
+      size_t gi = group_of_ && i < group_of_len_ ? __atomic_load_n(&group_of_[i], __ATOMIC_RELAXED) : 0;
+      if (gi >= groups_.size()) {
+        // Reprogrammed for a group this sender does not know yet: the engine
+        // re-initialises the senders before it sends that slot again.
+        st.skipped++;
+        continue;
+      }
+      Group &g = groups_[gi];
+      if (g.f4.size() != batch_) {
+        g.f4.resize(batch_);
+        g.f6.resize(batch_);
+      }
+      bool v4 = p.family == HO_FAMILY_INET;
+      // AF_PACKET carries both families on one socket, so one batch serves both.
+      bool use4 = (gi == 0 && kind_packet_) || v4;
+      Frame &fr = use4 ? g.f4[g.n4] : g.f6[g.n6];
+      if (!Build(i, p, fr, gi ? &g : nullptr)) {
+        count_failed(1, EAFNOSUPPORT);
+        continue;
+      }
+      if (use4) {
+        if (++g.n4 == batch_) flush(gi, true);
+      } else if (++g.n6 == batch_) {
+        flush(gi, false);
+      }
+    }
+    flush_all();
+    return st;
+  }
+
+  uint32_t capacity() const { return capacity_; }
 
  private:
   // Optional numeric field: absent and undefined both mean the default.
@@ -261,26 +424,6 @@ class Sender : public Napi::ObjectWrap<Sender> {
     return r == 0;
   }
 
-  void Release() {
-    for (size_t k = 1; k < groups_.size(); k++) {
-      if (groups_[k].fd4 >= 0) close(groups_[k].fd4);
-      if (groups_[k].fd6 >= 0) close(groups_[k].fd6);
-      groups_[k].fd4 = groups_[k].fd6 = -1;
-    }
-    group_of_ = nullptr;
-    if (fd4_ >= 0) close(fd4_);
-    if (fd6_ >= 0) close(fd6_);
-    // Releasing an AF_PACKET socket waits out an RCU grace period (~10 ms on
-    // this kind of machine): a short-lived thread takes that wait, so neither
-    // the sender thread nor the process's exit does.
-    if (fd_packet_ >= 0) std::thread([fd = fd_packet_] { close(fd); }).detach();
-    fd4_ = fd6_ = fd_packet_ = -1;
-    if (probes_) MapRelease(const_cast<ho_probe *>(probes_));
-    if (results_) MapRelease(results_);
-    probes_ = nullptr;
-    results_ = nullptr;
-  }
-
   // Builds the SYN for probe idx into f. Returns false when the slot is unusable.
   // g: the slot's group; group 0 is the run's own source (and AF_PACKET when kind is packet).
   bool Build(uint32_t idx, const ho_probe &p, Frame &f, const Group *g) {
@@ -345,11 +488,6 @@ class Sender : public Napi::ObjectWrap<Sender> {
     }
   }
 
-  struct Stats {
-    uint64_t sent = 0, skipped = 0, failed = 0;
-    int err = 0;
-  };
-
   // Sends frames[0..n) of one socket, waiting while the kernel is busy; a frame it
   // refuses is counted in st.failed (the first errno in st.err). Returns n: every frame was tried.
   uint32_t Flush(int fd, bool packet, Frame *frames, uint32_t n, Stats &st) {
@@ -393,178 +531,12 @@ class Sender : public Napi::ObjectWrap<Sender> {
     return n;
   }
 
-  // Sends the SYNs of the slots `next` yields (until it returns false).
-  // `next` may set a departure time (CLOCK_MONOTONIC ns, non-decreasing): the
-  // sender waits for it, then calls waited(at, ns late it started on them).
-  template <typename Next, typename Waited>
-  Napi::Value SendSlots(Napi::Env env, bool only_unanswered, Next next, Waited waited) {
-    if (!probes_) Throw(env, HO_E_INTERNAL, "the sender is closed");
-    Stats st;
-    bool aborted = false;
-    auto count_failed = [&](uint64_t n, int err) {
-      st.failed += n;
-      if (!st.err) st.err = err;
-      __atomic_fetch_add(&ctl_[HO_CTL_FAILED], (int64_t)n, __ATOMIC_RELAXED);
-    };
-    auto flush = [&](size_t gi, bool v4) {
-      Group &g = groups_[gi];
-      uint32_t &n = v4 ? g.n4 : g.n6;
-      if (!n) return;
-      Frame *fr = v4 ? g.f4.data() : g.f6.data();
-      int fd, err = 0;
-      bool packet = gi == 0 && kind_packet_;
-      if (gi == 0) fd = kind_packet_ ? fd_packet_ : (v4 ? fd4_ : fd6_);
-      else fd = SourcePresent(g, v4, err) ? GroupFd(g, v4, err) : -1;
-      if (fd < 0) {
-        count_failed(n, err ? err : EBADF);
-        n = 0;
-        return;
-      }
-      uint32_t failed_before = st.failed;
-      Pace(n);
-      Flush(fd, packet, fr, n, st);
-      uint32_t ok = n - (st.failed - failed_before);
-      st.sent += ok;
-      __atomic_fetch_add(&ctl_[HO_CTL_SENT], (int64_t)ok, __ATOMIC_RELAXED);
-      if (st.failed != failed_before)
-        __atomic_fetch_add(&ctl_[HO_CTL_FAILED], (int64_t)(st.failed - failed_before), __ATOMIC_RELAXED);
-      n = 0;
-    };
-    auto flush_all = [&] {
-      for (size_t k = 0; k < groups_.size(); k++) {
-        flush(k, true);
-        flush(k, false);
-      }
-    };
-    uint32_t i;
-    int64_t leave = 0, at = 0;  // CLOCK_MONOTONIC ns: when the current run of frames may leave
-    while (next(i, leave)) {
-      if (leave > at) {
-        // Frames due earlier go now; these wait for their departure time.
-        flush_all();
-        at = leave;
-        WaitUntil(at);
-        waited(at, MonoNs() - at);
-      }
-      if (__atomic_load_n(&ctl_[HO_CTL_ABORT], __ATOMIC_RELAXED)) {
-        aborted = true;
-        break;
-      }
-      if (i >= capacity_) continue;
-      const ho_probe &p = probes_[i];
-      if (p.family == HO_FAMILY_NONE ||
-          (only_unanswered && __atomic_load_n(&results_[i].state, __ATOMIC_RELAXED) != HO_RESULT_PENDING)) {
-        st.skipped++;
-        continue;
-      }
-      size_t gi = group_of_ && i < group_of_len_ ? __atomic_load_n(&group_of_[i], __ATOMIC_RELAXED) : 0;
-      if (gi >= groups_.size()) {
-        // Reprogrammed for a group this sender does not know yet: the engine
-        // re-initialises the senders before it sends that slot again.
-        st.skipped++;
-        continue;
-      }
-      Group &g = groups_[gi];
-      if (g.f4.size() != batch_) {
-        g.f4.resize(batch_);
-        g.f6.resize(batch_);
-      }
-      bool v4 = p.family == HO_FAMILY_INET;
-      // AF_PACKET carries both families on one socket, so one batch serves both.
-      bool use4 = (gi == 0 && kind_packet_) || v4;
-      Frame &fr = use4 ? g.f4[g.n4] : g.f6[g.n6];
-      if (!Build(i, p, fr, gi ? &g : nullptr)) {
-        count_failed(1, EAFNOSUPPORT);
-        continue;
-      }
-      if (use4) {
-        if (++g.n4 == batch_) flush(gi, true);
-      } else if (++g.n6 == batch_) {
-        flush(gi, false);
-      }
-    }
-    flush_all();
-    auto r = Napi::Object::New(env);
-    r.Set("sent", (double)st.sent);
-    r.Set("skipped", (double)st.skipped);
-    r.Set("failed", (double)st.failed);
-    r.Set("errno", st.err);
-    if (st.err && ErrnoName(st.err)) r.Set("errname", ErrnoName(st.err));
-    r.Set("aborted", aborted);
-    return r;
-  }
-
-  // send(lo, hi, onlyUnanswered) → {sent, skipped, failed, errno, aborted}
-  Napi::Value Send(const Napi::CallbackInfo &info) {
-    uint32_t lo = info[0].As<Napi::Number>().Uint32Value();
-    uint32_t hi = std::min(info[1].As<Napi::Number>().Uint32Value(), capacity_);
-    uint32_t cur = lo;
-    return SendSlots(info.Env(), info.Length() > 2 && info[2].ToBoolean(), [&](uint32_t &i, int64_t &) {
-      if (cur >= hi) return false;
-      i = cur++;
-      return true;
-    }, [](int64_t, int64_t) {});
-  }
-
-  // sendList(slots: Uint32Array, waitMs?: Uint16Array, elapsedMs?: number) → as send(); for
-  // health checks of scattered slots. With waitMs, slot k's SYN leaves waitMs[k] ms after the
-  // moment the list was made (elapsedMs ago): earliest departure first, each millisecond's
-  // SYNs together, so a tick's checks leave when each is due instead of in one burst that
-  // overflows a device queue (a veth has none: it drops what its ring cannot take).
-  Napi::Value SendList(const Napi::CallbackInfo &info) {
-    auto slots = info[0].As<Napi::Uint32Array>();
-    size_t n = slots.ElementLength();
-    const uint32_t *data = slots.Data();
-    if (info.Length() < 2 || !info[1].IsTypedArray()) {
-      size_t k = 0;
-      return SendSlots(info.Env(), false, [&](uint32_t &i, int64_t &) {
-        if (k >= n) return false;
-        i = data[k++];
-        return true;
-      }, [](int64_t, int64_t) {});
-    }
-    auto waits = info[1].As<Napi::Uint16Array>();
-    if (waits.ElementLength() != n) Throw(info.Env(), HO_E_INTERNAL, "sendList: one wait per slot");
-    const uint16_t *wait = waits.Data();
-    auto w = [&](size_t k) { return std::min<uint16_t>(wait[k], kMaxWaitMs); };
-    double elapsed = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 0;
-    int64_t base = MonoNs() - (int64_t)(std::max(0.0, elapsed) * 1e6);
-    // Counting sort by wait: departures in order, stable within a millisecond.
-    uint32_t top = 0;
-    for (size_t k = 0; k < n; k++) top = std::max<uint32_t>(top, w(k));
-    std::vector<uint32_t> start(top + 2, 0), order(n);
-    for (size_t k = 0; k < n; k++) start[w(k) + 1]++;
-    for (uint32_t b = 1; b <= top + 1; b++) start[b] += start[b - 1];
-    for (size_t k = 0; k < n; k++) order[start[w(k)]++] = (uint32_t)k;
-    // Per millisecond of wait: how late the sender started on its SYNs (ms), for the lateness histogram.
-    auto late = Napi::Float64Array::New(info.Env(), top + 1);
-    for (uint32_t b = 0; b <= top; b++) late[b] = 0;
-    size_t k = 0;
-    Napi::Value r = SendSlots(info.Env(), false, [&](uint32_t &i, int64_t &leave) {
-      if (k >= n) return false;
-      uint32_t j = order[k++];
-      i = data[j];
-      leave = base + (int64_t)w(j) * 1000000;
-      return true;
-    }, [&](int64_t at, int64_t late_ns) {
-      int64_t b = (at - base) / 1000000;
-      if (b >= 0 && b <= top && late_ns > 0) late[(size_t)b] = late_ns / 1e6;
-    });
-    r.As<Napi::Object>().Set("late", late);
-    return r;
-  }
-
   // Sleeps until `at` (CLOCK_MONOTONIC ns), or returns at once when it has passed.
   static void WaitUntil(int64_t at) {
     if (at <= MonoNs()) return;
     timespec ts = {(time_t)(at / 1000000000LL), (long)(at % 1000000000LL)};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
     }
-  }
-
-  Napi::Value Close(const Napi::CallbackInfo &info) {
-    Release();
-    return info.Env().Undefined();
   }
 
   bool kind_packet_ = false;
@@ -585,8 +557,231 @@ class Sender : public Napi::ObjectWrap<Sender> {
   size_t group_of_len_ = 0;
 };
 
+Napi::Object StatsObject(Napi::Env env, const SynSender::Stats &st) {
+  auto r = Napi::Object::New(env);
+  r.Set("sent", (double)st.sent);
+  r.Set("skipped", (double)st.skipped);
+  r.Set("failed", (double)st.failed);
+  r.Set("errno", st.err);
+  if (st.err && ErrnoName(st.err)) r.Set("errname", ErrnoName(st.err));
+  r.Set("aborted", st.aborted);
+  return r;
+}
+
+Napi::Float64Array LateArray(Napi::Env env, const std::vector<double> &late) {
+  auto a = Napi::Float64Array::New(env, late.size());
+  for (size_t b = 0; b < late.size(); b++) a[b] = late[b];
+  return a;
+}
+
+// Departure base of a list made elapsedMs ago (CLOCK_MONOTONIC ns).
+int64_t BaseOf(const Napi::CallbackInfo &info, size_t arg) {
+  double elapsed = info.Length() > arg && info[arg].IsNumber() ? info[arg].As<Napi::Number>().DoubleValue() : 0;
+  return MonoNs() - (int64_t)(std::max(0.0, elapsed) * 1e6);
+}
+
+// The sweep's sender, one per worker thread, called synchronously there.
+class Sender : public Napi::ObjectWrap<Sender> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Sender", {InstanceMethod("send", &Sender::Send), InstanceMethod("close", &Sender::Close)});
+  }
+
+  // new Sender(options): see SynSender.
+  explicit Sender(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Sender>(info) {
+    core_ = std::make_unique<SynSender>(info.Env(), info[0].As<Napi::Object>());
+  }
+
+ private:
+  SynSender &Open(Napi::Env env) {
+    if (!core_->open()) Throw(env, HO_E_INTERNAL, "the sender is closed");
+    return *core_;
+  }
+
+  // send(lo, hi, onlyUnanswered) → {sent, skipped, failed, errno, aborted}
+  Napi::Value Send(const Napi::CallbackInfo &info) {
+    SynSender &c = Open(info.Env());
+    uint32_t lo = info[0].As<Napi::Number>().Uint32Value();
+    uint32_t hi = std::min(info[1].As<Napi::Number>().Uint32Value(), c.capacity());
+    uint32_t cur = lo;
+    return StatsObject(info.Env(), c.Run(info.Length() > 2 && info[2].ToBoolean(), [&](uint32_t &i, int64_t &) {
+      if (cur >= hi) return false;
+      i = cur++;
+      return true;
+    }, [](int64_t, int64_t) {}));
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    core_->Release();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<SynSender> core_;
+};
+
+// serve's sender: threads of its own in the addon, each with a SynSender,
+// taking lists of scattered slots from one queue. A list is handed over as a copy and its
+// result comes back as a promise, with no worker isolate, no structured
+// clone and no message port between them (a health-check batch is small,
+// and what a worker thread costs per batch is most of what it costs).
+//
+//   new SendThreads(options, threads)
+//   .sendList(slots: Uint32Array, waitMs?: Uint16Array, elapsedMs?: number)
+//       → Promise<{sent, skipped, failed, errno, aborted, late?}>: see
+//       SynSender::RunList; with waitMs, the list was made elapsedMs ago
+//   .close() → Promise: every list already handed over is sent, the threads have stopped
+class SendThreads : public Napi::ObjectWrap<SendThreads> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "SendThreads", {InstanceMethod("sendList", &SendThreads::SendList),
+                                            InstanceMethod("close", &SendThreads::Close)});
+  }
+
+  explicit SendThreads(const Napi::CallbackInfo &info) : Napi::ObjectWrap<SendThreads>(info) {
+    Napi::Env env = info.Env();
+    uint32_t n = std::clamp<uint32_t>(info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 1, 1, 64);
+    for (uint32_t k = 0; k < n; k++) cores_.push_back(std::make_unique<SynSender>(env, info[0].As<Napi::Object>()));
+    tsfn_ = Tsfn::New(env, "halfopen sender", 0, 1, this);
+    tsfn_.Unref(env);  // only lists in flight keep the loop alive
+    Ref();              // until close(): the threads point here
+    for (uint32_t k = 0; k < n; k++) threads_.emplace_back([this, k] { Loop(*cores_[k]); });
+  }
+
+  ~SendThreads() override { Stop(); }
+
+ private:
+  struct Job {
+    std::vector<uint32_t> slots;
+    std::vector<uint16_t> waits;
+    bool has_waits = false;
+    int64_t base = 0;
+    napi_deferred deferred = nullptr;  // the JS thread's only
+    SynSender::Stats st;
+    std::vector<double> late;
+    bool stopped = false;  // the last message: every thread has stopped
+  };
+
+  static void CallJs(Napi::Env env, Napi::Function, SendThreads *self, Job *job) {
+    std::unique_ptr<Job> j(job);
+    if (!env) return;  // the function is being torn down
+    Napi::HandleScope scope(env);
+    if (j->stopped) {
+      self->Stopped(env);
+      return;
+    }
+    auto r = StatsObject(env, j->st);
+    if (j->has_waits) r.Set("late", LateArray(env, j->late));
+    napi_resolve_deferred(env, j->deferred, r);
+    if (--self->pending_ == 0 && !self->closing_) self->tsfn_.Unref(env);
+  }
+
+  void Loop(SynSender &core) {
+    for (;;) {
+      Job *job;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) break;  // stopping, and nothing left to send
+        job = queue_.front();
+        queue_.pop_front();
+      }
+      job->st = core.RunList(job->slots.data(), job->slots.size(), job->has_waits ? job->waits.data() : nullptr, job->base, &job->late);
+      tsfn_.NonBlockingCall(job);
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    if (++exited_ == threads_.size() && !torn_down_) {
+      // The last one out says so: the JS thread joins them and releases.
+      auto *last = new Job;
+      last->stopped = true;
+      tsfn_.NonBlockingCall(last);
+    }
+  }
+
+  Napi::Value SendList(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (closing_) Throw(env, HO_E_INTERNAL, "the sender is closed");
+    auto slots = info[0].As<Napi::Uint32Array>();
+    size_t n = slots.ElementLength();
+    auto job = std::make_unique<Job>();
+    job->slots.assign(slots.Data(), slots.Data() + n);
+    if (info.Length() > 1 && info[1].IsTypedArray()) {
+      auto waits = info[1].As<Napi::Uint16Array>();
+      if (waits.ElementLength() != n) Throw(env, HO_E_INTERNAL, "sendList: one wait per slot");
+      job->waits.assign(waits.Data(), waits.Data() + n);
+      job->has_waits = true;
+      job->base = BaseOf(info, 2);
+    }
+    napi_value promise;
+    if (napi_create_promise(env, &job->deferred, &promise) != napi_ok) Throw(env, HO_E_INTERNAL, "sendList: cannot make a promise");
+    if (pending_++ == 0) tsfn_.Ref(env);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      queue_.push_back(job.release());
+    }
+    cv_.notify_one();
+    return Napi::Value(env, promise);
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!closing_) {
+      closing_ = true;
+      close_ = std::make_unique<Napi::Promise::Deferred>(env);
+      closed_ = Napi::Persistent(close_->Promise());
+      tsfn_.Ref(env);  // until the threads' last message
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+    }
+    return closed_.Value();
+  }
+
+  // On the JS thread, once every thread has left its loop.
+  void Stopped(Napi::Env env) {
+    for (auto &t : threads_) t.join();
+    threads_.clear();
+    for (auto &c : cores_) c->Release();
+    tsfn_.Release();
+    if (close_) close_->Resolve(env.Undefined());
+    Unref();
+  }
+
+  // The object is collected while its threads still run (only when close()
+  // was never called, at the environment's teardown): stop them here.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+      torn_down_ = true;  // no last message
+    }
+    cv_.notify_all();
+    for (auto &t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+  using Tsfn = Napi::TypedThreadSafeFunction<SendThreads, Job, &SendThreads::CallJs>;
+  std::vector<std::unique_ptr<SynSender>> cores_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job *> queue_;
+  bool stop_ = false, torn_down_ = false;
+  size_t exited_ = 0;
+  Tsfn tsfn_;
+  // The JS thread's only:
+  size_t pending_ = 0;
+  bool closing_ = false;
+  std::unique_ptr<Napi::Promise::Deferred> close_;
+  Napi::Reference<Napi::Promise> closed_;
+};
+
 }  // namespace
 
-void InitSender(Napi::Env env, Napi::Object exports) { exports.Set("Sender", Sender::Define(env)); }
+void InitSender(Napi::Env env, Napi::Object exports) {
+  exports.Set("Sender", Sender::Define(env));
+  exports.Set("SendThreads", SendThreads::Define(env));
+}
 
 }  // namespace ho

@@ -73,18 +73,29 @@ export interface SendResult {
 
 export interface NativeSender {
   send(lo: number, hi: number, onlyUnanswered: boolean): SendResult;
+  close(): void;
+}
+
+/**
+ * Health checks' sender: `threads` native threads, each with its own
+ * sockets, sending the lists handed over in order (no worker isolate).
+ */
+export interface NativeSendThreads {
   /**
-   * With waits: slot k's SYN leaves waits[k] ms after the list was made
+   * Sends a SYN for each slot, on a sender thread; the list is copied at the
+   * call. With waits: slot k's SYN leaves waits[k] ms after the list was made
    * (elapsedMs ago), in order of departure, and the result has `late`.
    */
-  sendList(slots: Uint32Array, waits?: Uint16Array, elapsedMs?: number): SendResult;
-  close(): void;
+  sendList(slots: Uint32Array, waits?: Uint16Array, elapsedMs?: number): Promise<SendResult>;
+  /** Resolves once every list already handed over is sent and the threads have stopped. */
+  close(): Promise<void>;
 }
 
 interface Addon {
   setErrorClass(cls: typeof HalfopenError): void;
   Program: new (opts: ProgramOptions) => NativeProgram;
   Sender: new (opts: SenderOptions) => NativeSender;
+  SendThreads: new (opts: SenderOptions, threads: number) => NativeSendThreads;
   cookie(key: Buffer, addr: Buffer, dport: number, sport: number): number;
   siphash24(key: Buffer, msg: Buffer): bigint;
   /** The interface's driver as ethtool names it ("veth", "mlx5_core", …); "" if unknown. */
@@ -127,6 +138,7 @@ const addon = (): Addon => (loaded ??= load());
 export const native: Omit<Addon, 'setErrorClass'> = {
   get Program() { return addon().Program; },
   get Sender() { return addon().Sender; },
+  get SendThreads() { return addon().SendThreads; },
   cookie: (key, addr, dport, sport) => addon().cookie(key, addr, dport, sport),
   siphash24: (key, msg) => addon().siphash24(key, msg),
   driverName: (ifindex) => addon().driverName(ifindex),

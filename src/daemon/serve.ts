@@ -107,7 +107,7 @@ function openEngine(cfg: ServeConfig, list: Resolved, exporter: Exporter, onDema
   if (!addrs.length && !cfg.probe.interface) throw new HalfopenError('E_CONFIG', 'no backend has an address to find the interface by: set probe.interface (or an address in exporter.allow)');
   return Engine.open(addrs, capacityFor(list) + onDemandSlots + learnSlots, {
     interface: cfg.probe.interface, sportLo: cfg.probe.sourcePorts.lo, sportHi: cfg.probe.sourcePorts.hi,
-    senders: cfg.probe.senders, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22,
+    senders: cfg.probe.senders, checksOnly: true, rate: cfg.probe.rate, retries: 0, capacity: 1 << 22,
     // Backends with a source or mark send on raw sockets, RSTs from the kernel: all the same way then.
     sendPath: cfg.backends.some((b) => b.source !== undefined || b.mark) ? 'raw' : 'auto',
     xdpMode: cfg.probe.xdpMode, rst: cfg.probe.rst, hook: cfg.probe.hook,

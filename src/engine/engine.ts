@@ -1,21 +1,21 @@
 // The probe engine: loads and attaches the reply matcher (XDP, or tc ingress
 // when another program holds the XDP hook) and owns what outlives one run
-// (the shared probe table, the sender pool, the route). A sweep through it is
-// a SweepRun (sweep-run.ts); the health monitor programs slots one by one.
+// (the shared probe table, the senders, the route). A sweep through it is a
+// SweepRun (sweep-run.ts) on a pool of sender workers; the health monitor
+// programs slots one by one and sends them on the addon's own sender threads.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Piscina } from 'piscina';
-import { native, NativeProgram, SenderOptions, SendGroup, SendResult, XdpOwner } from '../addon/addon';
-import { HalfopenError, fromRecord } from '../errors';
+import { native, NativeProgram, NativeSendThreads, SenderOptions, SendGroup, SendResult, XdpOwner } from '../addon/addon';
+import { HalfopenError } from '../errors';
 import * as C from '../contract.generated';
 import type { ProbeResult } from '../types';
 import { addressBytes, formatAddress, isV4, mustParseAddress } from '../targets/address';
 import { ProbeTable, Verdict } from './probe-table';
 import { createControl, sentCount } from './control';
 import { MAX_SEND_GROUPS, Route, routeTo, neighbourMac, macBytes, isLocalAddress } from './route';
-import type { SendTask, SendReply } from './send-task';
 import { SweepRun, ProbeSource, RunHooks, RunStats } from './sweep-run';
 import type { TimeoutPolicy } from './rtt-estimator';
 
@@ -43,6 +43,11 @@ export interface EngineOptions {
   /** --timeout auto: the wait follows the RTTs measured in the run, up to timeoutMs (rtt-estimator.ts). */
   autoTimeout?: Omit<TimeoutPolicy, 'ceilingMs'> | null;
   senders?: number;
+  /**
+   * Health checks only (serve): no sweep runs, so no pool of sender workers;
+   * sendSlots goes to `senders` native threads.
+   */
+  checksOnly?: boolean;
   sendPath?: 'auto' | 'raw' | 'packet';
   /** Largest probe-table window (slots). */
   capacity?: number;
@@ -128,7 +133,9 @@ export class Engine {
   readonly sendPath: 'raw' | 'packet';
   private readonly prog!: NativeProgram;
   private readonly table: ProbeTable;
-  private readonly pool: Piscina;
+  /** A sweep's sender workers; null for a checksOnly engine. */
+  private readonly pool: Piscina | null;
+  private readonly threadCount: number;
   private readonly opts: Required<Pick<EngineOptions, 'sportLo' | 'sportHi' | 'rate' | 'retries' | 'timeoutMs' | 'batch'>> & EngineOptions;
   private readonly key = crypto.randomBytes(16);
   private readonly senderInit: Omit<SenderOptions, 'control'>;
@@ -149,9 +156,9 @@ export class Engine {
   private constructor(samples: bigint[], maxProbes: number, options: EngineOptions) {
     const opts = { ...DEFAULTS, ...options };
     this.opts = opts;
-    const senders = Math.max(1, opts.senders ?? os.availableParallelism());
+    const senders = this.threadCount = Math.max(1, opts.senders ?? os.availableParallelism());
     // Sender threads boot while the main thread looks up the route and loads and attaches XDP.
-    this.pool = new Piscina({
+    this.pool = opts.checksOnly ? null : new Piscina({
       filename: path.join(__dirname, 'send-worker.js'),
       minThreads: senders,
       maxThreads: senders,
@@ -217,7 +224,7 @@ export class Engine {
       };
     } catch (err) {
       (this.prog as NativeProgram | undefined)?.close();
-      void this.pool.destroy();
+      void this.pool?.destroy();
       throw err;
     }
   }
@@ -226,7 +233,7 @@ export class Engine {
   /** "native XDP", "generic XDP" or "tc ingress", for start and phase lines. */
   get hookLabel(): string { return this.xdpMode ? `${this.xdpMode} XDP` : 'tc ingress'; }
   get interface(): string { return (this.routes.v4 ?? this.routes.v6)!.dev; }
-  get senders(): number { return this.pool.options.maxThreads; }
+  get senders(): number { return this.threadCount; }
 
   /** The matcher's counters (enum ho_counter); after detach(), their last values. */
   counters(): Record<string, number> {
@@ -242,6 +249,7 @@ export class Engine {
    */
   async run(source: ProbeSource, onResult: (r: ProbeResult, seq: number) => void, hooks: RunHooks = {}): Promise<RunStats> {
     if (this.closed) throw new HalfopenError('E_INTERNAL', 'engine is closed');
+    if (!this.pool) throw new HalfopenError('E_INTERNAL', 'this engine sends health checks only');
     const { rate, retries, timeoutMs, sportLo, sportHi, autoTimeout } = this.opts;
     const multi = this.sweepGroups();
     return new SweepRun({
@@ -337,24 +345,37 @@ export class Engine {
   /** Slots whose verdict landed since the last call. */
   pollSlots(): Uint32Array { return this.prog.poll(); }
 
+  /** The native sender threads of sendSlots, made for monitorRunId (groups change it). */
+  private sendThreads: NativeSendThreads | null = null;
+  private sendThreadsRun = 0;
+  /** Threads replaced for new send groups, still sending what they were given. */
+  private readonly retiring = new Set<Promise<void>>();
+
   /**
-   * Sends one SYN for each slot, through the sender pool; with waits, slot
-   * k's SYN leaves waits[k] ms after `from` (Date.now() ms).
+   * Sends one SYN for each slot, on the native sender threads (a pool worker
+   * per batch cost more than the batch: a structured clone each way, the
+   * worker's event loop, its isolate); with waits, slot k's SYN leaves
+   * waits[k] ms after `from` (Date.now() ms).
    */
   async sendSlots(slots: Uint32Array, waits?: Uint16Array, from = Date.now()): Promise<SendResult> {
     if (this.closed) throw new HalfopenError('E_INTERNAL', 'engine is closed');
-    this.monitorCtl ??= createControl(this.opts.rate);
-    const task: SendTask = { runId: this.monitorRunId, lo: 0, hi: 0, onlyUnanswered: false, slots };
-    if (waits) { task.waits = waits; task.from = from; }
-    let r: SendReply = await this.pool.run(task);
-    if (!r.ok && 'needInit' in r) {
+    if (!this.sendThreads || this.sendThreadsRun !== this.monitorRunId) {
+      this.monitorCtl ??= createControl(this.opts.rate);
       const init: SenderOptions = { ...this.senderInit, control: this.monitorCtl };
       if (this.groupOf) { init.groups = this.groups; init.groupOf = this.groupOf; }
-      r = await this.pool.run({ ...task, init });
+      const next = new native.SendThreads(init, this.threadCount);
+      if (this.sendThreads) this.retire(this.sendThreads);
+      this.sendThreads = next;
+      this.sendThreadsRun = this.monitorRunId;
     }
-    if (!r.ok) throw 'needInit' in r ? new HalfopenError('E_INTERNAL', 'sender thread refused its init') : fromRecord(r);
+    const r = await this.sendThreads.sendList(slots, waits, waits ? performance.timeOrigin + performance.now() - from : 0);
     if (r.failed) this.sendFailed(r);
     return r;
+  }
+
+  private retire(t: NativeSendThreads): void {
+    const p: Promise<void> = t.close().finally(() => this.retiring.delete(p));
+    this.retiring.add(p);
   }
 
   private sendFailures = { at: 0, count: 0 };
@@ -417,7 +438,9 @@ export class Engine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const stopping = this.pool.destroy();
+    if (this.sendThreads) this.retire(this.sendThreads);
+    this.sendThreads = null;
+    const stopping = Promise.all([this.pool?.destroy(), ...this.retiring]);
     this.detach();
     await stopping;
   }

@@ -1,5 +1,5 @@
-// Piscina worker: owns one native Sender (sockets + mmapped tables) per run
-// and sends the probe-index ranges it is given. Failures come back as plain
+// Piscina worker of a sweep: owns one native Sender (sockets + mmapped
+// tables) per run and sends the probe-index ranges it is given. Failures come back as plain
 // ErrorRecords, because structured clone would strip a HalfopenError's fields.
 import { native, NativeSender } from '../addon/addon';
 import { toRecord } from '../errors';
@@ -23,9 +23,7 @@ function handler(task: SendTask | { close: true }): SendReply | null {
       current?.sender.close();
       current = { runId: task.runId, sender: new native.Sender(task.init) };
     }
-    const r = !task.slots ? current.sender.send(task.lo, task.hi, task.onlyUnanswered)
-      : task.waits ? current.sender.sendList(task.slots, task.waits, performance.timeOrigin + performance.now() - task.from!)
-        : current.sender.sendList(task.slots);
+    const r = current.sender.send(task.lo, task.hi, task.onlyUnanswered);
     // The sweep's last sends: release the sockets now, while the main thread
     // waits for replies, not in the process's exit (see Sender::Release).
     if (task.closeAfter) closeSender();
