@@ -116,6 +116,26 @@ export function rstModeFor(wanted: 'auto' | 'xdp' | 'kernel', xdpMode: 'native' 
   return xdpMode === 'generic' ? C.HO_RST_XDP_SKB : C.HO_RST_XDP_FRAME;
 }
 
+/**
+ * The verdict ring's size for a probe table of `capacity` slots: a record
+ * (16 bytes: the slot number and the ring's header) for every slot. A slot
+ * records one verdict per arming, and the sweep and serve read the ring
+ * before they arm a slot again (each tick or pass), so that is as many as
+ * can be waiting. One the ring has no room for costs only time: the verdict
+ * is in the results table, read when the probe's deadline comes. The ring's
+ * pages are mapped twice (libbpf maps them again for records that wrap) and
+ * count twice in RSS: 8 MB for the 4 MB every table had, at 100,000 backends
+ * 4 MB now.
+ */
+export function ringFor(capacity: number): number {
+  let bytes = 64 << 10;
+  while (bytes < capacity * 16 && bytes < RING_MAX) bytes *= 2;
+  return bytes;
+}
+
+/** The ring's size for large tables (a 1,048,576-probe sweep window). */
+const RING_MAX = 4 << 20;
+
 let runCounter = 0;
 
 export class Engine {
@@ -171,7 +191,7 @@ export class Engine {
       const route = (r4 ?? r6)!;
 
       const capacity = Math.max(1, Math.min(maxProbes, opts.capacity));
-      this.prog = new native.Program({ capacity, key: this.key, sportLo: opts.sportLo, sportHi: opts.sportHi });
+      this.prog = new native.Program({ capacity, key: this.key, sportLo: opts.sportLo, sportHi: opts.sportHi, ringbufBytes: ringFor(capacity) });
       this.table = new ProbeTable(this.prog.mapBuffer('probes'), this.prog.mapBuffer('results'));
       const driver = native.driverName(route.ifindex);
       const mode = xdpModeFor(opts.xdpMode, driver);

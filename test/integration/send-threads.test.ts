@@ -24,7 +24,7 @@ const { Engine } = require(${JSON.stringify(ENGINE)});
 const { mustParseAddress } = require(${JSON.stringify(ADDRESS)});
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
 const a = (s) => mustParseAddress(s);
-const e = Engine.open([a('198.18.0.1')], 256, ${opts});
+const e = Engine.open([a('198.18.0.1')], 4096, ${opts});
 (async () => { ${body} })().catch((err) => { out({ error: String(err && err.message || err) }); process.exitCode = 3; });
 `;
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-sendthreads-')), 'run.js');
@@ -112,6 +112,25 @@ describe('the engine\'s native sender threads', { skip }, () => {
       await e.close();`, '{ checksOnly: true, senders: 1, retries: 0 }');
     assert.equal(r.status, 0, r.stderr + JSON.stringify(r.out));
     assert.deepEqual(r.out, [{ r1: 40, r2: 1, s40: C.HO_PROBE_STATE_CLOSED, s0: C.HO_PROBE_STATE_OPEN }]);
+  });
+
+  test('the verdict ring holds a verdict for every slot of the table: none is lost while nobody reads it', () => {
+    // 4,064 slots (254 addresses x 16 ports: 80 open, the others closed) in a
+    // 4,096-slot table, whose ring is then 64 KB: 4,096 records. Every slot
+    // answers while the ring is not read for 2 s.
+    const r = inProber(fleet, `
+      const n = 254 * 16, slots = new Uint32Array(n);
+      for (let k = 0; k < n; k++) { e.setSlot(k, a('198.18.0.' + (1 + (k >> 4))), 80 + (k & 15), 61000 + (k % 1000)); slots[k] = k; }
+      e.pollSlots();
+      const sent = await e.sendSlots(slots);
+      await new Promise((r) => setTimeout(r, 2000));
+      let answered = 0;
+      for (let k = 0; k < n; k++) if (e.answered(k)) answered++;
+      const landed = e.pollSlots();
+      out({ sent: sent.sent, answered, landed: new Set(landed).size, full: e.counters().ringbuf_full });
+      await e.close();`, '{ checksOnly: true, senders: 1, retries: 0, capacity: 4096 }');
+    assert.equal(r.status, 0, r.stderr + JSON.stringify(r.out));
+    assert.deepEqual(r.out, [{ sent: 4064, answered: 4064, landed: 4064, full: 0 }]);
   });
 
   test('a checks-only engine runs no sweep', () => {
