@@ -9,7 +9,7 @@ import { roundMs, ProbeState } from '../types';
 import { BackendConfig } from './config';
 import { HealthState, clampHealth, healthMax, healthState, intervalAt, transitioning, HealthTimers } from './health';
 import { PROBE_STATES } from '../contract.generated';
-import { BackendStore, HISTORY, MAX_DEPTH, NO_STATE, reasonOfCode, reasonToCode } from './backend-store';
+import { BackendStore, HISTORY, MAX_DEPTH, NO_STATE, histCode, histRttMs, reasonOfCode, reasonToCode } from './backend-store';
 
 export { MAX_DEPTH };
 
@@ -281,8 +281,9 @@ export class Backend {
     const out = [];
     for (let k = 0; k < len; k++) {
       const i = id * HISTORY + ((pos - len + k + HISTORY) % HISTORY);
-      const state = PROBE_STATES[s.histState[i]];
-      const rtt = s.histRtt[i];
+      const e = s.hist[i];
+      const state = PROBE_STATES[histCode(e)];
+      const rtt = histRttMs(e);
       out.push({ ok: state === 'open', state, rtt_ms: Number.isNaN(rtt) ? null : roundMs(rtt) });
     }
     return out;
