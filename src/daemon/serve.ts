@@ -28,7 +28,7 @@ import { PluginSocket } from './plugin-socket';
 import { learnRouteSamples } from './plugin-config';
 import { EventSink } from './events';
 import { AdminGate, loadToken } from './admin';
-import { Refresher, ResolvedBackend, resolveHost } from './resolver';
+import { Refresher, ResolvedBackend, byAddress, resolveHost } from './resolver';
 import { StateWriter, readState } from './state-file';
 import { checkSendRoutes, matcherInterface } from './send-routes';
 import { startWatchdog } from './watchdog';
@@ -76,7 +76,7 @@ async function resolveBackends(cfg: ServeConfig, running: Resolved = [], superse
       continue;
     }
     const addr = literal(b.host);
-    if (addr !== null) list[i] = { cfg: b, addr, unresolved: '', ttlMs: Infinity };
+    if (addr !== null) list[i] = byAddress(b, addr);
     else names.push(resolveHost(b.host, b.resolveInterval).then((r) => { list[i] = { cfg: b, addr: r.addr, unresolved: r.addr === null ? `${b.host}: ${r.error}` : '', ttlMs: r.ttlMs }; }));
   }
   await Promise.all(names);

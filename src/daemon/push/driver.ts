@@ -7,7 +7,7 @@ import type { Backend, Monitor } from '../monitor';
 import type { ChangeEvent } from '../backend';
 import type { PushConfig } from './config';
 import type { BackendConfig } from '../config';
-import type { ResolvedBackend } from '../resolver';
+import { byAddress, ResolvedBackend } from '../resolver';
 import { formatAddress, parseAddress } from '../../targets/address';
 import { BackendView, Discovered, PushHost, PushTarget } from './target';
 import { HaproxyTarget } from './haproxy';
@@ -177,7 +177,7 @@ export function withDiscovered(list: ResolvedBackend[], found: Discovered[], tem
     if (addr === null || names.has(d.name) || targets.has(key)) continue;
     names.add(d.name);
     targets.add(key);
-    out.push({ cfg: { ...template, labels: { ...template.labels }, name: d.name, host: d.host, port: d.port }, addr, unresolved: '', ttlMs: Infinity });
+    out.push(byAddress({ ...template, labels: { ...template.labels }, name: d.name, host: d.host, port: d.port }, addr));
   }
   return out;
 }
