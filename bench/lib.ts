@@ -11,13 +11,14 @@ import { Fleet, FleetSpec } from '../src/fleet/fleet';
 export const ROOT = path.resolve(__dirname, '../..');
 export const MAIN = path.join(ROOT, 'dist/src/cli/main.js');
 
-/** NODE_OPTIONS of deploy/systemd/halfopen.service: the bench runs serve as the unit does. */
-export const SERVE_NODE_OPTIONS = /^Environment=NODE_OPTIONS=(.*)$/m.exec(fs.readFileSync(path.join(ROOT, 'deploy/systemd/halfopen.service'), 'utf8'))?.[1] ?? '';
+/** The Environment= of deploy/systemd/halfopen.service: the bench runs serve as the unit does. */
+export const SERVE_ENV: Record<string, string> = Object.fromEntries(
+  [...fs.readFileSync(path.join(ROOT, 'deploy/systemd/halfopen.service'), 'utf8').matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
 
-/** `halfopen serve --config file` in the fleet's prober namespace, stderr piped, under the unit's NODE_OPTIONS. */
+/** `halfopen serve --config file` in the fleet's prober namespace, stderr piped, under the unit's environment. */
 export const spawnServe = (fleet: Fleet, file: string): ChildProcessByStdio<null, null, Readable> =>
   spawn('ip', ['netns', 'exec', fleet.prober, process.execPath, MAIN, 'serve', '--config', file],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: SERVE_NODE_OPTIONS } });
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...SERVE_ENV } });
 
 export interface BenchContext {
   /** Smaller sizes and shorter durations: the whole suite in under 2 minutes. */
