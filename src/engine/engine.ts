@@ -343,8 +343,8 @@ export class Engine {
     this.groups.push(group);
     g = this.groups.length;
     this.groupIndex.set(key, g);
-    // The sender threads learn the new group by re-initialising: a new run id
-    // makes each answer needInit once, and sendSlots resends with the groups.
+    // The sender threads learn the new group from a new run id: sendSlots
+    // starts new threads with the groups, and the old ones finish their lists.
     this.monitorRunId = ++runCounter;
     return g;
   }

@@ -1,6 +1,7 @@
 // Piscina worker of a sweep: owns one native Sender (sockets + mmapped
-// tables) per run and sends the probe-index ranges it is given. Failures come back as plain
-// ErrorRecords, because structured clone would strip a HalfopenError's fields.
+// tables) per run and sends the probe-index ranges it is given. Failures
+// come back as plain ErrorRecords, because structured clone would strip a
+// HalfopenError's fields.
 import { native, NativeSender } from '../addon/addon';
 import { toRecord } from '../errors';
 import type { SendTask, SendReply } from './send-task';
