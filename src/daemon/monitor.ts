@@ -48,6 +48,7 @@ import type { SavedBackend } from './state-file';
 import { sameRoute } from './send-routes';
 import { OnDemandProbes, ProbeOnce, ProbeOptions } from './on-demand';
 import { ApplyEntry, ApplyPlan, Change } from './apply-plan';
+import { SlotStack } from './slot-stack';
 
 export { Backend, depthFor, ApplyPlan };
 export type { ApplyEntry };
@@ -172,7 +173,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
   private readonly byId: (Backend | undefined)[] = [];
   /** Per slot: the row whose check it carries (0: none). */
   private owner: Int32Array;
-  private readonly free: number[] = [];
+  private readonly free = new SlotStack();
   /** Per slot: when its check in flight fails unanswered. */
   private deadline: Float64Array;
   private backends = new Map<string, Backend>();
@@ -229,8 +230,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
 
   /** Every slot free, lowest first out; returns the per-slot deadlines for that size. */
   private emptyTable(capacity: number): Float64Array {
-    this.free.length = 0;
-    for (let i = capacity - 1; i >= 0; i--) this.free.push(i);
+    this.free.reset(capacity);
     return new Float64Array(capacity);
   }
 
@@ -277,7 +277,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     if (this.onDemand || this.backends.size) throw new Error('reserveOnDemand: call it once, before apply()');
     if (!(n > 0)) return;
     if (n > this.free.length) throw new Error(`reserveOnDemand: ${n} slots asked, the table has ${this.free.length}`);
-    this.free.splice(0, n); // free is [capacity-1 .. 0], lowest out first: these are the top n
+    this.free.dropBottom(n); // lowest out first: the bottom n are the top n of the table
     this.onDemand = new OnDemandProbes(this.slots, this.slots.capacity - n, n, this.sportLo, this.sportRange);
   }
 
@@ -470,7 +470,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     for (let k = 0; k < MAX_DEPTH; k++) {
       for (const b of list) {
         if (k >= b.depth) continue;
-        const slot = this.free.pop()!;
+        const slot = this.free.pop();
         const id = b.id;
         s.slots[id * MAX_DEPTH + k] = slot;
         s.nslots[id] = k + 1;
@@ -854,7 +854,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     this.deadline = this.emptyTable(slots.capacity);
     this.owner = new Int32Array(slots.capacity);
     if (this.onDemand) {
-      this.free.splice(0, this.onDemand.size);
+      this.free.dropBottom(this.onDemand.size);
       this.onDemand.replace(slots, slots.capacity - this.onDemand.size);
     }
     const s = this.store;

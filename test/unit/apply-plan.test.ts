@@ -98,7 +98,7 @@ function snapshot(m: Monitor): unknown {
     backends: m.list().map((b) => ({ name: b.cfg.name, cfg: b.cfg, addr: b.addr, unresolved: b.unresolved, id: b.id, slots: b.slots, record: b.record })),
     rows,
     tick: (m as unknown as { tickMs: number }).tickMs,
-    free: [...(m as unknown as { free: number[] }).free],
+    free: [...(m as unknown as { free: Iterable<number> }).free],
   };
 }
 
