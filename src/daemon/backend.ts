@@ -9,7 +9,9 @@ import { roundMs, ProbeState } from '../types';
 import { BackendConfig } from './config';
 import { HealthState, clampHealth, healthMax, healthState, intervalAt, transitioning, HealthTimers } from './health';
 import { PROBE_STATES } from '../contract.generated';
-import { BackendStore, HISTORY, MAX_DEPTH, NO_STATE, histCode, histRttMs, reasonOfCode, reasonToCode } from './backend-store';
+import { BackendStore, HISTORY, MAX_DEPTH, NO_STATE, histCode, histRttMs, reasonOfCode, reasonToCode, rttKept, rttOfKept, streakKept } from './backend-store';
+
+const noneAsMinus1 = (ms: number): number => (Number.isNaN(ms) ? -1 : ms);
 
 export { MAX_DEPTH };
 
@@ -93,7 +95,7 @@ export class HealthView {
   /** Puts back a saved health level and streak (clamped to this rise/fall). */
   restore(health: number, streak: number): void {
     this.s.health[this.id] = clampHealth(health, this.rise, this.fall);
-    this.s.streak[this.id] = Math.round(streak);
+    this.s.streak[this.id] = streakKept(streak);
   }
   nextInterval(t: HealthTimers): number { return intervalAt(this.s.health[this.id], this.rise, this.fall, t); }
 }
@@ -186,7 +188,7 @@ export class Backend {
   /** Probe-table slots of this backend, one per check that may be in flight (depthFor). */
   get slots(): number[] {
     const s = this.store, out: number[] = [];
-    for (let k = 0; k < s.nslots[this.id]; k++) out.push(s.slots[this.id * MAX_DEPTH + k]);
+    for (let k = 0; k < s.nslots[this.id]; k++) out.push(s.slotOf(this.id, k));
     return out;
   }
 
@@ -204,15 +206,15 @@ export class Backend {
   get last(): CheckOutcome | null {
     const s = this.store, id = this.id, code = s.lastState[id];
     if (code === NO_STATE) return null;
-    const rtt = s.lastRtt[id];
+    const rtt = rttOfKept(s.lastRttUs[id]);
     return { ok: code === 0, state: PROBE_STATES[code], reason: reasonOfCode(s.lastReason[id]), rtt_ms: Number.isNaN(rtt) ? null : rtt, ts: s.lastTs[id] };
   }
   set last(r: CheckOutcome | null) {
     const s = this.store, id = this.id;
-    if (!r) { s.lastState[id] = NO_STATE; s.lastTs[id] = 0; s.lastRtt[id] = NaN; s.lastReason[id] = 0; return; }
+    if (!r) { s.lastState[id] = NO_STATE; s.lastTs[id] = 0; s.lastRttUs[id] = 0; s.lastReason[id] = 0; return; }
     s.lastState[id] = STATE_CODE[r.state] ?? STATE_CODE.filtered;
     s.lastReason[id] = reasonToCode(r.reason);
-    s.lastRtt[id] = r.rtt_ms ?? NaN;
+    s.lastRttUs[id] = rttKept(r.rtt_ms ?? NaN);
     s.lastTs[id] = r.ts;
   }
 
@@ -221,11 +223,11 @@ export class Backend {
    * answered check (RTT, TTL), shown while the backend is up, and the latest
    * failed one, shown while it is down. -1: none.
    */
-  get okRttMs(): number { return this.store.okRtt[this.id]; }
+  get okRttMs(): number { return noneAsMinus1(rttOfKept(this.store.okRttUs[this.id])); }
   get okTtl(): number { return this.store.okTtl[this.id]; }
   get failState(): ProbeState | null { const c = this.store.failState[this.id]; return c === NO_STATE ? null : PROBE_STATES[c]; }
   get failReason(): string { return reasonOfCode(this.store.failReason[this.id]); }
-  get failRttMs(): number { return this.store.failRtt[this.id]; }
+  get failRttMs(): number { return noneAsMinus1(rttOfKept(this.store.failRttUs[this.id])); }
   get failTtl(): number { return this.store.failTtl[this.id]; }
 
   /**

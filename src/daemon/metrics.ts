@@ -11,7 +11,7 @@
 // scheduler's and the probe's global series only, a few KB.
 import { Monitor, Backend } from './monitor';
 import { ADMIN_STATES } from './backend';
-import { NO_STATE, reasonOfCode } from './backend-store';
+import { NO_STATE, reasonOfCode, rttOfKept } from './backend-store';
 import { PROBE_STATES } from '../contract.generated';
 
 /** Longest stretch of rendering between two turns of the event loop. */
@@ -155,7 +155,7 @@ const SERIES: Series[] = [
     } },
   { head: bytes(head('halfopen_backend_last_rtt_seconds', 'gauge', 'Round-trip time of the backend\'s latest answered check.')),
     write: (o, b, l, i) => {
-      const s = b.store, id = b.id, rtt = s.lastRtt[id];
+      const s = b.store, id = b.id, rtt = rttOfKept(s.lastRttUs[id]);
       if (s.lastState[id] === NO_STATE || Number.isNaN(rtt)) return;
       line(o, RTT.open, l, i, RTT.close); o.num(rtt / 1000); o.buf[o.pos++] = NL;
     } },

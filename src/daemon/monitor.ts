@@ -39,7 +39,7 @@ import { Verdict, reasonOf } from '../engine/probe-table';
 import { roundMs } from '../types';
 import { BackendConfig } from './config';
 import { AdminState, Backend, CheckOutcome, ChangeEvent, MAX_DEPTH, MAX_TICK_MS, depthFor } from './backend';
-import { BackendStore, NO_STATE, reasonOfCode, reasonToCode } from './backend-store';
+import { BackendStore, NO_STATE, reasonOfCode, reasonToCode, rttKept, rttOfKept, streakKept } from './backend-store';
 import { healthAfter, healthMax, intervalAt, streakAfter, transitioning } from './health';
 import { HO_PROBE_STATE_UNREACHABLE } from '../contract.generated';
 import { Histogram, LATENESS_BUCKETS, RTT_BUCKETS } from './histogram';
@@ -472,8 +472,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
         if (k >= b.depth) continue;
         const slot = this.free.pop();
         const id = b.id;
-        s.slots[id * MAX_DEPTH + k] = slot;
-        s.nslots[id] = k + 1;
+        s.setSlot(id, k, slot);
         this.owner[slot] = id;
         this.slots.setSlot(slot, b.addr!, b.cfg.port, this.sportLo + (slot % this.sportRange), b.cfg);
       }
@@ -485,14 +484,13 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     const s = this.store;
     this.checksDropped += s.inflight[id];
     for (let k = 0; k < s.nslots[id]; k++) {
-      const slot = s.slots[id * MAX_DEPTH + k];
-      s.slots[id * MAX_DEPTH + k] = -1;
+      const slot = s.slotOf(id, k);
       if (this.owner[slot] !== id) continue;
       this.slots.clearSlot(slot);
       this.owner[slot] = 0;
       this.free.push(slot);
     }
-    s.nslots[id] = 0;
+    s.clearSlots(id);
     s.inflight[id] = 0;
     s.queue[id] = 0;
   }
@@ -649,7 +647,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
   /** Index into b's slots of its i-th check in flight, oldest first. */
   private queuedIndex(id: number, i: number): number { return (this.store.queue[id] >>> (3 * i)) & 7; }
   /** Slot of b's i-th check in flight, oldest first. */
-  private queued(id: number, i: number): number { return this.store.slots[id * MAX_DEPTH + this.queuedIndex(id, i)]; }
+  private queued(id: number, i: number): number { return this.store.slotOf(id, this.queuedIndex(id, i)); }
 
   /** Puts b's next check (due at `at`, free to go from `from`, leaving at `leave`) in a free slot; returns the slot. */
   private send(b: Backend, at: number, from: number, leave: number, now: number): number {
@@ -661,7 +659,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
       for (let i = 0; i < inflight; i++) used |= 1 << this.queuedIndex(id, i);
       while (used & (1 << k)) k++;
     }
-    const slot = s.slots[id * MAX_DEPTH + k];
+    const slot = s.slotOf(id, k);
     // A new source port each round: a late reply to an earlier check cannot
     // pass for this one (it no longer matches the table).
     const round = (s.round[id] + 1) >>> 0;
@@ -750,17 +748,17 @@ export class Monitor extends EventEmitter implements ProbeOnce {
       if (v.rttMs !== null) this.rtt.observe(rtt / 1000);
     }
     const ok = code === OPEN;
-    s.lastTs[id] = now; s.lastState[id] = code; s.lastReason[id] = reason; s.lastRtt[id] = rtt;
+    const kept = rttKept(rtt);
+    s.lastTs[id] = now; s.lastState[id] = code; s.lastReason[id] = reason; s.lastRttUs[id] = kept;
     s.checks[id]++;
     this.checksCompleted++;
     s.counts[id * 4 + code]++;
     s.remember(id, code, rtt);
     // For check_tcp_half_open --via.
-    const rttOr = Number.isNaN(rtt) ? -1 : rtt;
     if (ok) {
-      s.okRtt[id] = rttOr; s.okTtl[id] = v ? v.ttl : -1;
+      s.okRttUs[id] = kept; s.okTtl[id] = v ? v.ttl : -1;
     } else {
-      s.failState[id] = code; s.failReason[id] = reason; s.failRtt[id] = rttOr; s.failTtl[id] = v ? v.ttl : -1;
+      s.failState[id] = code; s.failReason[id] = reason; s.failRttUs[id] = kept; s.failTtl[id] = v ? v.ttl : -1;
     }
     if (this.observer?.applied) this.observer.applied(b, b.last!, slot);
     const first = s.firstDecides[id] === 1;
@@ -770,7 +768,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
       s.health[id] = ok ? healthMax(c.rise, c.fall) : 0;
       s.streak[id] = ok ? 1 : -1;
     } else {
-      s.streak[id] = streakAfter(s.streak[id], ok);
+      s.streak[id] = streakKept(streakAfter(s.streak[id], ok));
       s.health[id] = healthAfter(s.health[id], ok, c.rise, c.fall);
     }
     if (!ok && c.logFailures) {
@@ -796,7 +794,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     if (to === 'up') s.upAt[id] = now;
     const why = to === 'down' ? b.downReason(now) : null;
     const has = s.lastState[id] !== NO_STATE;
-    const rtt = s.lastRtt[id];
+    const rtt = rttOfKept(s.lastRttUs[id]);
     this.event(b, 'state', from, to, why ?? (has ? reasonOfCode(s.lastReason[id]) : 'stale'), why || !has || Number.isNaN(rtt) ? null : rtt, now);
   }
 
@@ -862,7 +860,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     for (const b of list) {
       // Checks in flight in the old table are dropped, not counted.
       this.checksDropped += s.inflight[b.id];
-      s.inflight[b.id] = 0; s.queue[b.id] = 0; s.nslots[b.id] = 0;
+      s.inflight[b.id] = 0; s.queue[b.id] = 0; s.clearSlots(b.id);
     }
     this.allocate(list.filter((b) => b.addr !== null));
     for (const b of list) this.wake(b);
