@@ -2,7 +2,7 @@
 // per field, indexed by the backend's record (row) number, as the probe table
 // already is per slot. 100,000 backends as JS objects cost about 1.7 KB each
 // (the object, its health, counters, last result, two typed arrays of
-// history and their buffers, boxed doubles); as rows here, about 330 bytes,
+// history and their buffers, boxed doubles); as rows here, about 300 bytes,
 // and the scheduler's hot loop touches no objects at all. src/daemon/backend.ts
 // is the object face the rest of the daemon reads (Backend), one thin view
 // per backend over its row.

@@ -128,10 +128,10 @@ describe('Kubernetes manifests', () => {
     assert.equal(cfg.backends.length, 3);
   });
 
-  test('the sidecar runs with the systemd unit\'s environment (young generation, malloc arenas)', () => {
+  test('the sidecar runs with the systemd unit\'s environment (young generation, malloc arenas, mmap threshold)', () => {
     const unit = fs.readFileSync(path.join(MANIFEST_DIR, '../systemd/halfopen.service'), 'utf8');
     const want = Object.fromEntries([...unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
-    assert.ok(want.NODE_OPTIONS && want.MALLOC_ARENA_MAX, 'the unit sets both');
+    assert.ok(want.NODE_OPTIONS && want.MALLOC_ARENA_MAX && want.MALLOC_MMAP_THRESHOLD_, 'the unit sets all three');
     const env = Object.fromEntries((serveDaemon().container.env as Array<{ name: string; value: string }>).map((e) => [e.name, String(e.value)]));
     for (const [k, v] of Object.entries(want)) assert.equal(env[k], v, k);
   });
