@@ -27,6 +27,48 @@ class AddressBackend implements ResolvedBackend {
 /** The entry of a backend whose host is the address `addr`. */
 export const byAddress = (cfg: BackendConfig, addr: bigint): ResolvedBackend => new AddressBackend(cfg, addr);
 
+/**
+ * The configured backends as serve keeps them between two reloads: the
+ * configs (the running config's own array), each one's address, and the
+ * entries of those named by host name (their look-up's TTL and error). As
+ * one entry per backend it was an object of 40 bytes each beside the
+ * Backend that already holds its config and address: 4 MB at 100,000
+ * backends, kept for nothing but the next reload or rediscovery, which get
+ * the entries back from list().
+ */
+export class ConfiguredSet {
+  private constructor(private readonly cfgs: readonly BackendConfig[], private readonly addrs: ReadonlyArray<bigint | null>,
+    private readonly named: ReadonlyMap<number, ResolvedBackend>) {}
+
+  static readonly EMPTY = new ConfiguredSet([], [], new Map());
+
+  /** `list`: one entry per config of `cfgs`, in its order (resolveBackends). */
+  static of(cfgs: readonly BackendConfig[], list: readonly ResolvedBackend[]): ConfiguredSet {
+    if (list.length !== cfgs.length) throw new Error('ConfiguredSet: one entry per configured backend');
+    const addrs: Array<bigint | null> = new Array(list.length);
+    const named = new Map<number, ResolvedBackend>();
+    for (let i = 0; i < list.length; i++) {
+      const r = list[i];
+      if (r.cfg !== cfgs[i]) throw new Error('ConfiguredSet: entries out of the config\'s order');
+      addrs[i] = r.addr;
+      if (r.ttlMs !== Infinity || r.addr === null) named.set(i, r);
+    }
+    return new ConfiguredSet(cfgs, addrs, named);
+  }
+
+  get length(): number { return this.cfgs.length; }
+
+  /** Entry i as resolveBackends made it (an address literal's anew, with the same config and address). */
+  at(i: number): ResolvedBackend { return this.named.get(i) ?? byAddress(this.cfgs[i], this.addrs[i]!); }
+
+  /** Every entry, in the config's order. */
+  list(): ResolvedBackend[] {
+    const out: ResolvedBackend[] = new Array(this.cfgs.length);
+    for (let i = 0; i < out.length; i++) out[i] = this.at(i);
+    return out;
+  }
+}
+
 export interface Resolved { addr: bigint | null; ttlMs: number; error: string }
 
 /** Looks `host` up, following DNS TTLs: the first address and how long it holds. */

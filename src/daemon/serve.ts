@@ -28,7 +28,7 @@ import { PluginSocket } from './plugin-socket';
 import { learnRouteSamples } from './plugin-config';
 import { EventSink } from './events';
 import { AdminGate, loadToken } from './admin';
-import { Refresher, ResolvedBackend, byAddress, resolveHost } from './resolver';
+import { ConfiguredSet, Refresher, ResolvedBackend, byAddress, resolveHost } from './resolver';
 import { StateWriter, readState } from './state-file';
 import { checkSendRoutes, matcherInterface } from './send-routes';
 import { startWatchdog } from './watchdog';
@@ -60,7 +60,7 @@ const MAX_RELOAD_PASSES = 8;
  * of `running` as it is; names are looked up again. null when `superseded`
  * says so between two slices.
  */
-async function resolveBackends(cfg: ServeConfig, running: Resolved = [], superseded: () => boolean = () => false): Promise<Resolved | null> {
+async function resolveBackends(cfg: ServeConfig, running: ConfiguredSet = ConfiguredSet.EMPTY, superseded: () => boolean = () => false): Promise<Resolved | null> {
   const list: Resolved = new Array(cfg.backends.length);
   const names: Array<Promise<void>> = [];
   const from = previousIndex(cfg.backends);
@@ -70,7 +70,7 @@ async function resolveBackends(cfg: ServeConfig, running: Resolved = [], superse
       if (superseded()) return null;
     }
     const b = cfg.backends[i];
-    const was = from && from[i] >= 0 ? running[from[i]] : undefined;
+    const was = from && from[i] >= 0 && from[i] < running.length ? running.at(from[i]) : undefined;
     if (was && was.cfg === b && was.ttlMs === Infinity) {
       list[i] = was;
       continue;
@@ -142,7 +142,7 @@ interface Prepared {
   /** The config's backends and those a balancer lists (push.nftlb discover). */
   list: Resolved;
   /** The config's backends alone. */
-  configured: Resolved;
+  configured: ConfiguredSet;
   /** A new event sink when events or hooks changed (or at start); null keeps the running one. */
   sink: EventSink | null;
 }
@@ -158,8 +158,9 @@ export class Daemon {
   private engine: Engine | null = null;
   private sink: EventSink | null = null;
   private state: StateWriter | null = null;
-  private list: Resolved = [];
-  private configured: Resolved = [];
+  /** Backends the running config and the balancers' lists give. */
+  private listed = 0;
+  private configured = ConfiguredSet.EMPTY;
   /** The balancers serve drives on every change (src/daemon/push). */
   private push: PushDriver | null = null;
   /** Reloads and rediscoveries, one after the other (exclusive). */
@@ -232,7 +233,7 @@ export class Daemon {
     mon.on('error', (err) => log(`error: ${(err as Error).message}`));
     this.refresher = new Refresher(mon, () => this.cfg.backends, log);
     await this.enact(prepared, false);
-    for (const r of this.list) if (r.addr === null) warn(`backend ${r.cfg.name}: ${r.unresolved}: down (unresolved) until it resolves`);
+    for (const r of prepared.list) if (r.addr === null) warn(`backend ${r.cfg.name}: ${r.unresolved}: down (unresolved) until it resolves`);
     if (cfg.stateFile) this.restoreState(cfg.stateFile, mon);
     this.push = new PushDriver(mon, cfg.push, warn, () => void this.rediscover());
     this.push.start();
@@ -240,7 +241,7 @@ export class Daemon {
     mon.start();
     this.refresher.start();
     const eng = this.engine;
-    log(`checking ${this.list.length} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
+    log(`checking ${this.listed} backends via ${eng.interface} (${eng.hookLabel}, ${eng.sendPath} sends, RSTs from ${eng.rstFrom === 'xdp' ? 'XDP' : 'the kernel'})` +
       `${cfg.listen.http ? `; http on ${hostPort(cfg.listen.http.host, cfg.listen.http.port)}` : ''}` +
       `${cfg.listen.agent ? `; agent on ${hostPort(cfg.listen.agent.host, cfg.listen.agent.port)}` : ''}` +
       `${this.exporter.enabled && cfg.listen.http ? `; /probe with ${this.onDemandSlots} slots` : ''}` +
@@ -275,14 +276,14 @@ export class Daemon {
   /** The steps of a config that can fail on its input, with nothing running touched; null when `superseded` said so. */
   private async prepare(next: ServeConfig, running: ServeConfig | null, superseded?: () => boolean): Promise<Prepared | null> {
     Exporter.checkSources(next.exporter);
-    const configured = await resolveBackends(next, running ? this.configured : [], superseded);
+    const configured = await resolveBackends(next, running ? this.configured : ConfiguredSet.EMPTY, superseded);
     if (!configured) return null;
     // Per-backend source and mark: at start the interface is the one the backends' routes give.
     checkSendRoutes(configured, this.engine ? this.engine.interface : () => matcherInterface(configured, next.probe.interface));
     // A balancer's backends (push.nftlb discover): read once before the engine opens, then as the driver follows them.
     const found = this.push ? this.push.discovered() : await initialDiscovery(next.push, warn);
     const list = withDiscovered(configured, found, next.template);
-    return { cfg: next, list, configured, sink: running ? this.prepareSink(next, running) : null };
+    return { cfg: next, list, configured: ConfiguredSet.of(next.backends, configured), sink: running ? this.prepareSink(next, running) : null };
   }
 
   /**
@@ -307,9 +308,9 @@ export class Daemon {
     this.push?.reconfigure(p.cfg.push);
     // listen, probe, admin and state_file are bound or attached once: they keep the values they started with.
     this.cfg = { ...p.cfg, listen: this.cfg.listen, probe: this.cfg.probe, admin: this.cfg.admin, stateFile: this.cfg.stateFile };
-    this.list = p.list;
+    this.listed = p.list.length;
     this.configured = p.configured;
-    this.refresher!.plan(this.list);
+    this.refresher!.plan(p.list);
     this.state?.changed();
   }
 
@@ -340,12 +341,12 @@ export class Daemon {
     return this.rediscoverDone = this.exclusive(async () => {
       this.rediscoverQueued = false;
       try {
-        const list = withDiscovered(this.configured, this.push!.discovered(), this.cfg.template);
+        const list = withDiscovered(this.configured.list(), this.push!.discovered(), this.cfg.template);
         const all = this.plugin ? this.plugin.withLearned(list) : list;
         await this.makeRoom(this.cfg, all);
         await this.monitor!.prepareApply(() => this.plugin ? this.plugin.withLearned(list) : list).run();
         this.agent?.refresh();
-        this.list = list;
+        this.listed = list.length;
         this.state?.changed();
       } catch (err) {
         log(`error: discovered backends: ${(err as Error).message}`);
@@ -396,7 +397,7 @@ export class Daemon {
         warn('admin and state_file settings take effect at restart only');
       await this.enact(prepared, true);
       await this.exporter.reconfigure(next.exporter);
-      log(`reloaded ${this.configPath}: ${this.list.length} backends`);
+      log(`reloaded ${this.configPath}: ${this.listed} backends`);
       collectGarbageSoon(); // the superseded lists and configs
     } catch (err) {
       log(`reload rejected, keeping the running config: ${(err as Error).message}`);
