@@ -317,10 +317,16 @@ export class Daemon {
   /** A probe table for `list`: a larger one when it outgrew the running one. */
   private async makeRoom(cfg: ServeConfig, list: Resolved): Promise<void> {
     if (slotsFor(list) + this.onDemandSlots + (this.plugin?.reserve(cfg.plugin) ?? 0) <= this.engine!.capacity) return;
-    // One XDP program per interface: the old one must go before the new attaches.
+    // One XDP program per interface: the old one must go before the new
+    // attaches. The scheduler stops for that: a tick while close() waits
+    // for the sender threads would poll a table already closed.
+    const mon = this.monitor!;
+    const ticking = mon.running;
+    mon.stop();
     await this.engine!.close();
     this.engine = openEngine({ ...cfg, probe: this.cfg.probe }, list, this.exporter, this.onDemandSlots, this.plugin?.reserve(cfg.plugin));
-    this.monitor!.replaceSlots(this.engine);
+    mon.replaceSlots(this.engine);
+    if (ticking) mon.start();
   }
 
   /**

@@ -258,3 +258,40 @@ describe('serve stopped at random moments', { skip }, () => {
     }
   });
 });
+
+describe('serve reloads that outgrow the probe table', { skip }, () => {
+  test('four SIGHUPs, each needing a larger table while checks go out every 10 ms: serve lives, every backend checked and its state exact', { timeout: 120_000 }, async () => {
+    const fleet = await Fleet.create({ tag: 'regrow', v4: '198.18.0.0/20', open: [80], drop: ['198.18.1.0/24'] });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-regrow-'));
+    const file = path.join(dir, 'serve.yaml');
+    // A 100 ms interval makes 10 ms ticks; a fastinter of 20 ms under an 80 ms
+    // timeout gives five slots a backend, so each step is 2-5x the table before.
+    const write = (n: number, fast: boolean) => fs.writeFileSync(file, [
+      `defaults: { interval: 100ms, timeout: 80ms, fastinter: ${fast ? '20ms' : '100ms'}, rise: 1, fall: 1 }`, 'listen: { http: "127.0.0.1:9541" }', 'backends:',
+      ...Array.from({ length: n }, (_, i) => `  - { name: b${i}, host: 198.18.${i >> 8}.${i & 255}, port: 80 }`)].join('\n') + '\n');
+    const steps: Array<[number, boolean]> = [[500, true], [1500, false], [1500, true], [4000, true]];
+    write(300, false);
+    const serve = new ServeProcess(fleet, file);
+    try {
+      await serve.ready();
+      for (const [n, fast] of steps) {
+        write(n, fast);
+        const reloads = (serve.stderr.match(/reloaded/g) ?? []).length;
+        serve.signal('SIGHUP');
+        await waitFor(() => (serve.stderr.match(/reloaded|rejected/g) ?? []).length > reloads || serve.child.exitCode !== null, 20_000);
+        assert.equal(serve.child.exitCode, null, `serve exited at the reload to ${n} backends:\n${serve.stderr}`);
+        assert.match(serve.stderr, new RegExp(`reloaded .*: ${n} backends`));
+      }
+      // 256 of the 4,000 (198.18.1.0/24) are dropped: down; the rest up.
+      await waitFor(() => { const st = serve.json(9541, '/status?limit=0'); return st.up === 3744 && st.down === 256; }, 15_000);
+      const st = serve.json(9541, '/status?limit=0');
+      assert.deepEqual([st.up, st.down], [3744, 256]);
+      assert.equal(serve.get(9541, '/healthz').status, 200);
+      assert.doesNotMatch(serve.stderr, /error|rejected/);
+    } finally {
+      await serve.stop();
+      fleet.remove();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
