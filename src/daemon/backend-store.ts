@@ -53,13 +53,12 @@ export const reasonOfCode = (c: number): string => reasonText[c] ?? '';
 export const HIST_MAX_US = 2 ** 29 - 2;
 
 /**
- * An RTT as a row keeps it: whole µs plus one, 0 for none (NaN, or the -1
- * of "no answer"). RTTs are rounded to the µs before they are kept
- * (roundMs), so this is exact; as doubles the three RTTs of a row were
- * 12 bytes more.
+ * An RTT as a row keeps it: whole µs plus one, 0 for none (NaN). RTTs are
+ * rounded to the µs before they are kept (roundMs), so this is exact; as
+ * doubles the three RTTs of a row were 12 bytes more.
  */
 export const rttKept = (rttMs: number): number =>
-  Number.isNaN(rttMs) || rttMs < 0 ? 0 : Math.min(HIST_MAX_US, Math.round(rttMs * 1000)) + 1;
+  Number.isNaN(rttMs) ? 0 : Math.min(HIST_MAX_US, Math.max(0, Math.round(rttMs * 1000))) + 1;
 
 /** The RTT of rttKept(), ms (NaN: none). */
 export const rttOfKept = (us: number): number => (us === 0 ? NaN : (us - 1) / 1000);
@@ -266,10 +265,10 @@ export class BackendStore {
     if (n > this.capacity) this.capacity = n;
   }
 
-  /** Appends one result to row id's history (code: PROBE_STATES index; rtt NaN for none). */
-  remember(id: number, code: number, rtt: number): void {
+  /** Appends one result to row id's history (code: PROBE_STATES index; kept: rttKept() of its RTT). */
+  remember(id: number, code: number, kept: number): void {
     const pos = this.histPos[id];
-    this.hist[id * HISTORY + pos] = histEntry(code, rtt);
+    this.hist[id * HISTORY + pos] = kept * 8 + code;
     this.histPos[id] = (pos + 1) % HISTORY;
     if (this.histLen[id] < HISTORY) this.histLen[id]++;
   }

@@ -753,7 +753,7 @@ export class Monitor extends EventEmitter implements ProbeOnce {
     s.checks[id]++;
     this.checksCompleted++;
     s.counts[id * 4 + code]++;
-    s.remember(id, code, rtt);
+    s.remember(id, code, kept);
     // For check_tcp_half_open --via.
     if (ok) {
       s.okRttUs[id] = kept; s.okTtl[id] = v ? v.ttl : -1;
