@@ -432,14 +432,27 @@ export class Daemon {
 
 /** The command: start, then reload on SIGHUP until SIGTERM or SIGINT. */
 export async function serve(configPath: string): Promise<void> {
-  const daemon = await Daemon.start(configPath);
+  // SIGHUP is taken from the first moment: its default would end the
+  // process, and one that comes while serve starts (a reload sent as soon as
+  // the unit is up, the "checking" line already out) reloads once started,
+  // since the file may have changed after start-up read it.
+  let daemon: Daemon | null = null;
+  let hupWhileStarting = false;
+  const onHup = () => { if (daemon) void daemon.reload(); else hupWhileStarting = true; };
+  process.on('SIGHUP', onHup);
+  try {
+    daemon = await Daemon.start(configPath);
+  } catch (err) {
+    process.off('SIGHUP', onHup);
+    throw err;
+  }
+  const d = daemon;
+  if (hupWhileStarting) void d.reload();
   await new Promise<void>((resolve) => {
-    const onHup = () => { void daemon.reload(); };
     const stop = (sig: string) => {
       process.off('SIGHUP', onHup);
-      void daemon.stop(sig).then(resolve);
+      void d.stop(sig).then(resolve);
     };
-    process.on('SIGHUP', onHup);
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });

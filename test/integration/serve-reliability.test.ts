@@ -278,8 +278,8 @@ describe('serve reloads that outgrow the probe table', { skip }, () => {
         write(n, fast);
         const reloads = (serve.stderr.match(/reloaded/g) ?? []).length;
         serve.signal('SIGHUP');
-        await waitFor(() => (serve.stderr.match(/reloaded|rejected/g) ?? []).length > reloads || serve.child.exitCode !== null, 20_000);
-        assert.equal(serve.child.exitCode, null, `serve exited at the reload to ${n} backends:\n${serve.stderr}`);
+        await waitFor(() => (serve.stderr.match(/reloaded|rejected/g) ?? []).length > reloads || serve.child.exitCode !== null || serve.child.signalCode !== null, 20_000);
+        assert.deepEqual([serve.child.exitCode, serve.child.signalCode], [null, null], `serve ended at the reload to ${n} backends:\n${serve.stderr}`);
         assert.match(serve.stderr, new RegExp(`reloaded .*: ${n} backends`));
       }
       // 256 of the 4,000 (198.18.1.0/24) are dropped: down; the rest up.
@@ -288,6 +288,37 @@ describe('serve reloads that outgrow the probe table', { skip }, () => {
       assert.deepEqual([st.up, st.down], [3744, 256]);
       assert.equal(serve.get(9541, '/healthz').status, 200);
       assert.doesNotMatch(serve.stderr, /error|rejected/);
+    } finally {
+      await serve.stop();
+      fleet.remove();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('SIGHUPs while serve starts (40,000 backends): none ends it, and it reloads once started', { timeout: 120_000 }, async () => {
+    const fleet = await Fleet.create({ tag: 'earlyhup', v4: '198.18.0.0/16', open: [80] });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'halfopen-earlyhup-'));
+    const file = path.join(dir, 'serve.yaml');
+    fs.writeFileSync(file, ['defaults: { interval: 1s, timeout: 500ms }', 'listen: { http: "127.0.0.1:9542" }', 'backends:',
+      ...Array.from({ length: 40_000 }, (_, i) => `  - { name: b${i}, host: 198.18.${i >> 8}.${i & 255}, port: 80 }`)].join('\n') + '\n');
+    const serve = new ServeProcess(fleet, file);
+    try {
+      // From when Node is up (its own start-up takes the default action on
+      // any signal) until the "checking" line and one more after it.
+      await new Promise((r) => setTimeout(r, 700));
+      let sent = 0;
+      for (let k = 0; k < 400 && serve.child.exitCode === null && serve.child.signalCode === null; k++) {
+        const up = /checking \d+ backends/.test(serve.stderr);
+        serve.signal('SIGHUP');
+        sent++;
+        if (up) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await waitFor(() => /reloaded/.test(serve.stderr) || serve.child.exitCode !== null || serve.child.signalCode !== null, 30_000);
+      assert.deepEqual([serve.child.exitCode, serve.child.signalCode], [null, null], `serve ended after ${sent} SIGHUPs:\n${serve.stderr}`);
+      assert.match(serve.stderr, /checking 40000 backends/);
+      assert.match(serve.stderr, /reloaded .*: 40000 backends/);
+      assert.ok(sent >= 2, `SIGHUPs sent: ${sent}`);
     } finally {
       await serve.stop();
       fleet.remove();
