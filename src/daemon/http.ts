@@ -5,7 +5,7 @@ import { Monitor, Backend } from './monitor';
 import { ADMIN_STATES, AdminState } from './backend';
 import { AdminGate, ADMIN_BODY_MAX, readBody } from './admin';
 import { HealthState } from './health';
-import { BufferRing, MetricsPiece, metricPieces } from './metrics';
+import { MetricsPiece, RenderScratch, ScratchPool, metricPieces } from './metrics';
 import { STATUS_PAGE } from './status-page';
 import type { Exporter } from './exporter/exporter';
 import { sdChunks } from './exporter/sd';
@@ -166,7 +166,7 @@ async function stream(res: http.ServerResponse, type: string, chunks: Iterable<s
  * render waits for a free buffer when it has none (a slow reader holds at
  * most the ring's buffers).
  */
-async function streamPieces(res: http.ServerResponse, type: string, pieces: Generator<MetricsPiece>, ring: BufferRing): Promise<void> {
+async function streamPieces(res: http.ServerResponse, type: string, pieces: Generator<MetricsPiece>, ring: RenderScratch['ring']): Promise<void> {
   res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
   const closed = new Promise<void>((r) => res.once('close', () => r()));
   for (let r = pieces.next(); !r.done; r = pieces.next()) {
@@ -202,6 +202,7 @@ async function adminRequest(req: http.IncomingMessage, m: Monitor, gate: AdminGa
 
 /** `getMonitor` returns null while the daemon starts: every endpoint but / answers 503 then. */
 export function createHttpServer(getMonitor: () => Monitor | null, gate = new AdminGate(null, () => {}), extraMetrics?: () => string, exporter: Exporter | null = null): http.Server {
+  const scratches = new ScratchPool();
   return http.createServer((req, res) => {
     const send = (code: number, type: string, body: string, headers: Record<string, string> = {}) => {
       res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store', ...headers });
@@ -233,8 +234,10 @@ export function createHttpServer(getMonitor: () => Monitor | null, gate = new Ad
       // ?per_backend=false: the global series only (at 100,000 backends the per-backend ones are 1.6 million series).
       const per = url.searchParams.get('per_backend');
       if (per !== null && per !== 'true' && per !== 'false') return send(400, 'text/plain', 'per_backend: expected true or false\n');
-      const ring = new BufferRing();
-      return void streamPieces(res, 'text/plain; version=0.0.4; charset=utf-8', metricPieces(m, ring, extraMetrics, { perBackend: per !== 'false' }), ring);
+      const scratch = scratches.take();
+      // Back to the pool once the socket is done with its buffers, whether the scrape ended or was cut off.
+      res.once('close', () => scratches.give(scratch));
+      return void streamPieces(res, 'text/plain; version=0.0.4; charset=utf-8', metricPieces(m, scratch, extraMetrics, { perBackend: per !== 'false' }), scratch.ring);
     }
     if (url.pathname === '/backends') return void stream(res, 'application/json', backendsJsonChunks(m));
     if (url.pathname === '/status') {

@@ -2,7 +2,9 @@
 // scripted table. /status shows the rows a full sort would (down first, then
 // the latest changes, then config order) without sorting; the streamed
 // bodies are what one string would be, and wait for a slow reader instead
-// of piling up; /metrics?per_backend=false is the global part of /metrics.
+// of piling up; /metrics?per_backend=false is the global part of /metrics;
+// scrapes that reuse one another's buffers, one cut off midway, two at once,
+// each give the whole exposition.
 // Properties print fast-check's seed on failure; rerun one with
 // HALFOPEN_FC_SEED=<seed> HALFOPEN_FC_PATH=<path>.
 import { describe, test } from 'node:test';
@@ -167,6 +169,30 @@ describe('/metrics and /backends over a large fleet', () => {
       const list = JSON.parse(json) as Array<{ name: string }>;
       assert.equal(list.length, 20_000);
       assert.equal(list[19_999].name, 'b19999');
+    });
+  });
+
+  test('scrapes reuse their buffers: after one cut off midway, and two at once, each is the whole exposition', async () => {
+    const m = fleet(6000);
+    const t0 = Date.now();
+    for (let t = 0; t < 1500; t += 50) m.tick(t0 + t);
+    // The per-backend series, but the check ages (they move between scrapes), with the closing global ones counted.
+    const steady = (body: string) => { const ls = body.split('\n'); return `${ls.filter((l) => l.includes('backend="') && !l.startsWith('halfopen_backend_check_age_seconds{')).join('\n')}\n${ls.filter((l) => l.startsWith('# TYPE')).length}`; };
+    const want = steady(renderMetrics(m));
+    await withServer(m, async (port) => {
+      // A reader that takes the first bytes and goes away, its render's buffers still out.
+      const client = net.connect(port, '127.0.0.1');
+      await new Promise<void>((r) => client.once('connect', () => r()));
+      client.write('GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n');
+      await new Promise<void>((r) => client.once('data', () => r()));
+      client.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+      const [a, b] = await Promise.all([get(port, '/metrics'), get(port, '/metrics')]);
+      const c = await get(port, '/metrics');
+      for (const r of [a, b, c]) {
+        assert.equal(r.status, 200);
+        assert.equal(steady(r.body), want);
+      }
     });
   });
 });

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Monitor, ProbeSlots, capacityFor } from '../../src/daemon/monitor';
 import { parseConfig } from '../../src/daemon/config';
-import { BufferRing, metricPieces, renderMetrics } from '../../src/daemon/metrics';
+import { BufferRing, RenderScratch, ScratchPool, metricPieces, renderMetrics } from '../../src/daemon/metrics';
 import { ADMIN_STATES } from '../../src/daemon/backend';
 import { literal } from '../../src/targets/resolve';
 import type { Verdict } from '../../src/engine/probe-table';
@@ -128,7 +128,7 @@ describe('/metrics as bytes', () => {
     const ring = new BufferRing(2);
     const held: Uint8Array[] = [];
     let nulls = 0, chunks = 0;
-    const it = metricPieces(m, ring);
+    const it = metricPieces(m, new RenderScratch(ring));
     for (let r = it.next(), guard = 0; !r.done && guard < 1_000_000; r = it.next(), guard++) {
       if (r.value) { chunks++; held.push(r.value); assert.ok(held.length <= 2, 'at most the ring\'s two buffers out at once'); continue; }
       nulls++;
@@ -136,5 +136,49 @@ describe('/metrics as bytes', () => {
       if (!ring.hasFree && held.length) ring.release(held.shift()!);
     }
     assert.ok(chunks > 2 && nulls >= chunks - 2, `${chunks} chunks, ${nulls} waits`);
+  });
+
+  test('a scratch reused by the next render, after a render cut off midway, gives the same bytes', () => {
+    const t0 = Date.now();
+    const list = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ name: `${tag}-${i}`, labels: (i % 4 ? {} : { zone: `z${i % 9}` }) as Record<string, string>, weight: undefined, slowstart: undefined, v6: i % 5 === 0,
+      answer: (i % 7 === 0 ? 0 : 1) as Spec['answer'], rtt: 0.2 + i / 500, admin: ADMIN_STATES[i % 3], counts: [i, 2, 1, 0], changes: i % 3 }));
+    const scratch = new RenderScratch(new BufferRing(2));
+    const render = (m: Monitor, stopAfter = Infinity) => {
+      const parts: Buffer[] = [];
+      let k = 0;
+      for (const piece of metricPieces(m, scratch)) {
+        if (!piece) continue;
+        if (k++ >= stopAfter) break; // a reader that went away: its chunks never released
+        parts.push(Buffer.from(piece));
+        scratch.ring.release(piece);
+      }
+      return Buffer.concat(parts).toString('utf8');
+    };
+    // A large fleet, then a small one with longer names (the arena is reused, then grown), then the large one again.
+    const big = monitorOf(list(2500, 'b'), t0), small = monitorOf(list(300, 'a-much-longer-backend-name-than-before'), t0);
+    const now = Date.now;
+    Date.now = () => t0 + 2000;
+    try {
+      assert.equal(render(big), renderMetrics(big));
+      const arena = scratch.arena;
+      render(big, 1);
+      assert.equal(render(small), renderMetrics(small));
+      assert.equal(scratch.arena, arena, 'the arena is kept');
+      assert.equal(render(big), renderMetrics(big));
+    } finally {
+      Date.now = now;
+    }
+  });
+
+  test('the pool hands a scratch to one render at a time, and back once given', () => {
+    const pool = new ScratchPool();
+    const a = pool.take(), b = pool.take();
+    assert.notEqual(a, b);
+    pool.give(a);
+    assert.equal(pool.take(), a);
+    pool.give(b);
+    pool.give(a);
+    assert.equal(pool.take(), a);
+    assert.equal(pool.take(), b);
   });
 });
