@@ -216,17 +216,32 @@ function textKeys(text: string): number {
   return n;
 }
 
-export function parseConfig(text: string, file = 'config'): ServeConfig {
-  const c = new Ctx(file);
-  let doc = parseJsonAsYaml(text);
-  if (doc === undefined) {
-    try {
-      // js-yaml: a 10,000-backend file parses in ~70 ms and ~20 MB, a fifth of a document-model parser.
-      doc = yaml.load(text, { schema: yaml.CORE_SCHEMA });
-    } catch (err) {
-      throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
-    }
+/**
+ * Where the backends of a config go one by one as they are validated,
+ * instead of into its list (then empty): i of n, in the file's order.
+ */
+export type BackendSink = (b: BackendConfig, i: number, n: number) => void;
+
+/** A config's text as a document: JSON when it reads the same as YAML, else YAML. */
+function parseDocument(text: string, file: string): unknown {
+  const doc = parseJsonAsYaml(text);
+  if (doc !== undefined) return doc;
+  try {
+    // js-yaml: a 10,000-backend file parses in ~70 ms and ~20 MB, a fifth of a document-model parser.
+    return yaml.load(text, { schema: yaml.CORE_SCHEMA });
+  } catch (err) {
+    throw new HalfopenError('E_CONFIG', `${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
+}
+
+/** `each`: see BackendSink. */
+export function parseConfig(text: string, file = 'config', each?: BackendSink): ServeConfig {
+  return configOf(parseDocument(text, file), file, each);
+}
+
+/** A parsed document as a config, validated. */
+function configOf(doc: unknown, file: string, each?: BackendSink): ServeConfig {
+  const c = new Ctx(file);
   const root = obj(c, '(top level)', doc);
   known(c, '', root, ['backends', 'defaults', 'listen', 'hooks', 'events', 'probe', 'allow_duplicates', 'state_file', 'admin', 'push', 'exporter', 'plugin']);
   const push = parsePush(root.push, root.backends, file);
@@ -246,7 +261,7 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
   // ... or serve learns them from check_tcp_half_open --via (plugin.learn).
   if ((discovers(push) || exporter || plugin.learn) && (root.backends === undefined || root.backends === null)) root.backends = [];
   if (!Array.isArray(root.backends) || (root.backends.length === 0 && !discovers(push) && !exporter && !plugin.learn)) c.fail('backends', 'a non-empty list of backends (or an exporter section)', root.backends);
-  const backends = backendList(c, root.backends as unknown[], base, baseRoute, root.allow_duplicates === true);
+  const backends = backendList(c, root.backends as unknown[], base, baseRoute, root.allow_duplicates === true, each);
 
   const l = obj(c, 'listen', root.listen);
   known(c, 'listen', l, ['http', 'agent', 'plugin']);
@@ -275,13 +290,22 @@ export function parseConfig(text: string, file = 'config'): ServeConfig {
 
 /**
  * The `backends` list: each entry validated with the defaults applied, names
- * unique, and one host:port checked once unless duplicates are allowed.
+ * unique, and one host:port checked once unless duplicates are allowed. With
+ * `each`, every backend goes there and its entry in the parsed document is
+ * let go as it is read (the list comes back empty), so what stays live is
+ * what the sink keeps.
  */
-function backendList(c: Ctx, list: unknown[], base: Partial<BackendConfig>, baseRoute: { source?: string[]; mark?: number }, allowDuplicates: boolean): BackendConfig[] {
+function backendList(c: Ctx, list: unknown[], base: Partial<BackendConfig>, baseRoute: { source?: string[]; mark?: number }, allowDuplicates: boolean, each?: BackendSink): BackendConfig[] {
   const names = new Set<string>();
   const targets = new Map<string | bigint, string>();
-  const out: BackendConfig[] = new Array(list.length);
-  for (let i = 0; i < list.length; i++) out[i] = backend(c, `backends[${i}]`, list[i], base, baseRoute, allowDuplicates, names, targets);
+  const n = list.length;
+  const out: BackendConfig[] = each ? [] : new Array(n);
+  for (let i = 0; i < n; i++) {
+    const b = backend(c, `backends[${i}]`, list[i], base, baseRoute, allowDuplicates, names, targets);
+    if (!each) { out[i] = b; continue; }
+    list[i] = undefined;
+    each(b, i, n);
+  }
   return out;
 }
 
@@ -354,7 +378,13 @@ function probeSection(c: Ctx, raw: unknown): ServeConfig['probe'] {
   };
 }
 
-export function loadConfig(file: string): ServeConfig {
+/** `each`: see BackendSink. */
+export function loadConfig(file: string, each?: BackendSink): ServeConfig {
+  // The text is let go once parsed: while the backends are validated only the document is needed (~50 MB less at 1,000,000).
+  return configOf(readDocument(file), file, each);
+}
+
+function readDocument(file: string): unknown {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -362,8 +392,15 @@ export function loadConfig(file: string): ServeConfig {
     const e = err as NodeJS.ErrnoException;
     throw new HalfopenError('E_CONFIG', `${file}: cannot read the config: ${e.code ?? e.message}`, { errno: e.errno, syscall: e.syscall });
   }
-  return parseConfig(text, file);
+  return parseDocument(text, file);
 }
+
+/**
+ * The config reader's young generation, MB. What it keeps is the digest and
+ * the changed backends, and the rest dies young: V8's default (16 MB
+ * semi-spaces) was ~25 MB more resident at a reload of 100,000 backends.
+ */
+const READER_YOUNG_MB = 4;
 
 /** Backends per message from the config reader: the main thread takes each in one short task (~10 ms at 5,000). */
 const BACKENDS_PER_MESSAGE = 5000;
@@ -403,27 +440,60 @@ export function fingerprint(b: BackendConfig, out: Uint32Array, i: number): void
 }
 
 /**
- * A backend list against the previous one's digest: the new digest, per
+ * A backend list against the previous one's digest, one backend at a time
+ * (a BackendSink: an unchanged backend is not kept): the new digest, per
  * backend the previous index of an unchanged one (same name, same
  * fingerprint) or -1, and the backends that are not unchanged, in order.
  * Run by the config reader, on its thread.
  */
-export function configDelta(backends: readonly BackendConfig[], prev?: ConfigDigest): { digest: ConfigDigest; from: Int32Array; changed: BackendConfig[] } {
-  const fps = new Uint32Array(2 * backends.length);
-  const from = new Int32Array(backends.length).fill(-1);
-  const changed: BackendConfig[] = [];
-  const at = new Map<string, number>();
-  if (prev) prev.names.split('\n').forEach((n, j) => { if (n) at.set(n, j); });
-  const names: string[] = new Array(backends.length);
-  for (let i = 0; i < backends.length; i++) {
-    const b = backends[i];
-    names[i] = b.name;
-    fingerprint(b, fps, i);
-    const j = at.get(b.name);
-    if (j !== undefined && prev!.fps[2 * j] === fps[2 * i] && prev!.fps[2 * j + 1] === fps[2 * i + 1]) from[i] = j;
-    else changed.push(b);
+export class ConfigDelta {
+  private fps = new Uint32Array(0);
+  private from = new Int32Array(0);
+  private names: string[] = [];
+  private readonly changed: BackendConfig[] = [];
+  /** Where each previous name starts in prev.names, and one past the end (+1, as if a "\n" followed the last). */
+  private readonly starts: Uint32Array;
+  /** The previous names by index: made only when a backend is not where it was (a Map of 1,000,000 names is ~50 MB). */
+  private at: Map<string, number> | null = null;
+  constructor(private readonly prev?: ConfigDigest) {
+    const count = prev ? prev.fps.length / 2 : 0;
+    this.starts = new Uint32Array(count + 1);
+    for (let k = 1, at = 0; k <= count; k++) {
+      const nl = prev!.names.indexOf('\n', at);
+      at = nl < 0 ? prev!.names.length + 1 : nl + 1;
+      this.starts[k] = at;
+    }
   }
-  return { digest: { names: names.join('\n'), fps }, from, changed };
+  /** The previous index of the backend named `name`, i-th now: most often i itself. */
+  private previous(name: string, i: number): number {
+    const prev = this.prev, starts = this.starts;
+    if (!prev) return -1;
+    if (i + 1 < starts.length && starts[i + 1] - 1 - starts[i] === name.length && prev.names.startsWith(name, starts[i])) return i;
+    if (!this.at) {
+      this.at = new Map();
+      for (let k = 0; k + 1 < starts.length; k++) this.at.set(prev.names.slice(starts[k], starts[k + 1] - 1), k);
+    }
+    return this.at.get(name) ?? -1;
+  }
+  readonly add: BackendSink = (b, i, n) => {
+    if (i === 0) { this.fps = new Uint32Array(2 * n); this.from = new Int32Array(n).fill(-1); this.names = new Array(n); }
+    const { fps, prev } = this;
+    this.names[i] = b.name;
+    fingerprint(b, fps, i);
+    const j = this.previous(b.name, i);
+    if (j >= 0 && prev!.fps[2 * j] === fps[2 * i] && prev!.fps[2 * j + 1] === fps[2 * i + 1]) this.from[i] = j;
+    else this.changed.push(b);
+  };
+  result(): { digest: ConfigDigest; from: Int32Array; changed: BackendConfig[] } {
+    return { digest: { names: this.names.join('\n'), fps: this.fps }, from: this.from, changed: this.changed };
+  }
+}
+
+/** ConfigDelta over a whole list. */
+export function configDelta(backends: readonly BackendConfig[], prev?: ConfigDigest): { digest: ConfigDigest; from: Int32Array; changed: BackendConfig[] } {
+  const d = new ConfigDelta(prev);
+  backends.forEach((b, i) => d.add(b, i, backends.length));
+  return d.result();
 }
 
 /** The fields a backend has from its timing (the config's TIMING_KEYS, as BackendConfig names them): the same for most backends of a config. */
@@ -485,7 +555,10 @@ type ReaderMessage = { ok: true; cfg: ServeConfig; total: number; from: Int32Arr
  * thread ~200 ms to take in, and the copies ~30 ms scavenges after); every
  * other one is the very BackendConfig of `previous`. So a reload changing 1 %
  * of 100,000 backends builds 1,000 objects on the main thread, not 100,000,
- * and what is compared and resolved again is those 1,000.
+ * and what is compared and resolved again is those 1,000. The reader itself
+ * keeps only those too (loadConfig with a ConfigDelta as its sink): holding
+ * every backend it read, a reload of 1,000,000 would have had the reader's
+ * thread add about as much memory as serve already holds.
  *
  * `abandon`: asked as each slice comes in; when it says so the reader is
  * stopped and the promise resolves null.
@@ -495,11 +568,12 @@ export function loadConfigOffThread(file: string, opts: { previous?: readonly Ba
   const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
   const script = `const { parentPort, workerData } = require('node:worker_threads');
 const mod = require(workerData.mod);
+const delta = new mod.ConfigDelta(workerData.prev);
 let cfg;
-try { cfg = mod.loadConfig(workerData.file); }
+try { cfg = mod.loadConfig(workerData.file, delta.add); }
 catch (e) { parentPort.postMessage({ ok: false, code: e.code, message: e.message }); }
 if (cfg) {
-  const { digest, from, changed } = mod.configDelta(cfg.backends, workerData.prev);
+  const { digest, from, changed } = delta.result();
   let at = 0;
   parentPort.postMessage({ ok: true, cfg: { ...cfg, backends: [] }, total: changed.length, from, digest }, [from.buffer, digest.fps.buffer]);
   parentPort.on('message', (m) => {
@@ -510,7 +584,7 @@ if (cfg) {
   const previous = opts.previous;
   const known = previous && digests.get(previous);
   return new Promise((resolve, reject) => {
-    const w = new Worker(script, { eval: true, workerData: { mod: __filename, file, slice: BACKENDS_PER_MESSAGE, prev: known?.digest } });
+    const w = new Worker(script, { eval: true, workerData: { mod: __filename, file, slice: BACKENDS_PER_MESSAGE, prev: known?.digest }, resourceLimits: { maxYoungGenerationSizeMb: READER_YOUNG_MB } });
     let cfg: ServeConfig | null = null, total = 0, settled = false;
     let from: Int32Array = new Int32Array(0), digest: ConfigDigest | null = null;
     const changed: BackendConfig[] = [];

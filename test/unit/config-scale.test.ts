@@ -2,7 +2,9 @@
 // file as js-yaml does (or leaves it to js-yaml), a JSON and a YAML file of
 // one document give one config and one error, the off-thread reader returns
 // what loadConfig returns (also when it reuses the unchanged backends of the
-// previous list) with the timing and label sets shared, and IPv4 parsing by character codes accepts what
+// previous list) with the timing and label sets shared, the reader keeps
+// only what changed (a sink for loadConfig, a delta matching names by place
+// first) with the answer a map of every name gives, and IPv4 parsing by character codes accepts what
 // the split-and-pattern parser did. Properties print fast-check's seed on
 // failure; rerun one with HALFOPEN_FC_SEED=<seed> HALFOPEN_FC_PATH=<path>.
 import { describe, test } from 'node:test';
@@ -13,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import yaml from 'js-yaml';
-import { BackendConfig, ServeConfig, backendSharer, loadConfig, loadConfigOffThread, parseConfig, parseJsonAsYaml, previousIndex } from '../../src/daemon/config';
+import { BackendConfig, ConfigDelta, ServeConfig, backendSharer, configDelta, loadConfig, loadConfigOffThread, parseConfig, parseJsonAsYaml, previousIndex } from '../../src/daemon/config';
 import { parseIPv4, parseAddress } from '../../src/targets/address';
 import { sameConfig } from '../../src/daemon/backend';
 
@@ -243,5 +245,56 @@ describe('the off-thread reader', () => {
         runs++;
       }), fcParams(40));
     assert.ok(reused > runs && runs >= 40, `too little reused: ${reused} in ${runs} runs`);
+  });
+});
+
+describe('the reader keeps only what changed', () => {
+  /** The delta as a map of every previous name gives it. */
+  const reference = (prevNames: string[], prevFps: Uint32Array, next: BackendConfig[], fps: Uint32Array) => {
+    const at = new Map(prevNames.map((n, j) => [n, j]));
+    const from = next.map((b, i) => {
+      const j = at.get(b.name);
+      return j !== undefined && prevFps[2 * j] === fps[2 * i] && prevFps[2 * j + 1] === fps[2 * i + 1] ? j : -1;
+    });
+    return { from, changed: next.filter((_, i) => from[i] < 0).map((b) => b.name) };
+  };
+  const cfgOf = (ids: Array<[number, number]>) => parseConfig(JSON.stringify({ defaults: { interval: '1s', timeout: '500ms' },
+    backends: ids.map(([id, port]) => ({ name: `b${id}`, host: `198.18.${id >> 8}.${id & 255}`, port })) })).backends;
+
+  test('by place first, by name when moved: the answer of a map of every name', () => {
+    fc.assert(fc.property(
+      fc.uniqueArray(fc.integer({ min: 0, max: 60 }), { minLength: 1, maxLength: 40 }),
+      fc.array(fc.record({ op: fc.constantFrom('keep', 'keep', 'keep', 'port', 'drop', 'swap'), at: fc.nat() }), { maxLength: 12 }),
+      fc.uniqueArray(fc.integer({ min: 100, max: 120 }), { maxLength: 4 }),
+      (ids, ops, added) => {
+        const a = cfgOf(ids.map((id) => [id, 80]));
+        const nextIds: Array<[number, number]> = ids.map((id) => [id, 80]);
+        for (const o of ops) {
+          const k = o.at % nextIds.length;
+          if (o.op === 'port') nextIds[k] = [nextIds[k][0], 81];
+          else if (o.op === 'drop' && nextIds.length > 1) nextIds.splice(k, 1);
+          else if (o.op === 'swap') [nextIds[0], nextIds[k]] = [nextIds[k], nextIds[0]];
+        }
+        nextIds.push(...added.map((id): [number, number] => [id, 80]));
+        const b = cfgOf(nextIds);
+        const prev = configDelta(a).digest;
+        const got = configDelta(b, prev);
+        const want = reference(a.map((x) => x.name), prev.fps, b, got.digest.fps);
+        assert.deepEqual([...got.from], want.from);
+        assert.deepEqual(got.changed.map((x) => x.name), want.changed);
+        assert.equal(got.digest.names, b.map((x) => x.name).join('\n'));
+      }), fcParams(300));
+  });
+
+  test('a sink gets every backend in order, the list comes back empty, and an error is the same one line', () => {
+    const text = JSON.stringify({ defaults: { interval: '1s', timeout: '500ms' }, backends: Array.from({ length: 50 }, (_, i) => ({ name: `b${i}`, host: `198.18.0.${i}`, port: 80 })) });
+    const got: Array<[string, number, number]> = [];
+    const cfg = parseConfig(text, 'c.json', (b, i, n) => got.push([b.name, i, n]));
+    assert.equal(cfg.backends.length, 0);
+    assert.deepEqual(got, parseConfig(text, 'c.json').backends.map((b, i) => [b.name, i, 50]));
+    const bad = text.replace('"b7","host":"198.18.0.7","port":80', '"b7","host":"198.18.0.7","port":0');
+    const delta = new ConfigDelta();
+    assert.throws(() => parseConfig(bad, 'c.json', delta.add), /c\.json: backends\[7\]\.port: expected a whole number from 1 to 65535, got 0/);
+    assert.throws(() => parseConfig(bad, 'c.json'), /c\.json: backends\[7\]\.port: expected a whole number from 1 to 65535, got 0/);
   });
 });
