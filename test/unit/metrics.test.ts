@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Monitor, ProbeSlots, capacityFor } from '../../src/daemon/monitor';
 import { parseConfig } from '../../src/daemon/config';
-import { BufferRing, RenderScratch, ScratchPool, metricPieces, renderMetrics } from '../../src/daemon/metrics';
+import { RenderScratch, ScratchPool, metricPieces, renderMetrics } from '../../src/daemon/metrics';
 import { ADMIN_STATES } from '../../src/daemon/backend';
 import { literal } from '../../src/targets/resolve';
 import type { Verdict } from '../../src/engine/probe-table';
@@ -51,7 +51,8 @@ const backend = fc.record({
   slowstart: fc.option(fc.constantFrom('2s', '10s'), { nil: undefined }),
   v6: fc.boolean(),
   answer: fc.constantFrom(1, 2, 3, 0), // ho_probe_state (open, closed, unreachable) or silent
-  rtt: fc.oneof(fc.double({ min: 1e-6, max: 1e6, noNaN: true }), fc.constantFrom(0, 0.000123456789, 1234567.891)),
+  // RTTs in ms: any, and about 1 s (where whole µs stop fitting six digits).
+  rtt: fc.oneof(fc.double({ min: 1e-6, max: 1e6, noNaN: true }), fc.constantFrom(0, 0.000123456789, 1234567.891, 999.999, 1000, 1000.001), fc.integer({ min: 999_000, max: 1_001_000 }).map((us) => us / 1000)),
   admin: fc.constantFrom(...ADMIN_STATES),
   counts: fc.array(fc.oneof(fc.nat(), fc.constantFrom(0, 2 ** 40, 2 ** 53 - 1)), { minLength: 4, maxLength: 4 }),
   changes: fc.nat(),
@@ -102,7 +103,9 @@ function both(m: Monitor, at: number, extra?: () => string, perBackend?: boolean
 describe('/metrics as bytes', () => {
   test('the same bytes as the string templates, for any fleet', () => {
     const t0 = Date.now();
-    fc.assert(fc.property(fc.array(backend, { minLength: 1, maxLength: 12 }), fc.integer({ min: 1600, max: 20_000 }), fc.boolean(), fc.option(fc.boolean(), { nil: undefined }),
+    // Check ages of seconds, and about 1,000 s and far beyond (where whole ms stop fitting six digits).
+    const later = fc.oneof(fc.integer({ min: 1600, max: 20_000 }), fc.integer({ min: 999_000, max: 1_003_000 }), fc.integer({ min: 1_600, max: 1e10 }));
+    fc.assert(fc.property(fc.array(backend, { minLength: 1, maxLength: 12 }), later, fc.boolean(), fc.option(fc.boolean(), { nil: undefined }),
       (list, later, withExtra, perBackend) => {
         const m = monitorOf(list, t0);
         const extra = withExtra ? () => '# HELP halfopen_push_x x\n# TYPE halfopen_push_x counter\nhalfopen_push_x{target="é\\"q"} 5\n' : undefined;
@@ -125,10 +128,10 @@ describe('/metrics as bytes', () => {
   test('with no buffer free the render yields null until one is released, and never takes another', () => {
     const t0 = Date.now();
     const m = monitorOf(Array.from({ length: 2000 }, (_, i) => ({ name: `b${i}`, labels: {}, weight: undefined, slowstart: undefined, v6: false, answer: 1 as const, rtt: 1, admin: 'ready' as const, counts: [1, 2, 3, 4], changes: 0 })), t0);
-    const ring = new BufferRing(2);
+    const scratch = new RenderScratch(2), ring = scratch.ring;
     const held: Uint8Array[] = [];
     let nulls = 0, chunks = 0;
-    const it = metricPieces(m, new RenderScratch(ring));
+    const it = metricPieces(m, scratch);
     for (let r = it.next(), guard = 0; !r.done && guard < 1_000_000; r = it.next(), guard++) {
       if (r.value) { chunks++; held.push(r.value); assert.ok(held.length <= 2, 'at most the ring\'s two buffers out at once'); continue; }
       nulls++;
@@ -142,7 +145,7 @@ describe('/metrics as bytes', () => {
     const t0 = Date.now();
     const list = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ name: `${tag}-${i}`, labels: (i % 4 ? {} : { zone: `z${i % 9}` }) as Record<string, string>, weight: undefined, slowstart: undefined, v6: i % 5 === 0,
       answer: (i % 7 === 0 ? 0 : 1) as Spec['answer'], rtt: 0.2 + i / 500, admin: ADMIN_STATES[i % 3], counts: [i, 2, 1, 0], changes: i % 3 }));
-    const scratch = new RenderScratch(new BufferRing(2));
+    const scratch = new RenderScratch(2);
     const render = (m: Monitor, stopAfter = Infinity) => {
       const parts: Buffer[] = [];
       let k = 0;
@@ -160,10 +163,10 @@ describe('/metrics as bytes', () => {
     Date.now = () => t0 + 2000;
     try {
       assert.equal(render(big), renderMetrics(big));
-      const arena = scratch.arena;
+      const mem = scratch.mem;
       render(big, 1);
       assert.equal(render(small), renderMetrics(small));
-      assert.equal(scratch.arena, arena, 'the arena is kept');
+      assert.equal(scratch.mem, mem, 'the arena is kept');
       assert.equal(render(big), renderMetrics(big));
     } finally {
       Date.now = now;
