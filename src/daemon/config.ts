@@ -489,13 +489,6 @@ export class ConfigDelta {
   }
 }
 
-/** ConfigDelta over a whole list. */
-export function configDelta(backends: readonly BackendConfig[], prev?: ConfigDigest): { digest: ConfigDigest; from: Int32Array; changed: BackendConfig[] } {
-  const d = new ConfigDelta(prev);
-  backends.forEach((b, i) => d.add(b, i, backends.length));
-  return d.result();
-}
-
 /** The fields a backend has from its timing (the config's TIMING_KEYS, as BackendConfig names them): the same for most backends of a config. */
 const TIMING_FIELDS = TIMING_KEYS.map((k) => k.replace(/_(.)/g, (_, c: string) => c.toUpperCase())) as ReadonlyArray<keyof BackendConfig>;
 const IS_TIMING: ReadonlySet<string> = new Set(TIMING_FIELDS);

@@ -5,7 +5,7 @@ import { Monitor, Backend } from './monitor';
 import { ADMIN_STATES, AdminState } from './backend';
 import { AdminGate, ADMIN_BODY_MAX, readBody } from './admin';
 import { HealthState } from './health';
-import { MetricsPiece, RenderScratch, ScratchPool, metricPieces } from './metrics';
+import { BufferRing, MetricsPiece, ScratchPool, metricPieces } from './metrics';
 import { STATUS_PAGE } from './status-page';
 import type { Exporter } from './exporter/exporter';
 import { sdChunks } from './exporter/sd';
@@ -166,7 +166,7 @@ async function stream(res: http.ServerResponse, type: string, chunks: Iterable<s
  * render waits for a free buffer when it has none (a slow reader holds at
  * most the ring's buffers).
  */
-async function streamPieces(res: http.ServerResponse, type: string, pieces: Generator<MetricsPiece>, ring: RenderScratch['ring']): Promise<void> {
+async function streamPieces(res: http.ServerResponse, type: string, pieces: Generator<MetricsPiece>, ring: BufferRing): Promise<void> {
   res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
   const closed = new Promise<void>((r) => res.once('close', () => r()));
   for (let r = pieces.next(); !r.done; r = pieces.next()) {

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import yaml from 'js-yaml';
-import { BackendConfig, ConfigDelta, ServeConfig, backendSharer, configDelta, loadConfig, loadConfigOffThread, parseConfig, parseJsonAsYaml, previousIndex } from '../../src/daemon/config';
+import { BackendConfig, ConfigDelta, ConfigDigest, ServeConfig, backendSharer, loadConfig, loadConfigOffThread, parseConfig, parseJsonAsYaml, previousIndex } from '../../src/daemon/config';
 import { parseIPv4, parseAddress } from '../../src/targets/address';
 import { sameConfig } from '../../src/daemon/backend';
 
@@ -257,6 +257,12 @@ describe('the reader keeps only what changed', () => {
       return j !== undefined && prevFps[2 * j] === fps[2 * i] && prevFps[2 * j + 1] === fps[2 * i + 1] ? j : -1;
     });
     return { from, changed: next.filter((_, i) => from[i] < 0).map((b) => b.name) };
+  };
+  /** The delta of a whole list, as the reader's sink makes it. */
+  const configDelta = (list: BackendConfig[], prev?: ConfigDigest) => {
+    const d = new ConfigDelta(prev);
+    list.forEach((b, i) => d.add(b, i, list.length));
+    return d.result();
   };
   const cfgOf = (ids: Array<[number, number]>) => parseConfig(JSON.stringify({ defaults: { interval: '1s', timeout: '500ms' },
     backends: ids.map(([id, port]) => ({ name: `b${id}`, host: `198.18.${id >> 8}.${id & 255}`, port })) })).backends;
