@@ -303,22 +303,34 @@ describe('serve reloads that outgrow the probe table', { skip }, () => {
       ...Array.from({ length: 40_000 }, (_, i) => `  - { name: b${i}, host: 198.18.${i >> 8}.${i & 255}, port: 80 }`)].join('\n') + '\n');
     const serve = new ServeProcess(fleet, file);
     try {
-      // From when Node is up (its own start-up takes the default action on
-      // any signal) until the "checking" line and one more after it.
-      await new Promise((r) => setTimeout(r, 700));
-      let sent = 0;
-      for (let k = 0; k < 400 && serve.child.exitCode === null && serve.child.signalCode === null; k++) {
-        const up = /checking \d+ backends/.test(serve.stderr);
+      // Four SIGHUPs from the moment serve catches SIGHUP (before that,
+      // Node's own start-up takes the default action, as for any program),
+      // all while it still starts, and none after: the reload must come from
+      // them. A fixed wait instead took a fast start-up's "checking" line for
+      // the first SIGHUP's answer.
+      let checkingAt = 0;
+      serve.child.stderr!.on('data', () => { if (!checkingAt && /checking \d+ backends/.test(serve.stderr)) checkingAt = performance.now(); });
+      const catchesHup = () => {
+        try {
+          const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(`/proc/${serve.child.pid}/status`, 'utf8'));
+          return m !== null && (BigInt(`0x${m[1]}`) & 1n) === 1n; // bit 0: signal 1, SIGHUP
+        } catch { return false; }
+      };
+      await waitFor(() => catchesHup() || serve.child.exitCode !== null, 20_000, 2);
+      assert.ok(catchesHup(), `serve never caught SIGHUP:\n${serve.stderr}`);
+      let sent = 0, lastAt = 0;
+      for (; sent < 4 && serve.child.exitCode === null && serve.child.signalCode === null; sent++) {
         serve.signal('SIGHUP');
-        sent++;
-        if (up) break;
-        await new Promise((r) => setTimeout(r, 20));
+        lastAt = performance.now();
+        await new Promise((r) => setTimeout(r, 10));
       }
       await waitFor(() => /reloaded/.test(serve.stderr) || serve.child.exitCode !== null || serve.child.signalCode !== null, 30_000);
       assert.deepEqual([serve.child.exitCode, serve.child.signalCode], [null, null], `serve ended after ${sent} SIGHUPs:\n${serve.stderr}`);
       assert.match(serve.stderr, /checking 40000 backends/);
       assert.match(serve.stderr, /reloaded .*: 40000 backends/);
-      assert.ok(sent >= 2, `SIGHUPs sent: ${sent}`);
+      // Caught from before start-up's work: 40,000 backends take far longer to start than four SIGHUPs 10 ms apart.
+      assert.equal(sent, 4);
+      assert.ok(checkingAt > lastAt + 10, `serve was up ${(lastAt - checkingAt).toFixed(0)} ms before the last SIGHUP: it caught SIGHUP too late`);
     } finally {
       await serve.stop();
       fleet.remove();
