@@ -9,9 +9,9 @@
 // lateness from serve's own histogram (a scrape at each end of the window),
 // RSS every second, serve's CPU per check against `halfopen sweep`'s CPU per
 // probe on the same fleet, a window half without and half with full /metrics
-// scrapes every 5 s; at 100,000 also a SIGHUP that changes 1 % of the
-// backends and 10,000 backends against HAProxy's own checks. Every row
-// carries its target and whether the figure meets it.
+// scrapes every 5 s (at 100,000); a SIGHUP that changes 1 % of the
+// backends; at 100,000 also 10,000 backends against HAProxy's own checks.
+// Every row carries its target and whether the figure meets it.
 //
 // The fleet-side veth runs its NAPI in a kernel thread throughout (see
 // fleetNapiThread in bench/serve.ts): the fleet's work is charged to no tool.
